@@ -1,0 +1,640 @@
+#!/usr/bin/env bash
+# deploy/devcluster.sh - the single-machine development cluster for ogc-hpc-gateway.
+#
+# Installs and runs, all on 127.0.0.1 of one Debian 12 machine (root, no systemd):
+#   MariaDB + slurmdbd, munged, slurmctld + slurmd (Slurm 22.05, one node),
+#   slurmrestd (JWT, :6820), a second sshd (:2222, user-CA certificates),
+#   PostgreSQL 15 (:5432).
+#
+# Usage: deploy/devcluster.sh install|start|status|stop|token USER [LIFESPAN]|env
+# Every subcommand is idempotent. See deploy/devcluster/README.md.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TPL_DIR="$HERE/devcluster"
+
+CLUSTER=hpcgw
+NODE_NAME=hpcgw-node
+PARTITION=debug
+SLURM_ACCOUNT=gep
+OPS_ACCOUNT=hpcgw-ops
+TEST_USERS=(alice bob)
+SERVICE_USER=hpcgw
+REST_HOST=127.0.0.1
+REST_PORT=6820
+REST_API_VERSION=v0.0.38
+SSH_PORT=2222
+PG_VERSION=15
+PG_CLUSTER=main
+PG_PORT=5432
+
+LOG_DIR=/var/log/slurm-dev
+RUN_DIR=/run/slurm-dev
+SLURM_CONF=/etc/slurm/slurm.conf
+SLURMDBD_CONF=/etc/slurm/slurmdbd.conf
+JWT_KEY=/etc/slurm/jwt_hs256.key
+MUNGE_KEY=/etc/munge/munge.key
+HPCGW_ETC=/etc/hpcgw
+DBPASS_FILE=$HPCGW_ETC/slurmdbd_db_password
+CA_KEY=$HPCGW_ETC/ssh_user_ca
+CA_PUB_SSHD=/etc/ssh/hpcgw_user_ca.pub
+SSHD_CONF=/etc/ssh/hpcgw_sshd_config
+SSHD_PID=$RUN_DIR/hpcgw_sshd.pid
+REST_PID=$RUN_DIR/slurmrestd.pid
+MARIADB_CNF=/etc/mysql/mariadb.conf.d/99-hpcgw-slurmdbd.cnf
+
+PACKAGES=(slurm-wlm slurmctld slurmd slurm-client slurmrestd slurmdbd slurm-wlm-jwt-plugin munge libslurm-dev
+          mariadb-server openssh-server postgresql "postgresql-$PG_VERSION" procps curl
+          openssl ca-certificates)
+
+say() { printf '[devcluster] %s\n' "$*"; }
+warn() { printf '[devcluster] WARNING: %s\n' "$*" >&2; }
+die() { printf '[devcluster] ERROR: %s\n' "$*" >&2; exit 1; }
+
+need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root"; }
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND... : poll until COMMAND succeeds.
+wait_for() {
+    local what=$1 timeout=$2 start
+    shift 2
+    start=$(date +%s)
+    until "$@" >/dev/null 2>&1; do
+        if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+            die "timed out after ${timeout}s waiting for $what (logs: $LOG_DIR)"
+        fi
+        sleep 0.3
+    done
+}
+
+# wait_gone TIMEOUT PID... : wait for processes to exit; SIGKILL the survivors.
+wait_gone() {
+    local timeout=$1 start pid alive
+    shift
+    start=$(date +%s)
+    while :; do
+        alive=()
+        for pid in "$@"; do
+            if kill -0 "$pid" 2>/dev/null; then alive+=("$pid"); fi
+        done
+        [ ${#alive[@]} -eq 0 ] && return 0
+        if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+            warn "killing ${alive[*]} after ${timeout}s"
+            kill -KILL "${alive[@]}" 2>/dev/null || true
+            return 0
+        fi
+        sleep 0.2
+    done
+}
+
+# pids_of NAME : pids of processes whose command name is exactly NAME.
+pids_of() { pgrep -x "$1" 2>/dev/null || true; }
+running() { [ -n "$(pids_of "$1")" ]; }
+
+# pidfile_alive FILE PATTERN : the pid in FILE is alive and its command line
+# contains PATTERN (guards against stale pid files from a previous machine).
+pidfile_alive() {
+    local pid
+    [ -s "$1" ] || return 1
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2"
+}
+
+# render TEMPLATE DEST OWNER MODE : fill @PLACEHOLDERS@, write DEST only if it
+# changed. Sets RENDER_CHANGED=1 when DEST was (re)written.
+RENDER_CHANGED=0
+render() {
+    local tpl=$1 dest=$2 owner=$3 mode=$4 tmp
+    tmp=$(mktemp)
+    sed -e "s|@JWT_KEY@|$JWT_KEY|g" \
+        -e "s|@LOG_DIR@|$LOG_DIR|g" \
+        -e "s|@RUN_DIR@|$RUN_DIR|g" \
+        -e "s|@NODE_NAME@|$NODE_NAME|g" \
+        -e "s|@CPUS@|${NODE_CPUS:-}|g" \
+        -e "s|@REAL_MEMORY@|${NODE_MEM:-}|g" \
+        -e "s|@REAL_HW@|${REAL_HW:-}|g" \
+        -e "s|@DB_PASS@|${DB_PASS:-}|g" \
+        "$tpl" >"$tmp"
+    RENDER_CHANGED=0
+    if ! cmp -s "$tmp" "$dest" 2>/dev/null; then
+        install -D -o "${owner%%:*}" -g "${owner##*:}" -m "$mode" "$tmp" "$dest"
+        RENDER_CHANGED=1
+    else
+        chown "$owner" "$dest"
+        chmod "$mode" "$dest"
+    fi
+    rm -f "$tmp"
+}
+
+# ---------------------------------------------------------------- install ----
+
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$p")
+        fi
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        say "packages: all present, skipping apt"
+        return 0
+    fi
+    mkdir -p "$LOG_DIR"
+    say "packages: installing ${missing[*]} (log: $LOG_DIR/apt.log)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends \
+            -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+            "${PACKAGES[@]}"; } >"$LOG_DIR/apt.log" 2>&1; then
+        tail -n 30 "$LOG_DIR/apt.log" >&2
+        die "apt-get failed"
+    fi
+}
+
+ensure_users() {
+    local u
+    for u in "${TEST_USERS[@]}"; do
+        if ! id "$u" >/dev/null 2>&1; then
+            useradd --create-home --shell /bin/bash --user-group "$u"
+            # '*' = no password but not "locked" (sshd pubkey/cert login works).
+            usermod -p '*' "$u"
+            say "users: created $u"
+        fi
+    done
+    if ! id "$SERVICE_USER" >/dev/null 2>&1; then
+        useradd --system --user-group --create-home --home-dir "/var/lib/$SERVICE_USER" \
+            --shell /usr/sbin/nologin "$SERVICE_USER"
+        say "users: created service user $SERVICE_USER"
+    fi
+}
+
+ensure_keys() {
+    install -d -o root -g root -m 0755 "$HPCGW_ETC"
+    # munge key (the munge package normally creates one).
+    if [ ! -s "$MUNGE_KEY" ]; then
+        install -d -o munge -g munge -m 0700 /etc/munge
+        mungekey --create --keyfile="$MUNGE_KEY"
+        say "keys: created munge key"
+    fi
+    chown munge:munge "$MUNGE_KEY"
+    chmod 0400 "$MUNGE_KEY"
+    # JWT HS256 key: 32 random bytes, slurm-owned 0600 (root reads it anyway).
+    if [ ! -s "$JWT_KEY" ] || [ "$(stat -c %s "$JWT_KEY")" -lt 32 ]; then
+        install -d -m 0755 /etc/slurm
+        (umask 077 && head -c 32 /dev/urandom >"$JWT_KEY")
+        say "keys: created $JWT_KEY"
+    fi
+    chown slurm:slurm "$JWT_KEY"
+    chmod 0600 "$JWT_KEY"
+    # slurmdbd's MariaDB password, generated once.
+    if [ ! -s "$DBPASS_FILE" ]; then
+        (umask 077 && openssl rand -hex 16 >"$DBPASS_FILE")
+    fi
+    chmod 0600 "$DBPASS_FILE"
+    # SSH user CA for the SSH adapter.
+    if [ ! -s "$CA_KEY" ] || [ ! -s "$CA_KEY.pub" ]; then
+        rm -f "$CA_KEY" "$CA_KEY.pub"
+        ssh-keygen -q -t ed25519 -N '' -C "hpcgw dev user CA" -f "$CA_KEY"
+        say "keys: created SSH user CA $CA_KEY"
+    fi
+    chmod 0600 "$CA_KEY"
+    install -o root -g root -m 0644 "$CA_KEY.pub" "$CA_PUB_SSHD"
+    # sshd host keys (openssh-server normally creates them).
+    ls /etc/ssh/ssh_host_*_key >/dev/null 2>&1 || ssh-keygen -A
+}
+
+node_hardware() {
+    # slurmd -C: "NodeName=x CPUs=2 ... RealMemory=24105"
+    local line cpus mem
+    line=$(slurmd -C | head -n 1)
+    cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$line")
+    mem=$(sed -n 's/.* RealMemory=\([0-9]*\).*/\1/p' <<<"$line")
+    [ -n "$cpus" ] && [ -n "$mem" ] || die "cannot parse 'slurmd -C': $line"
+    REAL_HW="CPUs=$cpus RealMemory=$mem"
+    # Over-subscribe: advertise 4x the real CPUs (at least 8) so many small
+    # test jobs run concurrently. Keep ~10% of memory (at least 512 MB) back.
+    NODE_CPUS=$(( cpus * 4 ))
+    [ "$NODE_CPUS" -ge 8 ] || NODE_CPUS=8
+    NODE_MEM=$(( mem * 9 / 10 ))
+    [ $(( mem - NODE_MEM )) -ge 512 ] || NODE_MEM=$(( mem - 512 ))
+    [ "$NODE_MEM" -ge 1024 ] || NODE_MEM=1024
+}
+
+# Render all config files; sets SLURM_CONF_CHANGED when slurm.conf changed.
+SLURM_CONF_CHANGED=0
+render_configs() {
+    node_hardware
+    DB_PASS=$(cat "$DBPASS_FILE")
+    render "$TPL_DIR/slurm.conf.in" "$SLURM_CONF" root:root 0644
+    SLURM_CONF_CHANGED=$RENDER_CHANGED
+    render "$TPL_DIR/slurmdbd.conf.in" "$SLURMDBD_CONF" slurm:slurm 0600
+    render "$TPL_DIR/hpcgw_sshd_config.in" "$SSHD_CONF" root:root 0644
+    printf '[mysqld]\n# slurmdbd recommendations (dev cluster)\ninnodb_lock_wait_timeout=900\nbind-address=127.0.0.1\n' \
+        >"$MARIADB_CNF.tmp"
+    if cmp -s "$MARIADB_CNF.tmp" "$MARIADB_CNF"; then rm -f "$MARIADB_CNF.tmp"; else mv "$MARIADB_CNF.tmp" "$MARIADB_CNF"; fi
+    unset DB_PASS
+}
+
+make_dirs() {
+    # slurm-owned: slurmctld/slurmdbd chdir into their log directory as slurm.
+    install -d -o slurm -g slurm -m 0755 "$LOG_DIR" "$RUN_DIR" /var/lib/slurm /var/lib/slurm/slurmctld
+    # Log files of daemons that open them after dropping privileges.
+    local f
+    for f in slurmctld slurmdbd; do
+        [ -e "$LOG_DIR/$f.log" ] || install -o slurm -g slurm -m 0640 /dev/null "$LOG_DIR/$f.log"
+    done
+    [ -e "$LOG_DIR/munged.log" ] || install -o munge -g munge -m 0640 /dev/null "$LOG_DIR/munged.log"
+    install -d -o root -g root -m 0755 /var/lib/slurm/slurmd
+    install -d -o munge -g munge -m 0755 /run/munge
+    install -d -o munge -g munge -m 0700 /var/lib/munge /var/log/munge
+    install -d -o mysql -g mysql -m 0755 /run/mysqld
+    install -d -o root -g root -m 0755 /run/sshd
+    install -d -o postgres -g postgres -m 2775 /run/postgresql
+}
+
+cmd_install() {
+    need_root
+    install_packages
+    ensure_users
+    ensure_keys
+    make_dirs
+    render_configs
+    /usr/sbin/sshd -t -f "$SSHD_CONF" || die "sshd config $SSHD_CONF is invalid"
+    if ! pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
+        pg_createcluster "$PG_VERSION" "$PG_CLUSTER" >/dev/null
+        say "postgresql: created cluster $PG_VERSION/$PG_CLUSTER"
+    fi
+    if [ ! -d /var/lib/mysql/mysql ]; then
+        mariadb-install-db --user=mysql >/dev/null
+        say "mariadb: initialised data directory"
+    fi
+    say "install done (next: $0 start)"
+}
+
+# ------------------------------------------------------------------ start ----
+
+mariadb_up() { mariadb-admin ping >/dev/null 2>&1; }
+start_mariadb() {
+    if running mariadbd || running mysqld; then
+        say "mariadb: already running"
+    else
+        rm -f /run/mysqld/mysqld.pid
+        setsid /usr/sbin/mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid \
+            --log-error="$LOG_DIR/mariadb.log" </dev/null >>"$LOG_DIR/mariadb.log" 2>&1 &
+        say "mariadb: starting"
+    fi
+    wait_for "mariadb" 60 mariadb_up
+    local pass
+    pass=$(cat "$DBPASS_FILE")
+    mariadb -uroot <<SQL
+CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$pass';
+ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$pass';
+GRANT ALL PRIVILEGES ON slurm_acct_db.* TO 'slurm'@'localhost';
+SQL
+}
+
+munge_up() { munge -n </dev/null | unmunge >/dev/null 2>&1; }
+start_munge() {
+    if running munged; then
+        say "munged: already running"
+    else
+        rm -f /run/munge/munged.pid
+        # --force: tolerate a stale socket left by a previous machine session.
+        runuser -u munge -- /usr/sbin/munged --force \
+            --log-file="$LOG_DIR/munged.log" </dev/null >/dev/null 2>&1 \
+            || die "munged failed to start (see $LOG_DIR/munged.log)"
+        say "munged: starting"
+    fi
+    wait_for "munged" 20 munge_up
+}
+
+slurmdbd_up() { sacctmgr -n show cluster format=cluster >/dev/null 2>&1; }
+start_slurmdbd() {
+    if running slurmdbd; then
+        say "slurmdbd: already running"
+    else
+        slurmdbd </dev/null >>"$LOG_DIR/slurmdbd.log" 2>&1 \
+            || die "slurmdbd failed to start (see $LOG_DIR/slurmdbd.log)"
+        say "slurmdbd: starting"
+    fi
+    wait_for "slurmdbd (sacctmgr)" 60 slurmdbd_up
+}
+
+sacct_has() { [ -n "$(sacctmgr -nP "$@" 2>/dev/null)" ]; }
+ensure_associations() {
+    if ! sacct_has show cluster "$CLUSTER" format=cluster; then
+        sacctmgr -i add cluster "$CLUSTER" >/dev/null
+        say "accounting: added cluster $CLUSTER"
+    fi
+    local acct desc u
+    for acct in "$SLURM_ACCOUNT" "$OPS_ACCOUNT"; do
+        if ! sacct_has show account "$acct" format=account; then
+            desc="gateway test users"
+            [ "$acct" = "$OPS_ACCOUNT" ] && desc="gateway service account"
+            sacctmgr -i add account "$acct" Cluster="$CLUSTER" Description="$desc" \
+                Organization=hpcgw >/dev/null
+            say "accounting: added account $acct"
+        fi
+    done
+    for u in "${TEST_USERS[@]}" "$SERVICE_USER"; do
+        acct=$SLURM_ACCOUNT
+        [ "$u" = "$SERVICE_USER" ] && acct=$OPS_ACCOUNT
+        if ! sacct_has show assoc where cluster="$CLUSTER" account="$acct" user="$u" format=user; then
+            sacctmgr -i add user "$u" Account="$acct" DefaultAccount="$acct" Cluster="$CLUSTER" >/dev/null
+            say "accounting: added user $u to account $acct"
+        fi
+    done
+}
+
+slurmctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+start_slurmctld() {
+    if running slurmctld; then
+        if [ "$SLURM_CONF_CHANGED" = 1 ]; then
+            say "slurmctld: slurm.conf changed, reconfiguring"
+            scontrol reconfigure || warn "scontrol reconfigure failed"
+        else
+            say "slurmctld: already running"
+        fi
+    else
+        slurmctld </dev/null >>"$LOG_DIR/slurmctld.log" 2>&1 \
+            || die "slurmctld failed to start (see $LOG_DIR/slurmctld.log)"
+        say "slurmctld: starting"
+    fi
+    wait_for "slurmctld" 60 slurmctld_up
+}
+
+node_state() { sinfo -h -n "$NODE_NAME" -o '%T' 2>/dev/null | head -n 1; }
+start_slurmd() {
+    if running slurmd; then
+        say "slurmd: already running"
+    else
+        slurmd -N "$NODE_NAME" </dev/null >>"$LOG_DIR/slurmd.log" 2>&1 \
+            || die "slurmd failed to start (see $LOG_DIR/slurmd.log)"
+        say "slurmd: starting"
+    fi
+    local start state resumed=0
+    start=$(date +%s)
+    while :; do
+        state=$(node_state)
+        case "$state" in
+            idle|mixed|allocated|completing|idle+*|mixed+*|allocated+*) break ;;
+            *drain*|*down*|*fail*)
+                # A DOWN/DRAIN node left over from an earlier session: resume it
+                # once slurmd has had a moment to register.
+                if [ $(( $(date +%s) - start )) -ge 2 ] && [ $resumed -lt 3 ]; then
+                    scontrol update nodename="$NODE_NAME" state=resume >/dev/null 2>&1 \
+                        && say "slurmd: node was $state, resumed"
+                    resumed=$(( resumed + 1 ))
+                fi ;;
+        esac
+        if [ $(( $(date +%s) - start )) -ge 60 ]; then
+            sinfo -N -l >&2 || true
+            die "node $NODE_NAME is '$state' after 60s (see $LOG_DIR/slurmd.log)"
+        fi
+        sleep 0.5
+    done
+}
+
+rest_up() {
+    local code
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
+        "http://$REST_HOST:$REST_PORT/openapi/v3" 2>/dev/null) || true
+    [ -n "$code" ] && [ "$code" != 000 ]
+}
+start_slurmrestd() {
+    if running slurmrestd; then
+        say "slurmrestd: already running"
+    else
+        # slurmrestd refuses to run as root: drop to nobody. SLURM_JWT=daemon
+        # makes it pass each request's X-SLURM-USER-TOKEN to slurmctld/slurmdbd.
+        SLURM_JWT=daemon setsid /usr/sbin/slurmrestd -u nobody -g nogroup \
+            -a rest_auth/jwt "$REST_HOST:$REST_PORT" \
+            </dev/null >>"$LOG_DIR/slurmrestd.log" 2>&1 &
+        echo $! >"$REST_PID"
+        say "slurmrestd: starting on $REST_HOST:$REST_PORT"
+    fi
+    wait_for "slurmrestd (http://$REST_HOST:$REST_PORT)" 30 rest_up
+}
+
+sshd_up() { pidfile_alive "$SSHD_PID" "$SSHD_CONF"; }
+start_sshd() {
+    if sshd_up; then
+        say "sshd:$SSH_PORT already running"
+    else
+        rm -f "$SSHD_PID"
+        /usr/sbin/sshd -f "$SSHD_CONF" -E "$LOG_DIR/hpcgw_sshd.log" </dev/null \
+            || die "sshd:$SSH_PORT failed to start (see $LOG_DIR/hpcgw_sshd.log)"
+        say "sshd:$SSH_PORT starting"
+    fi
+    wait_for "sshd on port $SSH_PORT" 20 sshd_up
+}
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
+psql_q() { runuser -u postgres -- psql -X -q -t -A -p "$PG_PORT" -d postgres -c "$1"; }
+start_postgres() {
+    if pg_up; then
+        say "postgresql: already running"
+    else
+        pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start
+        say "postgresql: starting"
+    fi
+    wait_for "postgresql" 60 pg_up
+    if [ -z "$(psql_q "SELECT 1 FROM pg_roles WHERE rolname='hpcgw'")" ]; then
+        psql_q "CREATE ROLE hpcgw LOGIN CREATEDB PASSWORD 'hpcgw'"
+        say "postgresql: created role hpcgw"
+    fi
+    local db
+    for db in hpcgw hpcgw_test; do
+        if [ -z "$(psql_q "SELECT 1 FROM pg_database WHERE datname='$db'")" ]; then
+            psql_q "CREATE DATABASE $db OWNER hpcgw"
+            say "postgresql: created database $db"
+        fi
+    done
+}
+
+cmd_start() {
+    need_root
+    command -v slurmctld >/dev/null || die "not installed: run $0 install first"
+    ensure_keys
+    make_dirs
+    render_configs
+    start_postgres
+    start_mariadb
+    start_munge
+    start_slurmdbd
+    ensure_associations
+    start_slurmctld
+    start_slurmd
+    start_slurmrestd
+    start_sshd
+    say "all up: $(node_state) node $NODE_NAME, REST http://$REST_HOST:$REST_PORT/slurm/$REST_API_VERSION/"
+}
+
+# ----------------------------------------------------------------- status ----
+
+cmd_status() {
+    local bad=0
+    check() {
+        local name=$1
+        shift
+        if "$@" >/dev/null 2>&1; then
+            printf '%-12s up\n' "$name"
+        else
+            printf '%-12s DOWN\n' "$name"
+            bad=1
+        fi
+    }
+    node_ok() { case "$(node_state)" in idle*|mixed*|allocated*|completing*) return 0 ;; *) return 1 ;; esac; }
+    check mariadb mariadb_up
+    check munged munge_up
+    check slurmdbd slurmdbd_up
+    check slurmctld slurmctld_up
+    check slurmd node_ok
+    check slurmrestd rest_up
+    check "sshd:$SSH_PORT" sshd_up
+    check postgresql pg_up
+    printf '%-12s %s\n' node "$(node_state || true)"
+    return $bad
+}
+
+# ------------------------------------------------------------------- stop ----
+
+cmd_stop() {
+    need_root
+    local pids
+    pids=$(pids_of slurmrestd)
+    if [ -n "$pids" ]; then
+        say "slurmrestd: stopping"
+        # shellcheck disable=SC2086
+        kill $pids 2>/dev/null || true
+        # shellcheck disable=SC2086
+        wait_gone 10 $pids
+    fi
+    rm -f "$REST_PID"
+    pids="$(pids_of slurmctld) $(pids_of slurmd)"
+    if [ -n "${pids// /}" ]; then
+        say "slurmctld+slurmd: stopping"
+        if running slurmctld; then scontrol shutdown >/dev/null 2>&1 || true; fi
+        # slurmd without a controller: signal it directly after a grace period.
+        # shellcheck disable=SC2086
+        wait_gone 15 $pids
+    fi
+    pids=$(pids_of slurmdbd)
+    if [ -n "$pids" ]; then
+        say "slurmdbd: stopping"
+        # shellcheck disable=SC2086
+        kill $pids 2>/dev/null || true
+        # shellcheck disable=SC2086
+        wait_gone 15 $pids
+    fi
+    pids=$(pids_of munged)
+    if [ -n "$pids" ]; then
+        say "munged: stopping"
+        # shellcheck disable=SC2086
+        kill $pids 2>/dev/null || true
+        # shellcheck disable=SC2086
+        wait_gone 10 $pids
+    fi
+    pids="$(pids_of mariadbd) $(pids_of mysqld) $(pids_of mysqld_safe)"
+    if [ -n "${pids// /}" ]; then
+        say "mariadb: stopping"
+        mariadb-admin shutdown >/dev/null 2>&1 || kill $(pids_of mariadbd) 2>/dev/null || true
+        # shellcheck disable=SC2086
+        wait_gone 30 $pids
+    fi
+    if sshd_up; then
+        say "sshd:$SSH_PORT stopping"
+        pids=$(cat "$SSHD_PID")
+        kill "$pids" 2>/dev/null || true
+        wait_gone 10 "$pids"
+    fi
+    rm -f "$SSHD_PID"
+    if pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1==v && $2==c && $4=="online"' | grep -q .; then
+        say "postgresql: stopping"
+        pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast || true
+    fi
+    say "stopped"
+}
+
+# ------------------------------------------------------------ token / env ----
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# mint_jwt USER LIFESPAN : HS256 JWT {sun, iat, exp} signed with $JWT_KEY,
+# exactly what slurmctld's auth/jwt accepts (same as `scontrol token`).
+mint_jwt() {
+    local user=$1 life=$2 now header payload hexkey sig
+    [ -r "$JWT_KEY" ] || die "cannot read $JWT_KEY"
+    now=$(date +%s)
+    header=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+    payload=$(printf '{"exp":%d,"iat":%d,"sun":"%s"}' $(( now + life )) "$now" "$user" | b64url)
+    hexkey=$(od -An -v -tx1 "$JWT_KEY" | tr -d ' \n')
+    sig=$(printf '%s.%s' "$header" "$payload" \
+        | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hexkey" -binary | b64url)
+    printf '%s.%s.%s\n' "$header" "$payload" "$sig"
+}
+
+cmd_token() {
+    local user=${1:-} life=${2:-3600} out
+    [ -n "$user" ] || die "usage: $0 token USER [LIFESPAN_SECONDS]"
+    [[ "$life" =~ ^[0-9]+$ ]] || die "LIFESPAN must be seconds"
+    id "$user" >/dev/null 2>&1 || die "no such unix user: $user"
+    if [ "${DEVCLUSTER_TOKEN_LOCAL:-0}" != 1 ] \
+        && out=$(scontrol token username="$user" lifespan="$life" 2>/dev/null) \
+        && [ -n "$out" ]; then
+        printf '%s\n' "${out#SLURM_JWT=}"
+    else
+        [ "${DEVCLUSTER_TOKEN_LOCAL:-0}" = 1 ] || warn "scontrol token failed; minting locally from $JWT_KEY"
+        mint_jwt "$user" "$life"
+    fi
+}
+
+cmd_env() {
+    cat <<EOF
+export SLURM_CONF=$SLURM_CONF
+export SLURM_CLUSTER=$CLUSTER
+export SLURM_PARTITION=$PARTITION
+export SLURM_ACCOUNT=$SLURM_ACCOUNT
+export SLURMRESTD_URL=http://$REST_HOST:$REST_PORT
+export SLURMRESTD_API_VERSION=$REST_API_VERSION
+export SLURM_JWT_KEY=$JWT_KEY
+export HPCGW_TEST_USERS="${TEST_USERS[*]}"
+export HPCGW_SSH_HOST=127.0.0.1
+export HPCGW_SSH_PORT=$SSH_PORT
+export HPCGW_SSH_USER_CA_KEY=$CA_KEY
+export HPCGW_SSH_USER_CA_PUB=$CA_KEY.pub
+export HPCGW_DATABASE_URL=postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:$PG_PORT/hpcgw
+export HPCGW_TEST_DATABASE_URL=postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:$PG_PORT/hpcgw_test
+export HPCGW_DEVCLUSTER_LOG_DIR=$LOG_DIR
+EOF
+}
+
+usage() {
+    cat <<EOF
+usage: $0 COMMAND
+  install               install packages, users, keys and config (idempotent)
+  start                 start every component and wait until it answers
+  status                print each component up/DOWN; exit 0 only if all up
+  stop                  stop every component
+  token USER [SECONDS]  print a Slurm JWT for USER (default lifespan 3600)
+                        (DEVCLUSTER_TOKEN_LOCAL=1: mint HS256 locally, no slurmctld)
+  env                   print shell exports describing the cluster
+EOF
+}
+
+main() {
+    local cmd=${1:-}
+    [ $# -gt 0 ] && shift
+    case "$cmd" in
+        install) cmd_install "$@" ;;
+        start) cmd_start "$@" ;;
+        status) cmd_status "$@" ;;
+        stop) cmd_stop "$@" ;;
+        token) cmd_token "$@" ;;
+        env) cmd_env "$@" ;;
+        -h|--help|help) usage ;;
+        *) usage >&2; exit 2 ;;
+    esac
+}
+
+main "$@"

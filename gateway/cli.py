@@ -1,0 +1,134 @@
+"""``hpcgw``: serve the API, run workers, migrate the database, check sites."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gateway.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    help="OGC API - Processes / WPS gateway to a Slurm cluster.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Job-store database.", no_args_is_help=True)
+sites_app = typer.Typer(help="HPC sites.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(sites_app, name="sites")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML configuration file (else $HPCGW_CONFIG)."),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except (ConfigError, ValueError) as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, revision: str = "head") -> None:
+    """Run the Alembic migrations of the job store up to REVISION."""
+    from gateway import db
+
+    settings = _settings(config)
+    db.upgrade(settings.database.url, revision)
+    typer.echo(f"database at revision {revision}: {settings.database.url.split('@')[-1]}")
+
+
+@app.command()
+def worker(
+    config: ConfigOpt = None,
+    once: Annotated[bool, typer.Option(help="Run a single cycle and exit.")] = False,
+) -> None:
+    """Run the dispatcher, monitor, finaliser and cleaner until interrupted."""
+    from gateway.app import build_services
+    from gateway.workflow.worker import Worker
+
+    _logging()
+    services = build_services(_settings(config))
+    w = Worker.from_services(services)
+    if once:
+        w.run_once()
+        return
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        w.run_forever(stop)
+    finally:
+        services.close()
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    with_worker: Annotated[
+        bool | None, typer.Option(help="Also run one worker process (default: settings).")
+    ] = None,
+) -> None:
+    """Serve the HTTP API with gunicorn (production WSGI server)."""
+    from gateway import db
+    from gateway.wsgi import GatewayServer
+
+    _logging()
+    settings = _settings(config)
+    if settings.database.auto_upgrade:
+        db.upgrade(settings.database.url)
+    child = None
+    if settings.server.embedded_worker if with_worker is None else with_worker:
+        args = [sys.executable, "-m", "gateway.cli", "worker"]
+        if config is not None:
+            args += ["--config", str(config)]
+        child = subprocess.Popen(args)
+    try:
+        GatewayServer(settings, config).run()
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=30)
+
+
+@sites_app.command("check")
+def sites_check(config: ConfigOpt = None) -> None:
+    """Probe every configured site and print what it answers."""
+    from gateway.sites import Sites
+    from hpc_adapters.errors import HpcError
+
+    settings = _settings(config)
+    sites = Sites(settings.sites)
+    failed = False
+    for name in sites.names():
+        report: dict[str, Any] = {"site": name, "adapter": settings.sites[name].adapter}
+        try:
+            report.update(sites.adapter(name).check())
+            report["ok"] = True
+        except (HpcError, ValueError) as exc:
+            report.update(ok=False, error=str(exc))
+            failed = True
+        typer.echo(json.dumps(report))
+    sites.close()
+    raise typer.Exit(1 if failed else 0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Parse and validate an OGC API - Processes execute request against a process description.
+
+pygeoapi does not validate inputs; this module does, following OGC 18-062r2:
+each input is checked against its JSON schema and its ``minOccurs`` /
+``maxOccurs``; unknown inputs and outputs are refused; qualified values
+(``{"value": ..., "mediaType": ...}``) are unwrapped and references
+(``{"href": ...}``) are kept for staging. Every problem becomes
+:class:`~gateway.errors.InvalidInput` (HTTP 400) naming the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+from jsonschema import Draft202012Validator
+
+from gateway.errors import InvalidInput
+from processes.definition import ProcessDefinition
+
+_RESPONSES = ("raw", "document")
+_TRANSMISSION = ("value", "reference")
+_SUBSCRIBER_KEYS = ("successUri", "inProgressUri", "failedUri")
+_HREF_SCHEMES = ("http", "https", "s3")
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    """A validated execute request: inputs ready to store, outputs and response mode."""
+
+    inputs: dict[str, Any]
+    outputs: dict[str, dict[str, Any]]
+    response: str
+    subscriber: dict[str, str] | None
+
+
+def is_reference(value: Any) -> bool:
+    return isinstance(value, dict) and "href" in value
+
+
+def _check_href(name: str, ref: dict[str, Any]) -> dict[str, Any]:
+    href = ref.get("href")
+    if not isinstance(href, str) or not href:
+        raise InvalidInput(f"input '{name}': 'href' must be a non-empty string")
+    parts = urlsplit(href)
+    if parts.scheme.lower() not in _HREF_SCHEMES or not parts.netloc:
+        raise InvalidInput(
+            f"input '{name}': href scheme must be one of {', '.join(_HREF_SCHEMES)} "
+            f"with a host, got {href!r}"
+        )
+    return {k: v for k, v in ref.items() if k in ("href", "type", "rel", "title")}
+
+
+def _unwrap(value: Any) -> Any:
+    """A qualified value ``{"value": v, "mediaType": ...}`` becomes ``v``."""
+    if isinstance(value, dict) and "value" in value and "href" not in value:
+        return value["value"]
+    return value
+
+
+def _validate_one(name: str, schema: dict[str, Any], value: Any) -> Any:
+    if is_reference(value):
+        return _check_href(name, value)
+    value = _unwrap(value)
+    try:
+        Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(
+            value
+        )
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path)
+        at = f" at '{where}'" if where else ""
+        raise InvalidInput(f"input '{name}'{at}: {exc.message}") from None
+    except jsonschema.SchemaError as exc:  # a broken process definition is our bug, say so
+        raise InvalidInput(f"input '{name}': process schema is invalid: {exc.message}") from None
+    return value
+
+
+def _validate_inputs(process: ProcessDefinition, raw: Any) -> dict[str, Any]:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise InvalidInput("'inputs' must be an object mapping input ids to values")
+    unknown = sorted(set(raw) - set(process.inputs))
+    if unknown:
+        raise InvalidInput(f"unknown input(s) for process '{process.id}': {', '.join(unknown)}")
+    inputs: dict[str, Any] = {}
+    for name, desc in process.inputs.items():
+        min_occurs = int(desc.get("minOccurs", 1))
+        max_occurs = desc.get("maxOccurs", 1)
+        limit = None if max_occurs == "unbounded" else int(max_occurs)
+        if name not in raw:
+            if min_occurs > 0:
+                raise InvalidInput(f"missing required input '{name}'")
+            continue
+        value = raw[name]
+        schema = desc.get("schema", {})
+        if limit is not None and limit <= 1:
+            inputs[name] = _validate_one(name, schema, value)
+            continue
+        values = value if isinstance(value, list) else [value]
+        if len(values) < min_occurs or (limit is not None and len(values) > limit):
+            raise InvalidInput(
+                f"input '{name}' takes between {min_occurs} and {max_occurs} values, "
+                f"got {len(values)}"
+            )
+        inputs[name] = [_validate_one(name, schema, v) for v in values]
+    return inputs
+
+
+def _validate_outputs(process: ProcessDefinition, raw: Any) -> dict[str, dict[str, Any]]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InvalidInput("'outputs' must be an object mapping output ids to options")
+    outputs: dict[str, dict[str, Any]] = {}
+    for name, options in raw.items():
+        if name not in process.outputs:
+            raise InvalidInput(f"unknown output '{name}' for process '{process.id}'")
+        options = options or {}
+        if not isinstance(options, dict):
+            raise InvalidInput(f"output '{name}': options must be an object")
+        mode = options.get("transmissionMode", "value")
+        if mode not in _TRANSMISSION:
+            raise InvalidInput(f"output '{name}': transmissionMode must be value or reference")
+        entry: dict[str, Any] = {"transmissionMode": mode}
+        if isinstance(options.get("format"), dict):
+            entry["format"] = options["format"]
+        outputs[name] = entry
+    return outputs
+
+
+def _validate_subscriber(raw: Any) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise InvalidInput("'subscriber' must be an object with callback URIs")
+    out: dict[str, str] = {}
+    for key, uri in raw.items():
+        if key not in _SUBSCRIBER_KEYS:
+            raise InvalidInput(f"unknown subscriber key '{key}'")
+        parts = urlsplit(uri) if isinstance(uri, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise InvalidInput(f"subscriber '{key}' must be an http(s) URL")
+        out[key] = uri
+    if "successUri" not in out:
+        raise InvalidInput("subscriber requires 'successUri'")
+    return out
+
+
+def parse_execute_request(process: ProcessDefinition, body: Any) -> ExecuteRequest:
+    """Validate a decoded JSON execute body for ``process``."""
+    if not isinstance(body, dict):
+        raise InvalidInput("the execute request must be a JSON object")
+    response = body.get("response", "raw")
+    if response not in _RESPONSES:
+        raise InvalidInput("'response' must be 'raw' or 'document'")
+    return ExecuteRequest(
+        inputs=_validate_inputs(process, body.get("inputs")),
+        outputs=_validate_outputs(process, body.get("outputs")),
+        response=response,
+        subscriber=_validate_subscriber(body.get("subscriber")),
+    )

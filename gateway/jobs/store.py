@@ -1,0 +1,327 @@
+"""The SQLAlchemy job store: the only place that reads or writes job rows.
+
+Everything the workflow needs to resume after a crash lives here, so any
+worker can pick up where another died. Concurrency is handled with
+conditional UPDATEs (compare-and-set) rather than locks held across calls:
+
+* :meth:`JobStore.transition` moves a job only from a state that may move to
+  the target (forward-only, never out of a final state);
+* :meth:`JobStore.claim` takes a time-limited lease on jobs to dispatch, so two
+  workers never stage the same job, and an expired lease is taken over;
+* :meth:`JobStore.acquire_lease` gives one worker at a time a named role
+  (e.g. monitoring a site).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, RowMapping
+
+from gateway.jobs import tables
+from gateway.jobs.records import Job, JobPage, NewJob, Owner
+from gateway.jobs.states import SCHEDULED_STATES, JobState
+
+_t = tables.jobs
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobNotFound(LookupError):
+    """No job with that id is visible to the caller."""
+
+
+class StaleTransition(RuntimeError):
+    """A transition was refused because the job is no longer in a source state."""
+
+
+def _row_to_job(row: RowMapping) -> Job:
+    return Job(
+        id=row["id"],
+        process_id=row["process_id"],
+        process_version=row["process_version"],
+        state=JobState(row["state"]),
+        owner=Owner(sub=row["owner_sub"], username=row["owner_name"], hpc_login=row["hpc_login"]),
+        site=row["site"],
+        interface=row["interface"],
+        inputs=row["inputs"] or {},
+        outputs_request=row["outputs_request"],
+        response=row["response"],
+        created=row["created"],
+        updated=row["updated"],
+        started=row["started"],
+        finished=row["finished"],
+        progress=row["progress"],
+        message=row["message"],
+        scheduler_job_id=row["scheduler_job_id"],
+        scheduler_state=row["scheduler_state"],
+        exit_code=row["exit_code"],
+        workspace=row["workspace"],
+        results=row["results"],
+        error=row["error"],
+        attempts=row["attempts"] or 0,
+        next_attempt_at=row["next_attempt_at"],
+        cancel_pending=bool(row["cancel_pending"]),
+        quote=row["quote"],
+        subscriber=row["subscriber"],
+        project=row["project"],
+        extra=row["extra"] or {},
+    )
+
+
+def _encode_cursor(created: datetime, job_id: str) -> str:
+    raw = json.dumps([created.isoformat(), job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Parse an opaque page cursor; raises ValueError when it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created_s, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        created = datetime.fromisoformat(created_s)
+    except (ValueError, TypeError) as exc:
+        raise ValueError("invalid page cursor") from exc
+    if created.tzinfo is None or not isinstance(job_id, str):
+        raise ValueError("invalid page cursor")
+    return created, job_id
+
+
+class JobStore:
+    """Job rows on any SQLAlchemy engine (SQLite WAL by default, PostgreSQL in production)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- creation and reads -------------------------------------------------
+
+    def create(self, new: NewJob) -> Job:
+        """Insert a job in state ``accepted``; committed when this returns."""
+        now = utcnow()
+        values: dict[str, Any] = {
+            "id": new.id,
+            "process_id": new.process_id,
+            "process_version": new.process_version,
+            "state": JobState.ACCEPTED.value,
+            "owner_sub": new.owner.sub,
+            "owner_name": new.owner.username,
+            "hpc_login": new.owner.hpc_login,
+            "project": new.project,
+            "site": new.site,
+            "interface": new.interface,
+            "inputs": new.inputs,
+            "outputs_request": new.outputs_request,
+            "response": new.response,
+            "created": now,
+            "updated": now,
+            "progress": 0,
+            "message": "Job accepted",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "cancel_pending": False,
+            "cleanup_pending": False,
+            "quote": new.quote,
+            "subscriber": new.subscriber,
+            "extra": {},
+        }
+        with self.engine.begin() as conn:
+            conn.execute(_t.insert().values(**values))
+        return self.get(new.id)
+
+    def get(self, job_id: str, owner_sub: str | None = None) -> Job:
+        """Read one job; with ``owner_sub`` another owner's job is reported as absent."""
+        query = sa.select(_t).where(_t.c.id == job_id)
+        if owner_sub is not None:
+            query = query.where(_t.c.owner_sub == owner_sub)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None:
+            raise JobNotFound(job_id)
+        return _row_to_job(row)
+
+    def page(
+        self,
+        *,
+        owner_sub: str | None = None,
+        process_ids: Sequence[str] = (),
+        states: Iterable[JobState] = (),
+        limit: int = 10,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Newest first, keyset-paginated on (created, id): cost does not grow with depth."""
+        query = sa.select(_t)
+        if owner_sub is not None:
+            query = query.where(_t.c.owner_sub == owner_sub)
+        if process_ids:
+            query = query.where(_t.c.process_id.in_(list(process_ids)))
+        state_values = [s.value for s in states]
+        if state_values:
+            query = query.where(_t.c.state.in_(state_values))
+        if cursor:
+            created, job_id = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(_t.c.created < created, sa.and_(_t.c.created == created, _t.c.id < job_id))
+            )
+        query = query.order_by(_t.c.created.desc(), _t.c.id.desc()).limit(limit + 1)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        jobs = [_row_to_job(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and jobs:
+            next_cursor = _encode_cursor(jobs[-1].created, jobs[-1].id)
+        return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+    # -- state changes ------------------------------------------------------
+
+    def transition(self, job_id: str, target: JobState, **fields: Any) -> bool:
+        """Move a job to ``target`` if allowed from its current state.
+
+        Returns False (and changes nothing) when the job is already in a state
+        that may not move to ``target`` -- e.g. it was dismissed meanwhile.
+        Final targets also set ``finished`` and release any lease.
+        """
+        now = utcnow()
+        values: dict[str, Any] = {"state": target.value, "updated": now, **fields}
+        if target.final:
+            values.setdefault("finished", now)
+            values.update(lease_owner=None, lease_until=None, next_attempt_at=None)
+        if target is JobState.RUNNING:
+            values.setdefault("started", now)
+        sources = [s.value for s in target.sources()]
+        stmt = _t.update().where(_t.c.id == job_id, _t.c.state.in_(sources)).values(**values)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def update(self, job_id: str, *, only_if_state: JobState | None = None, **fields: Any) -> bool:
+        """Change fields without changing state (progress, message, scheduler id...)."""
+        if "state" in fields:
+            raise ValueError("use transition() to change a job's state")
+        stmt = _t.update().where(_t.c.id == job_id).values(updated=utcnow(), **fields)
+        if only_if_state is not None:
+            stmt = stmt.where(_t.c.state == only_if_state.value)
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def update_many_progress(self, changes: dict[str, tuple[int | None, str | None]]) -> None:
+        """Batch progress updates from one monitoring cycle, in one transaction."""
+        if not changes:
+            return
+        now = utcnow()
+        with self.engine.begin() as conn:
+            for job_id, (progress, message) in changes.items():
+                values: dict[str, Any] = {"updated": now}
+                if progress is not None:
+                    values["progress"] = progress
+                if message is not None:
+                    values["message"] = message
+                conn.execute(_t.update().where(_t.c.id == job_id).values(**values))
+
+    # -- worker queues ------------------------------------------------------
+
+    def claim(
+        self, owner: str, states: Sequence[JobState], limit: int, lease_seconds: float
+    ) -> list[Job]:
+        """Lease up to ``limit`` due jobs in ``states`` for ``owner``.
+
+        A job is due when its ``next_attempt_at`` has passed and nobody holds an
+        unexpired lease on it. Each claim is a compare-and-set UPDATE, so
+        concurrent workers (threads, processes or hosts) never share a job.
+        """
+        now = utcnow()
+        due = (
+            sa.select(_t.c.id, _t.c.lease_until)
+            .where(
+                _t.c.state.in_([s.value for s in states]),
+                sa.or_(_t.c.next_attempt_at.is_(None), _t.c.next_attempt_at <= now),
+                sa.or_(_t.c.lease_until.is_(None), _t.c.lease_until < now),
+            )
+            .order_by(_t.c.created)
+            .limit(limit)
+        )
+        until = now + timedelta(seconds=lease_seconds)
+        claimed: list[str] = []
+        with self.engine.begin() as conn:
+            for row in conn.execute(due).all():
+                old = row.lease_until
+                cond = _t.c.lease_until.is_(None) if old is None else _t.c.lease_until == old
+                stmt = (
+                    _t.update()
+                    .where(_t.c.id == row.id, cond)
+                    .values(lease_owner=owner, lease_until=until)
+                )
+                if conn.execute(stmt).rowcount == 1:
+                    claimed.append(row.id)
+        return [self.get(job_id) for job_id in claimed]
+
+    def release(self, job_id: str, *, retry_in: float | None = None, **fields: Any) -> None:
+        """Drop the lease; with ``retry_in`` the job becomes due again after that delay."""
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, **fields}
+        if retry_in is not None:
+            values["next_attempt_at"] = utcnow() + timedelta(seconds=retry_in)
+        with self.engine.begin() as conn:
+            conn.execute(_t.update().where(_t.c.id == job_id).values(**values))
+
+    def scheduled(self, site: str) -> list[Job]:
+        """Jobs with a live scheduler job at ``site`` (what the monitor follows)."""
+        query = (
+            sa.select(_t)
+            .where(_t.c.site == site, _t.c.state.in_([s.value for s in SCHEDULED_STATES]))
+            .order_by(_t.c.created)
+        )
+        with self.engine.connect() as conn:
+            return [_row_to_job(r) for r in conn.execute(query).mappings().all()]
+
+    def pending_cancels(self, limit: int = 100) -> list[Job]:
+        """Dismissed jobs whose scheduler cancel or workspace clean-up is still owed."""
+        query = (
+            sa.select(_t)
+            .where(sa.or_(_t.c.cancel_pending.is_(True), _t.c.cleanup_pending.is_(True)))
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_row_to_job(r) for r in conn.execute(query).mappings().all()]
+
+    def sites_with_scheduled_jobs(self) -> list[str]:
+        query = (
+            sa.select(_t.c.site)
+            .where(_t.c.state.in_([s.value for s in SCHEDULED_STATES]))
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query).all()]
+
+    # -- named leases -------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or renew the named lease; True if ``owner`` holds it afterwards."""
+        now = utcnow()
+        until = now + timedelta(seconds=seconds)
+        lt = tables.leases
+        with self.engine.begin() as conn:
+            stmt = (
+                lt.update()
+                .where(lt.c.name == name, sa.or_(lt.c.owner == owner, lt.c.until < now))
+                .values(owner=owner, until=until)
+            )
+            if conn.execute(stmt).rowcount == 1:
+                return True
+            exists = conn.execute(sa.select(lt.c.name).where(lt.c.name == name)).first()
+            if exists is not None:
+                return False
+            try:
+                with conn.begin_nested():
+                    conn.execute(lt.insert().values(name=name, owner=owner, until=until))
+            except sa.exc.IntegrityError:
+                return False
+            return True
+
+    def count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(_t)).scalar_one())

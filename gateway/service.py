@@ -1,0 +1,213 @@
+"""The job service: what every HTTP surface (OGC API, WPS) does with jobs.
+
+It owns the rules that must hold whatever the protocol: inputs validated
+before anything is stored, the job row committed before the client is
+answered, a user sees only their own jobs (another user's job is "not found",
+never "forbidden", so ids cannot be probed), and dismiss really cancels the
+scheduler job. It never talks HTTP; it raises :mod:`gateway.errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from gateway.auth import Principal
+from gateway.errors import (
+    BadRequest,
+    Forbidden,
+    JobFailed,
+    NoSuchJob,
+    NoSuchProcess,
+    ResultNotReady,
+)
+from gateway.execute_request import ExecuteRequest, parse_execute_request
+from gateway.jobs.records import Job, JobPage, NewJob
+from gateway.jobs.states import OGC_STATUS_TO_STATES, JobState
+from gateway.jobs.store import JobNotFound, JobStore
+from gateway.sites import Sites
+from hpc_adapters.base import HpcIdentity
+from hpc_adapters.errors import InvalidJobError, TransientHpcError
+from processes.definition import ProcessDefinition
+from processes.registry import ProcessRegistry, UnknownProcess
+
+log = logging.getLogger(__name__)
+
+#: Called with (principal, process, request) before a job is stored; may raise
+#: (e.g. QuotaExceeded) and may return a quote to record with the job.
+AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], dict[str, Any] | None]
+
+MAX_PAGE = 1000
+
+
+class JobService:
+    """Submit, read, list, wait for, fetch results of and dismiss jobs."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        registry: ProcessRegistry,
+        sites: Sites,
+        default_site: str,
+        admission: Sequence[AdmissionHook] = (),
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.sites = sites
+        self.default_site = default_site
+        self._admission = list(admission)
+
+    # -- processes ------------------------------------------------------------
+
+    def process(self, process_id: str) -> ProcessDefinition:
+        try:
+            return self.registry.get(process_id)
+        except UnknownProcess:
+            raise NoSuchProcess(f"process '{process_id}' does not exist") from None
+
+    # -- submission -----------------------------------------------------------
+
+    def submit(
+        self, principal: Principal, process_id: str, body: Any, *, interface: str = "ogcapi"
+    ) -> Job:
+        """Validate and store a new job (state ``accepted``); the worker takes it from there."""
+        process = self.process(process_id)
+        if not principal.hpc_login:
+            raise Forbidden(
+                f"user '{principal.username}' is not provisioned on the HPC cluster; "
+                "ask the HPC centre to synchronise your account"
+            )
+        request = parse_execute_request(process, body)
+        quote: dict[str, Any] | None = None
+        for hook in self._admission:
+            quote = hook(principal, process, request) or quote
+        new = NewJob(
+            id=str(uuid.uuid4()),
+            process_id=process.id,
+            process_version=process.version,
+            owner=principal.owner(),
+            site=self.default_site,
+            inputs=request.inputs,
+            outputs_request=request.outputs or None,
+            response=request.response,
+            interface=interface,
+            quote=quote,
+            subscriber=request.subscriber,
+        )
+        job = self.store.create(new)
+        log.info("job %s accepted: process=%s user=%s", job.id, process.id, principal.username)
+        return job
+
+    # -- reads ----------------------------------------------------------------
+
+    def get(self, principal: Principal, job_id: str) -> Job:
+        """A job visible to ``principal``; others' jobs are reported as absent."""
+        if not _plausible_id(job_id):
+            raise NoSuchJob(f"job '{job_id}' does not exist")
+        try:
+            return self.store.get(job_id, owner_sub=principal.visibility)
+        except JobNotFound:
+            raise NoSuchJob(f"job '{job_id}' does not exist") from None
+
+    def list(
+        self,
+        principal: Principal,
+        *,
+        process_ids: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        limit: int = 10,
+        cursor: str | None = None,
+    ) -> JobPage:
+        if not 1 <= limit <= MAX_PAGE:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+        states: set[JobState] = set()
+        for status in statuses:
+            if status not in OGC_STATUS_TO_STATES:
+                raise BadRequest(
+                    f"unknown status '{status}'; use one of {sorted(OGC_STATUS_TO_STATES)}"
+                )
+            states |= OGC_STATUS_TO_STATES[status]
+        try:
+            return self.store.page(
+                owner_sub=principal.visibility,
+                process_ids=process_ids,
+                states=states,
+                limit=limit,
+                cursor=cursor,
+            )
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+
+    def results(self, principal: Principal, job_id: str) -> Job:
+        """The job, if its results can be served; otherwise the right OGC error."""
+        job = self.get(principal, job_id)
+        if job.state is JobState.SUCCESSFUL:
+            return job
+        if job.state is JobState.FAILED:
+            detail = (job.error or {}).get("detail") or job.message or "the job failed"
+            raise JobFailed(detail)
+        if job.state is JobState.DISMISSED:
+            raise NoSuchJob(f"job '{job_id}' was dismissed; it has no results")
+        raise ResultNotReady(f"job '{job_id}' is {job.state.ogc}; results are not ready yet")
+
+    def wait(self, job_id: str, timeout: float, interval: float = 0.1) -> Job:
+        """Poll the store until the job is final or ``timeout`` passes (sync execution)."""
+        deadline = time.monotonic() + timeout
+        job = self.store.get(job_id)
+        while not job.final and time.monotonic() < deadline:
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.5)
+            job = self.store.get(job_id)
+        return job
+
+    # -- dismiss --------------------------------------------------------------
+
+    def dismiss(self, principal: Principal, job_id: str) -> Job:
+        """Dismiss a job: mark it, cancel its Slurm job now, clean its workspace later.
+
+        If the scheduler cannot be reached the cancel stays owed
+        (``cancel_pending``) and the worker retries it.
+        """
+        job = self.get(principal, job_id)
+        if job.final:
+            return job
+        has_scheduler_job = job.scheduler_job_id is not None
+        moved = self.store.transition(
+            job.id,
+            JobState.DISMISSED,
+            message="Job dismissed by the user",
+            cancel_pending=has_scheduler_job,
+            cleanup_pending=True,
+        )
+        if not moved:
+            return self.store.get(job.id)
+        if has_scheduler_job:
+            self.cancel_now(self.store.get(job.id))
+        return self.store.get(job.id)
+
+    def cancel_now(self, job: Job) -> bool:
+        """Try the scheduler cancel owed for ``job``; True when nothing is owed any more."""
+        if job.scheduler_job_id is None:
+            self.store.update(job.id, cancel_pending=False)
+            return True
+        adapter = self.sites.adapter(job.site)
+        try:
+            adapter.cancel(job.scheduler_job_id, HpcIdentity(login=job.owner.hpc_login))
+        except InvalidJobError:
+            log.info("job %s: scheduler no longer knows %s", job.id, job.scheduler_job_id)
+        except TransientHpcError as exc:
+            log.warning("job %s: cancel deferred, site unreachable: %s", job.id, exc.detail)
+            return False
+        self.store.update(job.id, cancel_pending=False)
+        return True
+
+
+def _plausible_id(job_id: str) -> bool:
+    try:
+        uuid.UUID(job_id)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,71 @@
+"""Build one scheduler adapter per configured site (called only from the composition root)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+from gateway.settings import SiteSettings
+from hpc_adapters.base import HpcIdentity, SchedulerAdapter, WorkspaceFiles
+
+
+class UnknownSite(LookupError):
+    """A job names a site that is not configured (any more)."""
+
+
+def _local_files(root: str) -> Callable[[HpcIdentity], WorkspaceFiles]:
+    from hpc_adapters.localfs import LocalWorkspace
+
+    def factory(identity: HpcIdentity) -> WorkspaceFiles:
+        return LocalWorkspace(root, identity)
+
+    return factory
+
+
+def build_adapter(name: str, site: SiteSettings) -> SchedulerAdapter:
+    """The adapter a site's settings ask for."""
+    if site.adapter == "slurmrest":
+        from hpc_adapters.slurmrest import MintingTokenSource, SlurmRestAdapter
+
+        rest = site.slurmrest
+        return SlurmRestAdapter(
+            site=name,
+            base_url=rest.url,
+            api_version=rest.api_version,
+            token_source=MintingTokenSource(rest.jwt_key_file, rest.token_lifespan_seconds),
+            service_user=rest.service_user,
+            files_factory=_local_files(site.workspace_root),
+            timeout=rest.timeout_seconds,
+        )
+    raise ValueError(f"site '{name}': adapter '{site.adapter}' is not available in this build")
+
+
+class Sites:
+    """The configured sites and their adapters, created lazily and kept for reuse."""
+
+    def __init__(
+        self,
+        settings: Mapping[str, SiteSettings],
+        builder: Callable[[str, SiteSettings], SchedulerAdapter] = build_adapter,
+    ) -> None:
+        self._settings = dict(settings)
+        self._builder = builder
+        self._adapters: dict[str, SchedulerAdapter] = {}
+
+    def settings(self, name: str) -> SiteSettings:
+        try:
+            return self._settings[name]
+        except KeyError:
+            raise UnknownSite(name) from None
+
+    def adapter(self, name: str) -> SchedulerAdapter:
+        if name not in self._adapters:
+            self._adapters[name] = self._builder(name, self.settings(name))
+        return self._adapters[name]
+
+    def names(self) -> Iterator[str]:
+        return iter(self._settings)
+
+    def close(self) -> None:
+        for adapter in self._adapters.values():
+            adapter.close()
+        self._adapters.clear()

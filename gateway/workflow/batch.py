@@ -1,0 +1,59 @@
+"""Turn a process definition into a Slurm job for one gateway job.
+
+The batch script is built only from trusted values (site settings and the
+process definition), each passed through ``shlex.quote``; user inputs reach
+the runner through ``inputs.json`` in the workspace, never through the script.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+
+from gateway.jobs.records import Job
+from gateway.settings import SiteSettings
+from hpc_adapters.base import JobSpec
+from processes.definition import ProcessDefinition
+
+STDOUT = "slurm.out"
+STDERR = "slurm.err"
+
+
+def job_name(job_id: str) -> str:
+    """The Slurm job name; lets a restarted worker find a job it already submitted."""
+    return f"hpcgw-{job_id}"
+
+
+def workspace_for(site: SiteSettings, job_id: str) -> str:
+    return posixpath.join(site.workspace_root, job_id)
+
+
+def render_script(process: ProcessDefinition, site: SiteSettings, workspace: str) -> str:
+    q = shlex.quote
+    return "\n".join(
+        [
+            "#!/bin/bash",
+            "set -euo pipefail",
+            f"cd {q(workspace)}",
+            f"export PYTHONPATH={q(site.pythonpath)}",
+            "export PYTHONUNBUFFERED=1",
+            f"exec {q(site.python)} -m {q(process.hpc.runner)}",
+            "",
+        ]
+    )
+
+
+def job_spec(job: Job, process: ProcessDefinition, site: SiteSettings, workspace: str) -> JobSpec:
+    res = process.resources_for(job.inputs)
+    return JobSpec(
+        name=job_name(job.id),
+        script=render_script(process, site, workspace),
+        workdir=workspace,
+        cpus=res.cores,
+        memory_mb=res.memory_mb,
+        time_limit_minutes=res.walltime_minutes,
+        partition=res.partition or site.default_partition,
+        account=job.project,
+        stdout=posixpath.join(workspace, STDOUT),
+        stderr=posixpath.join(workspace, STDERR),
+    )

@@ -1,0 +1,134 @@
+"""Finaliser: ended Slurm job -> outputs published, final state set with a useful message.
+
+Jobs reach ``publishing`` from the monitor; the finaliser claims them with a
+lease like the dispatcher, so a worker that dies mid-publication leaves the
+job to be finalised again by the next one (publication is idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import posixpath
+from collections.abc import Callable
+
+from gateway.jobs.records import Job
+from gateway.jobs.states import JobState
+from gateway.jobs.store import JobStore
+from gateway.sites import Sites
+from gateway.workflow.batch import STDERR
+from gateway.workflow.publication import ManifestError, Publisher
+from gateway.workflow.retry import RetryPolicy, fail_job
+from hpc_adapters.base import HpcIdentity, WorkspaceFiles
+from hpc_adapters.errors import PermanentHpcError, TransientHpcError
+from processes.registry import ProcessRegistry
+from processes.runtime import OUTPUTS_FILE
+
+log = logging.getLogger(__name__)
+
+_STDERR_TAIL = 2000
+
+#: Called once a job reached its final state (usage records, metrics, callbacks).
+FinalHook = Callable[[Job], None]
+
+
+class Finaliser:
+    def __init__(
+        self,
+        store: JobStore,
+        registry: ProcessRegistry,
+        sites: Sites,
+        publisher: Publisher,
+        retry: RetryPolicy,
+        worker_id: str,
+        max_manifest_bytes: int,
+        lease_seconds: float = 120.0,
+        hooks: list[FinalHook] | None = None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.sites = sites
+        self.publisher = publisher
+        self.retry = retry
+        self.worker_id = worker_id
+        self.max_manifest_bytes = max_manifest_bytes
+        self.lease_seconds = lease_seconds
+        self.hooks = hooks or []
+
+    def run_once(self) -> int:
+        jobs = self.store.claim(self.worker_id, [JobState.PUBLISHING], 20, self.lease_seconds)
+        for job in jobs:
+            self.finalise(job)
+        return len(jobs)
+
+    def finalise(self, job: Job) -> None:
+        files = self.sites.adapter(job.site).files(HpcIdentity(job.owner.hpc_login))
+        try:
+            if job.scheduler_state == "COMPLETED" and (job.exit_code or 0) == 0:
+                self._succeed(job, files)
+            else:
+                fail_job(self.store, job, self._failure_detail(job, files))
+        except TransientHpcError as exc:
+            self.retry.defer(job, exc.detail)
+            return
+        except PermanentHpcError as exc:
+            fail_job(self.store, job, f"Collecting outputs failed: {exc.detail}")
+        final = self.store.get(job.id)
+        for hook in self.hooks:
+            hook(final)
+
+    def _succeed(self, job: Job, files: WorkspaceFiles) -> None:
+        raw = files.read_bytes(
+            posixpath.join(job.workspace or "", OUTPUTS_FILE), self.max_manifest_bytes
+        )
+        if raw is None:
+            detail = "The process ended without writing its outputs (outputs.json)."
+            fail_job(self.store, job, _with_stderr(detail, self._stderr(job, files)))
+            return
+        try:
+            manifest = json.loads(raw)
+            if not isinstance(manifest, dict):
+                raise ManifestError("outputs.json must hold a JSON object")
+            results = self.publisher.publish(
+                job, self.registry.get(job.process_id), manifest, files
+            )
+        except (ValueError, ManifestError) as exc:
+            fail_job(self.store, job, f"Invalid process outputs: {exc}")
+            return
+        self.store.transition(
+            job.id,
+            JobState.SUCCESSFUL,
+            results=results,
+            progress=100,
+            message="Job completed successfully",
+        )
+        log.info("job %s successful", job.id)
+
+    def _failure_detail(self, job: Job, files: WorkspaceFiles) -> str:
+        state = job.scheduler_state or "UNKNOWN"
+        reasons = {
+            "TIMEOUT": "it exceeded its time limit",
+            "OUT_OF_MEMORY": "it ran out of memory",
+            "CANCELLED": "it was cancelled",
+            "NODE_FAIL": "its compute node failed",
+        }
+        why = reasons.get(state, f"it ended in state {state}")
+        detail = f"Slurm job {job.scheduler_job_id} failed: {why}"
+        if job.exit_code:
+            detail += f" (exit code {job.exit_code})"
+        return _with_stderr(detail + ".", self._stderr(job, files))
+
+    def _stderr(self, job: Job, files: WorkspaceFiles) -> str:
+        if not job.workspace:
+            return ""
+        try:
+            raw = files.read_bytes(posixpath.join(job.workspace, STDERR), 10 * 1024 * 1024)
+        except PermanentHpcError:
+            return ""
+        if not raw:
+            return ""
+        return raw[-_STDERR_TAIL:].decode("utf-8", errors="replace").strip()
+
+
+def _with_stderr(detail: str, tail: str) -> str:
+    return f"{detail} Last lines of stderr:\n{tail}" if tail else detail

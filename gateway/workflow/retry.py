@@ -1,0 +1,43 @@
+"""Backoff for transient failures, and failing a job with an OGC exception document."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from gateway.jobs.records import Job
+from gateway.jobs.states import JobState
+from gateway.jobs.store import JobStore
+
+log = logging.getLogger(__name__)
+
+_FAILED_TYPE = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/job-failed"
+
+
+def fail_job(store: JobStore, job: Job, detail: str, status: int = 500, **fields: object) -> bool:
+    """Move ``job`` to failed with ``detail`` as both its message and exception."""
+    log.warning("job %s failed: %s", job.id, detail)
+    error = {"type": _FAILED_TYPE, "title": "Job failed", "status": status, "detail": detail}
+    return store.transition(job.id, JobState.FAILED, message=detail, error=error, **fields)
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff; after ``max_attempts`` transient failures the job fails."""
+
+    store: JobStore
+    max_attempts: int = 8
+    base_seconds: float = 2.0
+    max_seconds: float = 300.0
+
+    def delay(self, attempts: int) -> float:
+        return float(min(self.max_seconds, self.base_seconds * (2 ** max(attempts - 1, 0))))
+
+    def defer(self, job: Job, detail: str) -> None:
+        attempts = job.attempts + 1
+        if attempts >= self.max_attempts:
+            fail_job(self.store, job, f"Giving up after {attempts} attempts: {detail}")
+            return
+        delay = self.delay(attempts)
+        log.info("job %s: transient error (%s); retry %d in %.0fs", job.id, detail, attempts, delay)
+        self.store.release(job.id, retry_in=delay, attempts=attempts, message=f"Retrying: {detail}")

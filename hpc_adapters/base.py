@@ -1,0 +1,213 @@
+"""The scheduler adapter contract: typed records and the two interfaces.
+
+Error contract (see :mod:`hpc_adapters.errors` for the tree):
+
+* every method may raise :class:`TransientHpcError` (transport down, scheduler
+  busy): the caller retries later with backoff, the job is not at fault;
+* :meth:`SchedulerAdapter.submit` raises :class:`JobRejectedError` or
+  :class:`AuthenticationError` when the job can never be submitted as given;
+* :meth:`SchedulerAdapter.cancel` raises :class:`InvalidJobError` for a job id
+  the scheduler has never heard of; cancelling a job that already ended is a
+  no-op, not an error;
+* :meth:`SchedulerAdapter.statuses` and :meth:`SchedulerAdapter.usages` never
+  raise for unknown ids: such ids are simply missing from the returned mapping.
+
+Monitoring calls (``statuses``, ``usages``) run with the site's service
+identity; ``submit``, ``cancel`` and file operations run *as the user*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+
+class SchedulerState(StrEnum):
+    """Scheduler-neutral job states; each dialect maps its own names here."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUSPENDED = "SUSPENDED"
+    COMPLETING = "COMPLETING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMEOUT = "TIMEOUT"
+    OUT_OF_MEMORY = "OUT_OF_MEMORY"
+    NODE_FAIL = "NODE_FAIL"
+    PREEMPTED = "PREEMPTED"
+    BOOT_FAIL = "BOOT_FAIL"
+    DEADLINE = "DEADLINE"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def active(self) -> bool:
+        """True while the job may still run; UNKNOWN counts as active (never success)."""
+        return self in _ACTIVE
+
+    @property
+    def succeeded(self) -> bool:
+        return self is SchedulerState.COMPLETED
+
+    @property
+    def started(self) -> bool:
+        """True once the job has (or had) compute allocated."""
+        return self not in (SchedulerState.PENDING, SchedulerState.UNKNOWN)
+
+
+_ACTIVE = frozenset(
+    {
+        SchedulerState.PENDING,
+        SchedulerState.RUNNING,
+        SchedulerState.SUSPENDED,
+        SchedulerState.COMPLETING,
+        SchedulerState.UNKNOWN,
+    }
+)
+
+
+@dataclass(frozen=True)
+class HpcIdentity:
+    """Who a scheduler call acts as: the HPC login, plus a forwarded token if any.
+
+    ``token`` is set only in *forward* mode, where the user's own OIDC token is
+    presented to the site; otherwise the adapter mints or uses its own
+    credential for ``login``.
+    """
+
+    login: str
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A batch job, ready to submit. ``script`` is fully rendered (no user text in it)."""
+
+    name: str
+    script: str
+    workdir: str
+    cpus: int = 1
+    memory_mb: int = 512
+    time_limit_minutes: int = 10
+    partition: str | None = None
+    account: str | None = None
+    stdout: str = "slurm.out"
+    stderr: str = "slurm.err"
+    environment: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the scheduler says about one job at one moment."""
+
+    job_id: str
+    state: SchedulerState
+    raw_state: str
+    exit_code: int | None = None
+    signal: int | None = None
+    reason: str | None = None
+    submit_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    name: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Accounting for one finished job, as the scheduler's accounting reports it.
+
+    ``cpu_seconds`` is the allocated-CPU time (Slurm ``CPUTimeRAW`` =
+    allocated CPUs * elapsed); core-hours are ``cpu_seconds / 3600``.
+    """
+
+    job_id: str
+    user: str
+    account: str | None
+    partition: str | None
+    state: SchedulerState
+    exit_code: int | None
+    alloc_cpus: int
+    elapsed_seconds: int
+    cpu_seconds: int
+    total_cpu_seconds: float | None = None
+    billing: int | None = None
+    max_rss_bytes: int | None = None
+    submit_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+    @property
+    def core_hours(self) -> float:
+        return self.cpu_seconds / 3600.0
+
+
+@runtime_checkable
+class WorkspaceFiles(Protocol):
+    """File operations in job workspaces on the cluster, acting as one user.
+
+    Paths are absolute cluster paths and must lie under the site's workspace
+    root; implementations raise :class:`WorkspaceError` otherwise.
+    """
+
+    def mkdir(self, path: str) -> None:
+        """Create ``path`` (and parents under the root), owned by the user."""
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Create or replace a file atomically, owned by the user."""
+
+    def put_file(self, local_path: str, path: str) -> None:
+        """Copy a local file to ``path`` (streamed; for large staged inputs)."""
+
+    def read_bytes(self, path: str, max_bytes: int) -> bytes | None:
+        """Return the file's content, or ``None`` if it does not exist.
+
+        Raises :class:`WorkspaceError` if it is larger than ``max_bytes``.
+        """
+
+    def get_file(self, path: str, local_path: str) -> None:
+        """Copy ``path`` to a local file (streamed; for large outputs)."""
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in a directory (empty if it does not exist)."""
+
+    def is_regular_file(self, path: str) -> bool:
+        """True for a regular file that is not a symlink."""
+
+    def remove_tree(self, path: str) -> None:
+        """Delete a workspace; a missing path is not an error."""
+
+
+@runtime_checkable
+class SchedulerAdapter(Protocol):
+    """One HPC site seen through one transport. See the module docstring for errors."""
+
+    site: str
+
+    def submit(self, spec: JobSpec, identity: HpcIdentity) -> str:
+        """Submit ``spec`` as ``identity``; return the scheduler's job id."""
+
+    def statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
+        """Status of many jobs in ONE scheduler call (plus one accounting call at
+        most for ids that have aged out of the controller)."""
+
+    def find_by_name(self, name: str) -> list[JobStatus]:
+        """Live jobs carrying ``name`` (used to avoid double submission after a crash)."""
+
+    def cancel(self, job_id: str, identity: HpcIdentity) -> None:
+        """Cancel a pending or running job as its owner."""
+
+    def usages(self, job_ids: Iterable[str]) -> dict[str, Usage]:
+        """Accounting records of many finished jobs in one call."""
+
+    def files(self, identity: HpcIdentity) -> WorkspaceFiles:
+        """Workspace file operations acting as ``identity``."""
+
+    def check(self) -> dict[str, str]:
+        """Probe connectivity; return facts for ``hpcgw sites check``."""
+
+    def close(self) -> None:
+        """Release connections."""

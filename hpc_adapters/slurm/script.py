@@ -1,0 +1,74 @@
+"""Batch-script rendering for Slurm.
+
+The script is ``#!/bin/bash`` followed by :attr:`JobSpec.script`, which the
+process layer has already rendered from a fixed template: user values never
+reach it (they travel as ``inputs.json``). Everything Slurm needs to know
+(resources, output paths, environment) goes in the job *description*, not in
+``#SBATCH`` lines, so nothing here is interpolated. Transports that can only
+pass a script (``sbatch`` over SSH) use :func:`sbatch_options`, whose values
+are each ``shlex.quote``-d for the command line.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+
+from hpc_adapters.base import JobSpec
+
+SHEBANG = "#!/bin/bash"
+
+
+def render_batch_script(spec: JobSpec) -> str:
+    """Return the batch script for ``spec``: the shebang, then the body verbatim.
+
+    A body that already starts with ``#!`` is kept as it is.
+    """
+    body = spec.script
+    if body.startswith("#!"):
+        text = body
+    else:
+        text = f"{SHEBANG}\n{body}"
+    return text if text.endswith("\n") else text + "\n"
+
+
+def output_paths(spec: JobSpec) -> tuple[str, str]:
+    """Absolute stdout/stderr paths under ``spec.workdir``.
+
+    Relative names are taken under the workdir; a path that normalises to
+    somewhere outside it raises :class:`ValueError`.
+    """
+    if not posixpath.isabs(spec.workdir):
+        raise ValueError(f"job workdir must be absolute: {spec.workdir!r}")
+    workdir = posixpath.normpath(spec.workdir)
+    paths = []
+    for name in (spec.stdout, spec.stderr):
+        path = posixpath.normpath(posixpath.join(workdir, name))
+        if posixpath.commonpath([workdir, path]) != workdir or path == workdir:
+            raise ValueError(f"job output path {name!r} is not inside {workdir}")
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def sbatch_options(spec: JobSpec) -> list[str]:
+    """``sbatch`` command-line options for ``spec``, every value shell-quoted.
+
+    For command-line transports (SSH); slurmrestd takes a JSON description instead.
+    """
+    stdout, stderr = output_paths(spec)
+    opts = {
+        "--job-name": spec.name,
+        "--chdir": spec.workdir,
+        "--output": stdout,
+        "--error": stderr,
+        "--cpus-per-task": str(spec.cpus),
+        "--ntasks": "1",
+        "--nodes": "1",
+        "--mem": f"{spec.memory_mb}M",
+        "--time": str(spec.time_limit_minutes),
+    }
+    if spec.partition:
+        opts["--partition"] = spec.partition
+    if spec.account:
+        opts["--account"] = spec.account
+    return [f"{key}={shlex.quote(value)}" for key, value in opts.items()]

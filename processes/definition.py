@@ -1,0 +1,109 @@
+"""The process-definition format: what runs, described once for OGC API, WPS and Slurm.
+
+A process is a folder ``processes/<id>/`` holding ``process.yaml`` and the
+runner module it names. The YAML has two parts:
+
+* the OGC API - Processes description (``id``, ``version``, ``title``,
+  ``inputs``, ``outputs`` with JSON schemas, ...), served as is;
+* ``hpc``: resources (cores, memory, walltime, partition) and the runner
+  module, which the gateway turns into a batch script.
+
+The runner contract (see :mod:`processes.runtime`): the job starts in its
+workspace, reads ``inputs.json``, writes files under ``outputs/`` and a manifest
+``outputs.json``, and may write ``progress.json`` at any time. User values
+reach the runner only through ``inputs.json``, never through the command line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+class Resources(BaseModel):
+    """What one run asks Slurm for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cores: int = Field(default=1, ge=1, le=4096)
+    memory_mb: int = Field(default=512, ge=16)
+    walltime_minutes: int = Field(default=10, ge=1)
+    partition: str | None = None
+
+
+class HpcSection(BaseModel):
+    """How the process runs on the cluster."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    resources: Resources = Field(default_factory=lambda: Resources())
+    #: Python module run as ``python -m <runner>`` inside the job workspace.
+    runner: str
+
+    @field_validator("runner")
+    @classmethod
+    def _module_name(cls, value: str) -> str:
+        if not _MODULE_RE.match(value):
+            raise ValueError(f"runner must be a dotted module name, got {value!r}")
+        return value
+
+
+class ProcessDefinition(BaseModel):
+    """One process: its OGC description plus its HPC section."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    version: str
+    title: str
+    description: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    inputs: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    jobControlOptions: list[str] = Field(
+        default_factory=lambda: ["sync-execute", "async-execute", "dismiss"]
+    )
+    outputTransmission: list[str] = Field(
+        default_factory=lambda: ["value", "reference"]
+    )
+    example: dict[str, Any] | None = None
+    hpc: HpcSection
+
+    @field_validator("id")
+    @classmethod
+    def _safe_id(cls, value: str) -> str:
+        if not _ID_RE.match(value):
+            raise ValueError(f"process id {value!r} must match {_ID_RE.pattern}")
+        return value
+
+    def ogc_description(self) -> dict[str, Any]:
+        """The OGC process description (summary fields plus inputs/outputs), no links."""
+        data = self.model_dump(exclude={"hpc", "example"}, exclude_none=True)
+        return data
+
+    def ogc_summary(self) -> dict[str, Any]:
+        data = self.ogc_description()
+        data.pop("inputs", None)
+        data.pop("outputs", None)
+        return data
+
+    def resources_for(self, inputs: dict[str, Any]) -> Resources:
+        """Resources for one run. The default ignores inputs; subclasses or the
+        accounting estimator may scale them with input sizes."""
+        return self.hpc.resources
+
+
+def load_definition(path: Path) -> ProcessDefinition:
+    """Parse a ``process.yaml``; raises ValueError with the file name on error."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return ProcessDefinition.model_validate(data)
+    except (OSError, yaml.YAMLError, ValueError) as exc:
+        raise ValueError(f"invalid process definition {path}: {exc}") from exc

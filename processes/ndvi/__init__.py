@@ -1,0 +1,1 @@
+"""The ``ndvi`` process: NDVI GeoTIFF, PNG quicklook and statistics from a multi-band image."""
