@@ -63,11 +63,14 @@ def _unwrap(value: Any) -> Any:
 def _validate_one(name: str, schema: dict[str, Any], value: Any) -> Any:
     if is_reference(value):
         return _check_href(name, value)
-    value = _unwrap(value)
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    unwrapped = _unwrap(value)
+    if unwrapped is not value and not validator.is_valid(unwrapped) and validator.is_valid(value):
+        # an object input whose value merely has a "value" key, not a qualified value
+        return value
+    value = unwrapped
     try:
-        Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER).validate(
-            value
-        )
+        validator.validate(value)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path)
         at = f" at '{where}'" if where else ""

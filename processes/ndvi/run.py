@@ -141,7 +141,7 @@ def _ndvi_block(
     total = red + nir
     valid &= np.isfinite(total) & (total != 0)
     ndvi = np.full(red.shape, NODATA, dtype=np.float64)
-    np.divide(red - nir, total, out=ndvi, where=valid)
+    np.divide(nir - red, total, out=ndvi, where=valid)
     ndvi32 = ndvi.astype(np.float32)
     valid &= np.isfinite(ndvi32)
     ndvi32[~valid] = NODATA

@@ -14,7 +14,7 @@ import pytest
 import rasterio
 from PIL import Image
 from rasterio.crs import CRS
-from affine import Affine
+from rasterio.transform import Affine
 
 pytestmark = pytest.mark.unit
 
