@@ -114,8 +114,6 @@ class WorkerSettings(BaseModel):
 class PublicationSettings(BaseModel):
     #: Local directory where published outputs are copied and served from.
     root: str = "var/published"
-    #: Inline value results up to this size; larger file outputs are given by href.
-    max_inline_bytes: int = 1_048_576
 
 
 class Settings(BaseSettings):

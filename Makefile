@@ -1,0 +1,49 @@
+# ogc-hpc-gateway — two commands matter: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PY) >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv; }
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev,postgres]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+cluster:
+	$(SUDO) bash deploy/devcluster.sh install
+	$(SUDO) bash deploy/devcluster.sh start
+	$(SUDO) bash deploy/runtime-access.sh $(CURDIR)
+
+cluster-stop:
+	$(SUDO) bash deploy/devcluster.sh stop
+
+demo: venv cluster
+	bash deploy/demo.sh
+
+stop-demo:
+	bash deploy/demo.sh stop
+
+lint: venv
+	$(BIN)/ruff check gateway processes hpc_adapters tests bench
+	$(BIN)/ruff format --check gateway processes hpc_adapters tests bench
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/python -m pytest -m unit -q
+
+test: venv cluster
+	HPCGW_REQUIRE_CLUSTER=1 $(BIN)/python -m pytest -q
+
+bench: venv cluster
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

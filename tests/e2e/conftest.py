@@ -1,0 +1,108 @@
+"""A real gateway process (``hpcgw serve --with-worker``) on a free port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import JWT_KEY, REPO, SLURMRESTD, WORK_ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(tmp: Path, port: int, **extra: object) -> Path:
+    config = {
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "base_url": f"http://127.0.0.1:{port}",
+            "workers": 2,
+            "sync_timeout_seconds": 60,
+        },
+        "database": {"url": f"sqlite:///{tmp}/hpcgw.db"},
+        "auth": {"mode": "none", "default_user": {"sub": "e2e-alice", "username": "alice",
+                                                  "hpc_login": "alice"}},
+        "sites": {"dev": {"slurmrest": {"url": SLURMRESTD, "jwt_key_file": JWT_KEY},
+                          "workspace_root": str(WORK_ROOT), "pythonpath": str(REPO)}},
+        "worker": {"poll_interval_seconds": 0.3},
+        "publication": {"root": str(tmp / "published")},
+        **extra,
+    }
+    path = tmp / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def gateway_url(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start ``hpcgw serve --with-worker`` and yield its base URL; stop it afterwards."""
+    tmp = tmp_path_factory.mktemp("gateway")
+    port = free_port()
+    config = write_config(tmp, port)
+    log = (tmp / "gateway.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--with-worker"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/conformance", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.3)
+    else:
+        proc.kill()
+    if proc.poll() is not None:
+        pytest.fail(f"gateway did not start:\n{(tmp / 'gateway.log').read_text()[-3000:]}")
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A local HTTP server serving a temporary folder: (base URL, folder)."""
+    root = tmp_path_factory.mktemp("served")
+    handler = partial(SimpleHTTPRequestHandler, directory=str(root))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", root
+    server.shutdown()
+
+
+def wait_final(client: httpx.Client, job_url: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    status: dict = {}
+    while time.monotonic() < deadline:
+        status = client.get(job_url).json()
+        if status["status"] in ("successful", "failed", "dismissed"):
+            return status
+        time.sleep(0.3)
+    raise AssertionError(f"job did not finish: {status}")
