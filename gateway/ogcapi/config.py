@@ -1,0 +1,200 @@
+"""The pygeoapi configuration and OpenAPI document, generated from our settings.
+
+pygeoapi normally reads a YAML file named by an environment variable at
+import time (``pygeoapi.flask_app``); the gateway instead builds the config
+dict here from :class:`~gateway.settings.Settings` and the process registry and
+hands it to ``pygeoapi.api.API(config, openapi)``. Every process is a resource
+of type ``process`` whose processor is :class:`gateway.ogcapi.processor.HpcProcessor`,
+and the manager is :class:`gateway.ogcapi.manager.GatewayManager`; both carry
+the services token (see :mod:`gateway.ogcapi.plugin_context`).
+
+The OpenAPI document is pygeoapi's generator output, corrected: paths we do
+not serve (``/collections``) are removed, the job-list query parameters, the
+dismiss response and the published-outputs path are described as we
+implement them.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pygeoapi.openapi import get_oas
+
+from gateway.ogcapi.plugin_context import TOKEN_KEY
+from gateway.settings import Settings
+from processes.registry import ProcessRegistry
+
+MANAGER_PLUGIN = "gateway.ogcapi.manager.GatewayManager"
+PROCESSOR_PLUGIN = "gateway.ogcapi.processor.HpcProcessor"
+_OAPIP = "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi"
+_SERVED_PREFIXES = ("/openapi", "/conformance", "/processes", "/jobs")
+
+
+def pygeoapi_config(settings: Settings, registry: ProcessRegistry, token: str) -> dict[str, Any]:
+    """The config dict pygeoapi's ``API`` is constructed from."""
+    server = settings.server
+    resources: dict[str, Any] = {
+        definition.id: {
+            "type": "process",
+            "processor": {
+                "name": PROCESSOR_PLUGIN,
+                "process_id": definition.id,
+                TOKEN_KEY: token,
+            },
+        }
+        for definition in registry
+    }
+    return {
+        "server": {
+            "url": server.base_url.rstrip("/"),
+            "mimetype": "application/json; charset=UTF-8",
+            "encoding": "utf-8",
+            "language": "en-US",
+            "pretty_print": False,
+            # pygeoapi pages /processes with default_items: never cut the list short.
+            "limits": {"default_items": max(10, len(registry)), "max_items": 1000},
+            "map": {"url": "", "attribution": ""},
+            "manager": {"name": MANAGER_PLUGIN, "connection": None, TOKEN_KEY: token},
+        },
+        # pygeoapi would call logging.basicConfig with this; register_ogcapi
+        # prevents it (logging belongs to the application).
+        "logging": {"level": "WARNING"},
+        "metadata": {
+            "identification": {
+                "title": server.title,
+                "description": server.description,
+                "keywords": ["OGC API - Processes", "HPC", "Slurm", "Earth observation"],
+                "keywords_type": "theme",
+                "terms_of_service": "",
+                "url": server.base_url,
+            },
+            "license": {"name": "", "url": ""},
+            "provider": {"name": server.title, "url": server.base_url},
+            "contact": {"name": server.title, "email": "", "url": server.base_url},
+        },
+        "resources": resources,
+    }
+
+
+def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
+    """pygeoapi's OpenAPI 3.0 document, corrected to describe what we serve."""
+    oas: dict[str, Any] = get_oas(config)
+    paths: dict[str, Any] = oas["paths"]
+    for path in list(paths):
+        if not _served(path):
+            del paths[path]
+    _describe_jobs(paths)
+    _describe_execution(paths)
+    _prune_unused(oas)
+    return oas
+
+
+def _served(path: str) -> bool:
+    return path == "/" or any(path == p or path.startswith(p + "/") for p in _SERVED_PREFIXES)
+
+
+def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        "style": "form",
+        "explode": False,
+    }
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/problem+json": {"schema": {"$ref": f"{_OAPIP}/schemas/exception.yaml"}}
+        },
+    }
+
+
+def _describe_jobs(paths: dict[str, Any]) -> None:
+    status_schema = {"$ref": f"{_OAPIP}/schemas/statusInfo.yaml"}
+    paths["/jobs"]["get"]["parameters"] = [
+        _param(
+            "limit",
+            "Largest number of jobs in one page.",
+            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+        ),
+        _param(
+            "processID",
+            "Only jobs of these processes (repeat or comma-separate).",
+            {"type": "array", "items": {"type": "string"}},
+        ),
+        _param(
+            "status",
+            "Only jobs with these statuses (repeat or comma-separate).",
+            {
+                "type": "array",
+                "items": {
+                    "type": "string",
+                    "enum": ["accepted", "running", "successful", "failed", "dismissed"],
+                },
+            },
+        ),
+        _param(
+            "type",
+            "Only jobs of these types (this server has type 'process' only).",
+            {"type": "array", "items": {"type": "string"}},
+        ),
+        _param("next", "Opaque page cursor taken from a rel=next link.", {"type": "string"}),
+        {"$ref": "#/components/parameters/f"},
+    ]
+    paths["/jobs"]["get"]["responses"]["400"] = _problem("Invalid query parameter")
+    job = paths["/jobs/{jobId}"]
+    job["delete"]["summary"] = "Dismiss a job (cancels its Slurm job)"
+    job["delete"]["description"] = "Dismiss a job: cancels its Slurm job and cleans its workspace."
+    job["delete"]["responses"] = {
+        "200": {
+            "description": "The job's status, now dismissed",
+            "content": {"application/json": {"schema": status_schema}},
+        },
+        "404": _problem("No such job"),
+    }
+    paths["/jobs/{jobId}/results"]["get"]["responses"]["500"] = _problem("The job failed")
+    paths["/jobs/{jobId}/outputs/{fileName}"] = {
+        "get": {
+            "summary": "Download a published output file of a job",
+            "tags": ["jobs"],
+            "operationId": "getJobOutputFile",
+            "parameters": [
+                {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "fileName", "in": "path", "required": True, "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {"description": "The file, with its media type"},
+                "404": _problem("No such job or file"),
+            },
+        }
+    }
+
+
+def _describe_execution(paths: dict[str, Any]) -> None:
+    for path, item in paths.items():
+        if not path.endswith("/execution"):
+            continue
+        responses = item["post"]["responses"]
+        responses["204"] = {"description": "raw response, outputs by reference (Link headers)"}
+        responses["400"] = _problem("Invalid execute request or inputs")
+        responses["413"] = _problem("Request body too large")
+        responses["415"] = _problem("The execute request must be application/json")
+
+
+def _prune_unused(oas: dict[str, Any]) -> None:
+    """Drop the component parameters and tags only pygeoapi's other APIs use."""
+    text = json.dumps(oas["paths"])
+    parameters = oas.get("components", {}).get("parameters", {})
+    for name in list(parameters):
+        if f"#/components/parameters/{name}" not in text:
+            del parameters[name]
+    used_tags = {
+        t for item in oas["paths"].values() for op in item.values() for t in op.get("tags", [])
+    }
+    oas["tags"] = [tag for tag in oas.get("tags", []) if tag.get("name") in used_tags]

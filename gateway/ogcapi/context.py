@@ -1,0 +1,121 @@
+"""Per-app state of the OGC API surface and the HTTP helpers its handlers share.
+
+:class:`OgcApi` bundles what handlers need -- the gateway services, the
+embedded pygeoapi ``API`` object and the public base URL -- and lives in
+``app.extensions["hpcgw.ogcapi"]``; :func:`ogcapi` returns it for the current
+request. The helpers decide the response format (``f=json|html`` wins over the
+``Accept`` header), render pygeoapi's Jinja templates, build JSON responses and
+read the JSON body of an execute request with the right 400/413/415 errors.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from flask import Response, current_app, request
+from pygeoapi.api import API, APIRequest
+from pygeoapi.util import render_j2_template
+
+from gateway.errors import BadRequest, UnsupportedMediaType
+
+if TYPE_CHECKING:
+    from gateway.app import Services
+
+EXTENSION_KEY = "hpcgw.ogcapi"
+F_JSON = "json"
+F_HTML = "html"
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+
+
+@dataclass
+class OgcApi:
+    """What the OGC API handlers of one app share."""
+
+    services: Services
+    api: API
+    base_url: str
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def render(self, template: str, data: dict[str, Any]) -> str:
+        """Render one of pygeoapi's Jinja templates with its usual ``config``/``data``."""
+        locale = APIRequest.from_flask(request, self.api.locales).locale
+        return str(
+            render_j2_template(
+                self.api.tpl_config,
+                self.api.config["server"]["templates"],
+                template,
+                data,
+                locale,
+            )
+        )
+
+
+def ogcapi() -> OgcApi:
+    state = current_app.extensions[EXTENSION_KEY]
+    assert isinstance(state, OgcApi)
+    return state
+
+
+def response_format() -> str:
+    """``json`` or ``html``: the ``f`` parameter, else the ``Accept`` header, else JSON."""
+    f = request.args.get("f")
+    if f is not None:
+        f = f.strip().lower()
+        if f not in (F_JSON, F_HTML):
+            raise BadRequest(f"unsupported format f={f!r}; use f=json or f=html")
+        return f
+    best = request.accept_mimetypes.best_match([JSON, "text/html"], default=JSON)
+    return F_HTML if best == "text/html" else F_JSON
+
+
+def json_response(
+    document: Any,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    content_type: str = JSON,
+) -> Response:
+    body = json.dumps(document, ensure_ascii=False, default=str)
+    return Response(body, status=status, headers=headers or {}, content_type=content_type)
+
+
+def html_response(html: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(html, status=status, headers=headers or {}, content_type=HTML)
+
+
+def read_json_body() -> Any:
+    """The decoded JSON request body (execute requests).
+
+    A body with an explicit non-JSON ``Content-Type`` is refused with 415; a
+    missing ``Content-Type`` is tolerated and the body parsed as JSON. Bodies
+    over ``MAX_CONTENT_LENGTH`` raise werkzeug's 413 while being read.
+    """
+    mimetype = request.mimetype
+    if mimetype and mimetype != JSON and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"the execute request must be sent as {JSON}, not {request.content_type}"
+        )
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        raise BadRequest("the request body is empty; send a JSON execute request")
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise BadRequest("the request body is not UTF-8 encoded JSON") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+def prefer_tokens() -> set[str]:
+    """The preference names of the ``Prefer`` header (RFC 7240), lower-cased."""
+    tokens: set[str] = set()
+    for header in request.headers.getlist("Prefer"):
+        for item in header.split(","):
+            name = item.split(";", 1)[0].split("=", 1)[0].strip().lower()
+            if name:
+                tokens.add(name)
+    return tokens
