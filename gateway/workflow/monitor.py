@@ -72,7 +72,8 @@ class Monitor:
             "exit_code": status.exit_code,
         }
         if job.started is None and status.start_time is not None:
-            fields["started"] = status.start_time
+            # Slurm times have one-second resolution: never report a start before creation
+            fields["started"] = max(status.start_time, job.created)
         if target is JobState.PUBLISHING:
             self.store.transition(
                 job.id,
