@@ -40,7 +40,7 @@ CA_KEY=$HPCGW_ETC/ssh_user_ca
 CA_PUB_SSHD=/etc/ssh/hpcgw_user_ca.pub
 SSHD_CONF=/etc/ssh/hpcgw_sshd_config
 SSHD_PID=$RUN_DIR/hpcgw_sshd.pid
-REST_PID=$RUN_DIR/slurmrestd.pid
+REST_PID=$RUN_DIR/slurmrestd-supervisor.pid
 MARIADB_CNF=/etc/mysql/mariadb.conf.d/99-hpcgw-slurmdbd.cnf
 
 PACKAGES=(slurm-wlm slurmctld slurmd slurm-client slurmrestd slurmdbd slurm-wlm-jwt-plugin munge libslurm-dev
@@ -54,12 +54,19 @@ die() { printf '[devcluster] ERROR: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root"; }
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND... : poll until COMMAND succeeds.
+# With WAIT_PROC=NAME (and WAIT_LOG=FILE) set, give up early when no process
+# NAME is alive any more (the daemon died during start-up).
 wait_for() {
-    local what=$1 timeout=$2 start
+    local what=$1 timeout=$2 start elapsed
     shift 2
     start=$(date +%s)
     until "$@" >/dev/null 2>&1; do
-        if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+        elapsed=$(( $(date +%s) - start ))
+        if [ -n "${WAIT_PROC:-}" ] && [ "$elapsed" -ge 2 ] && ! running "$WAIT_PROC"; then
+            [ -n "${WAIT_LOG:-}" ] && tail -n 5 "$WAIT_LOG" >&2
+            die "$what died during start-up (log: ${WAIT_LOG:-$LOG_DIR})"
+        fi
+        if [ "$elapsed" -ge "$timeout" ]; then
             die "timed out after ${timeout}s waiting for $what (logs: $LOG_DIR)"
         fi
         sleep 0.3
@@ -74,7 +81,11 @@ wait_gone() {
     while :; do
         alive=()
         for pid in "$@"; do
-            if kill -0 "$pid" 2>/dev/null; then alive+=("$pid"); fi
+            # A zombie counts as gone (PID 1 here may be slow to reap orphans).
+            if kill -0 "$pid" 2>/dev/null \
+                && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null; then
+                alive+=("$pid")
+            fi
         done
         [ ${#alive[@]} -eq 0 ] && return 0
         if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
@@ -86,8 +97,13 @@ wait_gone() {
     done
 }
 
-# pids_of NAME : pids of processes whose command name is exactly NAME.
-pids_of() { pgrep -x "$1" 2>/dev/null || true; }
+# pids_of NAME : pids of live (non-zombie) processes named exactly NAME.
+pids_of() {
+    local pid
+    for pid in $(pgrep -x "$1" 2>/dev/null || true); do
+        grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null || echo "$pid"
+    done
+}
 running() { [ -n "$(pids_of "$1")" ]; }
 
 # pidfile_alive FILE PATTERN : the pid in FILE is alive and its command line
@@ -97,6 +113,7 @@ pidfile_alive() {
     [ -s "$1" ] || return 1
     pid=$(cat "$1" 2>/dev/null) || return 1
     [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2"
 }
 
@@ -114,6 +131,9 @@ render() {
         -e "s|@REAL_MEMORY@|${NODE_MEM:-}|g" \
         -e "s|@REAL_HW@|${REAL_HW:-}|g" \
         -e "s|@DB_PASS@|${DB_PASS:-}|g" \
+        -e "s|@MEM_MODE@|${MEM_MODE:-}|g" \
+        -e "s|@TASK_PLUGIN@|${TASK_PLUGIN:-}|g" \
+        -e "s|@JOBACCT_GATHER_PARAMS_LINE@|${JOBACCT_GATHER_PARAMS_LINE:-}|g" \
         "$tpl" >"$tmp"
     RENDER_CHANGED=0
     if ! cmp -s "$tmp" "$dest" 2>/dev/null; then
@@ -208,24 +228,54 @@ node_hardware() {
     line=$(slurmd -C | head -n 1)
     cpus=$(sed -n 's/.* CPUs=\([0-9]*\).*/\1/p' <<<"$line")
     mem=$(sed -n 's/.* RealMemory=\([0-9]*\).*/\1/p' <<<"$line")
-    [ -n "$cpus" ] && [ -n "$mem" ] || die "cannot parse 'slurmd -C': $line"
+    if [ -z "$cpus" ] || [ -z "$mem" ]; then die "cannot parse 'slurmd -C': $line"; fi
     REAL_HW="CPUs=$cpus RealMemory=$mem"
-    # Over-subscribe: advertise 4x the real CPUs (at least 8) so many small
+    # Over-subscribe: advertise 8x the real CPUs (at least 16) so many small
     # test jobs run concurrently. Keep ~10% of memory (at least 512 MB) back.
-    NODE_CPUS=$(( cpus * 4 ))
-    [ "$NODE_CPUS" -ge 8 ] || NODE_CPUS=8
+    NODE_CPUS=$(( cpus * 8 ))
+    [ "$NODE_CPUS" -ge 16 ] || NODE_CPUS=16
     NODE_MEM=$(( mem * 9 / 10 ))
     [ $(( mem - NODE_MEM )) -ge 512 ] || NODE_MEM=$(( mem - 512 ))
     [ "$NODE_MEM" -ge 1024 ] || NODE_MEM=1024
 }
 
-# Render all config files; sets SLURM_CONF_CHANGED when slurm.conf changed.
+# Memory enforcement: "cgroup" (task/cgroup on a mounted cgroup v1 memory
+# controller; jobs end OUT_OF_MEMORY) or "jobacct" (task/none + OverMemoryKill
+# polling; jobs end FAILED with signal 9). DEVCLUSTER_MEMORY_ENFORCEMENT=
+# cgroup|jobacct forces one; default auto-detects.
+memory_mode() {
+    local want=${DEVCLUSTER_MEMORY_ENFORCEMENT:-auto}
+    case "$want" in
+        cgroup|jobacct) MEM_MODE=$want ;;
+        auto)
+            if awk '$3 == "cgroup" && $2 == "/sys/fs/cgroup/memory" { found = 1 } END { exit !found }' /proc/mounts \
+                && [ -w /sys/fs/cgroup/memory ]; then
+                MEM_MODE=cgroup
+            else
+                MEM_MODE=jobacct
+            fi ;;
+        *) die "DEVCLUSTER_MEMORY_ENFORCEMENT must be auto, cgroup or jobacct" ;;
+    esac
+    if [ "$MEM_MODE" = cgroup ]; then
+        TASK_PLUGIN=task/cgroup
+        JOBACCT_GATHER_PARAMS_LINE="# JobAcctGatherParams=OverMemoryKill is off: task/cgroup enforces memory."
+    else
+        TASK_PLUGIN=task/none
+        JOBACCT_GATHER_PARAMS_LINE="# Kill a step whose RSS exceeds its memory request (job ends FAILED, signal 9).\nJobAcctGatherParams=OverMemoryKill"
+    fi
+}
+
+# Render all config files; sets SLURM_CONF_CHANGED when slurm.conf or
+# cgroup.conf changed.
 SLURM_CONF_CHANGED=0
 render_configs() {
     node_hardware
+    memory_mode
     DB_PASS=$(cat "$DBPASS_FILE")
     render "$TPL_DIR/slurm.conf.in" "$SLURM_CONF" root:root 0644
     SLURM_CONF_CHANGED=$RENDER_CHANGED
+    render "$TPL_DIR/cgroup.conf.in" /etc/slurm/cgroup.conf root:root 0644
+    [ "$RENDER_CHANGED" = 1 ] && SLURM_CONF_CHANGED=1
     render "$TPL_DIR/slurmdbd.conf.in" "$SLURMDBD_CONF" slurm:slurm 0600
     render "$TPL_DIR/hpcgw_sshd_config.in" "$SSHD_CONF" root:root 0644
     printf '[mysqld]\n# slurmdbd recommendations (dev cluster)\ninnodb_lock_wait_timeout=900\nbind-address=127.0.0.1\n' \
@@ -259,10 +309,7 @@ cmd_install() {
     make_dirs
     render_configs
     /usr/sbin/sshd -t -f "$SSHD_CONF" || die "sshd config $SSHD_CONF is invalid"
-    if ! pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
-        pg_createcluster "$PG_VERSION" "$PG_CLUSTER" >/dev/null
-        say "postgresql: created cluster $PG_VERSION/$PG_CLUSTER"
-    fi
+    ensure_pg_cluster
     if [ ! -d /var/lib/mysql/mysql ]; then
         mariadb-install-db --user=mysql >/dev/null
         say "mariadb: initialised data directory"
@@ -277,12 +324,13 @@ start_mariadb() {
     if running mariadbd || running mysqld; then
         say "mariadb: already running"
     else
-        rm -f /run/mysqld/mysqld.pid
+        # No mariadbd is running, so any socket/pid file is stale.
+        rm -f /run/mysqld/mysqld.pid /run/mysqld/mysqld.sock /run/mysqld/mysqld.sock.lock
         setsid /usr/sbin/mariadbd --user=mysql --pid-file=/run/mysqld/mysqld.pid \
             --log-error="$LOG_DIR/mariadb.log" </dev/null >>"$LOG_DIR/mariadb.log" 2>&1 &
         say "mariadb: starting"
     fi
-    wait_for "mariadb" 60 mariadb_up
+    WAIT_PROC=mariadbd WAIT_LOG="$LOG_DIR/mariadb.log" wait_for "mariadb" 60 mariadb_up
     local pass
     pass=$(cat "$DBPASS_FILE")
     mariadb -uroot <<SQL
@@ -298,14 +346,15 @@ start_munge() {
     if running munged; then
         say "munged: already running"
     else
-        rm -f /run/munge/munged.pid
+        # No munged is running, so any socket/pid/lock file is stale.
+        rm -f /run/munge/munged.pid /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
         # --force: tolerate a stale socket left by a previous machine session.
         runuser -u munge -- /usr/sbin/munged --force \
             --log-file="$LOG_DIR/munged.log" </dev/null >/dev/null 2>&1 \
             || die "munged failed to start (see $LOG_DIR/munged.log)"
         say "munged: starting"
     fi
-    wait_for "munged" 20 munge_up
+    WAIT_PROC=munged WAIT_LOG="$LOG_DIR/munged.log" wait_for "munged" 20 munge_up
 }
 
 slurmdbd_up() { sacctmgr -n show cluster format=cluster >/dev/null 2>&1; }
@@ -317,7 +366,7 @@ start_slurmdbd() {
             || die "slurmdbd failed to start (see $LOG_DIR/slurmdbd.log)"
         say "slurmdbd: starting"
     fi
-    wait_for "slurmdbd (sacctmgr)" 60 slurmdbd_up
+    WAIT_PROC=slurmdbd WAIT_LOG="$LOG_DIR/slurmdbd.log" wait_for "slurmdbd (sacctmgr)" 60 slurmdbd_up
 }
 
 sacct_has() { [ -n "$(sacctmgr -nP "$@" 2>/dev/null)" ]; }
@@ -348,19 +397,20 @@ ensure_associations() {
 
 slurmctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
 start_slurmctld() {
+    if [ "$SLURM_CONF_CHANGED" = 1 ] && { running slurmctld || running slurmd; }; then
+        # Plugin changes need a restart, not just `scontrol reconfigure`.
+        # Running jobs survive (slurmstepd keeps them; state is saved).
+        say "slurmctld+slurmd: config changed, restarting them"
+        stop_slurm_daemons
+    fi
     if running slurmctld; then
-        if [ "$SLURM_CONF_CHANGED" = 1 ]; then
-            say "slurmctld: slurm.conf changed, reconfiguring"
-            scontrol reconfigure || warn "scontrol reconfigure failed"
-        else
-            say "slurmctld: already running"
-        fi
+        say "slurmctld: already running"
     else
         slurmctld </dev/null >>"$LOG_DIR/slurmctld.log" 2>&1 \
             || die "slurmctld failed to start (see $LOG_DIR/slurmctld.log)"
         say "slurmctld: starting"
     fi
-    wait_for "slurmctld" 60 slurmctld_up
+    WAIT_PROC=slurmctld WAIT_LOG="$LOG_DIR/slurmctld.log" wait_for "slurmctld" 60 slurmctld_up
 }
 
 node_state() { sinfo -h -n "$NODE_NAME" -o '%T' 2>/dev/null | head -n 1; }
@@ -401,14 +451,26 @@ rest_up() {
         "http://$REST_HOST:$REST_PORT/openapi/v3" 2>/dev/null) || true
     [ -n "$code" ] && [ "$code" != 000 ]
 }
+# slurmrestd 22.05 dies (fatal) on some malformed requests, e.g.
+# GET /slurmdb/v0.0.38/jobs?step=abc, so it runs under a tiny respawn loop;
+# every exit is logged to slurmrestd.log as "[devcluster] slurmrestd exited".
+REST_SUPERVISOR=devcluster-slurmrestd-supervisor
+rest_supervisor_up() { pidfile_alive "$REST_PID" "$REST_SUPERVISOR"; }
 start_slurmrestd() {
-    if running slurmrestd; then
-        say "slurmrestd: already running"
+    if rest_supervisor_up; then
+        say "slurmrestd: already running (supervised)"
+    elif running slurmrestd; then
+        say "slurmrestd: already running (unsupervised)"
     else
         # slurmrestd refuses to run as root: drop to nobody. SLURM_JWT=daemon
         # makes it pass each request's X-SLURM-USER-TOKEN to slurmctld/slurmdbd.
-        SLURM_JWT=daemon setsid /usr/sbin/slurmrestd -u nobody -g nogroup \
-            -a rest_auth/jwt "$REST_HOST:$REST_PORT" \
+        # shellcheck disable=SC2016  # $1/$rc expand inside the loop's shell
+        setsid bash -c 'while :; do
+                SLURM_JWT=daemon /usr/sbin/slurmrestd -u nobody -g nogroup -a rest_auth/jwt "$1"
+                rc=$?
+                echo "[devcluster] $(date -Is) slurmrestd exited rc=$rc, restarting in 1s"
+                sleep 1
+            done' "$REST_SUPERVISOR" "$REST_HOST:$REST_PORT" \
             </dev/null >>"$LOG_DIR/slurmrestd.log" 2>&1 &
         echo $! >"$REST_PID"
         say "slurmrestd: starting on $REST_HOST:$REST_PORT"
@@ -430,10 +492,31 @@ start_sshd() {
 }
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
+pg_online() {
+    pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" \
+        '$1 == v && $2 == c && $4 ~ /online/ { found = 1 } END { exit !found }'
+}
+# The cluster must exist and be configured for port 5432 (pg_createcluster
+# picks 5433+ when it believes 5432 is taken, e.g. by another cluster).
+ensure_pg_cluster() {
+    if ! pg_lsclusters -h 2>/dev/null | awk '{print $1"/"$2}' | grep -qx "$PG_VERSION/$PG_CLUSTER"; then
+        pg_createcluster -p "$PG_PORT" "$PG_VERSION" "$PG_CLUSTER" >/dev/null
+        say "postgresql: created cluster $PG_VERSION/$PG_CLUSTER"
+    fi
+    if [ "$(pg_conftool -s "$PG_VERSION" "$PG_CLUSTER" show port 2>/dev/null)" != "$PG_PORT" ]; then
+        pg_conftool "$PG_VERSION" "$PG_CLUSTER" set port "$PG_PORT"
+        say "postgresql: cluster $PG_VERSION/$PG_CLUSTER set to port $PG_PORT"
+    fi
+}
 psql_q() { runuser -u postgres -- psql -X -q -t -A -p "$PG_PORT" -d postgres -c "$1"; }
 start_postgres() {
+    ensure_pg_cluster
     if pg_up; then
         say "postgresql: already running"
+    elif pg_online; then
+        # Running, but not answering on our port (port was just changed).
+        pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" restart
+        say "postgresql: restarting on port $PG_PORT"
     else
         pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" start
         say "postgresql: starting"
@@ -499,9 +582,31 @@ cmd_status() {
 
 # ------------------------------------------------------------------- stop ----
 
+# `scontrol shutdown` stops slurmctld and slurmd; a slurmd without a
+# controller is signalled directly.
+stop_slurm_daemons() {
+    local pids
+    pids="$(pids_of slurmctld) $(pids_of slurmd)"
+    [ -n "${pids// /}" ] || return 0
+    say "slurmctld+slurmd: stopping"
+    if running slurmctld; then
+        scontrol shutdown >/dev/null 2>&1 || true
+    else
+        # shellcheck disable=SC2086
+        kill $pids 2>/dev/null || true
+    fi
+    # shellcheck disable=SC2086
+    wait_gone 20 $pids
+}
+
 cmd_stop() {
     need_root
     local pids
+    if rest_supervisor_up; then
+        pids=$(cat "$REST_PID")
+        kill "$pids" 2>/dev/null || true
+        wait_gone 5 "$pids"
+    fi
     pids=$(pids_of slurmrestd)
     if [ -n "$pids" ]; then
         say "slurmrestd: stopping"
@@ -511,14 +616,7 @@ cmd_stop() {
         wait_gone 10 $pids
     fi
     rm -f "$REST_PID"
-    pids="$(pids_of slurmctld) $(pids_of slurmd)"
-    if [ -n "${pids// /}" ]; then
-        say "slurmctld+slurmd: stopping"
-        if running slurmctld; then scontrol shutdown >/dev/null 2>&1 || true; fi
-        # slurmd without a controller: signal it directly after a grace period.
-        # shellcheck disable=SC2086
-        wait_gone 15 $pids
-    fi
+    stop_slurm_daemons
     pids=$(pids_of slurmdbd)
     if [ -n "$pids" ]; then
         say "slurmdbd: stopping"
@@ -538,6 +636,7 @@ cmd_stop() {
     pids="$(pids_of mariadbd) $(pids_of mysqld) $(pids_of mysqld_safe)"
     if [ -n "${pids// /}" ]; then
         say "mariadb: stopping"
+        # shellcheck disable=SC2046
         mariadb-admin shutdown >/dev/null 2>&1 || kill $(pids_of mariadbd) 2>/dev/null || true
         # shellcheck disable=SC2086
         wait_gone 30 $pids
@@ -549,7 +648,7 @@ cmd_stop() {
         wait_gone 10 "$pids"
     fi
     rm -f "$SSHD_PID"
-    if pg_lsclusters -h 2>/dev/null | awk -v v="$PG_VERSION" -v c="$PG_CLUSTER" '$1==v && $2==c && $4=="online"' | grep -q .; then
+    if pg_online; then
         say "postgresql: stopping"
         pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast || true
     fi
@@ -606,6 +705,7 @@ export HPCGW_SSH_USER_CA_PUB=$CA_KEY.pub
 export HPCGW_DATABASE_URL=postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:$PG_PORT/hpcgw
 export HPCGW_TEST_DATABASE_URL=postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:$PG_PORT/hpcgw_test
 export HPCGW_DEVCLUSTER_LOG_DIR=$LOG_DIR
+export HPCGW_DEVCLUSTER_MEMORY_ENFORCEMENT=$(sed -n 's/^TaskPlugin=task\/cgroup$/cgroup/p; s/^TaskPlugin=task\/none$/jobacct/p' "$SLURM_CONF" 2>/dev/null)
 EOF
 }
 
