@@ -59,13 +59,17 @@ def build_services(settings: Settings) -> Services:
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     """The WSGI application: OGC API - Processes (pygeoapi-based) over the job service."""
-    from gateway.auth import NoAuth
+    from gateway.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
+    from gateway.usersync.admin_api import blueprint as admin_users_blueprint
+    from gateway.wps import register_wps
 
     services = services or build_services(settings)
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.extensions["hpcgw"] = services
-    authenticator = NoAuth(settings.auth)
-    register_ogcapi(app, services, authenticator)
+    authenticator = build_authenticator(settings.auth, services.engine)
+    register_ogcapi(app, services, authenticator, public_paths=settings.auth.public_paths)
+    register_wps(app, services, authenticator)
+    app.register_blueprint(admin_users_blueprint)
     return app

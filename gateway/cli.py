@@ -20,8 +20,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Job-store database.", no_args_is_help=True)
 sites_app = typer.Typer(help="HPC sites.", no_args_is_help=True)
+users_app = typer.Typer(help="Portal users -> HPC accounts.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
+app.add_typer(users_app, name="users")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -124,6 +126,76 @@ def sites_check(config: ConfigOpt = None) -> None:
         typer.echo(json.dumps(report))
     sites.close()
     raise typer.Exit(1 if failed else 0)
+
+
+def _engine(settings: Settings) -> Any:
+    from gateway import db
+
+    if settings.database.auto_upgrade:
+        db.upgrade(settings.database.url)
+    return db.make_engine(settings.database.url, settings.database.pool_size)
+
+
+@users_app.command("sync")
+def users_sync(
+    config: ConfigOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Apply even beyond usersync.max_disables.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Synchronise Keycloak users/groups to Slurm associations and unix accounts.
+
+    Exit status: 0 done (or nothing to do), 1 some steps failed, 3 the sync could not run.
+    """
+    from gateway.usersync import SyncError, sync_users
+
+    _logging("WARNING")
+    settings = _settings(config)
+    engine = _engine(settings)
+    try:
+        report = sync_users(settings, engine, dry_run=dry_run, actor="cli", force=force)
+    except SyncError as exc:
+        typer.echo(f"user sync failed: {exc}", err=True)
+        raise typer.Exit(3) from None
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for line in report.lines():
+            typer.echo(line)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@users_app.command("list")
+def users_list(config: ConfigOpt = None) -> None:
+    """Print the portal user -> HPC login mappings."""
+    from gateway.identity_map import IdentityStore
+
+    engine = _engine(_settings(config))
+    for ident in IdentityStore(engine).all():
+        accounts = ",".join(ident.accounts) or "-"
+        typer.echo(
+            f"{ident.hpc_login}\t{ident.status.value}\t{ident.username}\t{accounts}\t{ident.sub}"
+        )
+    engine.dispose()
+
+
+@users_app.command("audit")
+def users_audit(config: ConfigOpt = None, limit: Annotated[int, typer.Option(min=1)] = 50) -> None:
+    """Print the most recent user-sync audit entries (newest first)."""
+    from gateway.usersync import AuditLog
+
+    engine = _engine(_settings(config))
+    for row in AuditLog(engine).recent(limit):
+        detail = row.get("detail") or {}
+        typer.echo(
+            f"{row['at']:%Y-%m-%d %H:%M:%S} {row['actor']} {row['action']} {row['outcome']} "
+            f"{row.get('hpc_login') or '-'} {detail.get('command') or detail.get('summary', '')}"
+        )
+    engine.dispose()
 
 
 def main() -> None:

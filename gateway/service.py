@@ -96,10 +96,18 @@ class JobService:
             interface=interface,
             quote=quote,
             subscriber=request.subscriber,
+            forward_token=self._forwardable(principal),
         )
         job = self.store.create(new)
         log.info("job %s accepted: process=%s user=%s", job.id, process.id, principal.username)
         return job
+
+    def _forwardable(self, principal: Principal) -> str | None:
+        """The caller's token, kept for submission only when the site forwards tokens."""
+        site = self.sites.settings(self.default_site)
+        if site.adapter == "slurmrest" and site.slurmrest.credentials == "forward":
+            return principal.token
+        return None
 
     # -- reads ----------------------------------------------------------------
 
@@ -185,17 +193,23 @@ class JobService:
         if not moved:
             return self.store.get(job.id)
         if has_scheduler_job:
-            self.cancel_now(self.store.get(job.id))
+            self.cancel_now(self.store.get(job.id), principal.token)
         return self.store.get(job.id)
 
-    def cancel_now(self, job: Job) -> bool:
-        """Try the scheduler cancel owed for ``job``; True when nothing is owed any more."""
+    def cancel_now(self, job: Job, token: str | None = None) -> bool:
+        """Try the scheduler cancel owed for ``job``; True when nothing is owed any more.
+
+        ``token`` is the owner's bearer token when the cancel happens in their request
+        (used by sites in forward mode); the worker's retries go without it.
+        """
         if job.scheduler_job_id is None:
             self.store.update(job.id, cancel_pending=False)
             return True
         adapter = self.sites.adapter(job.site)
         try:
-            adapter.cancel(job.scheduler_job_id, HpcIdentity(login=job.owner.hpc_login))
+            adapter.cancel(
+                job.scheduler_job_id, HpcIdentity(login=job.owner.hpc_login, token=token)
+            )
         except InvalidJobError:
             log.info("job %s: scheduler no longer knows %s", job.id, job.scheduler_job_id)
         except TransientHpcError as exc:

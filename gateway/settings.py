@@ -63,10 +63,153 @@ class DefaultUser(BaseModel):
         return value
 
 
+#: Signature algorithms a bearer token may use: asymmetric only (never ``none``/HMAC).
+TokenAlgorithm = Literal["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"]
+_DEFAULT_ALGORITHMS: list[TokenAlgorithm] = ["RS256", "ES256", "PS256"]
+
+
+class OidcSettings(BaseModel):
+    """Bearer-token validation against an OpenID Connect provider (e.g. a Keycloak realm)."""
+
+    #: The realm's issuer URL; discovery is read from ``{issuer}/.well-known/openid-configuration``.
+    issuer: str = "http://127.0.0.1:8180/realms/gep"
+    #: Accepted ``aud`` values (a token must name at least one). Keycloak adds the
+    #: client id only with an *Audience* protocol mapper on the client.
+    audience: list[str] = Field(default_factory=lambda: ["ogc-gateway"])
+    #: The gateway's client id: ``resource_access.<client_id>.roles`` are read for roles.
+    client_id: str = "ogc-gateway"
+    algorithms: list[TokenAlgorithm] = Field(default_factory=lambda: _DEFAULT_ALGORITHMS.copy())
+    #: Clock skew tolerated on ``exp``/``nbf``/``iat``.
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    #: Skip discovery and use this JWKS URL (discovery is still the default).
+    jwks_uri: str | None = None
+    #: Keys are re-read at most this often when a token names an unknown ``kid``.
+    jwks_min_refresh_seconds: float = Field(default=30.0, ge=0)
+    #: Known keys are re-read after this long even when every ``kid`` is known.
+    jwks_max_age_seconds: float = Field(default=3600.0, gt=0)
+    http_timeout_seconds: float = 5.0
+    #: ``True``, ``False`` or a CA bundle path for the provider's TLS certificate.
+    verify_tls: bool | str = True
+    #: Claim holding the portal user name shown in job records.
+    username_claim: str = "preferred_username"
+    #: Claim ``typ`` values accepted when the claim is present (Keycloak: access
+    #: tokens are ``Bearer``; ID and refresh tokens are refused).
+    token_types: list[str] = Field(default_factory=lambda: ["Bearer"])
+
+
+class RoleSettings(BaseModel):
+    """Which identity-provider roles/groups grant the gateway's two roles.
+
+    Entries: ``NAME`` (realm role, or role of the gateway client), ``realm:NAME``,
+    ``client:CLIENT:NAME`` or ``group:/PATH`` (Keycloak group, leading ``/`` optional).
+    """
+
+    #: May execute processes and manage their own jobs.
+    user: list[str] = Field(default_factory=lambda: ["hpc-user"])
+    #: Sees every job and may use the admin endpoints (implies ``user``).
+    admin: list[str] = Field(default_factory=lambda: ["hpc-admin"])
+
+
+class IdentityMapSettings(BaseModel):
+    """Portal user -> HPC login rule, applied by the user sync (and stored in the DB).
+
+    ``rule`` is a template over ``{preferred_username}`` / ``{username}`` (same
+    value), ``{sub}``, ``{email_local}``; or ``attribute:NAME`` to take the Keycloak
+    user attribute ``NAME``. The result is lower-cased and must match ``login_pattern``.
+    """
+
+    rule: str = "{preferred_username}"
+    login_pattern: str = r"^[a-z_][a-z0-9_-]{0,31}$"
+    #: Logins never mapped to a portal user, whatever the rule says.
+    reserved_logins: list[str] = Field(
+        default_factory=lambda: [
+            "root",
+            "daemon",
+            "bin",
+            "sys",
+            "sync",
+            "nobody",
+            "slurm",
+            "munge",
+            "mysql",
+            "postgres",
+            "hpcgw",
+            "sshd",
+            "www-data",
+            "admin",
+        ]
+    )
+
+
 class AuthSettings(BaseModel):
     #: ``none`` (development: every request is ``default_user``) or ``oidc``.
     mode: Literal["none", "oidc"] = "none"
     default_user: DefaultUser = Field(default_factory=DefaultUser)
+    oidc: OidcSettings = Field(default_factory=OidcSettings)
+    roles: RoleSettings = Field(default_factory=RoleSettings)
+    identity: IdentityMapSettings = Field(default_factory=IdentityMapSettings)
+    #: Served without a token. An entry ending in ``/`` is a prefix.
+    public_paths: list[str] = Field(
+        default_factory=lambda: ["/", "/conformance", "/openapi", "/static/"]
+    )
+
+
+class KeycloakAdminSettings(BaseModel):
+    """The realm's admin REST API, reached with a service-account client (client credentials)."""
+
+    server_url: str = "http://127.0.0.1:8180"
+    realm: str = "gep"
+    client_id: str = "hpcgw-sync"
+    #: File holding the client secret (never inline secrets in configuration).
+    client_secret_file: str | None = None
+    verify_tls: bool | str = True
+    timeout_seconds: int = 30
+
+
+class UnixHookSettings(BaseModel):
+    """Site hook commands for unix accounts: argv lists, ``{login}`` is substituted.
+
+    Never run through a shell. An empty list skips that step (e.g. when accounts
+    come from LDAP). The defaults suit the single-machine dev cluster.
+    """
+
+    enabled: bool = True
+    create: list[str] = Field(
+        default_factory=lambda: [
+            "useradd",
+            "--create-home",
+            "--user-group",
+            "--shell",
+            "/bin/bash",
+            "{login}",
+        ]
+    )
+    #: Disabling expires the account (login refused by PAM); files are kept.
+    disable: list[str] = Field(default_factory=lambda: ["usermod", "--expiredate", "1", "{login}"])
+    enable: list[str] = Field(default_factory=lambda: ["usermod", "--expiredate", "", "{login}"])
+
+
+class UserSyncSettings(BaseModel):
+    """Keycloak users/groups -> Slurm users, accounts, associations and unix accounts."""
+
+    keycloak: KeycloakAdminSettings = Field(default_factory=KeycloakAdminSettings)
+    #: Keycloak group path -> Slurm account. Members get an association in the account.
+    groups: dict[str, str] = Field(default_factory=lambda: {"/hpc-users": "gep"})
+    #: Slurm cluster name for sacctmgr (None: the local cluster of slurm.conf).
+    cluster: str | None = None
+    sacctmgr: str = "sacctmgr"
+    scancel: str = "scancel"
+    #: Create missing Slurm accounts (under ``account_parent``).
+    create_accounts: bool = True
+    account_parent: str = "root"
+    #: Cancel a disabled user's pending/running jobs (sacctmgr refuses to remove an
+    #: association with active jobs).
+    cancel_jobs_on_disable: bool = True
+    #: A run that would disable more users than this is refused unless forced
+    #: (protects against a misconfigured group emptying the cluster).
+    max_disables: int = Field(default=20, ge=0)
+    command_timeout_seconds: float = 60.0
+    unix: UnixHookSettings = Field(default_factory=UnixHookSettings)
 
 
 class SlurmRestSettings(BaseModel):
@@ -80,6 +223,12 @@ class SlurmRestSettings(BaseModel):
     #: Slurm user the monitor acts as for status/accounting queries.
     service_user: str = "hpcgw"
     timeout_seconds: float = 10.0
+    #: ``mint``: the gateway signs short-lived per-user Slurm tokens with
+    #: ``jwt_key_file`` (trusted service). ``forward``: the user's own OIDC access
+    #: token is presented to slurmrestd (which must trust the IdP's JWKS); it is kept
+    #: with the job only until submission, and minted tokens (if a key is configured)
+    #: serve monitoring and calls made after the user's token expired.
+    credentials: Literal["mint", "forward"] = "mint"
 
 
 class SiteSettings(BaseModel):
@@ -130,6 +279,7 @@ class Settings(BaseSettings):
     default_site: str = "dev"
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     publication: PublicationSettings = Field(default_factory=PublicationSettings)
+    usersync: UserSyncSettings = Field(default_factory=UserSyncSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 

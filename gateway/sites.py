@@ -24,14 +24,23 @@ def _local_files(root: str) -> Callable[[HpcIdentity], WorkspaceFiles]:
 def build_adapter(name: str, site: SiteSettings) -> SchedulerAdapter:
     """The adapter a site's settings ask for."""
     if site.adapter == "slurmrest":
-        from hpc_adapters.slurmrest import MintingTokenSource, SlurmRestAdapter
+        from hpc_adapters.slurmrest import (
+            ForwardedTokenSource,
+            MintingTokenSource,
+            SlurmRestAdapter,
+            TokenSource,
+        )
 
         rest = site.slurmrest
+        minting = MintingTokenSource(rest.jwt_key_file, rest.token_lifespan_seconds)
+        tokens: TokenSource = minting
+        if rest.credentials == "forward":
+            tokens = ForwardedTokenSource(fallback=minting)
         return SlurmRestAdapter(
             site=name,
             base_url=rest.url,
             api_version=rest.api_version,
-            token_source=MintingTokenSource(rest.jwt_key_file, rest.token_lifespan_seconds),
+            token_source=tokens,
             service_user=rest.service_user,
             files_factory=_local_files(site.workspace_root),
             timeout=rest.timeout_seconds,

@@ -34,6 +34,8 @@ class NewJob:
     quote: dict[str, Any] | None = None
     subscriber: dict[str, str] | None = None
     project: str | None = None
+    #: The user's bearer token for slurmrestd forward mode; dropped at submission.
+    forward_token: str | None = None
 
 
 @dataclass(frozen=True)

@@ -129,7 +129,7 @@ class JobStore:
             "cleanup_pending": False,
             "quote": new.quote,
             "subscriber": new.subscriber,
-            "extra": {},
+            "extra": {"forward_token": new.forward_token} if new.forward_token else {},
         }
         with self.engine.begin() as conn:
             conn.execute(_t.insert().values(**values))

@@ -96,3 +96,34 @@ leases = sa.Table(
     sa.Column("owner", sa.String(128), nullable=False),
     sa.Column("until", UTCDateTime, nullable=False),
 )
+
+#: Portal user (identity-provider ``sub``) -> HPC login, written by the user sync.
+#: Rows are never deleted: a user who leaves the portal group is ``disabled``.
+hpc_identities = sa.Table(
+    "hpc_identities",
+    metadata,
+    sa.Column("sub", sa.String(255), primary_key=True),
+    sa.Column("username", sa.String(255), nullable=False),
+    sa.Column("hpc_login", sa.String(64), nullable=False, unique=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("accounts", sa.JSON, nullable=False),
+    sa.Column("created", UTCDateTime, nullable=False),
+    sa.Column("updated", UTCDateTime, nullable=False),
+)
+
+#: Every change the user sync makes (or tries to make), one row per step.
+usersync_audit = sa.Table(
+    "usersync_audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("run_id", sa.String(36), nullable=False),
+    sa.Column("actor", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("sub", sa.String(255)),
+    sa.Column("hpc_login", sa.String(64)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.JSON),
+    sa.Index("ix_usersync_audit_at", "at"),
+    sa.Index("ix_usersync_audit_login", "hpc_login", "at"),
+)

@@ -91,7 +91,7 @@ class Dispatcher:
                 return existing[0].job_id
         site = self.sites.settings(job.site)
         process = self.registry.get(job.process_id)
-        identity = HpcIdentity(login=job.owner.hpc_login)
+        identity = HpcIdentity(login=job.owner.hpc_login, token=job.extra.get("forward_token"))
         files = adapter.files(identity)
         workspace = workspace_for(site, job.id)
         files.mkdir(workspace)
@@ -103,9 +103,11 @@ class Dispatcher:
         return adapter.submit(job_spec(job, process, site, workspace), identity)
 
     def _record_submission(self, job: Job, scheduler_id: str) -> None:
+        extra = {k: v for k, v in job.extra.items() if k != "forward_token"}
         moved = self.store.transition(
             job.id,
             JobState.QUEUED,
+            extra=extra,
             scheduler_job_id=scheduler_id,
             scheduler_state="PENDING",
             message=f"Queued as Slurm job {scheduler_id}",

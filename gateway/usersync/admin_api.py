@@ -1,0 +1,86 @@
+"""Admin HTTP endpoints for the user sync (role ``hpc-admin`` only).
+
+=====================================  ==============================================
+``POST /admin/users/sync[?dryRun=true]``  run the sync (or only plan it); the report
+``GET  /admin/users``                     portal user -> HPC login mappings
+``GET  /admin/users/audit[?limit=N]``     recent audit entries, newest first
+=====================================  ==============================================
+
+Authentication is the app's ``before_request`` hook (these paths are not
+public); errors are :mod:`gateway.errors` rendered by the app's handlers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from gateway.auth import ROLE_ADMIN, Principal, require_role
+from gateway.errors import BadRequest, ServiceUnavailable
+from gateway.identity_map import IdentityStore
+
+blueprint = Blueprint("hpcgw_admin_users", __name__)
+
+
+def _admin() -> tuple[Principal, Any]:
+    from gateway.ogcapi.security import current_principal
+
+    principal = current_principal()
+    require_role(principal, ROLE_ADMIN)
+    return principal, current_app.extensions["hpcgw"]
+
+
+@blueprint.post("/admin/users/sync")
+def run_sync() -> Response:
+    from gateway.usersync import SyncError, sync_users
+
+    principal, services = _admin()
+    dry_run = request.args.get("dryRun", "false").lower() in ("1", "true", "yes")
+    force = request.args.get("force", "false").lower() in ("1", "true", "yes")
+    try:
+        report = sync_users(
+            services.settings,
+            services.engine,
+            dry_run=dry_run,
+            force=force,
+            actor=f"admin:{principal.username}",
+        )
+    except SyncError as exc:
+        raise ServiceUnavailable(f"the user sync could not run: {exc}") from None
+    return jsonify(report.to_dict())
+
+
+@blueprint.get("/admin/users")
+def list_mappings() -> Response:
+    _, services = _admin()
+    return jsonify(
+        [
+            {
+                "sub": i.sub,
+                "username": i.username,
+                "hpc_login": i.hpc_login,
+                "status": i.status.value,
+                "accounts": list(i.accounts),
+                "updated": i.updated.isoformat(),
+            }
+            for i in IdentityStore(services.engine).all()
+        ]
+    )
+
+
+@blueprint.get("/admin/users/audit")
+def audit() -> Response:
+    from gateway.usersync import AuditLog
+
+    _, services = _admin()
+    try:
+        limit = int(request.args.get("limit", "50"))
+    except ValueError:
+        raise BadRequest("limit must be an integer") from None
+    if not 1 <= limit <= 1000:
+        raise BadRequest("limit must be between 1 and 1000")
+    rows = AuditLog(services.engine).recent(limit)
+    for row in rows:
+        row["at"] = row["at"].isoformat()
+    return jsonify(rows)

@@ -1,0 +1,93 @@
+"""Reading portal users and groups from Keycloak's admin REST API (python-keycloak).
+
+The sync authenticates as a *service-account* client (client-credentials
+grant) that holds the ``realm-management`` roles ``view-users`` and
+``query-groups``; no user password is involved. Only the members of the
+configured groups are read (one group lookup plus paged member lists per group).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.identity_map import PortalUser
+from gateway.settings import KeycloakAdminSettings
+
+
+class DirectoryError(Exception):
+    """The identity provider cannot be read, or a configured group does not exist."""
+
+
+class Directory(Protocol):
+    """Where portal users come from: group path -> members."""
+
+    def members(self, group_paths: Sequence[str]) -> Mapping[str, list[PortalUser]]: ...
+
+
+def portal_user(rep: Mapping[str, Any], groups: frozenset[str] = frozenset()) -> PortalUser:
+    """A Keycloak UserRepresentation as a :class:`PortalUser`."""
+    attributes = rep.get("attributes") or {}
+    return PortalUser(
+        sub=str(rep["id"]),
+        username=str(rep.get("username", "")),
+        enabled=bool(rep.get("enabled", True)),
+        email=rep.get("email"),
+        attributes={
+            str(k): [str(x) for x in (v if isinstance(v, list) else [v])]
+            for k, v in attributes.items()
+        },
+        groups=groups,
+    )
+
+
+class KeycloakDirectory:
+    """Group members of one realm through python-keycloak's ``KeycloakAdmin``."""
+
+    def __init__(self, settings: KeycloakAdminSettings, admin: Any | None = None) -> None:
+        self._settings = settings
+        self._admin = admin
+
+    def _client(self) -> Any:
+        if self._admin is None:
+            from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
+
+            s = self._settings
+            if not s.client_secret_file:
+                raise DirectoryError("usersync.keycloak.client_secret_file is not set")
+            try:
+                secret = Path(s.client_secret_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise DirectoryError(f"cannot read the client secret file: {exc}") from exc
+            connection = KeycloakOpenIDConnection(
+                server_url=s.server_url,
+                realm_name=s.realm,
+                client_id=s.client_id,
+                client_secret_key=secret,
+                grant_type="client_credentials",
+                verify=s.verify_tls,
+                timeout=s.timeout_seconds,
+            )
+            self._admin = KeycloakAdmin(connection=connection)
+        return self._admin
+
+    def members(self, group_paths: Sequence[str]) -> dict[str, list[PortalUser]]:
+        from keycloak.exceptions import KeycloakError
+        from requests.exceptions import RequestException
+
+        result: dict[str, list[PortalUser]] = {}
+        try:
+            admin = self._client()
+            for path in group_paths:
+                try:
+                    group = admin.get_group_by_path(path)
+                except KeycloakError as exc:
+                    if getattr(exc, "response_code", None) == 404:
+                        raise DirectoryError(f"Keycloak group '{path}' does not exist") from exc
+                    raise
+                members = admin.get_group_members(group["id"])
+                result[path] = [portal_user(rep, frozenset({path})) for rep in members]
+        except (KeycloakError, RequestException) as exc:
+            raise DirectoryError(f"cannot read users from Keycloak: {exc}") from exc
+        return result
