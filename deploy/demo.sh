@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# `make demo`: start the gateway (SQLite, embedded worker) on 127.0.0.1:5000 if it
-# is not already up, then run one echo job through the HTTP API and print its URLs.
-# `deploy/demo.sh stop` stops the gateway again.
+# `make demo`: start the development identity provider (Keycloak stand-in, realm gep
+# on 127.0.0.1:8180), synchronise its users to Slurm/unix accounts, start the gateway
+# (SQLite, embedded worker) on 127.0.0.1:5000 if it is not already up, then run one
+# echo job as alice through the HTTP API and print its URLs.
+# `deploy/demo.sh stop` stops the gateway and the identity provider.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HPCGW_CONFIG=deploy/config/demo.yaml
@@ -10,20 +12,39 @@ pidfile=$run/gateway.pid
 mkdir -p "$run"
 
 if [ "${1:-}" = stop ]; then
-  [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null && echo "gateway stopped" || echo "gateway not running"
-  rm -f "$pidfile"; exit 0
+  if [ -f "$pidfile" ] && kill -- "-$(cat "$pidfile")" 2>/dev/null; then
+    echo "gateway stopped"
+  else
+    echo "gateway not running"
+  fi
+  rm -f "$pidfile"
+  deploy/idp/run.sh stop
+  exit 0
 fi
 
 install -d -m 0755 /var/lib/hpcgw/work 2>/dev/null || sudo install -d -m 0755 /var/lib/hpcgw/work
+
+deploy/idp/run.sh start
+echo "== hpcgw users sync (Keycloak group /hpc-users -> Slurm account gep)"
+.venv/bin/hpcgw users sync
 
 up() { curl -sf -o /dev/null http://127.0.0.1:5000/conformance; }
 if up; then
   echo "gateway already running on http://127.0.0.1:5000"
 else
-  nohup setsid .venv/bin/hpcgw serve >"$run/gateway.log" 2>&1 &
+  nohup setsid .venv/bin/hpcgw serve >"$run/gateway.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   for _ in $(seq 60); do up && break; sleep 0.5; done
   up || { echo "gateway did not start; see $run/gateway.log" >&2; tail -20 "$run/gateway.log" >&2; exit 1; }
   echo "gateway started on http://127.0.0.1:5000 (log: $run/gateway.log, stop: deploy/demo.sh stop)"
 fi
-.venv/bin/python deploy/demo_job.py http://127.0.0.1:5000
+.venv/bin/python deploy/demo_job.py http://127.0.0.1:5000 "$(deploy/idp/run.sh token alice)"
+cat <<'TXT'
+
+Try it yourself (tokens last 5 minutes):
+  TOKEN=$(deploy/idp/run.sh token alice)      # or: curl -d grant_type=password -d client_id=ogc-gateway \
+                                              #   -d username=alice -d password=alice \
+                                              #   http://127.0.0.1:8180/realms/gep/protocol/openid-connect/token
+  curl -X POST http://127.0.0.1:5000/processes/echo/execution -H "Authorization: Bearer $TOKEN" \
+       -H 'Prefer: respond-async' -H 'Content-Type: application/json' -d '{"inputs":{"string_input":"hi"}}'
+TXT

@@ -1,4 +1,7 @@
-"""Run one echo job through the gateway's OGC API and print where to look (used by make demo)."""
+"""Run one echo job through the gateway's OGC API and print where to look (used by make demo).
+
+Usage: demo_job.py BASE_URL [BEARER_TOKEN]
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,13 @@ import time
 import httpx
 
 
-def main(base: str) -> int:
+def main(base: str, token: str | None) -> int:
     body = {"inputs": {"string_input": "hello from the demo"}}
-    with httpx.Client(base_url=base, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
+        if token:
+            anonymous = httpx.post(f"{base}/processes/echo/execution", json=body, timeout=30)
+            print(f"without token: {anonymous.status_code} {anonymous.json().get('title')}")
         resp = client.post(
             "/processes/echo/execution", json=body, headers={"Prefer": "respond-async"}
         )
@@ -41,4 +48,5 @@ def main(base: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5000"))
+    base_url = sys.argv[1] if len(sys.argv) > 1 else "http://127.0.0.1:5000"
+    sys.exit(main(base_url, sys.argv[2] if len(sys.argv) > 2 else None))

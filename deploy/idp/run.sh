@@ -9,7 +9,7 @@
 # State (signing key, generated client secrets, a jwks.json copy for Slurm) lives in
 # $IDP_STATE (default var/idp); the users of deploy/idp/realm-gep.json keep their ids.
 # IDP_SUN_PREFIX (default gep_) prefixes the Slurm `sun` claim; it must match the
-# gateway identity rule (deploy/idp/gateway-oidc.yaml: `gep_{preferred_username}`).
+# gateway identity rule (deploy/config/demo.yaml: `gep_{preferred_username}`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
