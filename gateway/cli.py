@@ -92,18 +92,47 @@ def serve(
     settings = _settings(config)
     if settings.database.auto_upgrade:
         db.upgrade(settings.database.url)
-    child = None
+    supervisor = None
     if settings.server.embedded_worker if with_worker is None else with_worker:
         args = [sys.executable, "-m", "gateway.cli", "worker"]
         if config is not None:
             args += ["--config", str(config)]
-        child = subprocess.Popen(args)
+        supervisor = _WorkerSupervisor(args)
+        supervisor.start()
     try:
         GatewayServer(settings, config).run()
     finally:
-        if child is not None:
-            child.terminate()
-            child.wait(timeout=30)
+        if supervisor is not None:
+            supervisor.stop()
+
+
+class _WorkerSupervisor(threading.Thread):
+    """Keeps one ``hpcgw worker`` child alive next to the server, restarting it with backoff."""
+
+    def __init__(self, args: list[str]) -> None:
+        super().__init__(name="hpcgw-worker-supervisor", daemon=True)
+        self.args = args
+        self._stop = threading.Event()
+        self._child: subprocess.Popen[bytes] | None = None
+
+    def run(self) -> None:
+        delay = 1.0
+        while not self._stop.is_set():
+            self._child = subprocess.Popen(self.args)  # noqa: S603 - fixed argv, no shell
+            code = self._child.wait()
+            if self._stop.is_set():
+                return
+            logging.getLogger(__name__).error(
+                "worker exited with status %s; restarting in %.0fs", code, delay
+            )
+            self._stop.wait(delay)
+            delay = min(delay * 2, 60.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._child is not None and self._child.poll() is None:
+            self._child.terminate()
+            self._child.wait(timeout=30)
 
 
 @sites_app.command("check")
