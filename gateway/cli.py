@@ -118,7 +118,7 @@ class _WorkerSupervisor(threading.Thread):
     def run(self) -> None:
         delay = 1.0
         while not self._stop.is_set():
-            self._child = subprocess.Popen(self.args)  # noqa: S603 - fixed argv, no shell
+            self._child = subprocess.Popen(self.args)
             code = self._child.wait()
             if self._stop.is_set():
                 return
