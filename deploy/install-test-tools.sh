@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Tools the test suite needs beyond the Python packages: headless Chromium and its
+# matching chromedriver (Debian packages), for the dashboard's browser tests.
+# Idempotent: installs nothing when both are present. Called by `make test`.
+set -euo pipefail
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+echo "[install-test-tools] installing ${need[*]}"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"

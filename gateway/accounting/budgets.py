@@ -1,0 +1,273 @@
+"""Budgets in core-hours per user or project and period, checked when a job is submitted.
+
+A submission is refused (:class:`~gateway.errors.QuotaExceeded`, HTTP 403, no
+job row created, nothing sent to Slurm) when, for any budget that applies to
+the user (by HPC login) or to the project (Slurm account)::
+
+    used in the period  +  reserved by unfinished jobs  +  this quote  >  limit
+
+*used* sums the usage records (Slurm's own ``CPUTimeRAW``) whose job ended in
+the period; *reserved* sums the quotes of the owner's/project's jobs that are
+still active, or finished but whose accounting record has not been read yet.
+A budget named ``*`` applies to every user (or project) without a budget of
+its own for the same period.
+
+Two submissions racing on the last core-hours may both pass; the overshoot
+is bounded by one quote per concurrent request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from gateway.accounting import tables
+from gateway.accounting.periods import Period, Window, window
+from gateway.accounting.quotes import quoted_core_hours
+from gateway.errors import QuotaExceeded
+from gateway.jobs.states import ACTIVE_STATES, FINAL_STATES
+from gateway.jobs.tables import jobs as jobs_table
+
+ANY_NAME = "*"
+_ADJECTIVE = {
+    Period.DAY: "daily",
+    Period.WEEK: "weekly",
+    Period.MONTH: "monthly",
+    Period.QUARTER: "quarterly",
+    Period.YEAR: "yearly",
+    Period.TOTAL: "total",
+}
+
+
+class Scope(StrEnum):
+    USER = "user"
+    PROJECT = "project"
+
+
+@dataclass(frozen=True)
+class Budget:
+    scope: Scope
+    name: str
+    period: Period
+    limit_core_hours: float
+    updated: datetime
+    updated_by: str
+    note: str | None = None
+
+    def describe(self, subject: str) -> str:
+        who = f"{self.scope.value} '{subject}'"
+        if self.name == ANY_NAME:
+            who += " (default budget)"
+        return f"{_ADJECTIVE[self.period]} budget of {who}"
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """Where one budget stands for one subject, with a new quote added."""
+
+    budget: Budget
+    subject: str
+    window: Window
+    used: float
+    reserved: float
+    quote: float
+
+    @property
+    def remaining(self) -> float:
+        return self.budget.limit_core_hours - self.used - self.reserved
+
+    @property
+    def exceeded(self) -> bool:
+        return self.used + self.reserved + self.quote > self.budget.limit_core_hours + 1e-9
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scope": self.budget.scope.value,
+            "name": self.subject,
+            "budget": self.budget.name,
+            "period": self.budget.period.value,
+            "window": self.window.label,
+            "window_start": self.window.start.isoformat(),
+            "window_end": self.window.end.isoformat() if self.window.end else None,
+            "limit_core_hours": self.budget.limit_core_hours,
+            "used_core_hours": round(self.used, 6),
+            "reserved_core_hours": round(self.reserved, 6),
+            "quote_core_hours": round(self.quote, 6),
+            "remaining_core_hours": round(self.remaining, 6),
+            "exceeded": self.exceeded,
+        }
+
+    def refusal(self) -> str:
+        return (
+            f"the {self.budget.describe(self.subject)} for {self.window.label} would be exceeded: "
+            f"used {self.used:.4f} core-hours + {self.reserved:.4f} reserved by unfinished jobs "
+            f"+ {self.quote:.4f} quoted for this job = "
+            f"{self.used + self.reserved + self.quote:.4f} > limit "
+            f"{self.budget.limit_core_hours:.4f} core-hours"
+        )
+
+
+def _budget(row: Any) -> Budget:
+    return Budget(
+        scope=Scope(row.scope),
+        name=row.name,
+        period=Period(row.period),
+        limit_core_hours=float(row.limit_core_hours),
+        updated=row.updated,
+        updated_by=row.updated_by,
+        note=row.note,
+    )
+
+
+class BudgetStore:
+    """Reads and writes ``accounting_budgets``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def set(
+        self,
+        scope: Scope,
+        name: str,
+        period: Period,
+        limit_core_hours: float,
+        actor: str,
+        note: str | None = None,
+    ) -> Budget:
+        """Create or replace the budget of (scope, name, period)."""
+        if limit_core_hours < 0:
+            raise ValueError("a budget limit must not be negative")
+        if not name or len(name) > 255:
+            raise ValueError("a budget needs a user/project name (or '*')")
+        b = tables.budgets
+        now = datetime.now(UTC)
+        key = (b.c.scope == scope.value, b.c.name == name, b.c.period == period.value)
+        values = {"limit_core_hours": float(limit_core_hours), "updated": now, "updated_by": actor}
+        if note is not None:
+            values["note"] = note
+        with self.engine.begin() as conn:
+            if conn.execute(b.update().where(*key).values(**values)).rowcount == 0:
+                conn.execute(
+                    b.insert().values(
+                        scope=scope.value, name=name, period=period.value, created=now, **values
+                    )
+                )
+        found = self.find(scope, name)
+        return next(x for x in found if x.period is period)
+
+    def delete(self, scope: Scope, name: str, period: Period) -> bool:
+        b = tables.budgets
+        stmt = b.delete().where(
+            b.c.scope == scope.value, b.c.name == name, b.c.period == period.value
+        )
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount > 0
+
+    def find(self, scope: Scope | None = None, name: str | None = None) -> list[Budget]:
+        b = tables.budgets
+        query = sa.select(b).order_by(b.c.scope, b.c.name, b.c.period)
+        if scope is not None:
+            query = query.where(b.c.scope == scope.value)
+        if name is not None:
+            query = query.where(b.c.name == name)
+        with self.engine.connect() as conn:
+            return [_budget(r) for r in conn.execute(query).all()]
+
+    def applicable(self, scope: Scope, name: str) -> list[Budget]:
+        """The subject's own budgets, plus ``*`` budgets for periods it has none for."""
+        b = tables.budgets
+        query = sa.select(b).where(b.c.scope == scope.value, b.c.name.in_([name, ANY_NAME]))
+        with self.engine.connect() as conn:
+            found = [_budget(r) for r in conn.execute(query).all()]
+        own = {x.period for x in found if x.name == name}
+        return [x for x in found if x.name == name or x.period not in own]
+
+
+class BudgetChecker:
+    """Computes budget standings and refuses submissions that would exceed one."""
+
+    def __init__(self, engine: Engine, store: BudgetStore, basis: str = "estimate") -> None:
+        self.engine = engine
+        self.store = store
+        self.basis = basis
+
+    def used(self, scope: Scope, name: str, win: Window) -> float:
+        """Core-hours recorded for jobs of ``name`` that ended in ``win`` (exact seconds)."""
+        u = tables.usage
+        column = u.c.hpc_login if scope is Scope.USER else u.c.project
+        query = sa.select(sa.func.coalesce(sa.func.sum(u.c.cpu_seconds), 0)).where(
+            column == name, u.c.end_time >= win.start
+        )
+        if win.end is not None:
+            query = query.where(u.c.end_time < win.end)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one()) / 3600.0
+
+    def reserved(self, scope: Scope, name: str, win: Window, default_project: str) -> float:
+        """Quoted core-hours of unfinished jobs, and of finished ones not yet recorded."""
+        j, u = jobs_table, tables.usage
+        unrecorded = sa.and_(
+            j.c.state.in_([s.value for s in FINAL_STATES]),
+            j.c.scheduler_job_id.is_not(None),
+            j.c.finished >= win.start,
+            ~sa.exists().where(u.c.job_id == j.c.id),
+        )
+        query = sa.select(j.c.quote).where(
+            sa.or_(j.c.state.in_([s.value for s in ACTIVE_STATES]), unrecorded)
+        )
+        if scope is Scope.USER:
+            query = query.where(j.c.hpc_login == name)
+        total = 0.0
+        with self.engine.connect() as conn:
+            for (quote,) in conn.execute(query).all():
+                if scope is Scope.PROJECT:
+                    project = (quote or {}).get("project") or default_project
+                    if project != name:
+                        continue
+                total += quoted_core_hours(quote, self.basis)
+        return total
+
+    def statuses(
+        self,
+        subjects: Iterable[tuple[Scope, str]],
+        quote_core_hours: float,
+        default_project: str,
+        now: datetime | None = None,
+    ) -> list[BudgetStatus]:
+        """Every applicable budget of each (scope, name), with ``quote_core_hours`` added."""
+        at = now or datetime.now(UTC)
+        out: list[BudgetStatus] = []
+        for scope, name in subjects:
+            for budget in self.store.applicable(scope, name):
+                win = window(budget.period, at)
+                out.append(
+                    BudgetStatus(
+                        budget=budget,
+                        subject=name,
+                        window=win,
+                        used=self.used(scope, name, win),
+                        reserved=self.reserved(scope, name, win, default_project),
+                        quote=quote_core_hours,
+                    )
+                )
+        return out
+
+    def check(
+        self,
+        subjects: Iterable[tuple[Scope, str]],
+        quote_core_hours: float,
+        default_project: str,
+        now: datetime | None = None,
+    ) -> list[BudgetStatus]:
+        """The standings; raises QuotaExceeded naming the first budget that would be exceeded."""
+        found = self.statuses(subjects, quote_core_hours, default_project, now)
+        for status in found:
+            if status.exceeded:
+                raise QuotaExceeded(status.refusal())
+        return found

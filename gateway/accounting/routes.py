@@ -1,0 +1,308 @@
+"""HTTP surface of accounting (a Flask blueprint; errors are OGC exception documents).
+
+==========================================  ==========================================
+``POST /processes/{id}/quotations``          quote a run (same body as an execution)
+``GET  /accounting/usage``                   usage report (own usage; admins: all)
+``GET  /accounting/dashboard``               HTML dashboard with SVG plots
+``GET  /accounting/budgets``                 budgets and their standing (admin)
+``PUT  /accounting/budgets``                 create/replace a budget (admin)
+``DELETE /accounting/budgets/{scope}/{name}/{period}``  remove a budget (admin)
+``GET  /metrics``                            Prometheus exposition
+==========================================  ==========================================
+
+Authentication is the app's ``before_request`` hook; ``/metrics`` is public
+when ``accounting.metrics.public`` (optionally guarded by a static bearer token).
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Flask, Response, current_app, render_template, request
+
+from gateway.accounting.budgets import Scope
+from gateway.accounting.dashboard import build_dashboard
+from gateway.accounting.metrics import render as render_metrics
+from gateway.accounting.periods import parse_period
+from gateway.accounting.reports import (
+    ReportError,
+    ReportQuery,
+    parse_group_by,
+    parse_time,
+    render,
+    run_report,
+)
+from gateway.accounting.service import Accounting
+from gateway.auth import Principal
+from gateway.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from gateway.execute_request import parse_execute_request
+from gateway.ogcapi.context import json_response, read_json_body
+from gateway.ogcapi.security import current_principal
+
+if TYPE_CHECKING:
+    from gateway.app import Services
+    from gateway.settings import Settings
+
+blueprint = Blueprint("hpcgw_accounting", __name__, template_folder="templates")
+
+_DEFAULT_DAYS = 30
+
+
+def _services() -> Services:
+    return current_app.extensions["hpcgw"]
+
+
+def _accounting() -> Accounting:
+    accounting = _services().accounting
+    if accounting is None or not accounting.settings.enabled:
+        raise NotFound("accounting is not enabled on this server")
+    return accounting
+
+
+def _admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise Forbidden("this endpoint is for HPC-centre administrators (role hpc-admin)")
+
+
+def _list_arg(name: str) -> tuple[str, ...]:
+    values: list[str] = []
+    for raw in request.args.getlist(name):
+        values.extend(v.strip() for v in raw.split(",") if v.strip())
+    return tuple(dict.fromkeys(values))
+
+
+# -- quotations -----------------------------------------------------------------
+
+
+@blueprint.post("/processes/<process_id>/quotations")
+def quotation(process_id: str) -> Response:
+    """The estimated core-hours and cost of an execution, without running anything."""
+    principal = current_principal()
+    services = _services()
+    accounting = _accounting()
+    process = services.jobs.process(process_id)  # 404 before reading the body
+    execute = parse_execute_request(process, read_json_body())
+    quote = accounting.quote(principal, process, execute)
+    base = services.settings.server.base_url.rstrip("/")
+    document: dict[str, Any] = {
+        **quote.to_dict(),
+        "budgets": [s.to_dict() for s in accounting.budget_statuses(principal, quote)],
+        "links": [
+            {
+                "href": f"{base}/processes/{process.id}/execution",
+                "rel": "http://www.opengis.net/def/rel/ogc/1.0/execute",
+                "type": "application/json",
+                "title": "Execute the process",
+            }
+        ],
+    }
+    return json_response(document)
+
+
+# -- usage ----------------------------------------------------------------------
+
+
+def _report_query(principal: Principal, default_days: int | None = None) -> ReportQuery:
+    try:
+        start_raw, end_raw = request.args.get("from"), request.args.get("to")
+        end = parse_time(end_raw, end=True) if end_raw else None
+        start = parse_time(start_raw) if start_raw else None
+        if default_days is not None:
+            end = end or _tomorrow()
+            start = start or end - timedelta(days=default_days)
+        group_by = parse_group_by(request.args.getlist("groupBy") or None)
+    except ReportError as exc:
+        raise BadRequest(str(exc)) from None
+    if start is not None and end is not None and start >= end:
+        raise BadRequest("'from' must be before 'to'")
+    users = _list_arg("user")
+    if not principal.is_admin:
+        own = principal.hpc_login
+        if not own:
+            raise Forbidden(f"user '{principal.username}' has no HPC account, hence no usage")
+        if users and users != (own,):
+            raise Forbidden("you may only see your own usage")
+        users = (own,)
+    return ReportQuery(
+        start=start,
+        end=end,
+        group_by=group_by,
+        users=users,
+        projects=_list_arg("project"),
+        processes=_list_arg("process"),
+        sites=_list_arg("site"),
+    )
+
+
+def _tomorrow() -> datetime:
+    now = datetime.now(UTC)
+    return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+
+
+@blueprint.get("/accounting/usage")
+def usage() -> Response:
+    """Usage records grouped and filtered like ``hpcgw accounting report``."""
+    principal = current_principal()
+    accounting = _accounting()
+    query = _report_query(principal)
+    report = run_report(accounting.engine, query, accounting.settings.currency)
+    fmt = (request.args.get("f") or "json").lower()
+    if fmt == "csv":
+        return Response(render(report, "csv"), content_type="text/csv; charset=utf-8")
+    if fmt != "json":
+        raise BadRequest(f"unsupported format f={fmt!r}; use f=json or f=csv")
+    return json_response(report.to_dict())
+
+
+@blueprint.get("/accounting/dashboard")
+def dashboard() -> Response:
+    principal = current_principal()
+    accounting = _accounting()
+    query = _report_query(principal, default_days=_DEFAULT_DAYS)
+    assert query.start is not None and query.end is not None
+    data = build_dashboard(
+        accounting.engine, query.start, query.end, query.users, accounting.settings.currency
+    )
+    if principal.is_admin:
+        scope_text = f"user {', '.join(query.users)}" if query.users else "all users"
+    else:
+        scope_text = f"your usage ({principal.hpc_login})"
+    html = render_template(
+        "accounting/dashboard.html",
+        d=data,
+        title=_services().settings.server.title,
+        scope_text=scope_text,
+        is_admin=principal.is_admin,
+        from_value=query.start.strftime("%Y-%m-%d"),
+        to_value=(query.end - timedelta(seconds=1)).strftime("%Y-%m-%d"),
+        user_value=",".join(query.users) if principal.is_admin else "",
+    )
+    return Response(html, content_type="text/html; charset=utf-8")
+
+
+# -- budgets (admin) ------------------------------------------------------------
+
+
+@blueprint.get("/accounting/budgets")
+def list_budgets() -> Response:
+    principal = current_principal()
+    _admin(principal)
+    accounting = _accounting()
+    scope = _scope(request.args["scope"]) if request.args.get("scope") else None
+    out = []
+    for budget in accounting.budgets.find(scope, request.args.get("name") or None):
+        entry: dict[str, Any] = {
+            "scope": budget.scope.value,
+            "name": budget.name,
+            "period": budget.period.value,
+            "limit_core_hours": budget.limit_core_hours,
+            "note": budget.note,
+            "updated": budget.updated.isoformat(),
+            "updated_by": budget.updated_by,
+        }
+        if budget.name != "*":
+            status = accounting.checker.statuses(
+                [(budget.scope, budget.name)], 0.0, accounting.settings.default_project
+            )
+            match = [s for s in status if s.budget.period is budget.period]
+            if match:
+                entry["status"] = match[0].to_dict()
+        out.append(entry)
+    return json_response({"budgets": out})
+
+
+def _scope(value: Any) -> Scope:
+    try:
+        return Scope(str(value).lower())
+    except ValueError:
+        raise BadRequest("scope must be 'user' or 'project'") from None
+
+
+@blueprint.put("/accounting/budgets")
+def set_budget() -> Response:
+    principal = current_principal()
+    _admin(principal)
+    accounting = _accounting()
+    body = read_json_body()
+    if not isinstance(body, dict):
+        raise BadRequest("send a JSON object {scope, name, period, limit_core_hours}")
+    limit = body.get("limit_core_hours")
+    if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
+        raise BadRequest("limit_core_hours must be a number >= 0")
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest("name must be a user (HPC login), a project (Slurm account) or '*'")
+    note = body.get("note")
+    try:
+        period = parse_period(str(body.get("period", "month")))
+        budget = accounting.budgets.set(
+            _scope(body.get("scope")),
+            name.strip(),
+            period,
+            float(limit),
+            actor=f"admin:{principal.username}",
+            note=note if isinstance(note, str) else None,
+        )
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    return json_response(
+        {
+            "scope": budget.scope.value,
+            "name": budget.name,
+            "period": budget.period.value,
+            "limit_core_hours": budget.limit_core_hours,
+            "updated_by": budget.updated_by,
+        }
+    )
+
+
+@blueprint.delete("/accounting/budgets/<scope>/<name>/<period>")
+def delete_budget(scope: str, name: str, period: str) -> Response:
+    principal = current_principal()
+    _admin(principal)
+    accounting = _accounting()
+    try:
+        found = accounting.budgets.delete(_scope(scope), name, parse_period(period))
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+    if not found:
+        raise NotFound(f"no {period} budget for {scope} '{name}'")
+    return Response(status=204)
+
+
+# -- metrics --------------------------------------------------------------------
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    accounting = _accounting()
+    settings = accounting.settings.metrics
+    if not settings.enabled:
+        raise NotFound("metrics are disabled on this server")
+    if settings.bearer_token_file:
+        expected = Path(settings.bearer_token_file).read_text(encoding="utf-8").strip()
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+            raise Unauthorized(
+                "metrics need the scrape bearer token",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    body, content_type = render_metrics(accounting.collector)
+    return Response(body, content_type=content_type)
+
+
+# -- wiring ---------------------------------------------------------------------
+
+
+def public_paths(settings: Settings) -> list[str]:
+    """Paths accounting serves without an OIDC token (``/metrics`` when public)."""
+    metrics = settings.accounting.metrics
+    return ["/metrics"] if metrics.enabled and metrics.public else []
+
+
+def register_accounting(app: Flask) -> None:
+    """Mount the accounting routes (called by :func:`gateway.app.create_app`)."""
+    app.register_blueprint(blueprint)

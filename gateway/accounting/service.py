@@ -1,0 +1,146 @@
+"""The accounting facade the composition root wires in.
+
+:class:`Accounting` gives the job service its admission hook (quote + budget
+check, see :meth:`Accounting.admit`), the HTTP surface its quotations and
+reports, and the worker its usage recorder and finaliser hook.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.accounting.budgets import BudgetChecker, BudgetStatus, BudgetStore, Scope
+from gateway.accounting.config import AccountingSettings
+from gateway.accounting.metrics import QUOTES, REFUSALS, DatabaseCollector
+from gateway.accounting.quotes import Estimator, Pricing, Quote
+from gateway.accounting.usage import UsageRecorder
+from gateway.auth import Principal
+from gateway.errors import Forbidden, QuotaExceeded
+from gateway.execute_request import ExecuteRequest
+from gateway.jobs.store import JobStore
+from gateway.settings import SiteSettings
+from gateway.sites import Sites
+from processes.definition import ProcessDefinition
+
+log = logging.getLogger(__name__)
+
+
+class Accounting:
+    """Quotes, budgets, usage recording and metrics over one job store."""
+
+    def __init__(
+        self,
+        settings: AccountingSettings,
+        engine: Engine,
+        store: JobStore,
+        sites: Sites,
+        site_settings: Mapping[str, SiteSettings],
+        default_site: str,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.store = store
+        self.sites = sites
+        self.default_site = default_site
+        self.pricing = Pricing(settings, site_settings)
+        self.estimator = Estimator(engine, settings, self.pricing)
+        self.budgets = BudgetStore(engine)
+        self.checker = BudgetChecker(engine, self.budgets, settings.budget_basis)
+        self.collector = DatabaseCollector(engine, settings.currency)
+
+    # -- who is charged -------------------------------------------------------
+
+    def project_for(self, principal: Principal) -> str:
+        """The Slurm account a job of ``principal`` is charged to.
+
+        Jobs are submitted without ``--account``, so Slurm charges the user's
+        default account: the only account the user sync recorded for the user,
+        the configured ``default_project`` if it is one of several, else that
+        setting when nothing is known.
+        """
+        accounts = self._accounts_of(principal.sub)
+        default = self.settings.default_project
+        if len(accounts) == 1:
+            return accounts[0]
+        if accounts and default not in accounts:
+            return sorted(accounts)[0]
+        return default
+
+    def _accounts_of(self, sub: str) -> list[str]:
+        try:
+            from gateway.identity_map import IdentityStore
+        except ImportError:  # identity mapping not available in this build
+            return []
+        try:
+            identity = IdentityStore(self.engine).get(sub)
+        except SQLAlchemyError:
+            return []
+        return list(identity.accounts) if identity is not None else []
+
+    # -- quotes and admission -------------------------------------------------
+
+    def quote(
+        self,
+        principal: Principal,
+        process: ProcessDefinition,
+        request: ExecuteRequest,
+        *,
+        purpose: str = "quotation",
+    ) -> Quote:
+        project = self.project_for(principal)
+        QUOTES.labels(process=process.id, purpose=purpose).inc()
+        return self.estimator.quote(process, request.inputs, self.default_site, project)
+
+    def budget_statuses(
+        self, principal: Principal, quote: Quote, now: datetime | None = None
+    ) -> list[BudgetStatus]:
+        """Every budget that applies to the caller, with ``quote`` added."""
+        if not principal.hpc_login:
+            return []
+        reserved = quote.reserved(self.settings.budget_basis)
+        return self.checker.statuses(
+            self._subjects(principal, quote), reserved, self.settings.default_project, now
+        )
+
+    def admit(
+        self, principal: Principal, process: ProcessDefinition, request: ExecuteRequest
+    ) -> dict[str, Any] | None:
+        """Admission hook of :class:`gateway.service.JobService`.
+
+        Quotes the run and, when budgets are enforced, refuses it with
+        :class:`QuotaExceeded` (403, no job row) if it would exceed a budget.
+        Returns the quote the job records.
+        """
+        if not self.settings.enabled:
+            return None
+        if not principal.hpc_login:
+            raise Forbidden(f"user '{principal.username}' is not provisioned on the HPC cluster")
+        quote = self.quote(principal, process, request, purpose="submission")
+        if self.settings.enforce_budgets:
+            for status in self.budget_statuses(principal, quote):
+                if status.exceeded:
+                    budget = status.budget
+                    REFUSALS.labels(scope=budget.scope.value, period=budget.period.value).inc()
+                    log.info(
+                        "refused %s for %s: %s", process.id, principal.username, status.refusal()
+                    )
+                    raise QuotaExceeded(status.refusal())
+        return quote.to_dict()
+
+    @staticmethod
+    def _subjects(principal: Principal, quote: Quote) -> list[tuple[Scope, str]]:
+        return [(Scope.USER, principal.hpc_login or ""), (Scope.PROJECT, quote.project)]
+
+    # -- worker side ----------------------------------------------------------
+
+    def recorder(self, worker_id: str) -> UsageRecorder:
+        """A usage recorder for one worker (its finaliser hook and its cycle stage)."""
+        return UsageRecorder(
+            self.engine, self.store, self.sites, self.pricing, self.settings, worker_id
+        )
