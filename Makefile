@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv; }
@@ -39,11 +39,16 @@ lint: venv
 unit: venv
 	$(BIN)/python -m pytest -m unit -q
 
-test: venv cluster
+test-tools:
+	$(SUDO) bash deploy/install-test-tools.sh
+
+test: venv cluster test-tools
 	HPCGW_REQUIRE_CLUSTER=1 $(BIN)/python -m pytest -q
 
+BENCH_SIZE ?= full
 bench: venv cluster
-	$(BIN)/python -m bench.run
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python -m bench.run --size $(BENCH_SIZE)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

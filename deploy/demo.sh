@@ -6,7 +6,8 @@
 # `deploy/demo.sh stop` stops the gateway and the identity provider.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export HPCGW_CONFIG=deploy/config/demo.yaml
+# HPCGW_CONFIG=deploy/config/demo-ssh.yaml runs the same demo through the SSH adapter.
+export HPCGW_CONFIG=${HPCGW_CONFIG:-deploy/config/demo.yaml}
 run=var/demo
 pidfile=$run/gateway.pid
 mkdir -p "$run"
@@ -22,7 +23,12 @@ if [ "${1:-}" = stop ]; then
   exit 0
 fi
 
-install -d -m 0755 /var/lib/hpcgw/work 2>/dev/null || sudo install -d -m 0755 /var/lib/hpcgw/work
+# 1777 (sticky): with the SSH adapter users create their own job directories over SFTP.
+install -d -m 1777 /var/lib/hpcgw/work 2>/dev/null || sudo install -d -m 1777 /var/lib/hpcgw/work
+# known_hosts for the SSH adapter: the dev sshd's own host keys (nothing auto-accepted).
+[ -s "$run/ssh_known_hosts" ] || for key in /etc/ssh/ssh_host_*_key.pub; do
+  printf '[127.0.0.1]:2222 %s\n' "$(cut -d' ' -f1,2 "$key")"
+done >"$run/ssh_known_hosts"
 
 deploy/idp/run.sh start
 echo "== hpcgw users sync (Keycloak group /hpc-users -> Slurm account gep)"

@@ -16,10 +16,14 @@ from flask import Flask
 from sqlalchemy.engine import Engine
 
 from gateway import db
+from gateway.accounting.instrument import instrument_builder
+from gateway.accounting.service import Accounting
+from gateway.egress import EgressPolicy
 from gateway.jobs.store import JobStore
-from gateway.service import JobService
+from gateway.service import AdmissionHook, JobService
 from gateway.settings import Settings
-from gateway.sites import Sites
+from gateway.sites import Sites, build_adapter
+from gateway.staging.admission import reference_admission
 from processes.registry import ProcessRegistry
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,10 @@ class Services:
     registry: ProcessRegistry
     sites: Sites
     jobs: JobService
+    #: The policy every outbound request on a user's behalf goes through.
+    egress: EgressPolicy
+    #: Quotes, budgets, usage records and metrics (None when disabled).
+    accounting: Accounting | None = None
 
     @property
     def publication_root(self) -> Path:
@@ -52,13 +60,22 @@ def build_services(settings: Settings) -> Services:
     engine = db.make_engine(settings.database.url, settings.database.pool_size)
     store = JobStore(engine)
     registry = ProcessRegistry.builtin(settings.processes)
-    sites = Sites(settings.sites)
-    jobs = JobService(store, registry, sites, settings.default_site)
-    return Services(settings, engine, store, registry, sites, jobs)
+    sites = Sites(settings.sites, builder=instrument_builder(build_adapter))
+    egress = EgressPolicy.from_settings(settings.workflow.egress)
+    admission: list[AdmissionHook] = [reference_admission(settings.workflow, egress)]
+    accounting = None
+    if settings.accounting.enabled:
+        accounting = Accounting(
+            settings.accounting, engine, store, sites, settings.sites, settings.default_site
+        )
+        admission.append(accounting.admit)
+    jobs = JobService(store, registry, sites, settings.default_site, admission=admission)
+    return Services(settings, engine, store, registry, sites, jobs, egress, accounting)
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
     """The WSGI application: OGC API - Processes (pygeoapi-based) over the job service."""
+    from gateway.accounting.routes import public_paths, register_accounting
     from gateway.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint
@@ -69,7 +86,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.extensions["hpcgw"] = services
     authenticator = build_authenticator(settings.auth, services.engine)
-    register_ogcapi(app, services, authenticator, public_paths=settings.auth.public_paths)
+    public = [*settings.auth.public_paths, *public_paths(settings)]
+    register_ogcapi(app, services, authenticator, public_paths=public)
     register_wps(app, services, authenticator)
     app.register_blueprint(admin_users_blueprint)
+    register_accounting(app)
     return app

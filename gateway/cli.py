@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gateway.accounting.cli import accounting_app
 from gateway.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ users_app = typer.Typer(help="Portal users -> HPC accounts.", no_args_is_help=Tr
 app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(users_app, name="users")
+app.add_typer(accounting_app, name="accounting")
 
 ConfigOpt = Annotated[
     Path | None,
@@ -63,7 +65,9 @@ def worker(
     from gateway.workflow.worker import Worker
 
     _logging()
-    services = build_services(_settings(config))
+    settings = _settings(config)
+    _metrics_dir(settings, clean=False)
+    services = build_services(settings)
     w = Worker.from_services(services)
     if once:
         w.run_once()
@@ -90,6 +94,7 @@ def serve(
 
     _logging()
     settings = _settings(config)
+    _metrics_dir(settings, clean=True)
     if settings.database.auto_upgrade:
         db.upgrade(settings.database.url)
     supervisor = None
@@ -135,6 +140,13 @@ class _WorkerSupervisor(threading.Thread):
             self._child.wait(timeout=30)
 
 
+def _metrics_dir(settings: Settings, *, clean: bool) -> None:
+    """Prometheus multiprocess mode for this process and its children (before any metric)."""
+    from gateway.accounting.metrics_env import configure_multiprocess
+
+    configure_multiprocess(settings.accounting.metrics.multiprocess_dir, clean=clean)
+
+
 @sites_app.command("check")
 def sites_check(config: ConfigOpt = None) -> None:
     """Probe every configured site and print what it answers."""
@@ -155,6 +167,36 @@ def sites_check(config: ConfigOpt = None) -> None:
         typer.echo(json.dumps(report))
     sites.close()
     raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
+def cleanup(
+    config: ConfigOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report only.")] = False,
+    older_than_days: Annotated[
+        float | None,
+        typer.Option(help="Override workflow.retention.published_days for this run."),
+    ] = None,
+) -> None:
+    """Apply the retention policy to published outputs and trim the input cache."""
+    from gateway.jobs.store import JobStore
+    from gateway.staging import build_cache
+    from gateway.workflow.retention import apply_retention
+
+    _logging("WARNING")
+    settings = _settings(config)
+    engine = _engine(settings)
+    try:
+        report = apply_retention(
+            JobStore(engine),
+            Path(settings.publication.root).resolve(),
+            older_than_days or settings.workflow.retention.published_days,
+            build_cache(settings.workflow),
+            dry_run=dry_run,
+        )
+    finally:
+        engine.dispose()
+    typer.echo(json.dumps(report.to_dict(), indent=2))
 
 
 def _engine(settings: Settings) -> Any:

@@ -23,7 +23,8 @@ from processes.definition import ProcessDefinition
 _RESPONSES = ("raw", "document")
 _TRANSMISSION = ("value", "reference")
 _SUBSCRIBER_KEYS = ("successUri", "inProgressUri", "failedUri")
-_HREF_SCHEMES = ("http", "https", "s3")
+_HREF_SCHEMES = ("http", "https", "s3", "file")
+_STAC_KEYS = ("asset", "role")
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,28 @@ def is_reference(value: Any) -> bool:
 
 
 def _check_href(name: str, ref: dict[str, Any]) -> dict[str, Any]:
+    """Shape of a reference; whether it may be fetched is the staging admission's call.
+
+    ``asset`` / ``role`` select an asset when ``href`` is a STAC Item
+    (see :mod:`gateway.staging.reference`).
+    """
     href = ref.get("href")
     if not isinstance(href, str) or not href:
         raise InvalidInput(f"input '{name}': 'href' must be a non-empty string")
     parts = urlsplit(href)
-    if parts.scheme.lower() not in _HREF_SCHEMES or not parts.netloc:
+    scheme = parts.scheme.lower()
+    has_location = bool(parts.netloc) if scheme != "file" else parts.path.startswith("/")
+    if scheme not in _HREF_SCHEMES or not has_location:
         raise InvalidInput(
             f"input '{name}': href scheme must be one of {', '.join(_HREF_SCHEMES)} "
-            f"with a host, got {href!r}"
+            f"with a host (file: an absolute path), got {href!r}"
         )
-    return {k: v for k, v in ref.items() if k in ("href", "type", "rel", "title")}
+    for key in _STAC_KEYS:
+        if key in ref and (not isinstance(ref[key], str) or not ref[key]):
+            raise InvalidInput(f"input '{name}': '{key}' must be a non-empty string")
+    if all(key in ref for key in _STAC_KEYS):
+        raise InvalidInput(f"input '{name}': give either 'asset' or 'role', not both")
+    return {k: v for k, v in ref.items() if k in ("href", "type", "rel", "title", *_STAC_KEYS)}
 
 
 def _unwrap(value: Any) -> Any:

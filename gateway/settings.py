@@ -21,6 +21,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from gateway.accounting.config import AccountingSettings
+from gateway.settings_workflow import WorkflowSettings
+
 
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
@@ -231,11 +234,38 @@ class SlurmRestSettings(BaseModel):
     credentials: Literal["mint", "forward"] = "mint"
 
 
+class SshSettings(BaseModel):
+    """The login node for ``adapter: ssh`` (docs/adapters.md): Slurm CLI + SFTP as each user."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=22, ge=1, le=65535)
+    #: OpenSSH known_hosts holding the login node's host keys; unknown keys are refused.
+    known_hosts_file: str = "/etc/hpcgw/ssh_known_hosts"
+    #: ``certificate``: short-lived per-user certificates signed with ``ca_key_file``
+    #: (sshd ``TrustedUserCAKeys``); ``key_file``: one private key per user.
+    auth: Literal["certificate", "key_file"] = "certificate"
+    ca_key_file: str = "/etc/hpcgw/ssh_user_ca"
+    certificate_minutes: int = Field(default=5, ge=1, le=60)
+    #: Private key per login (``{login}`` substituted); ``<file>-cert.pub`` is used if present.
+    key_file_template: str = "/etc/hpcgw/ssh-keys/{login}"
+    #: Login (with a shell) for squeue/sacct monitoring; must see every user's jobs.
+    service_user: str = "hpcgw"
+    #: Channels per connection; keep below sshd's ``MaxSessions`` (one is kept for SFTP).
+    max_sessions: int = Field(default=10, ge=2, le=100)
+    connect_timeout_seconds: float = 10.0
+    command_timeout_seconds: float = 60.0
+    keepalive_seconds: int = 30
+    #: Connections unused this long are closed.
+    idle_close_seconds: float = 300.0
+    ssh_keygen: str = "ssh-keygen"
+
+
 class SiteSettings(BaseModel):
     """One HPC site: how to reach its scheduler and where job workspaces live."""
 
     adapter: Literal["slurmrest", "ssh", "pyslurm"] = "slurmrest"
     slurmrest: SlurmRestSettings = Field(default_factory=SlurmRestSettings)
+    ssh: SshSettings = Field(default_factory=SshSettings)
     #: Root of per-job workspaces on the cluster's shared filesystem.
     workspace_root: str = "/var/lib/hpcgw/work"
     default_partition: str | None = None
@@ -279,7 +309,10 @@ class Settings(BaseSettings):
     default_site: str = "dev"
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     publication: PublicationSettings = Field(default_factory=PublicationSettings)
+    #: Input staging, egress guard, input cache, callbacks, retention.
+    workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
     usersync: UserSyncSettings = Field(default_factory=UserSyncSettings)
+    accounting: AccountingSettings = Field(default_factory=AccountingSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 

@@ -66,6 +66,11 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
         },
         "worker": {"poll_interval_seconds": 0.3, "backoff_base_seconds": 0.5},
         "publication": {"root": str(tmp_path / "published")},
+        # test servers (HTTP, S3, callback receivers) listen on loopback: allow-list it
+        "workflow": {
+            "egress": {"allow_cidrs": ["127.0.0.1/32"]},
+            "cache": {"root": str(tmp_path / "cache")},
+        },
     }
     data.update(overrides)
     return Settings(**data)  # type: ignore[arg-type]

@@ -185,13 +185,16 @@ class JobStore:
 
         Returns False (and changes nothing) when the job is already in a state
         that may not move to ``target`` -- e.g. it was dismissed meanwhile.
-        Final targets also set ``finished`` and release any lease.
+        Final targets also set ``finished`` and release any lease; their
+        ``next_attempt_at`` is cleared unless given (a final job with one has
+        subscriber notifications owed, see :meth:`due_notifications`).
         """
         now = utcnow()
         values: dict[str, Any] = {"state": target.value, "updated": now, **fields}
         if target.final:
             values.setdefault("finished", now)
-            values.update(lease_owner=None, lease_until=None, next_attempt_at=None)
+            values.setdefault("next_attempt_at", None)
+            values.update(lease_owner=None, lease_until=None)
         if target is JobState.RUNNING:
             values.setdefault("started", now)
         sources = [s.value for s in target.sources()]
@@ -283,6 +286,28 @@ class JobStore:
         query = (
             sa.select(_t)
             .where(sa.or_(_t.c.cancel_pending.is_(True), _t.c.cleanup_pending.is_(True)))
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_row_to_job(r) for r in conn.execute(query).mappings().all()]
+
+    def due_notifications(self, states: Sequence[JobState], limit: int) -> list[Job]:
+        """Jobs with a subscriber whose ``next_attempt_at`` has passed, oldest due first.
+
+        For final jobs ``next_attempt_at`` is set only while a callback is owed;
+        active jobs may carry a stale one, so callers check what is really owed.
+        """
+        now = utcnow()
+        query = (
+            sa.select(_t)
+            .where(
+                _t.c.state.in_([s.value for s in states]),
+                _t.c.next_attempt_at.is_not(None),
+                _t.c.next_attempt_at <= now,
+                # JSON columns store None as the JSON text 'null'
+                sa.cast(_t.c.subscriber, sa.Text) != "null",
+            )
+            .order_by(_t.c.next_attempt_at)
             .limit(limit)
         )
         with self.engine.connect() as conn:

@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+import gateway.accounting.tables  # noqa: F401  (registers accounting tables on metadata)
 from gateway.jobs.tables import metadata
 
 config = context.config

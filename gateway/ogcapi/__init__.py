@@ -15,6 +15,8 @@ exception handlers and the routes:
 ``GET|DELETE /jobs/{id}``                  status info / dismiss
 ``GET /jobs/{id}/results``                 results (document, raw, multipart)
 ``GET /jobs/{id}/outputs/{file}``          published output files
+``GET /stac/catalog.json``                 STAC Catalog of the caller's results
+``GET /stac/items/{id}.json``              STAC Item of one job's results
 =========================================  ===================================
 
 Module map: ``config`` (pygeoapi config + OpenAPI), ``plugin_context``,
@@ -42,6 +44,7 @@ from gateway.ogcapi.plugin_context import register_services
 from gateway.ogcapi.problems import install_error_handlers
 from gateway.ogcapi.routes_discovery import blueprint as discovery_blueprint
 from gateway.ogcapi.routes_jobs import blueprint as jobs_blueprint
+from gateway.ogcapi.routes_stac import blueprint as stac_blueprint
 from gateway.ogcapi.security import DEFAULT_PUBLIC_PATHS, install_authentication
 
 if TYPE_CHECKING:
@@ -90,4 +93,5 @@ def register_ogcapi(
     install_error_handlers(app)
     app.register_blueprint(discovery_blueprint)
     app.register_blueprint(jobs_blueprint)
+    app.register_blueprint(stac_blueprint)
     return state

@@ -75,6 +75,10 @@ def status_info(job: Job, base_url: str, *, message: str | None = None) -> dict[
     if job.state is JobState.SUCCESSFUL:
         results_type = JSON if job.response == "document" else None
         links.append(link(f"{job_url}/results", REL_RESULTS, results_type, "Job results"))
+        publication = job.extra.get("publication")
+        if isinstance(publication, dict) and not publication.get("expired"):
+            stac = f"{base_url}/stac/items/{job.id}.json"
+            links.append(link(stac, "describedby", "application/geo+json", "STAC Item of results"))
     links.append(link(f"{base_url}/jobs", "up", JSON, "The job list"))
     doc: dict[str, Any] = {
         "jobID": job.id,

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+from datetime import UTC, datetime, timedelta
 
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.sites import Sites
-from gateway.staging import Stager, StagingError
+from gateway.staging import Stager, StagingError, staged_summary
+from gateway.staging.stager import Heartbeat
 from gateway.workflow.batch import job_name, job_spec, workspace_for
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity
@@ -96,14 +98,30 @@ class Dispatcher:
         workspace = workspace_for(site, job.id)
         files.mkdir(workspace)
         files.mkdir(posixpath.join(workspace, OUTPUTS_DIR))
-        inputs = self.stager.stage(job.inputs, files, workspace)
+        inputs = self.stager.stage(job.inputs, files, workspace, self._heartbeat(job))
         payload = json.dumps({"job_id": job.id, "inputs": inputs}, indent=1).encode()
         files.write_bytes(posixpath.join(workspace, INPUTS_FILE), payload)
-        self.store.update(job.id, workspace=workspace)
+        extra = {**self.store.get(job.id).extra, "staged_inputs": staged_summary(inputs)}
+        self.store.update(job.id, workspace=workspace, extra=extra)
         return adapter.submit(job_spec(job, process, site, workspace), identity)
 
+    def _heartbeat(self, job: Job) -> Heartbeat:
+        """Renews the job's lease during long downloads (so no other worker takes it over)."""
+
+        def beat(fetched: int) -> None:
+            until = datetime.now(UTC) + timedelta(seconds=self.lease_seconds)
+            self.store.update(
+                job.id,
+                only_if_state=JobState.STAGING,
+                lease_until=until,
+                message=f"Staging inputs: {fetched / 2**20:.0f} MiB fetched",
+            )
+
+        return beat
+
     def _record_submission(self, job: Job, scheduler_id: str) -> None:
-        extra = {k: v for k, v in job.extra.items() if k != "forward_token"}
+        current = self.store.get(job.id).extra  # fresh: staging recorded checksums in it
+        extra = {k: v for k, v in current.items() if k != "forward_token"}
         moved = self.store.transition(
             job.id,
             JobState.QUEUED,
@@ -114,6 +132,7 @@ class Dispatcher:
             workspace=workspace_for(self.sites.settings(job.site), job.id),
             lease_owner=None,
             lease_until=None,
+            next_attempt_at=None,  # from now on: set only when a notification is owed
         )
         if moved:
             log.info("job %s submitted as Slurm job %s", job.id, scheduler_id)

@@ -17,6 +17,8 @@ from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.sites import Sites
 from gateway.workflow.batch import STDERR
+from gateway.workflow.callbacks import notification_due
+from gateway.workflow.footprint import publication_record
 from gateway.workflow.publication import ManifestError, Publisher
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity, WorkspaceFiles
@@ -95,12 +97,15 @@ class Finaliser:
         except (ValueError, ManifestError) as exc:
             fail_job(self.store, job, f"Invalid process outputs: {exc}")
             return
+        record = publication_record(self.publisher.job_dir(job.id), results)
         self.store.transition(
             job.id,
             JobState.SUCCESSFUL,
             results=results,
             progress=100,
             message="Job completed successfully",
+            extra={**self.store.get(job.id).extra, "publication": record},
+            next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
         )
         log.info("job %s successful", job.id)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from gateway.jobs.records import Job
@@ -24,6 +25,9 @@ from processes.runtime import PROGRESS_FILE
 
 log = logging.getLogger(__name__)
 
+#: Called with the jobs that started running or reported new progress this cycle.
+ProgressHook = Callable[[list[Job]], None]
+
 LOST_GRACE = timedelta(minutes=5)
 _MAX_PROGRESS_BYTES = 4096
 
@@ -31,11 +35,19 @@ _MAX_PROGRESS_BYTES = 4096
 class Monitor:
     """Polls each site once per cycle and advances job states."""
 
-    def __init__(self, store: JobStore, sites: Sites, worker_id: str, lease_seconds: float) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        sites: Sites,
+        worker_id: str,
+        lease_seconds: float,
+        hooks: list[ProgressHook] | None = None,
+    ) -> None:
         self.store = store
         self.sites = sites
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
+        self.hooks = hooks or []
 
     def run_once(self) -> int:
         """Check every site with scheduled jobs; returns how many jobs were looked at."""
@@ -62,7 +74,11 @@ class Monitor:
                 self._missing(job)
             elif self._advance(job, status) is JobState.RUNNING:
                 running.append(job)
-        self._read_progress(site, running)
+        changed = self._read_progress(site, running)
+        moved = [j for j in running if j.state is JobState.QUEUED or j.id in changed]
+        if moved:
+            for hook in self.hooks:
+                hook(moved)
         return len(jobs)
 
     def _advance(self, job: Job, status: JobStatus) -> JobState:
@@ -106,7 +122,7 @@ class Monitor:
                 f"Slurm job {job.scheduler_job_id} is unknown to the scheduler and its accounting",
             )
 
-    def _read_progress(self, site: str, jobs: list[Job]) -> None:
+    def _read_progress(self, site: str, jobs: list[Job]) -> set[str]:
         changes: dict[str, tuple[int | None, str | None]] = {}
         adapter = self.sites.adapter(site)
         for job in jobs:
@@ -123,6 +139,7 @@ class Monitor:
             if parsed and (parsed[0] != job.progress or parsed[1] != job.message):
                 changes[job.id] = parsed
         self.store.update_many_progress(changes)
+        return set(changes)
 
 
 def parse_progress(raw: bytes) -> tuple[int | None, str | None] | None:

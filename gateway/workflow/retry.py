@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
+from gateway.workflow.callbacks import notification_due
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +16,14 @@ _FAILED_TYPE = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/job
 
 
 def fail_job(store: JobStore, job: Job, detail: str, status: int = 500, **fields: object) -> bool:
-    """Move ``job`` to failed with ``detail`` as both its message and exception."""
+    """Move ``job`` to failed with ``detail`` as both its message and exception.
+
+    When the job's subscriber has a ``failedUri`` the same update marks the
+    callback as owed (see :mod:`gateway.workflow.callbacks`).
+    """
     log.warning("job %s failed: %s", job.id, detail)
     error = {"type": _FAILED_TYPE, "title": "Job failed", "status": status, "detail": detail}
+    fields.setdefault("next_attempt_at", notification_due(job, JobState.FAILED))
     return store.transition(job.id, JobState.FAILED, message=detail, error=error, **fields)
 
 

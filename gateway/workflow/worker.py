@@ -13,13 +13,15 @@ import socket
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from gateway.app import Services
 from gateway.jobs.store import JobStore
 from gateway.service import JobService
 from gateway.sites import Sites
-from gateway.staging import Stager
+from gateway.staging import build_stager
+from gateway.workflow.callbacks import Notifier
 from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.finaliser import Finaliser
 from gateway.workflow.monitor import Monitor
@@ -68,6 +70,8 @@ class Worker:
     finaliser: Finaliser
     cleaner: Cleaner
     interval: float
+    #: Further stages run after the others each cycle (e.g. accounting usage reads).
+    extra_stages: list[Callable[[], int]] = field(default_factory=list)
 
     @classmethod
     def from_services(cls, services: Services, worker_id: str | None = None) -> Worker:
@@ -78,19 +82,27 @@ class Worker:
             services.store, w.max_attempts, w.backoff_base_seconds, w.backoff_max_seconds
         )
         publisher = Publisher(services.publication_root, s.server.base_url)
+        usage = services.accounting.recorder(wid) if services.accounting else None
+        notifier = Notifier(
+            services.store, s.workflow.callbacks, services.egress, s.server.base_url, wid
+        )
         return cls(
             dispatcher=Dispatcher(
                 services.store,
                 services.registry,
                 services.sites,
-                Stager(),
+                build_stager(s.workflow, services.egress),
                 retry,
                 wid,
                 w.dispatch_batch,
                 w.lease_seconds,
             ),
             monitor=Monitor(
-                services.store, services.sites, wid, max(5.0, 5 * w.poll_interval_seconds)
+                services.store,
+                services.sites,
+                wid,
+                max(5.0, 5 * w.poll_interval_seconds),
+                hooks=[notifier.progress_changed],
             ),
             finaliser=Finaliser(
                 services.store,
@@ -101,9 +113,11 @@ class Worker:
                 wid,
                 w.max_manifest_bytes,
                 w.lease_seconds,
+                hooks=[usage.on_final] if usage else None,
             ),
             cleaner=Cleaner(services.store, services.jobs, services.sites),
             interval=w.poll_interval_seconds,
+            extra_stages=[*([usage.run_once] if usage else []), notifier.run_once],
         )
 
     def run_once(self) -> int:
@@ -112,6 +126,8 @@ class Worker:
         work += self.monitor.run_once()
         work += self.finaliser.run_once()
         work += self.cleaner.run_once()
+        for stage in self.extra_stages:
+            work += stage()
         return work
 
     def run_forever(self, stop: threading.Event) -> None:

@@ -43,6 +43,11 @@ def write_config(tmp: Path, port: int, **extra: object) -> Path:
                           "workspace_root": str(WORK_ROOT), "pythonpath": str(REPO)}},
         "worker": {"poll_interval_seconds": 0.3},
         "publication": {"root": str(tmp / "published")},
+        # the test file server listens on loopback: allow-list it (and only it)
+        "workflow": {
+            "egress": {"allow_cidrs": ["127.0.0.1/32"]},
+            "cache": {"root": str(tmp / "cache")},
+        },
         **extra,
     }
     path = tmp / "gateway.yaml"

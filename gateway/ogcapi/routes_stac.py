@@ -1,0 +1,74 @@
+"""The STAC Catalog of published results and one STAC Item per successful job.
+
+==========================================  =====================================
+``GET /stac/catalog.json``                  the caller's results (``item`` links,
+                                            newest first; ``limit``, ``next``)
+``GET /stac/items/{job id}.json``           the STAC Item of one job's results
+==========================================  =====================================
+
+Visibility is the job service's: a user sees the items of their own jobs (an
+admin sees all); another user's job id is "not found". Jobs that did not
+succeed, or whose published outputs expired (retention), have no item.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, request
+
+from gateway.errors import BadRequest, NotFound
+from gateway.jobs.states import JobState
+from gateway.ogcapi.context import json_response, ogcapi
+from gateway.ogcapi.security import current_principal
+from gateway.workflow.stac_items import (
+    GEOJSON,
+    catalog,
+    catalog_url,
+    has_item,
+    job_item,
+    recorded_core_hours,
+)
+
+blueprint = Blueprint("ogcapi_stac", __name__)
+
+_MAX_LIMIT = 1000
+
+
+def _limit() -> int:
+    raw = request.args.get("limit") or "100"
+    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIMIT:
+        raise BadRequest(f"limit must be an integer between 1 and {_MAX_LIMIT}, got {raw!r}")
+    return int(raw)
+
+
+@blueprint.get("/stac/catalog.json")
+def stac_catalog() -> Response:
+    state = ogcapi()
+    limit = _limit()
+    page = state.services.jobs.list(
+        current_principal(),
+        statuses=["successful"],
+        limit=limit,
+        cursor=request.args.get("next") or None,
+    )
+    jobs = [job for job in page.jobs if has_item(job)]
+    next_href = None
+    if page.next_cursor:
+        query = urlencode({"limit": limit, "next": page.next_cursor})
+        next_href = f"{catalog_url(state.base_url)}?{query}"
+    return json_response(catalog(state.base_url, jobs, next_href))
+
+
+@blueprint.get("/stac/items/<job_id>.json")
+def stac_item(job_id: str) -> Response:
+    state = ogcapi()
+    job = state.services.jobs.get(current_principal(), job_id)
+    if job.state is not JobState.SUCCESSFUL:
+        raise NotFound(f"job '{job.id}' is {job.state.ogc}; only successful jobs have a STAC Item")
+    if not has_item(job):
+        expired = job.extra.get("publication", {}).get("expired")
+        why = f"were removed on {expired} (retention policy)" if expired else "are not recorded"
+        raise NotFound(f"the published results of job '{job.id}' {why}")
+    core_hours = recorded_core_hours(state.services.engine, job.id)
+    return json_response(job_item(job, state.base_url, core_hours), content_type=GEOJSON)

@@ -1,0 +1,125 @@
+"""Settings of the workflow manager: egress guard, staging, cache, S3, callbacks, retention.
+
+One section of the configuration tree (``workflow:`` in the YAML file,
+``HPCGW_WORKFLOW__<SUB>__<KEY>`` in the environment), kept in its own module so
+:mod:`gateway.settings` only names it. See ``docs/workflow.md`` for what each
+setting means to users and ``deploy/config/gateway.example.yaml`` for examples.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pydantic import BaseModel, Field, field_validator
+
+GIB = 1024**3
+
+
+class EgressSettings(BaseModel):
+    """What outbound requests (inputs, STAC items, callbacks) may reach.
+
+    By default only public unicast addresses are reachable. ``allow_cidrs``
+    opens address ranges (e.g. an internal mirror's subnet, ``127.0.0.0/8`` in
+    tests); ``allow_hosts`` trusts host names whatever they resolve to (an
+    entry starting with ``.`` matches any sub-domain).
+    """
+
+    allow_cidrs: list[str] = Field(default_factory=list)
+    allow_hosts: list[str] = Field(default_factory=list)
+    #: Redirects followed per request; every hop is checked again.
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Refuse (400) at submission a host name that does not resolve. Off by default:
+    #: a DNS hiccup should not reject a job; the name is checked again when fetched.
+    require_resolvable: bool = False
+
+    @field_validator("allow_cidrs")
+    @classmethod
+    def _cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"allow_cidrs: {value!r} is not a CIDR: {exc}") from None
+        return values
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _hosts(cls, values: list[str]) -> list[str]:
+        return [v.strip().lower().rstrip(".") for v in values if v.strip()]
+
+
+class StagingSettings(BaseModel):
+    """Limits for fetching inputs given by reference."""
+
+    #: Largest input accepted (the download stops beyond it).
+    max_input_bytes: int = Field(default=50 * GIB, gt=0)
+    #: Longest wait for the next bytes of a download.
+    read_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: Longest a single input may take to download, retries included.
+    max_seconds_per_input: float = Field(default=6 * 3600.0, gt=0)
+    #: Retries of an interrupted download (resumed with ``Range`` when possible).
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_backoff_seconds: float = Field(default=1.0, ge=0)
+    #: Largest STAC Item document read.
+    max_stac_item_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    #: Local folders whose files may be given as ``file:///...`` inputs (none by default).
+    local_roots: list[str] = Field(default_factory=list)
+
+
+class CacheSettings(BaseModel):
+    """The content-addressed (sha256) cache of fetched inputs, bounded by LRU eviction."""
+
+    enabled: bool = True
+    root: str = "var/cache/inputs"
+    #: Total size kept; least recently used objects are evicted beyond it.
+    max_bytes: int = Field(default=100 * GIB, ge=0)
+    #: A cached URL is reused without any request for this long, then revalidated
+    #: (``If-None-Match`` / ``If-Modified-Since``; S3: ETag).
+    fresh_seconds: float = Field(default=24 * 3600.0, ge=0)
+
+
+class S3Settings(BaseModel):
+    """The S3 service ``s3://bucket/key`` inputs are read from (AWS, MinIO, Ceph RGW...)."""
+
+    #: Endpoint URL; None means AWS (``https://s3.<region>.amazonaws.com``).
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    #: Files holding the credentials; when unset, boto3's usual chain (env, profile).
+    access_key_id_file: str | None = None
+    secret_access_key_file: str | None = None
+    #: Unsigned requests (public buckets).
+    anonymous: bool = False
+    verify_tls: bool | str = True
+
+
+class CallbackSettings(BaseModel):
+    """Delivery of subscriber callbacks (OGC API - Processes ``callback`` class)."""
+
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    max_attempts: int = Field(default=8, ge=1)
+    backoff_base_seconds: float = Field(default=5.0, ge=0)
+    backoff_max_seconds: float = Field(default=900.0, ge=0)
+    #: Deliveries tried per worker cycle, and the cycle time they may take.
+    batch: int = Field(default=20, ge=1)
+    cycle_budget_seconds: float = Field(default=10.0, gt=0)
+    #: In-progress notifications of one job are at most this frequent.
+    progress_min_interval_seconds: float = Field(default=10.0, ge=0)
+
+
+class RetentionSettings(BaseModel):
+    """How long published outputs are kept (``hpcgw cleanup`` applies it)."""
+
+    #: Days after a job finished before its published outputs are deleted (None: forever).
+    published_days: float | None = Field(default=None, gt=0)
+
+
+class WorkflowSettings(BaseModel):
+    """The workflow manager's section of the configuration."""
+
+    egress: EgressSettings = Field(default_factory=EgressSettings)
+    staging: StagingSettings = Field(default_factory=StagingSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)

@@ -1,0 +1,106 @@
+"""What every fetcher shares: the staging error, fetch results and the hashing sink."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import BinaryIO
+
+#: Bytes read or written per step: the memory a download needs, whatever its size.
+CHUNK = 1 << 20
+
+
+class StagingError(Exception):
+    """An input could not be staged. ``transient`` errors are retried by the worker;
+    the others fail the job (``detail`` is shown to the user)."""
+
+    def __init__(self, detail: str, *, transient: bool = False) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What a source said about a version of its content, for revalidation."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.etag or self.last_modified)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """A completed fetch; ``not_modified`` means the given validators still hold."""
+
+    size: int = 0
+    sha256: str = ""
+    validators: Validators = Validators()
+    media_type: str | None = None
+    not_modified: bool = False
+
+
+class HashingSink:
+    """Writes chunks to a file, hashing and counting them, within size and time limits.
+
+    ``heartbeat(bytes_so_far)`` is called at most every ``heartbeat_seconds``
+    (the dispatcher renews its job lease from it during long downloads).
+    """
+
+    def __init__(
+        self,
+        out: BinaryIO,
+        label: str,
+        max_bytes: int,
+        deadline: float,
+        heartbeat: Callable[[int], None] | None = None,
+        heartbeat_seconds: float = 20.0,
+    ) -> None:
+        self.out = out
+        self.label = label
+        self.max_bytes = max_bytes
+        self.deadline = deadline
+        self.size = 0
+        #: Strong ETag of the content being written, when the source can resume it.
+        self.resume_etag: str | None = None
+        self._hash = hashlib.sha256()
+        self._heartbeat = heartbeat
+        self._heartbeat_seconds = heartbeat_seconds
+        self._last_beat = time.monotonic()
+
+    def check_announced(self, length: int | None) -> None:
+        """Refuse early when the announced length is already over the limit."""
+        if length is not None and self.size + length > self.max_bytes:
+            raise StagingError(
+                f"{self.label}: {self.size + length} bytes exceed the "
+                f"{self.max_bytes}-byte input limit"
+            )
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_bytes:
+            raise StagingError(f"{self.label}: larger than the {self.max_bytes}-byte input limit")
+        now = time.monotonic()
+        if now > self.deadline:
+            raise StagingError(f"{self.label}: download took too long", transient=True)
+        self._hash.update(chunk)
+        self.out.write(chunk)
+        if self._heartbeat and now - self._last_beat >= self._heartbeat_seconds:
+            self._last_beat = now
+            self._heartbeat(self.size)
+
+    def restart(self) -> None:
+        """Forget what was written (the source sent the whole content again)."""
+        self.out.seek(0)
+        self.out.truncate()
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()

@@ -1,0 +1,132 @@
+"""HTTP(S) downloads through the egress guard: streamed, limited, retried, resumed.
+
+Each download uses a fresh guarded client (no connection reuse across
+hosts). Transient failures -- timeouts, dropped connections, 408/429/5xx --
+are retried with exponential backoff; when the server supports ranges
+(``Accept-Ranges: bytes``) the retry resumes where the previous attempt
+stopped (``Range`` + ``If-Range`` on the ETag), else it starts over. Policy
+refusals (also for a redirect hop) and 4xx answers are permanent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+
+from gateway.egress import EgressRefused, UnresolvableHost
+from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class _Retry(Exception):
+    """Internal: this attempt failed in a way worth retrying."""
+
+
+class HttpFetcher:
+    """Fetches http(s) URLs into a :class:`HashingSink`."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], httpx.Client],
+        retries: int = 3,
+        backoff_seconds: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client_factory = client_factory
+        self.retries = retries
+        self.backoff_seconds = backoff_seconds
+        self.sleep = sleep
+
+    def fetch(self, url: str, sink: HashingSink, known: Validators | None = None) -> FetchResult:
+        """Download ``url`` into ``sink``; with ``known`` validators a 304 means unchanged."""
+        attempt = 0
+        resumable_etag: str | None = None
+        while True:
+            try:
+                return self._attempt(url, sink, known, resumable_etag)
+            except _Retry as exc:
+                reason = str(exc)
+            except httpx.TimeoutException:
+                reason = "timed out"
+            except UnresolvableHost as exc:
+                reason = exc.detail
+            except httpx.TooManyRedirects:
+                raise StagingError(f"{url}: too many redirects") from None
+            except httpx.TransportError as exc:
+                reason = f"connection failed ({exc})"
+            except EgressRefused as exc:
+                raise StagingError(f"{url}: {exc.detail}") from None
+            attempt += 1
+            if attempt > self.retries or time.monotonic() > sink.deadline:
+                raise StagingError(f"{url}: {reason}", transient=True)
+            resumable_etag = sink.resume_etag
+            delay = self.backoff_seconds * 2 ** (attempt - 1)
+            log.info("fetch %s: %s; retry %d in %.1fs", url, reason, attempt, delay)
+            self.sleep(delay)
+
+    def _attempt(
+        self, url: str, sink: HashingSink, known: Validators | None, resume_etag: str | None
+    ) -> FetchResult:
+        headers = {"Accept-Encoding": "identity"}
+        resuming = sink.size > 0 and resume_etag is not None
+        if resuming:
+            headers["Range"] = f"bytes={sink.size}-"
+            headers["If-Range"] = str(resume_etag)
+        elif known is not None:
+            if known.etag:
+                headers["If-None-Match"] = known.etag
+            if known.last_modified:
+                headers["If-Modified-Since"] = known.last_modified
+        with self.client_factory() as client, client.stream("GET", url, headers=headers) as resp:
+            status = resp.status_code
+            if status == 304 and known is not None and not resuming:
+                return FetchResult(validators=known, not_modified=True)
+            if status in _RETRY_STATUS:
+                raise _Retry(f"server answered {status}")
+            if status >= 400:
+                raise StagingError(f"{url}: server answered {status}")
+            if status == 206 and not (resuming and _range_start(resp) == sink.size):
+                sink.restart()
+                sink.resume_etag = None
+                raise _Retry("inconsistent partial answer; starting over")
+            if status not in (200, 206):
+                raise StagingError(f"{url}: unexpected answer {status}")
+            if status == 200 and sink.size:
+                sink.restart()
+            encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
+            expected = None if encoded else _length(resp)
+            sink.check_announced(expected)
+            etag = resp.headers.get("ETag")
+            validators = Validators(etag, resp.headers.get("Last-Modified"))
+            strong = etag if etag and not etag.startswith("W/") else None
+            ranges = resp.headers.get("Accept-Ranges", "").lower() == "bytes" or status == 206
+            sink.resume_etag = strong if ranges and not encoded else None
+            start = sink.size
+            try:
+                for chunk in resp.iter_bytes(CHUNK):
+                    sink.write(chunk)
+            except httpx.TransportError as exc:
+                raise _Retry(f"connection lost after {sink.size} bytes ({exc})") from None
+            if expected is not None and sink.size - start != expected:
+                raise _Retry(f"got {sink.size - start} of {expected} bytes")
+            media = resp.headers.get("Content-Type")
+        return FetchResult(sink.size, sink.sha256, validators, media)
+
+
+def _length(resp: httpx.Response) -> int | None:
+    raw = resp.headers.get("Content-Length")
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def _range_start(resp: httpx.Response) -> int | None:
+    """The first byte position of a ``Content-Range: bytes a-b/n`` answer."""
+    raw = resp.headers.get("Content-Range", "")
+    unit, _, rest = raw.partition(" ")
+    start = rest.split("-", 1)[0]
+    return int(start) if unit == "bytes" and start.isdigit() else None

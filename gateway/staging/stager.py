@@ -1,0 +1,267 @@
+"""Stage a job's inputs given by reference into its workspace.
+
+For each ``{"href": ...}`` input (conventions in :mod:`gateway.staging.reference`)
+the stager resolves STAC Items to one asset, obtains the content -- from the
+content-addressed cache when it holds it, else by a streamed, size- and
+time-limited fetch through the egress guard -- and copies it to
+``inputs/<input name><ext>`` in the workspace. File names come from the input
+id, never from the URL. The runner then sees the input as::
+
+    {"href": ..., "path": "inputs/image.tif", "size": 123, "sha256": "...",
+     "stac": {"item": ..., "asset": "B04", "href": ..., "type": ..., "roles": [...]}}
+
+Memory stays bounded whatever the input size: data moves in 1 MiB chunks
+from the network to the cache file and from there to the workspace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import logging
+import posixpath
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
+
+import pystac
+
+from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
+from gateway.staging.cache import CacheEntry, ContentCache
+from gateway.staging.http import HttpFetcher
+from gateway.staging.reference import Reference, local_path
+from gateway.staging.s3 import S3Fetcher
+from gateway.staging.stac import describe, parse_item, select_asset
+from hpc_adapters.base import WorkspaceFiles
+
+log = logging.getLogger(__name__)
+
+_SAFE_EXT = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
+INPUTS_DIR = "inputs"
+#: Called with the bytes fetched so far during long downloads (lease renewal).
+Heartbeat = Callable[[int], None]
+
+
+def _extension(href: str) -> str:
+    ext = posixpath.splitext(urlsplit(href).path)[1]
+    return ext.lower() if _SAFE_EXT.match(ext) else ""
+
+
+def _without_fragment(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path, parts.query, ""))
+
+
+class Stager:
+    """Obtains referenced inputs (cache, http(s), S3, STAC, local roots) into workspaces."""
+
+    def __init__(
+        self,
+        http: HttpFetcher,
+        s3: S3Fetcher | None = None,
+        cache: ContentCache | None = None,
+        *,
+        max_bytes: int = 50 * 1024**3,
+        max_seconds: float = 6 * 3600.0,
+        max_item_bytes: int = 4 * 1024 * 1024,
+        local_roots: list[str] | None = None,
+    ) -> None:
+        self.http = http
+        self.s3 = s3
+        self.cache = cache
+        self.max_bytes = max_bytes
+        self.max_seconds = max_seconds
+        self.max_item_bytes = max_item_bytes
+        self.local_roots = list(local_roots or [])
+
+    # -- public -------------------------------------------------------------
+
+    def stage(
+        self,
+        inputs: dict[str, Any],
+        files: WorkspaceFiles,
+        workspace: str,
+        heartbeat: Heartbeat | None = None,
+    ) -> dict[str, Any]:
+        """Return ``inputs`` with every reference replaced by its staged form."""
+        staged: dict[str, Any] = {}
+        for name, value in inputs.items():
+            if isinstance(value, list):
+                staged[name] = [
+                    self._stage_one(f"{name}_{i}", v, files, workspace, heartbeat)
+                    for i, v in enumerate(value)
+                ]
+            else:
+                staged[name] = self._stage_one(name, value, files, workspace, heartbeat)
+        if self.cache is not None:
+            self.cache.evict()
+        return staged
+
+    # -- one input ----------------------------------------------------------
+
+    def _stage_one(
+        self,
+        name: str,
+        value: Any,
+        files: WorkspaceFiles,
+        workspace: str,
+        heartbeat: Heartbeat | None,
+    ) -> Any:
+        if not (isinstance(value, dict) and "href" in value):
+            return value
+        ref = Reference.parse(value)
+        entry: dict[str, Any] = dict(value)
+        source = ref.href
+        if ref.is_stac:
+            item = self._fetch_item(ref.href)
+            selected = select_asset(item, ref)
+            source = selected.href
+            entry["stac"] = describe(selected, ref.href)
+        rel = posixpath.join(INPUTS_DIR, name + _extension(source))
+        dest = posixpath.join(workspace, rel)
+        started = time.monotonic()
+        if urlsplit(source).scheme.lower() == "file":
+            path = local_path(source, self.local_roots)
+            sha256, size = _hash_file(path)
+            files.put_file(str(path), dest)
+        else:
+            with self._obtain(source, heartbeat) as (local, sha256, size):
+                files.put_file(str(local), dest)
+        log.info(
+            "staged input %s: %d bytes, sha256 %s, from %s in %.1fs",
+            name,
+            size,
+            sha256[:12],
+            source,
+            time.monotonic() - started,
+        )
+        entry.update(path=rel, size=size, sha256=sha256)
+        return entry
+
+    def _fetch_item(self, href: str) -> pystac.Item:
+        buffer = io.BytesIO()
+        sink = HashingSink(
+            buffer, href, self.max_item_bytes, time.monotonic() + min(self.max_seconds, 300.0)
+        )
+        self._fetcher(href).fetch(href, sink)
+        return parse_item(buffer.getvalue(), href)
+
+    # -- obtaining content --------------------------------------------------
+
+    def _fetcher(self, url: str) -> HttpFetcher | S3Fetcher:
+        scheme = urlsplit(url).scheme.lower()
+        if scheme in ("http", "https"):
+            return self.http
+        if scheme == "s3":
+            if self.s3 is None:
+                raise StagingError(f"{url}: s3 inputs are not configured on this server")
+            return self.s3
+        raise StagingError(f"{url}: scheme '{scheme}' cannot be fetched")
+
+    def _download(
+        self, url: str, out: BinaryIO, known: Validators | None, heartbeat: Heartbeat | None
+    ) -> FetchResult:
+        sink = HashingSink(out, url, self.max_bytes, time.monotonic() + self.max_seconds, heartbeat)
+        result = self._fetcher(url).fetch(url, sink, known)
+        out.flush()
+        return result
+
+    @contextlib.contextmanager
+    def _obtain(self, url: str, heartbeat: Heartbeat | None) -> Iterator[tuple[Path, str, int]]:
+        """A local file with the content of ``url``, its sha256 and size (cached when possible)."""
+        cache = self.cache
+        if cache is None or cache.max_bytes == 0:
+            with tempfile.NamedTemporaryFile(prefix="hpcgw-stage-") as tmp:
+                result = self._download(url, tmp, None, heartbeat)  # type: ignore[arg-type]
+                yield Path(tmp.name), result.sha256, result.size
+            return
+        key = _without_fragment(url)
+        with contextlib.ExitStack() as stack:
+            with cache.locked(key):
+                local, sha256, size = self._cached(cache, key, url, heartbeat, stack)
+            yield local, sha256, size
+
+    def _cached(
+        self,
+        cache: ContentCache,
+        key: str,
+        url: str,
+        heartbeat: Heartbeat | None,
+        stack: contextlib.ExitStack,
+    ) -> tuple[Path, str, int]:
+        """Under the source's lock: reuse, revalidate or fetch; then check the object out."""
+        entry = cache.lookup(key)
+        for _ in range(2):
+            if entry is not None and cache.fresh(entry):
+                log.debug("input cache hit: %s", key)
+            else:
+                entry, oversized = self._fill(cache, key, url, entry, heartbeat, stack)
+                if oversized is not None:
+                    return oversized
+            assert entry is not None
+            try:
+                link = stack.enter_context(cache.checkout(entry))
+            except FileNotFoundError:  # evicted between lookup and use: fetch again
+                entry = None
+                continue
+            return link, entry.sha256, entry.size
+        raise StagingError(f"{url}: the input cache lost the content twice", transient=True)
+
+    def _fill(
+        self,
+        cache: ContentCache,
+        key: str,
+        url: str,
+        known: CacheEntry | None,
+        heartbeat: Heartbeat | None,
+        stack: contextlib.ExitStack,
+    ) -> tuple[CacheEntry | None, tuple[Path, str, int] | None]:
+        """Fetch (or revalidate) ``url``; an input larger than the cache is used uncached."""
+        path, out = stack.enter_context(cache.download_file())
+        validators = known.validators if known is not None and not known.validators.empty else None
+        result = self._download(url, out, validators, heartbeat)
+        if result.not_modified and known is not None:
+            log.debug("input cache revalidated: %s", key)
+            return cache.revalidated(known), None
+        if result.size > cache.max_bytes:
+            log.info("input %s (%d bytes) is larger than the cache; not kept", url, result.size)
+            return None, (path, result.sha256, result.size)
+        return cache.commit(key, path, result.sha256, result.size, result.validators), None
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as exc:
+        raise StagingError(f"cannot read {path}: {exc.strerror}") from None
+    return digest.hexdigest(), size
+
+
+def staged_summary(staged: dict[str, Any]) -> dict[str, Any]:
+    """Checksums and sources of the staged inputs, for the job record (provenance)."""
+    summary: dict[str, Any] = {}
+
+    def add(name: str, value: Any) -> None:
+        if isinstance(value, dict) and "sha256" in value:
+            record = {k: value[k] for k in ("href", "path", "size", "sha256") if k in value}
+            if "stac" in value:
+                record["stac"] = value["stac"]
+            summary[name] = record
+
+    for name, value in staged.items():
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                add(f"{name}_{i}", v)
+        else:
+            add(name, value)
+    return summary
