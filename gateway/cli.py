@@ -117,24 +117,24 @@ class _WorkerSupervisor(threading.Thread):
     def __init__(self, args: list[str]) -> None:
         super().__init__(name="hpcgw-worker-supervisor", daemon=True)
         self.args = args
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
         delay = 1.0
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             self._child = subprocess.Popen(self.args)
             code = self._child.wait()
-            if self._stop.is_set():
+            if self._halt.is_set():
                 return
             logging.getLogger(__name__).error(
                 "worker exited with status %s; restarting in %.0fs", code, delay
             )
-            self._stop.wait(delay)
+            self._halt.wait(delay)
             delay = min(delay * 2, 60.0)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         if self._child is not None and self._child.poll() is None:
             self._child.terminate()
             self._child.wait(timeout=30)

@@ -45,7 +45,45 @@ def build_adapter(name: str, site: SiteSettings) -> SchedulerAdapter:
             files_factory=_local_files(site.workspace_root),
             timeout=rest.timeout_seconds,
         )
+    if site.adapter == "ssh":
+        return _ssh_adapter(name, site)
+    if site.adapter == "pyslurm":
+        from hpc_adapters.pyslurm_adapter import PyslurmAdapter
+
+        return PyslurmAdapter(site=name, files_factory=_local_files(site.workspace_root))
     raise ValueError(f"site '{name}': adapter '{site.adapter}' is not available in this build")
+
+
+def _ssh_adapter(name: str, site: SiteSettings) -> SchedulerAdapter:
+    """SshAdapter from ``sites.<name>.ssh``: certificates or key files, one pool per site."""
+    from hpc_adapters.ssh import (
+        CertificateSigner,
+        CredentialSource,
+        KeyFileCredentials,
+        SshAdapter,
+        SshPool,
+    )
+
+    ssh = site.ssh
+    credentials: CredentialSource
+    if ssh.auth == "certificate":
+        credentials = CertificateSigner(
+            ssh.ca_key_file, ssh.certificate_minutes, ssh_keygen=ssh.ssh_keygen
+        )
+    else:
+        credentials = KeyFileCredentials(ssh.key_file_template)
+    pool = SshPool(
+        ssh.host,
+        ssh.port,
+        credentials,
+        ssh.known_hosts_file,
+        connect_timeout=ssh.connect_timeout_seconds,
+        command_timeout=ssh.command_timeout_seconds,
+        keepalive_seconds=ssh.keepalive_seconds,
+        max_sessions=ssh.max_sessions,
+        idle_seconds=ssh.idle_close_seconds,
+    )
+    return SshAdapter(name, pool, ssh.service_user, site.workspace_root)
 
 
 class Sites:

@@ -31,7 +31,7 @@ import pwd
 import secrets
 import shutil
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import BinaryIO
 
@@ -40,6 +40,27 @@ from hpc_adapters.errors import WorkspaceError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CHUNK = 1024 * 1024
+
+
+def workspace_parts(path: str, roots: Sequence[str]) -> list[str]:
+    """Components of ``path`` below the first of ``roots`` it lies under (lexical check).
+
+    ``roots`` are normalised absolute spellings of one workspace root (e.g. as
+    configured and as resolved). Relative paths, NUL bytes, any ``..`` component
+    and paths outside every root raise :class:`WorkspaceError`. Shared by every
+    :class:`~hpc_adapters.base.WorkspaceFiles` implementation.
+    """
+    if not isinstance(path, str) or not posixpath.isabs(path) or "\0" in path:
+        raise WorkspaceError(f"workspace path must be absolute: {path!r}")
+    if ".." in path.split("/"):
+        raise WorkspaceError(f"workspace path must not contain '..': {path!r}")
+    norm = posixpath.normpath(path)
+    for base in roots:
+        if norm == base:
+            return []
+        if norm.startswith(base.rstrip("/") + "/"):
+            return [p for p in norm[len(base) :].split("/") if p and p != "."]
+    raise WorkspaceError(f"path {path!r} is outside the workspace root {roots[0]}")
 
 
 class _Missing(Exception):
@@ -80,17 +101,7 @@ class LocalWorkspace:
 
     def _parts(self, path: str) -> list[str]:
         """Components of ``path`` below the root; raise WorkspaceError if it is not under it."""
-        if not isinstance(path, str) or not posixpath.isabs(path) or "\0" in path:
-            raise WorkspaceError(f"workspace path must be absolute: {path!r}")
-        if ".." in path.split("/"):
-            raise WorkspaceError(f"workspace path must not contain '..': {path!r}")
-        norm = posixpath.normpath(path)
-        for base in (self.root, self._real_root):
-            if norm == base:
-                return []
-            if norm.startswith(base.rstrip("/") + "/"):
-                return [p for p in norm[len(base) :].split("/") if p and p != "."]
-        raise WorkspaceError(f"path {path!r} is outside the workspace root {self.root}")
+        return workspace_parts(path, (self.root, self._real_root))
 
     def _leaf(self, path: str) -> tuple[list[str], str]:
         parts = self._parts(path)

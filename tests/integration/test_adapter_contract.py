@@ -84,7 +84,7 @@ def node_cpus() -> int:
 @pytest.fixture
 def workdir(adapter_under_test: AdapterUnderTest) -> Iterator[str]:
     """A fresh workspace owned by alice; removed afterwards."""
-    path = f"{WORK_ROOT}/contract-{uuid.uuid4().hex[:12]}"
+    path = f"{adapter_under_test.work_root}/contract-{uuid.uuid4().hex[:12]}"
     files = adapter_under_test.adapter.files(ALICE)
     files.mkdir(path)
     yield path
@@ -183,7 +183,12 @@ def test_cancel_pending_and_running_jobs(
         wait_for(f"{job_id} to leave squeue", gone, 10)
         final = wait_state(adapter, job_id, S.CANCELLED, timeout=15)
         assert not final.state.active
-        assert sacct_field(job_id, "State").startswith("CANCELLED")
+
+        # slurmdbd records a never-started job's cancel a moment later: poll.
+        def recorded(j: str = job_id) -> bool:
+            return sacct_field(j, "State").startswith("CANCELLED")
+
+        wait_for(f"sacct to record {job_id} as cancelled", recorded, 15)
         adapter.cancel(job_id, ALICE)  # already ended: a no-op
 
 

@@ -1,0 +1,168 @@
+"""The demo's echo job through the SSH adapter: ``deploy/config/demo-ssh.yaml`` end to end.
+
+The services are built from the demo-ssh file (only the database, publication
+folder, known_hosts and workspace root are pointed at per-test places), the
+gateway's own worker runs the job, and ``sacct`` shows it ran as alice. Also:
+the gateway retries a job while the login node is unreachable (transient) and
+fails it when sshd refuses the user (permanent).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.app import Services, build_services
+from gateway.auth import Principal
+from gateway.jobs.records import Job
+from gateway.jobs.states import JobState
+from gateway.settings import Settings, read_yaml
+from gateway.workflow.worker import Worker
+from hpc_adapters.ssh import SshAdapter
+from tests.conftest import REPO, sacct_field
+from tests.integration.adapters import SSH_WORK_ROOT, ssh_known_hosts
+
+DEMO = REPO / "deploy" / "config" / "demo.yaml"
+DEMO_SSH = REPO / "deploy" / "config" / "demo-ssh.yaml"
+ALICE = Principal(sub="sub-alice", username="alice", hpc_login="alice", roles=frozenset())
+
+
+@pytest.mark.unit
+def test_demo_ssh_differs_from_demo_only_in_the_adapter() -> None:
+    plain, ssh = read_yaml(DEMO), read_yaml(DEMO_SSH)
+    site = ssh["sites"]["dev"]
+    assert site.pop("adapter") == "ssh" and plain["sites"]["dev"].pop("adapter") == "slurmrest"
+    assert site.pop("ssh")["port"] == 2222
+    assert ssh == plain
+
+
+def demo_ssh_settings(tmp_path: Path, **site_ssh: Any) -> Settings:
+    data = read_yaml(DEMO_SSH)
+    data["database"] = {"url": f"sqlite:///{tmp_path}/hpcgw.db"}
+    data["publication"] = {"root": str(tmp_path / "published")}
+    data["worker"] = {"poll_interval_seconds": 0.3, "backoff_base_seconds": 0.5}
+    site = data["sites"]["dev"]
+    site["ssh"].update(known_hosts_file=ssh_known_hosts(), **site_ssh)
+    site["workspace_root"] = SSH_WORK_ROOT
+    site["pythonpath"] = str(REPO)
+    return Settings(**data)
+
+
+@pytest.fixture
+def ssh_services(cluster: str, tmp_path: Path) -> Iterator[Services]:
+    if os.geteuid() != 0:
+        pytest.skip("signing certificates needs the dev CA key (root only): run as root")
+    os.makedirs(SSH_WORK_ROOT, exist_ok=True)
+    os.chmod(SSH_WORK_ROOT, 0o1777)
+    services = build_services(demo_ssh_settings(tmp_path))
+    yield services
+    services.close()
+
+
+def run_until(services: Services, job_id: str, done: set[JobState], timeout: float) -> Job:
+    worker = Worker.from_services(services)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        job = services.store.get(job_id)
+        while job.state not in done and time.monotonic() < deadline:
+            time.sleep(0.2)
+            job = services.store.get(job_id)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert job.state in done, f"job stuck in {job.state}: {job.message}"
+    return job
+
+
+@pytest.mark.slurm
+def test_demo_echo_job_runs_through_the_ssh_adapter(ssh_services: Services) -> None:
+    adapter = ssh_services.sites.adapter("dev")
+    adapter = getattr(adapter, "inner", adapter)  # unwrap the accounting proxy
+    assert isinstance(adapter, SshAdapter)
+    body = {"inputs": {"string_input": "hello over ssh", "integer_input": 7}}
+    job = ssh_services.jobs.submit(ALICE, "echo", body)
+    done = run_until(ssh_services, job.id, {JobState.SUCCESSFUL, JobState.FAILED}, 120)
+    assert done.state is JobState.SUCCESSFUL, done.message
+    assert done.results == {"string_output": "hello over ssh", "integer_output": 7}
+    assert done.scheduler_job_id and sacct_field(done.scheduler_job_id, "User") == "alice"
+    alice = pwd.getpwnam("alice").pw_uid
+    workspace = Path(done.workspace or "")
+    assert workspace.stat().st_uid == alice
+    assert (workspace / "inputs.json").stat().st_uid == alice
+    assert (workspace / "outputs.json").stat().st_uid == alice
+    # One connection for alice (submit + files) and one for the monitor.
+    assert adapter.pool.stats.connects == 2, adapter.pool.stats
+
+
+@pytest.mark.slurm
+def test_unreachable_login_node_is_retried_not_failed(cluster: str, tmp_path: Path) -> None:
+    services = build_services(demo_ssh_settings(tmp_path, port=1))
+    try:
+        job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x"}})
+        Worker.from_services(services).run_once()
+        again = services.store.get(job.id)
+        assert again.state in (JobState.ACCEPTED, JobState.STAGING)
+        assert again.attempts == 1 and "Retrying" in (again.message or "")
+    finally:
+        services.close()
+
+
+@pytest.mark.slurm
+def test_login_refused_by_sshd_fails_the_job(ssh_services: Services) -> None:
+    stranger = Principal(sub="s", username="nosuchuser", hpc_login="nosuchuser")
+    job = ssh_services.jobs.submit(stranger, "echo", {"inputs": {"string_input": "x"}})
+    done = run_until(ssh_services, job.id, {JobState.FAILED}, 30)
+    assert "refused the SSH credential of 'nosuchuser'" in (done.message or "")
+    assert done.attempts == 0
+
+
+@pytest.mark.slurm
+def test_killing_the_ssh_connections_mid_run_does_not_lose_the_job(
+    ssh_services: Services,
+) -> None:
+    adapter = getattr(ssh_services.sites.adapter("dev"), "inner", None)
+    assert isinstance(adapter, SshAdapter)
+    job = ssh_services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x", "pause": 6}})
+    worker = Worker.from_services(ssh_services)
+    deadline = time.monotonic() + 60
+    while ssh_services.store.get(job.id).state is not JobState.RUNNING:
+        assert time.monotonic() < deadline, ssh_services.store.get(job.id).message
+        worker.run_once()
+        time.sleep(0.3)
+    for login in ("alice", adapter.service_user):
+        transport = adapter.pool.transport_of(login)
+        assert transport is not None
+        transport.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+    done = run_until(ssh_services, job.id, {JobState.SUCCESSFUL, JobState.FAILED}, 90)
+    assert done.state is JobState.SUCCESSFUL, done.message
+    assert adapter.pool.stats.connects == 4  # both logins reconnected once
+    slurm_jobs = subprocess.run(
+        [
+            "sacct",
+            "-n",
+            "-X",
+            "-P",
+            "-S",
+            "now-1hours",
+            "--name",
+            f"hpcgw-{job.id}",
+            "-o",
+            "JobID,User",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert slurm_jobs == [f"{done.scheduler_job_id}|alice"]  # submitted exactly once
