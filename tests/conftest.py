@@ -104,3 +104,15 @@ def squeue_ids() -> set[str]:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+def sacct_settled(job_id: str, field: str, expected: str, timeout: float = 30) -> str:
+    """Poll ``sacct`` until ``field`` reads ``expected`` (slurmdbd lags the controller)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    value = sacct_field(job_id, field)
+    while value != expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        value = sacct_field(job_id, field)
+    return value

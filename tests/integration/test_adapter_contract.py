@@ -20,7 +20,7 @@ import pytest
 
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, SchedulerAdapter, SchedulerState
 from hpc_adapters.errors import InvalidJobError, JobRejectedError, TransportError
-from tests.conftest import WORK_ROOT, sacct_field, squeue_ids
+from tests.conftest import WORK_ROOT, sacct_field, sacct_settled, squeue_ids
 
 if TYPE_CHECKING:
     from tests.integration.adapters import AdapterUnderTest
@@ -201,7 +201,7 @@ def test_exit_codes_zero_and_non_zero(adapter_under_test: AdapterUnderTest, work
     final = wait_final(adapter, [ok, bad])
     assert (final[ok].state, final[ok].exit_code) == (S.COMPLETED, 0)
     assert (final[bad].state, final[bad].exit_code) == (S.FAILED, 3)
-    assert sacct_field(bad, "ExitCode") == "3:0"
+    assert sacct_settled(bad, "ExitCode", "3:0") == "3:0"
     assert adapter.files(ALICE).read_bytes(f"{workdir}/b.err", 100) == b"oops\n"
 
 
@@ -218,7 +218,7 @@ def test_time_limit_ends_in_timeout(
     cancel_later.append(job_id)
     final = wait_final(adapter, [job_id], timeout=200)[job_id]
     assert final.state is S.TIMEOUT
-    assert sacct_field(job_id, "State") == "TIMEOUT"
+    assert sacct_settled(job_id, "State", "TIMEOUT") == "TIMEOUT"
 
 
 def test_out_of_memory(adapter_under_test: AdapterUnderTest, workdir: str) -> None:
