@@ -41,7 +41,9 @@ def main(base: str, token: str | None) -> int:
     if slurm_id:
         acct = subprocess.run(
             ["sacct", "-j", str(slurm_id), "-X", "-n", "-o", "JobID,User,State,Elapsed"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         print(f"sacct:         {acct.stdout.strip()}")
     return 0 if status.get("status") == "successful" else 1

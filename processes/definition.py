@@ -70,9 +70,7 @@ class ProcessDefinition(BaseModel):
     jobControlOptions: list[str] = Field(
         default_factory=lambda: ["sync-execute", "async-execute", "dismiss"]
     )
-    outputTransmission: list[str] = Field(
-        default_factory=lambda: ["value", "reference"]
-    )
+    outputTransmission: list[str] = Field(default_factory=lambda: ["value", "reference"])
     example: dict[str, Any] | None = None
     hpc: HpcSection
 

@@ -92,7 +92,9 @@ def sacct_field(job_id: str, field: str) -> str:
     """One accounting field of a Slurm job, straight from ``sacct``."""
     out = subprocess.run(
         ["sacct", "-j", job_id, "-X", "-n", "-P", "-o", field],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return out.stdout.strip()
 

@@ -37,10 +37,17 @@ def write_config(tmp: Path, port: int, **extra: object) -> Path:
             "sync_timeout_seconds": 60,
         },
         "database": {"url": f"sqlite:///{tmp}/hpcgw.db"},
-        "auth": {"mode": "none", "default_user": {"sub": "e2e-alice", "username": "alice",
-                                                  "hpc_login": "alice"}},
-        "sites": {"dev": {"slurmrest": {"url": SLURMRESTD, "jwt_key_file": JWT_KEY},
-                          "workspace_root": str(WORK_ROOT), "pythonpath": str(REPO)}},
+        "auth": {
+            "mode": "none",
+            "default_user": {"sub": "e2e-alice", "username": "alice", "hpc_login": "alice"},
+        },
+        "sites": {
+            "dev": {
+                "slurmrest": {"url": SLURMRESTD, "jwt_key_file": JWT_KEY},
+                "workspace_root": str(WORK_ROOT),
+                "pythonpath": str(REPO),
+            }
+        },
         "worker": {"poll_interval_seconds": 0.3},
         "publication": {"root": str(tmp / "published")},
         # the test file server listens on loopback: allow-list it (and only it)
@@ -64,7 +71,10 @@ def gateway_url(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     log = (tmp / "gateway.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--with-worker"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=tmp,
+        start_new_session=True,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     url = f"http://127.0.0.1:{port}"

@@ -96,8 +96,15 @@ def _write_scene(path: Path) -> None:
     data = np.zeros((4, 32, 48), dtype="uint16")
     data[2] = 10  # red (band 3)
     data[3] = 30  # nir (band 4)
-    profile = {"driver": "GTiff", "width": 48, "height": 32, "count": 4, "dtype": "uint16",
-               "crs": "EPSG:32631", "transform": from_origin(500000, 4800000, 10, 10)}
+    profile = {
+        "driver": "GTiff",
+        "width": 48,
+        "height": 32,
+        "count": 4,
+        "dtype": "uint16",
+        "crs": "EPSG:32631",
+        "transform": from_origin(500000, 4800000, 10, 10),
+    }
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
 
@@ -108,9 +115,10 @@ def test_ndvi_on_a_referenced_geotiff(gateway_url: str, file_server, tmp_path: P
     with httpx.Client(timeout=60) as http:
         resp = http.post(
             f"{gateway_url}/processes/ndvi/execution",
-            json={"inputs": {"image": {"href": f"{base}/scene.tif"}},
-                  "outputs": {"ndvi": {"transmissionMode": "reference"},
-                              "statistics": {}}},
+            json={
+                "inputs": {"image": {"href": f"{base}/scene.tif"}},
+                "outputs": {"ndvi": {"transmissionMode": "reference"}, "statistics": {}},
+            },
             headers={"Prefer": "respond-async"},
         )
         assert resp.status_code == 201, resp.text

@@ -24,8 +24,14 @@ def store(tmp_path):
 
 
 def _new(owner=ALICE, process="echo"):
-    return NewJob(id=str(uuid.uuid4()), process_id=process, process_version="1.0.0",
-                  owner=owner, site="dev", inputs={"string_input": "hi"})
+    return NewJob(
+        id=str(uuid.uuid4()),
+        process_id=process,
+        process_version="1.0.0",
+        owner=owner,
+        site="dev",
+        inputs={"string_input": "hi"},
+    )
 
 
 def test_create_is_committed_and_readable(store):
