@@ -1,0 +1,183 @@
+"""Phase 2 (acceptance throughput) and phase 6 (peak RSS of the gateway and worker).
+
+Raw: ``throughput_jobs`` trivial ``echo`` batch jobs POSTed straight to
+slurmrestd by ``throughput_clients`` threads -> submissions/s; then wait until
+they have all left the queue. Gateway: the same number of async echo
+executions from the same number of client threads -> accepted/s (every 201
+counted), then wait until every job is in a final state, sampling the RSS of
+the API processes and the worker the whole time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+from bench import slurm
+from bench.common import Context, summary
+from bench.gatewayproc import RssSampler
+from bench.phase_jobs import ECHO_BODY, start_bench_gateway
+
+log = logging.getLogger("bench")
+
+
+def _spread(total: int, workers: int) -> list[int]:
+    return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
+
+
+def raw_submissions(ctx: Context) -> dict[str, Any]:
+    n, c = ctx.size.throughput_jobs, ctx.size.throughput_clients
+    ws = str(ctx.workspace_dir("raw-throughput"))
+    body = ctx.raw.submit_body(
+        f"{ctx.job_prefix}-tput", "#!/bin/bash\necho hello\n", ws, memory_mb=100
+    )
+    ids: list[str] = []
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    def client(count: int) -> None:
+        for _ in range(count):
+            t = time.perf_counter()
+            try:
+                ids.append(ctx.raw.submit(ctx.user, body))
+            except Exception as exc:
+                errors.append(str(exc)[:200])
+            latencies.append(time.perf_counter() - t)
+
+    ctx.raw.submit(ctx.user, body)  # warm-up (not counted)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(c) as pool:
+        list(pool.map(client, _spread(n, c)))
+    elapsed = time.perf_counter() - start
+    drained = slurm.wait_gone(set(ids), timeout=ctx.size.throughput_drain_seconds)
+    drain = time.perf_counter() - start
+    return {
+        "submitted": len(ids),
+        "errors": errors[:5],
+        "error_count": len(errors),
+        "seconds": round(elapsed, 3),
+        "per_second": round(len(ids) / elapsed, 2),
+        "request_latency": summary(latencies),
+        "all_left_queue": drained,
+        "seconds_until_all_left_queue": round(drain, 1),
+    }
+
+
+def gateway_acceptance(ctx: Context, *, with_worker: bool = True) -> dict[str, Any]:
+    """Accepted/s; with the worker running (jobs go to Slurm and must all end), or the API
+    alone (a diagnostic: nothing is dispatched, the rows are thrown away)."""
+    n, c = ctx.size.throughput_jobs, ctx.size.throughput_clients
+    name = "throughput" if with_worker else "acceptance-api-only"
+    gw = start_bench_gateway(ctx, name, with_worker=with_worker)
+    db_url = gw.config["database"]["url"]
+    accepted: list[str] = []
+    latencies: list[float] = []
+    errors: list[str] = []
+
+    def client(count: int) -> None:
+        with httpx.Client(timeout=120) as http:
+            for _ in range(count):
+                t = time.perf_counter()
+                try:
+                    resp = http.post(
+                        f"{gw.url}/processes/echo/execution",
+                        json=ECHO_BODY,
+                        headers={"Prefer": "respond-async", **ctx.identity.headers()},
+                    )
+                    if resp.status_code == 201:
+                        accepted.append(resp.headers["Location"])
+                    else:
+                        errors.append(f"{resp.status_code}: {resp.text[:200]}")
+                except httpx.HTTPError as exc:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                latencies.append(time.perf_counter() - t)
+
+    try:
+        with httpx.Client(timeout=60) as warm:  # first request of each API process
+            for _ in range(4):
+                warm.get(f"{gw.url}/processes/echo", headers=ctx.identity.headers())
+        with RssSampler(gw.proc.pid) as rss:
+            start = time.perf_counter()
+            with ThreadPoolExecutor(c) as pool:
+                list(pool.map(client, _spread(n, c)))
+            elapsed = time.perf_counter() - start
+            if with_worker:
+                states, drained = _wait_all_final(db_url, ctx.size.throughput_drain_seconds)
+            else:
+                states, drained = {}, False
+            drain = time.perf_counter() - start
+    finally:
+        gw.stop()
+    return {
+        "accepted": len(accepted),
+        "errors": errors[:5],
+        "error_count": len(errors),
+        "seconds": round(elapsed, 3),
+        "per_second": round(len(accepted) / elapsed, 2),
+        "request_latency": summary(latencies),
+        "final_states": states,
+        "all_final": drained,
+        "seconds_until_all_final": round(drain, 1),
+        "memory": rss.report(),
+    }
+
+
+def _wait_all_final(db_url: str, timeout: float) -> tuple[dict[str, int], bool]:
+    from gateway.jobs.tables import jobs
+
+    engine = sa.create_engine(db_url)
+    deadline = time.monotonic() + timeout
+    counts: Counter[str] = Counter()
+    try:
+        while True:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(jobs.c.state, sa.func.count()).group_by(jobs.c.state)
+                ).all()
+            counts = Counter({state: int(k) for state, k in rows})
+            pending = sum(
+                k for s, k in counts.items() if s not in ("successful", "failed", "dismissed")
+            )
+            if pending == 0:
+                return dict(counts), True
+            if time.monotonic() > deadline:
+                return dict(counts), False
+            time.sleep(1.0)
+    finally:
+        engine.dispose()
+
+
+def throughput(ctx: Context) -> dict[str, Any]:
+    raw = raw_submissions(ctx)
+    log.info("raw: %s submissions/s", raw["per_second"])
+    gw = gateway_acceptance(ctx)
+    log.info("gateway: %s accepted/s; final states %s", gw["per_second"], gw["final_states"])
+    return {
+        "jobs": ctx.size.throughput_jobs,
+        "clients": ctx.size.throughput_clients,
+        "auth": ctx.identity.mode,
+        "raw": raw,
+        "gateway": gw,
+        "ratio": round(gw["per_second"] / raw["per_second"], 3) if raw["per_second"] else None,
+    }
+
+
+def acceptance_api_only(ctx: Context) -> dict[str, Any]:
+    """Diagnostic for phase 2: the API's own acceptance rate, no worker competing for the
+    CPUs and the SQLite file (no Slurm job is created)."""
+    res = gateway_acceptance(ctx, with_worker=False)
+    for key in ("final_states", "all_final", "seconds_until_all_final"):
+        res.pop(key, None)
+    log.info("gateway API alone: %s accepted/s", res["per_second"])
+    return {
+        "jobs": ctx.size.throughput_jobs,
+        "clients": ctx.size.throughput_clients,
+        "auth": ctx.identity.mode,
+        "gateway": res,
+    }
