@@ -125,8 +125,8 @@ class _WorkerSupervisor(threading.Thread):
         while not self._halt.is_set():
             self._child = subprocess.Popen(self.args)
             code = self._child.wait()
-            if self._halt.is_set():
-                return
+            if self._halt.is_set() or code in (0, -signal.SIGTERM, -signal.SIGINT):
+                return  # stopped on purpose (e.g. the whole process group got SIGTERM)
             logging.getLogger(__name__).error(
                 "worker exited with status %s; restarting in %.0fs", code, delay
             )

@@ -278,6 +278,8 @@ class SiteSettings(BaseModel):
 class WorkerSettings(BaseModel):
     #: Seconds between dispatcher/monitor cycles (bounds the gateway's added latency).
     poll_interval_seconds: float = 1.0
+    #: Between polls, how often new jobs are claimed and ended ones finalised (DB only).
+    dispatch_poll_seconds: float = 0.05
     dispatch_batch: int = 20
     lease_seconds: float = 120.0
     #: Transient-error retries before a job is failed.

@@ -172,7 +172,7 @@ class LocalWorkspace:
         except OSError as exc:
             raise WorkspaceError(f"cannot read local file {local_path}: {exc.strerror}") from exc
         with src:
-            self._write(path, lambda out: shutil.copyfileobj(src, out, _CHUNK))
+            self._write(path, lambda out: _copy_file(src, out))
 
     def _write(self, path: str, fill: Callable[[BinaryIO], object]) -> None:
         dirs, name = self._leaf(path)
@@ -306,3 +306,21 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
         os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
+
+
+def _copy_file(src: BinaryIO, out: BinaryIO) -> None:
+    """Copy in the kernel (``copy_file_range``) when it can; else through user space."""
+    size = os.fstat(src.fileno()).st_size
+    done = 0
+    try:
+        while done < size:
+            n = os.copy_file_range(src.fileno(), out.fileno(), size - done)
+            if n == 0:
+                break
+            done += n
+    except OSError:
+        done = 0
+    if done < size:  # unsupported here (other filesystem, old kernel): plain copy
+        src.seek(done)
+        out.seek(done)
+        shutil.copyfileobj(src, out, _CHUNK)

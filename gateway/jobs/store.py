@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, RowMapping
+from sqlalchemy.engine import Engine
 
 from gateway.jobs import tables
 from gateway.jobs.records import Job, JobPage, NewJob, Owner
@@ -42,7 +42,7 @@ class StaleTransition(RuntimeError):
     """A transition was refused because the job is no longer in a source state."""
 
 
-def _row_to_job(row: RowMapping) -> Job:
+def _row_to_job(row: Mapping[str, Any]) -> Job:
     return Job(
         id=row["id"],
         process_id=row["process_id"],
@@ -133,7 +133,7 @@ class JobStore:
         }
         with self.engine.begin() as conn:
             conn.execute(_t.insert().values(**values))
-        return self.get(new.id)
+        return _row_to_job({**dict.fromkeys(_t.columns.keys()), **values})
 
     def get(self, job_id: str, owner_sub: str | None = None) -> Job:
         """Read one job; with ``owner_sub`` another owner's job is reported as absent."""
