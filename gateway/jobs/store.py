@@ -42,7 +42,7 @@ class StaleTransition(RuntimeError):
     """A transition was refused because the job is no longer in a source state."""
 
 
-def _row_to_job(row: Mapping[str, Any]) -> Job:
+def _row_to_job(row: Mapping[Any, Any]) -> Job:
     return Job(
         id=row["id"],
         process_id=row["process_id"],
