@@ -32,6 +32,15 @@ class EgressSettings(BaseModel):
     #: Refuse (400) at submission a host name that does not resolve. Off by default:
     #: a DNS hiccup should not reject a job; the name is checked again when fetched.
     require_resolvable: bool = False
+    #: At submission, probe each http(s) reference over the network: follow its redirects
+    #: (``HEAD``, else a one-byte ``GET``), every hop checked; for a STAC Item, read it and
+    #: check (and probe) the selected asset's href. Only policy violations refuse (400);
+    #: a probe that fails or times out accepts the job (the fetch checks everything again).
+    probe_references: bool = True
+    #: Timeout of each probe request (connect, and each read or write).
+    probe_hop_timeout_seconds: float = Field(default=3.0, gt=0, le=60)
+    #: Wall-clock budget of the probe of one input, all hops and the STAC Item included.
+    probe_budget_seconds: float = Field(default=5.0, gt=0, le=120)
 
     @field_validator("allow_cidrs")
     @classmethod

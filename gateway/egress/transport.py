@@ -9,7 +9,8 @@ HTTPS the TLS SNI and certificate check use the name (httpcore's
 the connection (DNS rebinding) therefore cannot redirect the request.
 
 Use :func:`guarded_client`: it also turns off environment proxies (a proxy
-would make the connection on our behalf, unchecked).
+would make the connection on our behalf, unchecked). With ``deadline`` every
+request of the client also ends by that time (:mod:`gateway.egress.deadline`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from gateway.egress.deadline import DeadlineTransport
 from gateway.egress.policy import EgressPolicy, IPAddress
 
 log = logging.getLogger(__name__)
@@ -73,11 +75,18 @@ def guarded_client(
     follow_redirects: bool = True,
     verify: bool | str = True,
     inner: httpx.BaseTransport | None = None,
+    deadline: float | None = None,
 ) -> httpx.Client:
-    """An httpx client whose every request (and redirect) goes through the guard."""
+    """An httpx client whose every request (and redirect) goes through the guard.
+
+    ``deadline`` (a ``time.monotonic()`` value) bounds the wall-clock time of all
+    its requests, not only each network operation as ``timeout`` does.
+    """
     tls: ssl.SSLContext | bool = (
         ssl.create_default_context(cafile=verify) if isinstance(verify, str) else verify
     )
+    if inner is None and deadline is not None:
+        inner = DeadlineTransport(deadline, verify=tls)
     transport = GuardedTransport(
         policy,
         inner or httpx.HTTPTransport(verify=tls, limits=httpx.Limits(max_keepalive_connections=0)),

@@ -51,7 +51,15 @@ def parse_item(raw: bytes, item_href: str) -> pystac.Item:
 
 
 def select_asset(item: pystac.Item, ref: Reference) -> SelectedAsset:
-    """The asset ``ref`` names in ``item``; StagingError when there is not exactly one."""
+    """The asset ``ref`` names in ``item``; StagingError when there is not exactly one
+    or its href is not a remote (http(s), s3) URL."""
+    selected = find_asset(item, ref)
+    check_asset_scheme(selected)
+    return selected
+
+
+def find_asset(item: pystac.Item, ref: Reference) -> SelectedAsset:
+    """The asset ``ref`` names in ``item``, href made absolute but not checked."""
     assets = item.get_assets()
     if ref.asset is not None:
         if ref.asset not in assets:
@@ -72,13 +80,17 @@ def select_asset(item: pystac.Item, ref: Reference) -> SelectedAsset:
         key = matches[0]
     asset = assets[key]
     href = asset.get_absolute_href() or asset.href
-    scheme = urlsplit(href).scheme.lower()
+    return SelectedAsset(item.id, key, href, asset.media_type, tuple(asset.roles or ()))
+
+
+def check_asset_scheme(selected: SelectedAsset) -> None:
+    """StagingError unless the asset's href is an http(s) or s3 URL."""
+    scheme = urlsplit(selected.href).scheme.lower()
     if scheme not in REMOTE_SCHEMES:
         raise StagingError(
-            f"asset '{key}' of STAC Item '{item.id}' has an href with scheme "
+            f"asset '{selected.key}' of STAC Item '{selected.item_id}' has an href with scheme "
             f"'{scheme or '(none)'}'; only {', '.join(REMOTE_SCHEMES)} are fetched"
         )
-    return SelectedAsset(item.id, key, href, asset.media_type, tuple(asset.roles or ()))
 
 
 def describe(selected: SelectedAsset, item_href: str) -> dict[str, Any]:

@@ -20,11 +20,13 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from gateway.app import Services, create_app
+from gateway.app import Services, build_services, create_app
 from gateway.auth import Principal
+from gateway.errors import InvalidInput
 from gateway.jobs.states import JobState
 from gateway.workflow.worker import Worker
 from hpc_adapters.base import HpcIdentity
+from tests.conftest import make_settings
 from tests.workflow_fixtures import CallbackReceiver, FileServer
 
 pytestmark = pytest.mark.slurm
@@ -160,13 +162,41 @@ def test_status_documents_show_progress(services: Services, running_worker: Work
     assert any(0 < p < 100 and "pausing" in m for p, m in seen), seen
 
 
-def test_failed_staging_fails_the_job_with_a_clear_message(
-    services: Services, running_worker: Worker, file_server: FileServer
+def test_redirect_into_internal_address_is_refused_at_submission(
+    services: Services, file_server: FileServer
 ) -> None:
-    """A redirect into an internal address is only known when fetching: the job fails."""
+    """The admission probe follows the redirect and refuses with 400; no job is stored."""
     href = f"{file_server.url}/redirect?to=http://169.254.169.254/latest/meta-data/"
-    job = services.jobs.submit(ALICE, "ndvi", {"inputs": {"image": {"href": href}}})
-    done = wait_final(services, job.id)
+    before = services.store.count()
+    with pytest.raises(InvalidInput, match=r"169\.254\.169\.254"):
+        services.jobs.submit(ALICE, "ndvi", {"inputs": {"image": {"href": href}}})
+    assert services.store.count() == before
+
+
+def test_fetch_time_guard_fails_the_job_when_probing_is_off(
+    tmp_path: Path, cluster: str, file_server: FileServer
+) -> None:
+    """Without the probe, the redirect is caught when fetching: the job fails, nothing runs."""
+    settings = make_settings(
+        tmp_path,
+        workflow={
+            "egress": {"allow_cidrs": ["127.0.0.1/32"], "probe_references": False},
+            "cache": {"root": str(tmp_path / "cache")},
+        },
+    )
+    services = build_services(settings)
+    worker = Worker.from_services(services)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    href = f"{file_server.url}/redirect?to=http://169.254.169.254/latest/meta-data/"
+    try:
+        job = services.jobs.submit(ALICE, "ndvi", {"inputs": {"image": {"href": href}}})
+        done = wait_final(services, job.id)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        services.close()
     assert done.state is JobState.FAILED
     assert done.error and done.error["status"] == 400
     assert "169.254.169.254" in done.error["detail"] and "not allowed" in done.error["detail"]
