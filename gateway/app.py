@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from gateway import db
 from gateway.accounting.instrument import instrument_builder
 from gateway.accounting.service import Accounting
+from gateway.auth import Authenticator
 from gateway.egress import EgressPolicy
 from gateway.jobs.store import JobStore
 from gateway.service import AdmissionHook, JobService
@@ -73,8 +74,16 @@ def build_services(settings: Settings) -> Services:
     return Services(settings, engine, store, registry, sites, jobs, egress, accounting)
 
 
-def create_app(settings: Settings, services: Services | None = None) -> Flask:
-    """The WSGI application: OGC API - Processes (pygeoapi-based) over the job service."""
+def create_app(
+    settings: Settings,
+    services: Services | None = None,
+    authenticator: Authenticator | None = None,
+) -> Flask:
+    """The WSGI application: OGC API - Processes (pygeoapi-based), WPS and admin APIs.
+
+    ``authenticator`` replaces the one built from ``settings.auth`` (tests use it
+    to present fixed identities without an identity provider).
+    """
     from gateway.accounting.routes import public_paths, register_accounting
     from gateway.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
@@ -85,7 +94,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app = Flask("gateway")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.extensions["hpcgw"] = services
-    authenticator = build_authenticator(settings.auth, services.engine)
+    authenticator = authenticator or build_authenticator(settings.auth, services.engine)
     public = [*settings.auth.public_paths, *public_paths(settings)]
     register_ogcapi(app, services, authenticator, public_paths=public)
     register_wps(app, services, authenticator)

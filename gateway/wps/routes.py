@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import cast
 
 from flask import Blueprint, Flask, Response, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway.app import Services
 from gateway.auth import Authenticator, Principal
@@ -140,9 +140,6 @@ def wps_endpoint(ctx: WpsContext) -> Response:
     except RequestEntityTooLarge:
         text = "the request body exceeds the size limit"
         return error_response(WpsError(NO_APPLICABLE, text, status=413), version)
-    except Exception:
-        log.exception("WPS request failed")
-        return error_response(WpsError(NO_APPLICABLE, "internal server error"), version)
 
 
 def job_status(ctx: WpsContext, job_id: str) -> Response:
@@ -164,9 +161,6 @@ def job_status(ctx: WpsContext, job_id: str) -> Response:
         error = from_gateway(exc, "1.0.0")
         error.locator = error.locator or job_id
         return error_response(error, "1.0.0")
-    except Exception:
-        log.exception("WPS status document failed")
-        return error_response(WpsError(NO_APPLICABLE, "internal server error"), "1.0.0")
 
 
 def _guess_version() -> str:
@@ -184,6 +178,18 @@ def _hook_error(exc: GatewayError) -> Response:
     return error_response(from_gateway(exc, version), version)
 
 
+def _unexpected(exc: Exception) -> Response:
+    """Last resort: log the traceback, answer an OWS report without it (never a bare 500)."""
+    if isinstance(exc, HTTPException):
+        version = _guess_version()
+        return error_response(
+            WpsError(NO_APPLICABLE, exc.description or exc.name, status=exc.code or 500), version
+        )
+    log.exception("WPS request failed")
+    version = _guess_version()
+    return error_response(WpsError(NO_APPLICABLE, "internal server error"), version)
+
+
 def register_wps(app: Flask, services: Services, authenticator: Authenticator) -> None:
     """Mount ``/wps`` and ``/wps/status/<job id>`` on ``app``.
 
@@ -198,4 +204,5 @@ def register_wps(app: Flask, services: Services, authenticator: Authenticator) -
         "/wps/status/<path:job_id>", "status", lambda job_id: job_status(ctx, job_id)
     )
     blueprint.register_error_handler(GatewayError, _hook_error)
+    blueprint.register_error_handler(Exception, _unexpected)
     app.register_blueprint(blueprint)

@@ -22,7 +22,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-import gateway.auth
 from gateway.accounting import tables
 from gateway.accounting.reports import ReportQuery, run_report
 from gateway.app import Services, build_services, create_app
@@ -85,10 +84,7 @@ def scenario(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     tmp = tmp_path_factory.mktemp("accounting")
     settings = make_settings(tmp, accounting=ACCOUNTING)
     services = build_services(settings)
-    mp = pytest.MonkeyPatch()
-    mp.setattr(gateway.auth, "build_authenticator", lambda *a, **k: HeaderAuth())
-    app = create_app(settings, services)
-    mp.undo()
+    app = create_app(settings, services, authenticator=HeaderAuth())
     worker = Worker.from_services(services)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)

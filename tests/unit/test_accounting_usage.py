@@ -10,7 +10,6 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-import gateway.auth
 from gateway.accounting import tables
 from gateway.accounting.config import AccountingSettings
 from gateway.accounting.instrument import InstrumentedAdapter
@@ -199,14 +198,13 @@ def test_multiprocess_directory_is_configured_from_settings(tmp_path: Path, monk
 
 
 @pytest.fixture
-def app(tmp_path: Path, monkeypatch) -> Iterator[Flask]:
+def app(tmp_path: Path) -> Iterator[Flask]:
     settings = Settings(
         database={"url": f"sqlite:///{tmp_path}/app.db"},  # type: ignore[arg-type]
         publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
     )
     services = build_services(settings)
-    monkeypatch.setattr(gateway.auth, "build_authenticator", lambda *a, **k: HeaderAuth())
-    yield create_app(settings, services)
+    yield create_app(settings, services, authenticator=HeaderAuth())
     services.close()
 
 
