@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools
 
 $(STAMP): pyproject.toml
-	@command -v $(PY) >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv; }
+	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv python3-dev; }
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,postgres]'
