@@ -52,6 +52,7 @@ from hpc_adapters.slurm.dialects import (
     dialect_for,
     valid_job_id,
 )
+from hpc_adapters.slurm.statuses import merge_statuses, valid_ids
 
 log = logging.getLogger(__name__)
 
@@ -291,17 +292,11 @@ class SlurmRestAdapter:
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """One ``GET /jobs``; ids slurmctld no longer knows -> one slurmdb query."""
-        wanted = _valid_ids(job_ids)
+        wanted = valid_ids(job_ids)
         if not wanted:
             return {}
         live = self.dialect.parse_jobs(self._query(self.dialect.jobs_path()))
-        found = {s.job_id: s for s in live if s.job_id in wanted}
-        missing = [j for j in wanted if j not in found]
-        if missing:
-            for record in self._accounting(missing):
-                if record.status.job_id in wanted:
-                    found[record.status.job_id] = record.status
-        return found
+        return merge_statuses(wanted, live, self._accounting)
 
     def find_by_name(self, name: str) -> list[JobStatus]:
         """Jobs slurmctld knows (pending, running or recently ended) named ``name``."""
@@ -329,7 +324,7 @@ class SlurmRestAdapter:
 
     def usages(self, job_ids: Iterable[str]) -> dict[str, Usage]:
         """Accounting of many jobs in one slurmdb query (per DB_BATCH ids)."""
-        wanted = _valid_ids(job_ids)
+        wanted = valid_ids(job_ids)
         if not wanted:
             return {}
         return {
@@ -359,15 +354,3 @@ class SlurmRestAdapter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _valid_ids(job_ids: Iterable[str]) -> list[str]:
-    """Unique, well-formed ids in order; malformed ones are dropped with a warning
-    (one would crash slurmrestd 22.05's slurmdb query parser)."""
-    out: dict[str, None] = {}
-    for job_id in job_ids:
-        if valid_job_id(job_id):
-            out[job_id] = None
-        else:
-            log.warning("ignoring malformed Slurm job id %r", job_id)
-    return list(out)

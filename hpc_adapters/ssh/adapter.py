@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, Usage, WorkspaceFiles
 from hpc_adapters.errors import AuthenticationError, InvalidJobError
 from hpc_adapters.slurm.dialects import AccountingRecord, valid_job_id
+from hpc_adapters.slurm.statuses import merge_statuses, valid_ids
 from hpc_adapters.ssh.commands import CancelOutcome, Probe, Sbatch, Scancel, Squeue
 from hpc_adapters.ssh.credentials import checked_login
 from hpc_adapters.ssh.sacct import Sacct
@@ -70,18 +71,12 @@ class SshAdapter:
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
         """One ``squeue``; ids slurmctld no longer knows -> one ``sacct``."""
-        wanted = _valid_ids(job_ids)
+        wanted = valid_ids(job_ids)
         if not wanted:
             return {}
         squeue = Squeue(wanted)
         live = squeue.parse(self.pool.run(self.service_user, squeue))
-        found = {s.job_id: s for s in live if s.job_id in wanted}
-        missing = [j for j in wanted if j not in found]
-        if missing:
-            for record in self._accounting(missing):
-                if record.status.job_id in wanted:
-                    found[record.status.job_id] = record.status
-        return found
+        return merge_statuses(wanted, live, self._accounting)
 
     def find_by_name(self, name: str) -> list[JobStatus]:
         """Jobs slurmctld knows (pending, running or recently ended) named ``name``."""
@@ -104,7 +99,7 @@ class SshAdapter:
 
     def usages(self, job_ids: Iterable[str]) -> dict[str, Usage]:
         """Accounting of many jobs in one ``sacct`` (job and step rows, for MaxRSS)."""
-        wanted = _valid_ids(job_ids)
+        wanted = valid_ids(job_ids)
         if not wanted:
             return {}
         sacct = Sacct(wanted, steps=True)
@@ -161,14 +156,3 @@ class SshAdapter:
     def _accounting(self, job_ids: Sequence[str]) -> list[AccountingRecord]:
         sacct = Sacct(job_ids)
         return sacct.parse(self.pool.run(self.service_user, sacct))
-
-
-def _valid_ids(job_ids: Iterable[str]) -> list[str]:
-    """Unique, well-formed ids in order; malformed ones are dropped with a warning."""
-    out: dict[str, None] = {}
-    for job_id in job_ids:
-        if valid_job_id(job_id):
-            out[job_id] = None
-        else:
-            log.warning("ignoring malformed Slurm job id %r", job_id)
-    return list(out)

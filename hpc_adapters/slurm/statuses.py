@@ -1,0 +1,43 @@
+"""Transport-independent steps of ``statuses()``: id hygiene and live/accounting merge.
+
+Both the REST and the SSH adapter ask the controller about every job in one
+call, then ask accounting once about the ids the controller has already
+forgotten (ended more than ``MinJobAge`` ago). Only the two calls differ.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+
+from hpc_adapters.base import JobStatus
+from hpc_adapters.slurm.dialects import AccountingRecord, valid_job_id
+
+log = logging.getLogger(__name__)
+
+
+def valid_ids(job_ids: Iterable[str]) -> list[str]:
+    """Unique, well-formed ids in order; malformed ones are dropped with a warning
+    (one would crash slurmrestd 22.05's slurmdb query parser)."""
+    out: dict[str, None] = {}
+    for job_id in job_ids:
+        if valid_job_id(job_id):
+            out[job_id] = None
+        else:
+            log.warning("ignoring malformed Slurm job id %r", job_id)
+    return list(out)
+
+
+def merge_statuses(
+    wanted: Sequence[str],
+    live: Iterable[JobStatus],
+    accounting: Callable[[list[str]], Iterable[AccountingRecord]],
+) -> dict[str, JobStatus]:
+    """Live states for ``wanted`` ids, completed from accounting for the missing ones."""
+    found = {s.job_id: s for s in live if s.job_id in wanted}
+    missing = [j for j in wanted if j not in found]
+    if missing:
+        for record in accounting(missing):
+            if record.status.job_id in wanted:
+                found[record.status.job_id] = record.status
+    return found
