@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
@@ -340,7 +341,7 @@ class _YamlSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        path = os.environ.get("HPCGW_CONFIG")
+        path = _CONFIG_FILE.get() or os.environ.get("HPCGW_CONFIG")
         if not path:
             return {}
         return read_yaml(Path(path))
@@ -364,8 +365,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+#: The file given to :func:`load_settings`, for this call only (never put in the
+#: process environment, so one load cannot leak into later ``Settings()``).
+_CONFIG_FILE: ContextVar[str | None] = ContextVar("hpcgw_config_file", default=None)
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Build settings from an optional YAML file, the environment and overrides."""
-    if config_file is not None:
-        os.environ["HPCGW_CONFIG"] = str(config_file)
-    return Settings(**overrides)
+    """Build settings from a YAML file (else ``$HPCGW_CONFIG``), the environment and overrides."""
+    token = _CONFIG_FILE.set(str(config_file) if config_file is not None else None)
+    try:
+        return Settings(**overrides)
+    finally:
+        _CONFIG_FILE.reset(token)
