@@ -11,8 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,7 @@ import pytest
 
 from gateway.app import Services, build_services
 from gateway.settings import Settings
+from gateway.workflow.worker import Worker
 
 SLURMRESTD = os.environ.get("SLURMRESTD_URL", "http://127.0.0.1:6820")
 JWT_KEY = os.environ.get("SLURM_JWT_KEY", "/etc/slurm/jwt_hs256.key")
@@ -118,3 +121,24 @@ def sacct_settled(job_id: str, field: str, expected: str, timeout: float = 30) -
         time.sleep(0.5)
         value = sacct_field(job_id, field)
     return value
+
+
+@contextmanager
+def worker_thread(services: Services) -> Iterator[Worker]:
+    """A real gateway worker running in a thread for the duration of the block."""
+    worker = Worker.from_services(services)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def running_worker(cluster: str, services: Services) -> Iterator[Worker]:
+    """The worker of the ``services`` fixture, running against the real cluster."""
+    with worker_thread(services) as worker:
+        yield worker

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pwd
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,17 +18,6 @@ pytestmark = pytest.mark.slurm
 
 ALICE = Principal(sub="sub-alice", username="alice", hpc_login="alice", roles=frozenset())
 BOB = Principal(sub="sub-bob", username="bob", hpc_login="bob", roles=frozenset())
-
-
-@pytest.fixture
-def running_worker(cluster: str, services: Services) -> Iterator[Worker]:
-    worker = Worker.from_services(services)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
-    thread.start()
-    yield worker
-    stop.set()
-    thread.join(timeout=10)
 
 
 def wait_for(services: Services, job_id: str, states: set[JobState], timeout: float = 120):

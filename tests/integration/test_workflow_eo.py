@@ -8,9 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,23 +24,12 @@ from gateway.errors import InvalidInput
 from gateway.jobs.states import JobState
 from gateway.workflow.worker import Worker
 from hpc_adapters.base import HpcIdentity
-from tests.conftest import make_settings
+from tests.conftest import make_settings, worker_thread
 from tests.workflow_fixtures import CallbackReceiver, FileServer
 
 pytestmark = pytest.mark.slurm
 
 ALICE = Principal(sub="dev-user", username="alice", hpc_login="alice", roles=frozenset())
-
-
-@pytest.fixture
-def running_worker(cluster: str, services: Services) -> Iterator[Worker]:
-    worker = Worker.from_services(services)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
-    thread.start()
-    yield worker
-    stop.set()
-    thread.join(timeout=10)
 
 
 def wait_final(services: Services, job_id: str, timeout: float = 180):  # type: ignore[no-untyped-def]
@@ -185,17 +172,12 @@ def test_fetch_time_guard_fails_the_job_when_probing_is_off(
         },
     )
     services = build_services(settings)
-    worker = Worker.from_services(services)
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
-    thread.start()
     href = f"{file_server.url}/redirect?to=http://169.254.169.254/latest/meta-data/"
     try:
-        job = services.jobs.submit(ALICE, "ndvi", {"inputs": {"image": {"href": href}}})
-        done = wait_final(services, job.id)
+        with worker_thread(services):
+            job = services.jobs.submit(ALICE, "ndvi", {"inputs": {"image": {"href": href}}})
+            done = wait_final(services, job.id)
     finally:
-        stop.set()
-        thread.join(timeout=10)
         services.close()
     assert done.state is JobState.FAILED
     assert done.error and done.error["status"] == 400
