@@ -11,9 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 from pygeoapi.openapi import validate_openapi_document
 from pygeoapi.process.base import ProcessorExecuteError
 
@@ -29,11 +27,11 @@ from gateway.ogcapi.plugin_context import (
 )
 from gateway.ogcapi.processor import HpcProcessor
 from gateway.settings import Settings
+from tests.ogc_schemas import openapi_components, validate
 
 pytestmark = pytest.mark.unit
 
 BASE = "http://gw.example:5000"
-OGC_YAML = Path("/work/shared/ogc-schemas/ogcapi-processes-1/api-processes10.yaml")
 _CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 
 
@@ -61,14 +59,7 @@ def client(app):
 
 @pytest.fixture(scope="module")
 def ogc_components() -> dict[str, Any]:
-    if not OGC_YAML.exists():
-        pytest.skip(f"OGC schemas not found at {OGC_YAML}")
-    return yaml.safe_load(OGC_YAML.read_text())["components"]
-
-
-def validate(doc: Any, component: str, components: dict[str, Any]) -> None:
-    schema = {"$ref": f"#/components/schemas/{component}", "components": components}
-    jsonschema.Draft202012Validator(schema).validate(doc)
+    return openapi_components()
 
 
 def rels(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:

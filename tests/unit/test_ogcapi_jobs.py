@@ -11,25 +11,22 @@ import email
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
-import yaml
 
 from gateway.app import Services, build_services, create_app
 from gateway.jobs.records import Job, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.manager import GatewayManager
 from gateway.settings import Settings
+from tests.ogc_schemas import openapi_components, validate
 
 pytestmark = pytest.mark.unit
 
 BASE = "http://gw.example:5000"
 ME = Owner("dev-user", "alice", "alice")  # NoAuth's default user
 BOB = Owner("sub-bob", "bob", "bob")
-OGC_YAML = Path("/work/shared/ogc-schemas/ogcapi-processes-1/api-processes10.yaml")
 REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 FAILED_TYPE = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/job-failed"
 
@@ -60,14 +57,7 @@ def client(app):
 
 @pytest.fixture(scope="module")
 def components() -> dict[str, Any]:
-    if not OGC_YAML.exists():
-        pytest.skip(f"OGC schemas not found at {OGC_YAML}")
-    return yaml.safe_load(OGC_YAML.read_text())["components"]
-
-
-def validate(doc: Any, component: str, components: dict[str, Any]) -> None:
-    schema = {"$ref": f"#/components/schemas/{component}", "components": components}
-    jsonschema.Draft202012Validator(schema).validate(doc)
+    return openapi_components()
 
 
 def new_job(services: Services, owner: Owner = ME, process: str = "echo", **kw: Any) -> Job:

@@ -10,35 +10,27 @@ they are applied with a Draft 4 validator.
 from __future__ import annotations
 
 import importlib.util
-import os
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
 from processes.definition import ProcessDefinition
 from processes.registry import ProcessRegistry, UnknownProcess
+from tests.ogc_schemas import REPO, component_schema, openapi_components
 
 pytestmark = pytest.mark.unit
 
-REPO = Path(__file__).resolve().parents[2]
-SCHEMAS_DIR = Path(os.environ.get("OGC_SCHEMAS_DIR", REPO.parent / "shared" / "ogc-schemas"))
-OPENAPI = SCHEMAS_DIR / "ogcapi-processes-1" / "api-processes10.yaml"
 BUILTIN_IDS = sorted(d.id for d in ProcessRegistry.builtin())
 
 
-@pytest.fixture(scope="module")
-def openapi_components() -> dict[str, Any]:
-    if not OPENAPI.is_file():
-        pytest.skip(f"OGC OpenAPI document not found at {OPENAPI} (set OGC_SCHEMAS_DIR)")
-    return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))["components"]
+@pytest.fixture(scope="module", name="openapi_components")
+def _openapi_components() -> dict[str, Any]:
+    return openapi_components()
 
 
 def _validator(components: dict[str, Any], name: str) -> jsonschema.Draft4Validator:
-    root = {"$ref": f"#/components/schemas/{name}", "components": components}
-    return jsonschema.Draft4Validator(root)
+    return jsonschema.Draft4Validator(component_schema(name, components))
 
 
 def _errors(validator: jsonschema.Draft4Validator, document: Any) -> list[str]:

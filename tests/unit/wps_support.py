@@ -12,22 +12,22 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-SCHEMAS = Path(os.environ.get("OGC_SCHEMAS", "/work/shared/ogc-schemas"))
+from tests.ogc_schemas import SCHEMAS_DIR as SCHEMAS
+
 os.environ.setdefault("XML_CATALOG_FILES", str(SCHEMAS / "catalog.xml"))
 
-from flask import Flask  # noqa: E402
-from flask.testing import FlaskClient  # noqa: E402
-from lxml import etree  # noqa: E402
+from flask import Flask
+from flask.testing import FlaskClient
+from lxml import etree
 
-from gateway.app import Services  # noqa: E402
-from gateway.auth import Principal  # noqa: E402
-from gateway.errors import Unauthorized  # noqa: E402
-from gateway.jobs.records import Job  # noqa: E402
-from gateway.jobs.states import JobState  # noqa: E402
-from gateway.wps import register_wps  # noqa: E402
+from gateway.app import Services
+from gateway.auth import Principal
+from gateway.errors import Unauthorized
+from gateway.jobs.records import Job
+from gateway.jobs.states import JobState
+from gateway.wps import register_wps
 
 WPS1 = "http://www.opengis.net/wps/1.0.0"
 WPS2 = "http://www.opengis.net/wps/2.0"

@@ -1,0 +1,42 @@
+"""The official OGC schemas shipped in ``shared/ogc-schemas`` beside the checkout.
+
+One place resolves where they are (``$OGC_SCHEMAS_DIR``, else ``../shared/ogc-schemas``
+relative to the repository, which is where CI puts them) and validates documents
+against components of the OGC API - Processes OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMAS_DIR = Path(os.environ.get("OGC_SCHEMAS_DIR") or REPO.parent / "shared" / "ogc-schemas")
+OPENAPI = SCHEMAS_DIR / "ogcapi-processes-1" / "api-processes10.yaml"
+
+
+@cache
+def _components() -> dict[str, Any]:
+    return yaml.safe_load(OPENAPI.read_text(encoding="utf-8"))["components"]
+
+
+def openapi_components() -> dict[str, Any]:
+    """The OpenAPI ``components``; skips the calling test when the file is absent."""
+    if not OPENAPI.is_file():
+        pytest.skip(f"OGC OpenAPI document not found at {OPENAPI} (set OGC_SCHEMAS_DIR)")
+    return _components()
+
+
+def component_schema(name: str, components: dict[str, Any]) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}", "components": components}
+
+
+def validate(doc: Any, component: str, components: dict[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` unless ``doc`` matches the component."""
+    jsonschema.Draft202012Validator(component_schema(component, components)).validate(doc)
