@@ -69,7 +69,7 @@ def test_dismiss_cancels_running_slurm_job(services: Services, running_worker: W
     assert running.scheduler_job_id
     dismissed = services.jobs.dismiss(ALICE, job.id)
     assert dismissed.state is JobState.DISMISSED
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while running.scheduler_job_id in squeue_ids() and time.monotonic() < deadline:
         time.sleep(0.3)
     assert running.scheduler_job_id not in squeue_ids()
