@@ -110,12 +110,40 @@ def read_json_body() -> Any:
         raise BadRequest(f"the request body is not valid JSON: {exc}") from None
 
 
-def prefer_tokens() -> set[str]:
-    """The preference names of the ``Prefer`` header (RFC 7240), lower-cased."""
-    tokens: set[str] = set()
+def preferences() -> dict[str, str | None]:
+    """The preferences of the ``Prefer`` header(s) (RFC 7240 section 2), name -> value.
+
+    Names are lower-cased; a value's optional quotes are removed; a preference
+    without ``=value`` maps to None. Preference parameters (after ``;``) are
+    dropped -- none of ours takes any. A preference given more than once counts
+    only in its first instance (RFC 7240: "only the first instance is to be
+    considered"), whether repeated in one header or across several.
+    """
+    found: dict[str, str | None] = {}
     for header in request.headers.getlist("Prefer"):
         for item in header.split(","):
-            name = item.split(";", 1)[0].split("=", 1)[0].strip().lower()
-            if name:
-                tokens.add(name)
-    return tokens
+            head = item.split(";", 1)[0]
+            name, sep, value = head.partition("=")
+            name = name.strip().lower()
+            if not name or name in found:
+                continue
+            found[name] = value.strip().strip('"') if sep else None
+    return found
+
+
+def prefer_tokens() -> set[str]:
+    """The preference names of the ``Prefer`` header (RFC 7240), lower-cased."""
+    return set(preferences())
+
+
+def prefer_wait() -> int | None:
+    """The ``wait`` preference in seconds (RFC 7240 section 4.3), or None.
+
+    ``wait = delta-seconds`` (one or more ASCII digits); any other value is an
+    invalid preference, which RFC 7240 lets a server ignore -- so it is ignored
+    (never an error: a preference is a hint, not part of the request).
+    """
+    raw = preferences().get("wait")
+    if raw is None or not raw.isascii() or not raw.isdigit():
+        return None
+    return int(raw)

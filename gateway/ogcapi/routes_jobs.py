@@ -14,6 +14,10 @@ up to ``server.sync_timeout_seconds`` and answers the results as
 (/req/core/job-results-success-sync: the job exists and can be re-read). If the
 job is not finished by then, the answer is the asynchronous one (201 +
 ``Location``) and the status message says so; nothing is lost, the job goes on.
+``Prefer: wait=N`` (RFC 7240) shortens that wait to N seconds (never beyond
+the server's limit) and is then echoed in ``Preference-Applied``;
+``respond-async`` wins over ``wait`` when both are given (the process can run
+asynchronously, and the client said it prefers that).
 
 ``GET /jobs/{id}/results`` always answers the results *document* (JSON
 mapping), whatever ``response`` the execute request named. (1.0's
@@ -37,6 +41,7 @@ from gateway.ogcapi.context import (
     json_response,
     ogcapi,
     prefer_tokens,
+    prefer_wait,
     read_json_body,
     response_format,
 )
@@ -80,7 +85,7 @@ def execute(process_id: str) -> Response:
             headers["Preference-Applied"] = "respond-async"
         return json_response(status_info(job, state.base_url), 201, headers)
 
-    timeout = state.services.settings.server.sync_timeout_seconds
+    timeout, applied = _sync_wait(state.services.settings.server.sync_timeout_seconds)
     job = state.services.jobs.wait(job.id, timeout)
     if not job.final:
         message = (
@@ -88,10 +93,26 @@ def execute(process_id: str) -> Response:
             f"{timeout:g} s of synchronous execution; it continues, poll {location}"
         )
         return json_response(
-            status_info(job, state.base_url, message=message), 201, {"Location": location}
+            status_info(job, state.base_url, message=message),
+            201,
+            {"Location": location, **applied},
         )
-    monitor = {"Link": f"<{location}>; rel=monitor"}
-    return _results(state, job.id, monitor, document=job.response == "document")
+    headers = {"Link": f"<{location}>; rel=monitor", **applied}
+    return _results(state, job.id, headers, document=job.response == "document")
+
+
+def _sync_wait(limit: float) -> tuple[float, dict[str, str]]:
+    """How long a synchronous execution waits, and the ``Preference-Applied`` header.
+
+    ``Prefer: wait=N`` (RFC 7240 section 4.3; 18-062r2
+    /rec/core/process-execute-honor-prefer) bounds the wait at N seconds, within
+    the server's own ``limit``. It is reported as applied only when N itself was
+    the bound: a larger N is cut to ``limit``, which is not what was asked.
+    """
+    wait = prefer_wait()
+    if wait is None or wait > limit:
+        return limit, {}
+    return float(wait), {"Preference-Applied": f"wait={wait}"}
 
 
 def _results(

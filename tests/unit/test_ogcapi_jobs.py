@@ -184,6 +184,63 @@ def test_sync_execution_raw_single_value(client, services):
     assert xml.data == b"<a>1</a>"
 
 
+ECHO_HI = {"inputs": {"string_input": "hi"}, "response": "document"}
+
+
+@pytest.mark.parametrize("prefer", ["wait=1", "WAIT = 1", 'wait="1"', "wait=1, wait=20"])
+def test_prefer_wait_shortens_the_synchronous_wait(client, services, prefer):
+    # sync_timeout_seconds is 20 and no worker runs: only the client's wait=1
+    # makes the server give up waiting (the first of two waits counts)
+    r = client.post("/processes/echo/execution", json=ECHO_HI, headers={"Prefer": prefer})
+    assert r.status_code == 201
+    assert r.headers["Preference-Applied"] == "wait=1"
+    doc = r.get_json()
+    assert r.headers["Location"] == f"{BASE}/jobs/{doc['jobID']}"
+    assert "within the 1 s of synchronous execution" in doc["message"]
+    assert services.store.get(doc["jobID"]).state is JobState.ACCEPTED
+
+
+def test_prefer_wait_zero_answers_at_once(client, services):
+    r = client.post("/processes/echo/execution", json=ECHO_HI, headers={"Prefer": "wait=0"})
+    assert r.status_code == 201 and r.headers["Preference-Applied"] == "wait=0"
+
+
+def test_prefer_wait_with_a_finished_job_answers_synchronously(client, services):
+    with StandInWorker(services, echo_outcome(services)):
+        r = client.post("/processes/echo/execution", json=ECHO_HI, headers={"Prefer": "wait=20"})
+    assert r.status_code == 200 and r.get_json() == {"string_output": "hi"}
+    assert r.headers["Preference-Applied"] == "wait=20"
+    assert r.headers["Link"].endswith("; rel=monitor")
+
+
+def test_prefer_wait_beyond_the_server_limit_is_cut_and_not_reported(client, services):
+    services.settings.server.sync_timeout_seconds = 0.3  # no worker: it will time out
+    r = client.post("/processes/echo/execution", json=ECHO_HI, headers={"Prefer": "wait=3600"})
+    assert r.status_code == 201
+    assert "Preference-Applied" not in r.headers
+    assert "within the 0.3 s of synchronous execution" in r.get_json()["message"]
+
+
+@pytest.mark.parametrize("prefer", ["wait=abc", "wait=-1", "wait=1.5", "wait", "wait=1e3"])
+def test_an_invalid_wait_preference_is_ignored(client, services, prefer):
+    with StandInWorker(services, echo_outcome(services)):
+        r = client.post("/processes/echo/execution", json=ECHO_HI, headers={"Prefer": prefer})
+    assert r.status_code == 200 and r.get_json() == {"string_output": "hi"}
+    assert "Preference-Applied" not in r.headers
+
+
+def test_respond_async_wins_over_wait(client, services):
+    with StandInWorker(services, echo_outcome(services)):
+        r = client.post(
+            "/processes/echo/execution",
+            json=ECHO_HI,
+            headers={"Prefer": "respond-async, wait=20"},
+        )
+    assert r.status_code == 201
+    assert r.headers["Preference-Applied"] == "respond-async"
+    assert r.get_json()["status"] == "accepted"
+
+
 def test_sync_execution_of_a_failing_job_answers_its_exception(client, services):
     with StandInWorker(services, lambda job: fail(services, job, "exit code 3", status=500)):
         r = client.post("/processes/echo/execution", json={"inputs": {"string_input": "x"}})
