@@ -3,8 +3,10 @@
 It owns the rules that must hold whatever the protocol: inputs validated
 before anything is stored, the job row committed before the client is
 answered, a user sees only their own jobs (another user's job is "not found",
-never "forbidden", so ids cannot be probed), and dismiss really cancels the
-scheduler job. It never talks HTTP; it raises :mod:`gateway.errors`.
+never "forbidden", so ids cannot be probed), dismiss really cancels the
+scheduler job, and dismissing a finished job removes it from every API (its
+row stays, state ``removed``, for accounting). It never talks HTTP; it raises
+:mod:`gateway.errors`.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from gateway.errors import (
 )
 from gateway.execute_request import ExecuteRequest, parse_execute_request
 from gateway.jobs.records import Job, JobPage, NewJob
-from gateway.jobs.states import OGC_STATUS_TO_STATES, JobState
+from gateway.jobs.states import OGC_STATUS_TO_STATES, VISIBLE_STATES, JobState
 from gateway.jobs.store import JobNotFound, JobStore
 from gateway.sites import Sites
 from hpc_adapters.base import HpcIdentity
@@ -112,13 +114,16 @@ class JobService:
     # -- reads ----------------------------------------------------------------
 
     def get(self, principal: Principal, job_id: str) -> Job:
-        """A job visible to ``principal``; others' jobs are reported as absent."""
+        """A job visible to ``principal``; others' jobs and removed ones are reported as absent."""
         if not _plausible_id(job_id):
             raise NoSuchJob(f"job '{job_id}' does not exist")
         try:
-            return self.store.get(job_id, owner_sub=principal.visibility)
+            job = self.store.get(job_id, owner_sub=principal.visibility)
         except JobNotFound:
             raise NoSuchJob(f"job '{job_id}' does not exist") from None
+        if not job.state.visible:
+            raise NoSuchJob(f"job '{job_id}' was dismissed and removed")
+        return job
 
     def list(
         self,
@@ -138,6 +143,8 @@ class JobService:
                     f"unknown status '{status}'; use one of {sorted(OGC_STATUS_TO_STATES)}"
                 )
             states |= OGC_STATUS_TO_STATES[status]
+        if not states:
+            states = set(VISIBLE_STATES)  # removed jobs are never listed
         try:
             return self.store.page(
                 owner_sub=principal.visibility,
@@ -174,14 +181,17 @@ class JobService:
     # -- dismiss --------------------------------------------------------------
 
     def dismiss(self, principal: Principal, job_id: str) -> Job:
-        """Dismiss a job: mark it, cancel its Slurm job now, clean its workspace later.
+        """Dismiss a job: an active one is cancelled, a finished one removed.
 
-        If the scheduler cannot be reached the cancel stays owed
-        (``cancel_pending``) and the worker retries it.
+        Active: mark it dismissed, cancel its Slurm job now, clean its workspace
+        later; if the scheduler cannot be reached the cancel stays owed
+        (``cancel_pending``) and the worker retries it. Finished (successful,
+        failed, or dismissed before): see :meth:`_remove`. Either way the job
+        returned is the one to report, OGC status ``dismissed``.
         """
         job = self.get(principal, job_id)
         if job.final:
-            return job
+            return self._remove(job)
         has_scheduler_job = job.scheduler_job_id is not None
         moved = self.store.transition(
             job.id,
@@ -190,10 +200,33 @@ class JobService:
             cancel_pending=has_scheduler_job,
             cleanup_pending=True,
         )
-        if not moved:
-            return self.store.get(job.id)
+        if not moved:  # it moved on meanwhile; if it finished, dismissing it removes it
+            current = self.store.get(job.id)
+            finished = current.state in (JobState.SUCCESSFUL, JobState.FAILED)
+            return self._remove(current) if finished else current
         if has_scheduler_job:
             self.cancel_now(self.store.get(job.id), principal.token)
+        return self.store.get(job.id)
+
+    def _remove(self, job: Job) -> Job:
+        """Remove a finished job (18-062 /req/dismiss/job-dismiss-status): state REMOVED.
+
+        Afterwards no API shows it (status, results, outputs, lists: 404 / absent)
+        and the worker's Cleaner deletes its workspace and published outputs
+        (``cleanup_pending``). The row stays: ``finished`` is kept as it was
+        (budgets and the usage sweep key on it) and the usage record, queued or
+        written, is untouched, so its core-hours are still reported. Nothing is
+        cancelled: its Slurm job is over (a cancel still owed from an earlier
+        dismiss stays owed). A concurrent removal is not an error.
+        """
+        fields: dict[str, Any] = {
+            "message": "Job dismissed by the user; its results and files were removed",
+            "cleanup_pending": True,
+        }
+        if job.finished is not None:
+            fields["finished"] = job.finished
+        if self.store.transition(job.id, JobState.REMOVED, **fields):
+            log.info("job %s removed (was %s)", job.id, job.state.value)
         return self.store.get(job.id)
 
     def cancel_now(self, job: Job, token: str | None = None) -> bool:

@@ -219,7 +219,13 @@ def job_status(job_id: str) -> Response:
 
 @blueprint.delete("/jobs/<job_id>")
 def dismiss(job_id: str) -> Response:
-    """Dismiss: cancels the Slurm job; a job already finished is left as it is."""
+    """Dismiss (/req/dismiss/job-dismiss-status): 200 and the status info, ``dismissed``.
+
+    An active job is cancelled (its Slurm job too) and stays readable as
+    dismissed; a finished one (successful, failed or dismissed before) is
+    removed: from then on every read of it answers 404 no-such-job, and the
+    worker deletes its workspace and published outputs. Its accounting stays.
+    """
     state = ogcapi()
     job = state.services.jobs.dismiss(current_principal(), job_id)
     return json_response(status_info(job, state.base_url))

@@ -493,6 +493,62 @@ def test_dismiss_an_accepted_job(client, services, components):
     assert client.get(f"/jobs/{job.id}/results").status_code == 404
 
 
+def assert_no_such_job(r: Any) -> None:
+    assert r.status_code == 404 and r.mimetype == "application/problem+json"
+    assert r.get_json()["type"].endswith("/no-such-job")
+
+
+@pytest.mark.parametrize("outcome", ["successful", "failed"])
+def test_dismiss_a_finished_job_removes_it(client, services, components, outcome):
+    """/req/dismiss/job-dismiss-success and -status: 200 'dismissed', then the job is gone."""
+    job = new_job(services)
+    services.store.update(job.id, scheduler_job_id="4242", workspace="/work/alice/ws")
+    if outcome == "successful":
+        href = publish(services, job, "result.txt", b"data")
+        succeed(services, job, {"string_output": {"href": href, "type": "text/plain"}})
+    else:
+        fail(services, job)
+    finished = services.store.get(job.id).finished
+    kept = new_job(services)  # another job, listed before and after
+
+    r = client.delete(f"/jobs/{job.id}")
+    assert r.status_code == 200
+    doc = r.get_json()
+    validate(doc, "statusInfo", components)
+    assert doc["status"] == "dismissed" and doc["jobID"] == job.id
+    assert not any(link["rel"] == REL_RESULTS for link in doc["links"])
+
+    for gone in (
+        client.get(f"/jobs/{job.id}"),
+        client.get(f"/jobs/{job.id}/results"),
+        client.get(f"/jobs/{job.id}/outputs/result.txt"),
+        client.get(f"/stac/items/{job.id}.json"),
+        client.delete(f"/jobs/{job.id}"),  # a second dismiss: nothing left to dismiss
+    ):
+        assert_no_such_job(gone)
+    assert client.get(f"/jobs/{job.id}?f=html").status_code == 404
+    for query in ("", "?status=dismissed", f"?status={outcome}", "?status=dismissed,accepted"):
+        listed = {j["jobID"] for j in client.get(f"/jobs{query}").get_json()["jobs"]}
+        assert job.id not in listed
+    assert {j["jobID"] for j in client.get("/jobs").get_json()["jobs"]} == {kept.id}
+    # the row stays for accounting: same finish time, clean-up owed to the worker
+    row = services.store.get(job.id)
+    assert row.state is JobState.REMOVED and row.finished == finished
+    assert row.scheduler_job_id == "4242" and not row.cancel_pending
+    assert job.id in {j.id for j in services.store.pending_cancels()}
+
+
+def test_dismissing_a_dismissed_job_removes_it(client, services):
+    job = new_job(services)
+    first = client.delete(f"/jobs/{job.id}")
+    assert first.status_code == 200 and first.get_json()["status"] == "dismissed"
+    assert client.get(f"/jobs/{job.id}").get_json()["status"] == "dismissed"  # still visible
+    second = client.delete(f"/jobs/{job.id}")
+    assert second.status_code == 200 and second.get_json()["status"] == "dismissed"
+    assert_no_such_job(client.get(f"/jobs/{job.id}"))
+    assert services.store.get(job.id).state is JobState.REMOVED
+
+
 def test_another_owners_job_is_not_found(client, services):
     job = new_job(services, owner=BOB)
     succeed(services, job, {"string_output": "secret"})

@@ -2,7 +2,14 @@
 
 import pytest
 
-from gateway.jobs.states import FINAL_STATES, JobState, state_for_scheduler
+from gateway.jobs.states import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    OGC_STATUS_TO_STATES,
+    VISIBLE_STATES,
+    JobState,
+    state_for_scheduler,
+)
 from hpc_adapters.base import SchedulerState
 
 pytestmark = pytest.mark.unit
@@ -17,8 +24,31 @@ def test_forward_moves_are_allowed_and_backward_refused():
 
 
 @pytest.mark.parametrize("final", sorted(FINAL_STATES))
-def test_final_states_never_move(final):
-    assert all(not final.can_move_to(t) for t in JobState)
+def test_final_states_only_move_to_removed(final):
+    assert all(not final.can_move_to(t) for t in JobState if t is not JobState.REMOVED)
+    assert final.can_move_to(JobState.REMOVED) is (final is not JobState.REMOVED)
+
+
+@pytest.mark.parametrize("active", sorted(ACTIVE_STATES))
+def test_active_jobs_are_dismissed_never_removed(active):
+    assert active.can_move_to(JobState.DISMISSED)
+    assert not active.can_move_to(JobState.REMOVED)
+
+
+def test_removed_jobs_are_hidden_everywhere_but_final():
+    assert JobState.REMOVED.final and not JobState.REMOVED.visible
+    assert JobState.REMOVED.sources() == {JobState.SUCCESSFUL, JobState.FAILED, JobState.DISMISSED}
+    assert JobState.REMOVED not in VISIBLE_STATES
+    assert all(JobState.REMOVED not in states for states in OGC_STATUS_TO_STATES.values())
+    assert OGC_STATUS_TO_STATES["dismissed"] == {JobState.DISMISSED}
+    # a finish and a removal racing: the finaliser's move never starts from a final state
+    assert JobState.SUCCESSFUL.sources() == {
+        JobState.ACCEPTED,
+        JobState.STAGING,
+        JobState.QUEUED,
+        JobState.RUNNING,
+        JobState.PUBLISHING,
+    }
 
 
 def test_every_state_has_ogc_and_wps_names():

@@ -371,6 +371,22 @@ def test_wps2_auto_mode_and_dismiss(wps: WpsApp) -> None:
     assert exception_code(gone.data)[0] == "NoSuchJob"
 
 
+def test_wps2_dismiss_of_a_finished_job_removes_it(wps: WpsApp) -> None:
+    """Like the OGC API's DELETE: answered 'Dismissed', then the job is gone for both APIs."""
+    job = wps.services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x"}})
+    FakeEchoWorker(wps.services).finish(job)
+    kvp = f"/wps?service=WPS&version=2.0.0&jobId={job.id}&request="
+    dismiss = wps.client.get(kvp + "Dismiss")
+    info = assert_valid(dismiss.data)
+    assert info.xpath("wps2:Status/text()", namespaces=NS) == ["Dismissed"]
+    for operation in ("GetStatus", "GetResult", "Dismiss"):
+        gone = wps.client.get(kvp + operation)
+        assert exception_code(gone.data) == ("NoSuchJob", job.id), operation
+    gone_1 = wps.client.get(f"/wps/status/{job.id}")
+    assert exception_code(gone_1.data)[0] == "NoSuchJob"
+    assert wps.services.store.get(job.id).state is JobState.REMOVED
+
+
 def test_wps2_get_status_of_an_ogc_api_job(wps: WpsApp) -> None:
     job = wps.services.jobs.submit(BOB, "echo", {"inputs": {"string_input": "x"}})
     response = wps.client.get(
