@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -26,6 +28,9 @@ from gateway.settings import Settings
 from gateway.sites import Sites, build_adapter
 from gateway.staging.admission import reference_admission
 from processes.registry import ProcessRegistry
+
+if TYPE_CHECKING:
+    from gateway.workflow.publication import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,13 @@ class Services:
     @property
     def publication_root(self) -> Path:
         return Path(self.settings.publication.root).resolve()
+
+    @cached_property
+    def publisher(self) -> Publisher:
+        """Publishes outputs (worker) and gives their S3 download links (HTTP routes)."""
+        from gateway.workflow.publication import build_publisher
+
+        return build_publisher(self.settings.publication, self.settings.server.base_url)
 
     def close(self) -> None:
         self.sites.close()

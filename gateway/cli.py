@@ -181,6 +181,7 @@ def cleanup(
     """Apply the retention policy to published outputs and trim the input cache."""
     from gateway.jobs.store import JobStore
     from gateway.staging import build_cache
+    from gateway.workflow.publication import s3_outputs
     from gateway.workflow.retention import apply_retention
 
     _logging("WARNING")
@@ -193,10 +194,13 @@ def cleanup(
             older_than_days or settings.workflow.retention.published_days,
             build_cache(settings.workflow),
             dry_run=dry_run,
+            s3=s3_outputs(settings.publication),
         )
     finally:
         engine.dispose()
     typer.echo(json.dumps(report.to_dict(), indent=2))
+    if report.errors:  # e.g. S3 unreachable: cron / the timer unit sees the failure
+        raise typer.Exit(1)
 
 
 def _engine(settings: Settings) -> Any:

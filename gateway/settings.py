@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from gateway.accounting.config import AccountingSettings
-from gateway.settings_workflow import WorkflowSettings
+from gateway.settings_workflow import PublicationSettings, WorkflowSettings
 
 
 class ServerSettings(BaseModel):
@@ -291,11 +291,6 @@ class WorkerSettings(BaseModel):
     max_manifest_bytes: int = 1_048_576
     #: Remove the workspace of finished jobs after results are collected.
     cleanup_on_success: bool = False
-
-
-class PublicationSettings(BaseModel):
-    #: Local directory where published outputs are copied and served from.
-    root: str = "var/published"
 
 
 class Settings(BaseSettings):

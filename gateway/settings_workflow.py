@@ -1,4 +1,5 @@
-"""Settings of the workflow manager: egress guard, staging, cache, S3, callbacks, retention.
+"""Settings of the workflow manager: egress guard, staging, cache, S3, callbacks, retention,
+and the publication of outputs (the top-level ``publication:`` section).
 
 One section of the configuration tree (``workflow:`` in the YAML file,
 ``HPCGW_WORKFLOW__<SUB>__<KEY>`` in the environment), kept in its own module so
@@ -9,10 +10,13 @@ setting means to users and ``deploy/config/gateway.example.yaml`` for examples.
 from __future__ import annotations
 
 import ipaddress
+import re
+from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 GIB = 1024**3
+MIB = 1024**2
 
 
 class EgressSettings(BaseModel):
@@ -132,3 +136,88 @@ class WorkflowSettings(BaseModel):
     s3: S3Settings = Field(default_factory=S3Settings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+
+
+# -- publication of outputs (the top-level ``publication:`` section) ------------------
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_PREFIX_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class S3PublicationSettings(BaseModel):
+    """Where outputs go with ``publication.backend: s3`` (objects ``<prefix>/<job id>/<file>``).
+
+    Credentials come from the two files when set, else from ``profile``, else
+    from boto3's usual chain (``AWS_*`` environment variables, shared
+    config/credentials files, instance roles).
+    """
+
+    bucket: str = ""
+    #: Key prefix, ``/``-separated segments (empty: objects at ``<job id>/<file>``).
+    prefix: str = "hpcgw/outputs"
+    #: Endpoint URL; None means AWS (``https://s3.<region>.amazonaws.com``).
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    addressing_style: Literal["auto", "path", "virtual"] = "path"
+    access_key_id_file: str | None = None
+    secret_access_key_file: str | None = None
+    #: A named profile of the shared AWS config files (when no key files are set).
+    profile: str | None = None
+    verify_tls: bool | str = True
+    #: Base URL under which the bucket's objects are publicly readable (a public bucket,
+    #: a CDN...): links are then ``<public_base_url>/<key>`` and never expire. Unset:
+    #: STAC asset hrefs are pre-signed GET URLs and result hrefs point at the gateway.
+    public_base_url: str | None = None
+    #: Validity of each pre-signed URL (SigV4 allows at most 7 days).
+    presign_expiry_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    #: Files from this size are sent as multipart uploads of ``multipart_chunk_bytes`` parts.
+    multipart_threshold_bytes: int = Field(default=64 * MIB, ge=5 * MIB)
+    multipart_chunk_bytes: int = Field(default=16 * MIB, ge=5 * MIB, le=5 * GIB)
+    #: Parts sent at once (memory in flight stays below about concurrency x chunk size).
+    max_concurrency: int = Field(default=4, ge=1, le=32)
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    read_timeout_seconds: float = Field(default=60.0, gt=0)
+    #: botocore's own retries of throttling, 5xx and dropped connections.
+    retries: int = Field(default=3, ge=0, le=20)
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if value and not _BUCKET.match(value):
+            raise ValueError(f"bucket: {value!r} is not a valid S3 bucket name")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        parts = [p for p in value.strip("/").split("/") if p]
+        for part in parts:
+            if not _PREFIX_PART.match(part):
+                raise ValueError(f"prefix: segment {part!r} must be letters, digits, '._-'")
+        return "/".join(parts)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError(f"public_base_url: {value!r} must be an http(s) URL")
+        return value.rstrip("/")
+
+
+class PublicationSettings(BaseModel):
+    """Where published outputs are kept: the gateway's own folder, or an S3 bucket."""
+
+    #: ``local``: copied under ``root`` and served by the gateway; ``s3``: uploaded.
+    backend: Literal["local", "s3"] = "local"
+    #: Local directory where published outputs are copied and served from
+    #: (with the ``s3`` backend: where files wait for their upload, ``<root>/.s3-spool``).
+    root: str = "var/published"
+    s3: S3PublicationSettings = Field(default_factory=S3PublicationSettings)
+
+    @model_validator(mode="after")
+    def _bucket_named(self) -> PublicationSettings:
+        if self.backend == "s3" and not self.s3.bucket:
+            raise ValueError("publication.s3.bucket is required when publication.backend is s3")
+        return self

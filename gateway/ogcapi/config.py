@@ -170,6 +170,7 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
             ],
             "responses": {
                 "200": {"description": "The file, with its media type"},
+                "302": {"description": "The file is in S3: a fresh link to it (Location)"},
                 "404": _problem("No such job or file"),
             },
         }

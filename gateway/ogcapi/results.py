@@ -30,8 +30,10 @@ from typing import Any
 
 from flask import Response, send_file
 
+from gateway.errors import ServiceUnavailable
 from gateway.jobs.records import Job
 from gateway.ogcapi.documents import REL_RESULTS
+from gateway.workflow.publication import PublicationError, Publisher
 
 JSON = "application/json"
 OCTET = "application/octet-stream"
@@ -54,6 +56,21 @@ def published_file(root: Path, job_id: str, name: str) -> Path | None:
     if not path.is_relative_to(base / job_id) or not path.is_file():
         return None
     return path
+
+
+def s3_redirect(publisher: Publisher, job: Job, name: str) -> Response | None:
+    """302 to a fresh URL of ``name`` when ``job`` published it to S3, else None.
+
+    The link is made after the caller checked who may read the job, and is not
+    cached: a pre-signed URL stops working after its expiry, the route does not.
+    """
+    try:
+        location = publisher.location(job, name)
+    except PublicationError as exc:
+        raise ServiceUnavailable(f"cannot link the S3 object: {exc.detail}") from None
+    if location is None:
+        return None
+    return Response(status=302, headers={"Location": location, "Cache-Control": "no-store"})
 
 
 def media_type_of(name: str, declared: str | None = None) -> str:

@@ -47,7 +47,7 @@ from gateway.ogcapi.context import (
 )
 from gateway.ogcapi.documents import job_list, status_info
 from gateway.ogcapi.problems import problem_response
-from gateway.ogcapi.results import ResultsEncoder, media_type_of, published_file
+from gateway.ogcapi.results import ResultsEncoder, media_type_of, published_file, s3_redirect
 from gateway.ogcapi.security import current_principal
 
 blueprint = Blueprint("ogcapi_jobs", __name__)
@@ -243,9 +243,12 @@ def results(job_id: str) -> Response:
 
 @blueprint.get("/jobs/<job_id>/outputs/<path:name>")
 def output_file(job_id: str, name: str) -> Response:
-    """A published output file; only its owner (or an admin) may read it."""
+    """A published output file; only its owner (or an admin) may read it (S3: 302)."""
     state = ogcapi()
     job = state.services.jobs.get(current_principal(), job_id)
+    moved = s3_redirect(state.services.publisher, job, name)
+    if moved is not None:
+        return moved
     path = published_file(state.services.publication_root, job.id, name)
     if path is None:
         raise NotFound(f"job '{job.id}' has no published output '{name}'")

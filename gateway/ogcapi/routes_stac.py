@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
-from gateway.errors import BadRequest, NotFound
+from gateway.errors import BadRequest, NotFound, ServiceUnavailable
 from gateway.jobs.states import JobState
 from gateway.ogcapi.context import json_response, ogcapi
 from gateway.ogcapi.security import current_principal
+from gateway.workflow.publication import PublicationError
 from gateway.workflow.stac_items import (
     GEOJSON,
     catalog,
@@ -71,4 +72,8 @@ def stac_item(job_id: str) -> Response:
         why = f"were removed on {expired} (retention policy)" if expired else "are not recorded"
         raise NotFound(f"the published results of job '{job.id}' {why}")
     core_hours = recorded_core_hours(state.services.engine, job.id)
-    return json_response(job_item(job, state.base_url, core_hours), content_type=GEOJSON)
+    try:
+        item = job_item(job, state.base_url, core_hours, state.services.publisher.asset_link)
+    except PublicationError as exc:
+        raise ServiceUnavailable(f"cannot link the S3 objects: {exc.detail}") from None
+    return json_response(item, content_type=GEOJSON)

@@ -18,8 +18,7 @@ from gateway.jobs.store import JobStore
 from gateway.sites import Sites
 from gateway.workflow.batch import STDERR
 from gateway.workflow.callbacks import notification_due
-from gateway.workflow.footprint import publication_record
-from gateway.workflow.publication import ManifestError, Publisher
+from gateway.workflow.publication import ManifestError, PublicationError, Publisher
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity, WorkspaceFiles
 from hpc_adapters.errors import PermanentHpcError, TransientHpcError
@@ -91,23 +90,38 @@ class Finaliser:
             manifest = json.loads(raw)
             if not isinstance(manifest, dict):
                 raise ManifestError("outputs.json must hold a JSON object")
-            results = self.publisher.publish(
+            published = self.publisher.publish(
                 job, self.registry.get(job.process_id), manifest, files
             )
         except (ValueError, ManifestError) as exc:
             fail_job(self.store, job, f"Invalid process outputs: {exc}")
             return
-        record = publication_record(self.publisher.job_dir(job.id), results)
-        self.store.transition(
+        except PublicationError as exc:
+            if exc.transient:
+                self.retry.defer(job, f"Publishing outputs: {exc.detail}")
+            else:
+                fail_job(self.store, job, f"Publishing outputs failed: {exc.detail}")
+            return
+        moved = self.store.transition(
             job.id,
             JobState.SUCCESSFUL,
-            results=results,
+            results=published.results,
             progress=100,
             message="Job completed successfully",
-            extra={**self.store.get(job.id).extra, "publication": record},
+            extra={**self.store.get(job.id).extra, "publication": published.record},
             next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
         )
+        if not moved and self.store.get(job.id).state is JobState.DISMISSED:
+            self._withdraw(job)  # dismissed while publishing: nobody may read them now
+            return
         log.info("job %s successful", job.id)
+
+    def _withdraw(self, job: Job) -> None:
+        try:
+            self.publisher.remove(job)
+        except PublicationError as exc:
+            log.warning("job %s: published outputs not removed yet: %s", job.id, exc.detail)
+            self.store.update(job.id, cleanup_pending=True)  # the Cleaner tries again
 
     def _failure_detail(self, job: Job, files: WorkspaceFiles) -> str:
         state = job.scheduler_state or "UNKNOWN"

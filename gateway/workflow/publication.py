@@ -2,26 +2,60 @@
 
 The runner's manifest (``outputs.json``) is untrusted: every output must be a
 declared output of the process, and every file must be a regular file (not a
-link) directly under the workspace's ``outputs/`` folder. Files are copied to
-the publication store (``<root>/<job id>/<file>``) and served by the gateway at
-``/jobs/<job id>/outputs/<file>``.
+link) directly under the workspace's ``outputs/`` folder.
+
+Two backends (``publication.backend``):
+
+* ``local`` (default): files are copied to the publication store
+  (``<root>/<job id>/<file>``) and served by the gateway at
+  ``/jobs/<job id>/outputs/<file>``;
+* ``s3``: files are copied to a spool folder (``<root>/.s3-spool/<job id>/``),
+  measured there (size, sha256, raster footprint), uploaded to
+  ``s3://<bucket>/<prefix>/<job id>/<file>`` and the spool is emptied. Result
+  hrefs are ``<public_base_url>/<key>`` when configured, else the gateway's
+  ``/jobs/<job id>/outputs/<file>``, which redirects (302) to a fresh
+  pre-signed URL: a link stored in the results never expires.
+
+Either way :meth:`Publisher.publish` returns the results mapping and the
+publication record kept in the job's ``extra.publication`` (for S3 with the
+bucket and each object's key), and :meth:`Publisher.remove` deletes what a job
+published (dismissal).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 import re
+import shutil
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from gateway.jobs.records import Job
+from gateway.settings_workflow import PublicationSettings
+from gateway.workflow.publication_s3 import Link, PublicationError, S3Outputs
 from hpc_adapters.base import WorkspaceFiles
 from processes.definition import ProcessDefinition
 from processes.runtime import OUTPUTS_DIR
 
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "ManifestError",
+    "Publication",
+    "PublicationError",
+    "Publisher",
+    "build_publisher",
+    "s3_outputs",
+]
+
 _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+OCTET = "application/octet-stream"
+#: Folder under the publication root where files wait for their S3 upload.
+SPOOL = ".s3-spool"
 
 
 class ManifestError(ValueError):
@@ -29,15 +63,39 @@ class ManifestError(ValueError):
 
 
 @dataclass(frozen=True)
+class Publication:
+    """What publishing a job produced."""
+
+    #: The OGC results mapping (output id -> value or ``{"href", "type"}``).
+    results: dict[str, Any]
+    #: ``extra.publication``: ``published``, ``files`` (per output: file, type, size,
+    #: sha256 and, on S3, key), ``bbox``; on S3 also ``backend: s3`` and ``bucket``.
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Publisher:
+    """Publishes outputs to the local store or, with ``upload``, to the ``s3`` bucket.
+
+    ``s3`` may be set without ``upload``: links and removal then still work for
+    jobs published to S3 before the backend was switched back to local.
+    """
+
     root: Path
     base_url: str
+    s3: S3Outputs | None = None
+    upload: bool = False
 
     def job_dir(self, job_id: str) -> Path:
         return self.root / job_id
 
+    def spool_dir(self, job_id: str) -> Path:
+        return self.root / SPOOL / job_id
+
     def href(self, job_id: str, filename: str) -> str:
         return f"{self.base_url.rstrip('/')}/jobs/{job_id}/outputs/{filename}"
+
+    # -- publishing ---------------------------------------------------------------
 
     def publish(
         self,
@@ -45,8 +103,40 @@ class Publisher:
         process: ProcessDefinition,
         manifest: dict[str, Any],
         files: WorkspaceFiles,
+    ) -> Publication:
+        """Copy declared file outputs out (and upload them); return results and record.
+
+        Raises :class:`ManifestError` for a bad manifest, :class:`PublicationError`
+        when the S3 upload fails (nothing is left in the spool either way).
+        """
+        # rasterio (GDAL) is loaded by the worker only, not by the HTTP processes
+        from gateway.workflow.footprint import publication_record
+
+        if not self.upload:
+            results = self._collect(job, process, manifest, files, self.job_dir(job.id))
+            return Publication(results, publication_record(self.job_dir(job.id), results))
+        assert self.s3 is not None  # build_publisher guarantees it
+        folder = self.spool_dir(job.id)
+        try:
+            results = self._collect(job, process, manifest, files, folder)
+            record = publication_record(folder, results)
+            return self._upload(job.id, folder, results, record, self.s3)
+        except PublicationError as exc:
+            if not exc.transient:  # the job fails: leave no partial upload behind
+                _forget(self.s3, job.id)
+            raise
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _collect(
+        self,
+        job: Job,
+        process: ProcessDefinition,
+        manifest: dict[str, Any],
+        files: WorkspaceFiles,
+        folder: Path,
     ) -> dict[str, Any]:
-        """Copy declared file outputs out and return the OGC results mapping."""
+        """Copy declared file outputs into ``folder``; return the OGC results mapping."""
         outputs = manifest.get("outputs")
         if not isinstance(outputs, dict):
             raise ManifestError("outputs.json must hold an 'outputs' object")
@@ -61,18 +151,23 @@ class Publisher:
             if not isinstance(entry, dict):
                 raise ManifestError(f"output '{name}': entry must be an object")
             mode = requested.get(name, {}).get("transmissionMode", "value")
-            results[name] = self._one(job, name, entry, mode, files)
+            results[name] = self._one(job, name, entry, mode, files, folder)
         return results
 
     def _one(
-        self, job: Job, name: str, entry: dict[str, Any], mode: str, files: WorkspaceFiles
+        self,
+        job: Job,
+        name: str,
+        entry: dict[str, Any],
+        mode: str,
+        files: WorkspaceFiles,
+        folder: Path,
     ) -> Any:
         if "value" in entry:
             if mode != "reference":
                 return entry["value"]
             filename = f"{name}.json"
-            dest = self._dest(job.id, filename)
-            dest.write_text(json.dumps(entry["value"]), encoding="utf-8")
+            _dest(folder, filename).write_text(json.dumps(entry["value"]), encoding="utf-8")
             return {"href": self.href(job.id, filename), "type": "application/json"}
         path = entry.get("path")
         if not isinstance(path, str):
@@ -81,14 +176,107 @@ class Publisher:
         source = posixpath.join(job.workspace or "", OUTPUTS_DIR, filename)
         if not files.is_regular_file(source):
             raise ManifestError(f"output '{name}': {path} is not a regular file")
-        files.get_file(source, str(self._dest(job.id, filename)))
-        media_type = entry.get("type") or "application/octet-stream"
+        files.get_file(source, str(_dest(folder, filename)))
+        media_type = entry.get("type") or OCTET
         return {"href": self.href(job.id, filename), "type": str(media_type)}
 
-    def _dest(self, job_id: str, filename: str) -> Path:
-        folder = self.job_dir(job_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / filename
+    def _upload(
+        self,
+        job_id: str,
+        folder: Path,
+        results: dict[str, Any],
+        record: dict[str, Any],
+        s3: S3Outputs,
+    ) -> Publication:
+        """Upload each recorded file; point the hrefs at the public URL when there is one."""
+        facts: dict[str, Any] = {}
+        for output, fact in record.get("files", {}).items():
+            key = s3.key(job_id, fact["file"])
+            s3.upload(folder / fact["file"], key, fact.get("type") or OCTET, fact["sha256"])
+            facts[output] = {**fact, "key": key}
+            log.info("job %s: output %s published to %s", job_id, output, s3.where(key))
+        if s3.settings.public_base_url:
+            results = {
+                name: {**value, "href": s3.link(facts[name]["key"]).href}
+                if name in facts and isinstance(value, dict)
+                else value
+                for name, value in results.items()
+            }
+        return Publication(
+            results, {**record, "backend": "s3", "bucket": s3.bucket, "files": facts}
+        )
+
+    # -- links --------------------------------------------------------------------
+
+    def _s3_fact(self, job: Job, match: str, by_file: bool) -> tuple[str, str] | None:
+        """``(bucket, key)`` of one S3-published file of ``job`` (by file or output name)."""
+        record = job.extra.get("publication")
+        if not isinstance(record, dict) or record.get("backend") != "s3":
+            return None
+        if record.get("expired") or self.s3 is None:
+            return None
+        for output, fact in (record.get("files") or {}).items():
+            if not isinstance(fact, dict) or not isinstance(fact.get("key"), str):
+                continue
+            if (fact.get("file") if by_file else output) == match:
+                return str(record.get("bucket") or self.s3.bucket), fact["key"]
+        return None
+
+    def location(self, job: Job, filename: str) -> str | None:
+        """Where ``/jobs/<id>/outputs/<filename>`` redirects to: a fresh URL of the S3
+        object, or None when the file is not on S3 (served from the local store)."""
+        found = self._s3_fact(job, filename, by_file=True)
+        if found is None or self.s3 is None:
+            return None
+        bucket, key = found
+        return self.s3.link(key, bucket).href
+
+    def asset_link(self, job: Job, output: str) -> tuple[str, datetime | None] | None:
+        """The STAC asset href of ``output`` when it is on S3 (public or freshly
+        pre-signed, with its expiry); None keeps the results href."""
+        found = self._s3_fact(job, output, by_file=False)
+        if found is None or self.s3 is None:
+            return None
+        bucket, key = found
+        link: Link = self.s3.link(key, bucket)
+        return link.href, link.expires
+
+    # -- removal ------------------------------------------------------------------
+
+    def remove(self, job: Job) -> int:
+        """Delete everything ``job`` published (local folder, spool, S3 objects).
+
+        Returns the bytes freed; raises :class:`PublicationError` when S3 refuses
+        or cannot be reached (the caller retries later).
+        """
+        freed = _remove_tree(self.job_dir(job.id)) + _remove_tree(self.spool_dir(job.id))
+        record = job.extra.get("publication")
+        on_s3 = isinstance(record, dict) and record.get("backend") == "s3"
+        if self.s3 is not None and (self.upload or on_s3):
+            bucket = record.get("bucket") if on_s3 and isinstance(record, dict) else None
+            freed += self.s3.delete_job(job.id, bucket)
+        return freed
+
+
+def _forget(s3: S3Outputs, job_id: str) -> None:
+    """Best-effort deletion of what a failed upload left (S3 may refuse that too)."""
+    try:
+        s3.delete_job(job_id)
+    except PublicationError as exc:
+        log.warning("job %s: partial upload not removed: %s", job_id, exc.detail)
+
+
+def _dest(folder: Path, filename: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / filename
+
+
+def _remove_tree(folder: Path) -> int:
+    if not folder.is_dir() or folder.is_symlink():
+        return 0
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    shutil.rmtree(folder, ignore_errors=True)
+    return size
 
 
 def _checked_output_file(name: str, path: str) -> str:
@@ -98,3 +286,18 @@ def _checked_output_file(name: str, path: str) -> str:
     if head != OUTPUTS_DIR or not _SAFE_FILE.match(filename) or path.startswith("/"):
         raise ManifestError(f"output '{name}': path {path!r} must be {OUTPUTS_DIR}/<file name>")
     return filename
+
+
+def s3_outputs(settings: PublicationSettings) -> S3Outputs | None:
+    """The S3 bucket of published outputs, when one is configured."""
+    return S3Outputs(settings.s3) if settings.s3.bucket else None
+
+
+def build_publisher(settings: PublicationSettings, base_url: str) -> Publisher:
+    """The publisher ``settings`` describe (uploads to S3 with ``backend: s3``)."""
+    return Publisher(
+        Path(settings.root).resolve(),
+        base_url,
+        s3=s3_outputs(settings),
+        upload=settings.backend == "s3",
+    )

@@ -2,7 +2,9 @@
 
 Items are built from the job record when asked for, so they always say what
 the job record knows: assets are the published output files (media type,
-size, sha256 recorded at publication), provenance is the process id and
+size, sha256 recorded at publication; outputs published to S3 link straight
+to the object, by its public URL or a pre-signed URL made when the Item is
+asked for), provenance is the process id and
 version, the inputs (with their staged checksums and STAC sources), the
 Slurm job id, the site and -- once accounting has read it from Slurm -- the
 core-hours. Only core STAC 1.1.0 fields plus ``hpcgw:``-prefixed properties
@@ -12,6 +14,7 @@ are used, so every document validates against the core schemas offline.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +31,10 @@ JSON = "application/json"
 CATALOG_ID = "hpcgw-results"
 REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 _PROVIDER = "OGC HPC Gateway"
+
+#: The direct link of one published output of a job and when it expires (None: never),
+#: or None to keep the results href (see ``Publisher.asset_link``).
+AssetLink = Callable[[Job, str], tuple[str, datetime | None] | None]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -87,8 +94,17 @@ def has_item(job: Job) -> bool:
     return isinstance(publication, dict) and not publication.get("expired")
 
 
-def job_item(job: Job, base_url: str, core_hours: float | None = None) -> dict[str, Any]:
-    """The STAC Item describing ``job``'s published results."""
+def job_item(
+    job: Job,
+    base_url: str,
+    core_hours: float | None = None,
+    asset_link: AssetLink | None = None,
+) -> dict[str, Any]:
+    """The STAC Item describing ``job``'s published results.
+
+    ``asset_link`` gives the href of outputs stored elsewhere than the gateway
+    (S3); a pre-signed href carries its expiry as ``hpcgw:expires``.
+    """
     publication: dict[str, Any] = job.extra.get("publication", {})
     files: dict[str, Any] = publication.get("files", {})
     assets: dict[str, Any] = {}
@@ -96,11 +112,14 @@ def job_item(job: Job, base_url: str, core_hours: float | None = None) -> dict[s
     for name, value in (job.results or {}).items():
         if isinstance(value, dict) and isinstance(value.get("href"), str):
             fact = files.get(name, {})
+            direct = asset_link(job, name) if asset_link else None
             asset: dict[str, Any] = {
-                "href": value["href"],
+                "href": direct[0] if direct else value["href"],
                 "title": name,
                 "roles": _roles(value.get("type")),
             }
+            if direct and direct[1] is not None:
+                asset["hpcgw:expires"] = iso(direct[1])
             if value.get("type"):
                 asset["type"] = value["type"]
             if fact.get("sha256"):

@@ -25,7 +25,7 @@ from gateway.workflow.callbacks import Notifier
 from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.finaliser import Finaliser
 from gateway.workflow.monitor import Monitor
-from gateway.workflow.publication import Publisher
+from gateway.workflow.publication import PublicationError, Publisher
 from gateway.workflow.retry import RetryPolicy
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import HpcError
@@ -38,12 +38,16 @@ def new_worker_id() -> str:
 
 
 class Cleaner:
-    """Settles what dismiss left owed: scheduler cancels and workspace removal."""
+    """Settles what dismiss left owed: scheduler cancels, workspace and published outputs
+    removal (a job dismissed while its outputs were being published)."""
 
-    def __init__(self, store: JobStore, jobs: JobService, sites: Sites) -> None:
+    def __init__(
+        self, store: JobStore, jobs: JobService, sites: Sites, publisher: Publisher | None = None
+    ) -> None:
         self.store = store
         self.jobs = jobs
         self.sites = sites
+        self.publisher = publisher
 
     def run_once(self) -> int:
         owed = self.store.pending_cancels()
@@ -56,6 +60,13 @@ class Cleaner:
                     files.remove_tree(job.workspace)
                 except HpcError as exc:
                     log.warning("job %s: workspace clean-up deferred: %s", job.id, exc.detail)
+                    continue
+            # only a job whose Slurm job completed can have had its outputs published
+            if job.scheduler_state == "COMPLETED" and self.publisher is not None:
+                try:
+                    self.publisher.remove(job)
+                except PublicationError as exc:
+                    log.warning("job %s: outputs removal deferred: %s", job.id, exc.detail)
                     continue
             self.store.update(job.id, cleanup_pending=False)
         return len(owed)
@@ -83,7 +94,7 @@ class Worker:
         retry = RetryPolicy(
             services.store, w.max_attempts, w.backoff_base_seconds, w.backoff_max_seconds
         )
-        publisher = Publisher(services.publication_root, s.server.base_url)
+        publisher = services.publisher
         usage = services.accounting.recorder(wid) if services.accounting else None
         notifier = Notifier(
             services.store, s.workflow.callbacks, services.egress, s.server.base_url, wid
@@ -117,7 +128,7 @@ class Worker:
                 w.lease_seconds,
                 hooks=[usage.on_final] if usage else None,
             ),
-            cleaner=Cleaner(services.store, services.jobs, services.sites),
+            cleaner=Cleaner(services.store, services.jobs, services.sites, publisher),
             interval=w.poll_interval_seconds,
             fast_interval=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
             extra_stages=[*([usage.run_once] if usage else []), notifier.run_once],
