@@ -81,7 +81,8 @@ def register_ogcapi(
     """Mount the OGC API - Processes surface on ``app``; returns its per-app state."""
     token = register_services(services)
     config = pygeoapi_config(services.settings, services.registry, token)
-    api = _quiet_api(config, openapi_document(config))
+    public_paths = tuple(public_paths)
+    api = _quiet_api(config, openapi_document(config, services.settings, public_paths))
     state = OgcApi(services=services, api=api, base_url=api.base_url.rstrip("/"))
     app.extensions[EXTENSION_KEY] = state
     # pygeoapi's templates link {base_url}/static/...: point the app's own /static

@@ -10,17 +10,20 @@ the services token (see :mod:`gateway.ogcapi.plugin_context`).
 
 The OpenAPI document is pygeoapi's generator output, corrected: paths we do
 not serve (``/collections``) are removed, the job-list query parameters, the
-dismiss response and the published-outputs path are described as we
-implement them.
+dismiss response, the ``Prefer`` header of execution and the published-outputs
+path are described as we implement them; the gateway's own routes and the
+security schemes are added by :mod:`gateway.ogcapi.openapi_paths`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from pygeoapi.openapi import get_oas
 
+from gateway.ogcapi.openapi_paths import add_gateway_api, problem
 from gateway.ogcapi.plugin_context import TOKEN_KEY
 from gateway.settings import Settings
 from processes.registry import ProcessRegistry
@@ -77,8 +80,14 @@ def pygeoapi_config(settings: Settings, registry: ProcessRegistry, token: str) -
     }
 
 
-def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
-    """pygeoapi's OpenAPI 3.0 document, corrected to describe what we serve."""
+def openapi_document(
+    config: dict[str, Any], settings: Settings, public_paths: Iterable[str]
+) -> dict[str, Any]:
+    """pygeoapi's OpenAPI 3.0 document, corrected to describe everything we serve.
+
+    ``public_paths`` are the paths served without a token (the same list the
+    authentication hook gets), which the security requirements follow.
+    """
     oas: dict[str, Any] = get_oas(config)
     paths: dict[str, Any] = oas["paths"]
     for path in list(paths):
@@ -86,6 +95,7 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
             del paths[path]
     _describe_jobs(paths)
     _describe_execution(paths)
+    add_gateway_api(oas, settings, public_paths)
     _prune_unused(oas)
     return oas
 
@@ -103,15 +113,6 @@ def _param(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
         "schema": schema,
         "style": "form",
         "explode": False,
-    }
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/problem+json": {"schema": {"$ref": f"{_OAPIP}/schemas/exception.yaml"}}
-        },
     }
 
 
@@ -147,18 +148,23 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
         _param("next", "Opaque page cursor taken from a rel=next link.", {"type": "string"}),
         {"$ref": "#/components/parameters/f"},
     ]
-    paths["/jobs"]["get"]["responses"]["400"] = _problem("Invalid query parameter")
+    paths["/jobs"]["get"]["responses"]["400"] = problem("Invalid query parameter")
     job = paths["/jobs/{jobId}"]
-    job["delete"]["summary"] = "Dismiss a job (cancels its Slurm job)"
-    job["delete"]["description"] = "Dismiss a job: cancels its Slurm job and cleans its workspace."
+    job["delete"]["summary"] = "Dismiss a job: cancel it, or remove it once finished"
+    job["delete"]["description"] = (
+        "An accepted or running job is cancelled (its Slurm job too) and keeps the "
+        "status dismissed. A finished job (successful, failed or already dismissed) "
+        "is removed: afterwards the job, its results and its output files answer 404, "
+        "and its workspace and published outputs are deleted. Usage accounting is kept."
+    )
     job["delete"]["responses"] = {
         "200": {
-            "description": "The job's status, now dismissed",
+            "description": "The job's status info, with status dismissed",
             "content": {"application/json": {"schema": status_schema}},
         },
-        "404": _problem("No such job"),
+        "404": problem("No such job"),
     }
-    paths["/jobs/{jobId}/results"]["get"]["responses"]["500"] = _problem("The job failed")
+    paths["/jobs/{jobId}/results"]["get"]["responses"]["500"] = problem("The job failed")
     paths["/jobs/{jobId}/outputs/{fileName}"] = {
         "get": {
             "summary": "Download a published output file of a job",
@@ -171,21 +177,45 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
             "responses": {
                 "200": {"description": "The file, with its media type"},
                 "302": {"description": "The file is in S3: a fresh link to it (Location)"},
-                "404": _problem("No such job or file"),
+                "404": problem("No such job or file"),
             },
         }
     }
+
+
+#: The ``Prefer`` request header of execution, as :func:`gateway.ogcapi.routes_jobs.execute`
+#: honours it (pygeoapi allows exactly ``respond-async``).
+_PREFER = {
+    "in": "header",
+    "name": "Prefer",
+    "required": False,
+    "description": (
+        "RFC 7240 preferences. respond-async: answer 201 at once with the job's "
+        "status and Location. wait=N: wait at most N seconds (bounded by the "
+        "server's synchronous-execution limit) for the results before answering "
+        "201 like respond-async. respond-async wins when both are given. "
+        "Preference-Applied names what was honoured."
+    ),
+    "schema": {"type": "string"},
+    "examples": {
+        "async": {"value": "respond-async"},
+        "wait": {"value": "wait=10"},
+    },
+}
 
 
 def _describe_execution(paths: dict[str, Any]) -> None:
     for path, item in paths.items():
         if not path.endswith("/execution"):
             continue
+        item["post"]["parameters"] = [
+            p for p in item["post"].get("parameters", []) if p.get("name") != "Prefer"
+        ] + [dict(_PREFER)]
         responses = item["post"]["responses"]
         responses["204"] = {"description": "raw response, outputs by reference (Link headers)"}
-        responses["400"] = _problem("Invalid execute request or inputs")
-        responses["413"] = _problem("Request body too large")
-        responses["415"] = _problem("The execute request must be application/json")
+        responses["400"] = problem("Invalid execute request or inputs")
+        responses["413"] = problem("Request body too large")
+        responses["415"] = problem("The execute request must be application/json")
 
 
 def _prune_unused(oas: dict[str, Any]) -> None:
