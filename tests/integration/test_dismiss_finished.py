@@ -1,8 +1,8 @@
-"""Dismissing a finished job on the real dev cluster: removed from the API, workspace cleaned.
+"""Dismissing a finished job on the real dev cluster: removed from the API, files cleaned.
 
 OGC API - Processes /req/dismiss/job-dismiss-status: a successful (or failed)
 job that is dismissed is removed and no longer accessible; the gateway's
-worker (Cleaner) deletes what it left on the cluster.
+worker (Cleaner) deletes what it left on the cluster and its published outputs.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def test_dismissing_a_successful_job_removes_it(services: Services, running_work
     base = services.settings.server.base_url.rstrip("/")
     output = str((done.results or {})["string_output"]["href"]).removeprefix(base)
     assert client.get(output).status_code == 200
+    published = services.publication_root / job_id
+    assert published.is_dir()
 
     dismissed = client.delete(f"/jobs/{job_id}")
     assert dismissed.status_code == 200 and dismissed.get_json()["status"] == "dismissed"
@@ -55,6 +57,7 @@ def test_dismissing_a_successful_job_removes_it(services: Services, running_work
         assert gone.status_code == 404 and gone.get_json()["type"].endswith("/no-such-job"), path
     assert job_id not in {j["jobID"] for j in client.get("/jobs").get_json()["jobs"]}
     _wait(lambda: not workspace.exists(), 60, "the worker to remove the workspace")
+    _wait(lambda: not published.exists(), 60, "the worker to remove the published outputs")
     row = services.store.get(job_id)
     assert row.state is JobState.REMOVED
     assert (row.scheduler_job_id, row.finished) == (done.scheduler_job_id, done.finished)
