@@ -349,6 +349,37 @@ def test_dismissal_while_publishing_deletes_the_objects(
     assert not Path(other.workspace or "").exists()
 
 
+def test_dismissing_a_published_job_deletes_its_objects(
+    services: Services, s3_endpoint: S3Endpoint, bucket: str, tmp_path: Path
+) -> None:
+    """Dismissing a successful job removes it (state ``removed``); the worker's clean-up
+    then deletes its objects."""
+    done = finalise(services, ended_job(services, tmp_path))
+    assert done.state is JobState.SUCCESSFUL, done.message
+    kept = finalise(services, ended_job(services, tmp_path))
+    services.jobs.dismiss(ALICE, done.id)
+    assert services.store.get(done.id).state is JobState.REMOVED
+    Worker.from_services(services).cleaner.run_once()
+    assert keys(s3_endpoint, bucket) == [f"{PREFIX}/{kept.id}/ndvi.tif"]
+    assert client_of(services).get(f"/jobs/{done.id}/outputs/ndvi.tif").status_code == 404
+
+
+def test_dismissing_a_locally_published_job_deletes_its_folder(
+    tmp_path: Path, cluster: str
+) -> None:
+    services = build_services(make_settings(tmp_path))  # publication.backend: local
+    try:
+        done = finalise(services, ended_job(services, tmp_path))
+        assert done.state is JobState.SUCCESSFUL, done.message
+        folder = services.publication_root / done.id
+        assert (folder / "ndvi.tif").is_file() and "backend" not in done.extra["publication"]
+        services.jobs.dismiss(ALICE, done.id)
+        Worker.from_services(services).cleaner.run_once()
+        assert not folder.exists()
+    finally:
+        services.close()
+
+
 def test_retention_deletes_expired_and_orphaned_objects(
     services: Services,
     s3_endpoint: S3Endpoint,
