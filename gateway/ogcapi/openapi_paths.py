@@ -25,6 +25,8 @@ from gateway.settings import Settings
 JSON = "application/json"
 PROBLEM = "application/problem+json"
 XML = "application/xml"
+#: What the WPS facade answers (gateway.wps.xml.XML_MEDIA_TYPE, without its charset).
+WPS_XML = "text/xml"
 _OAPIP = "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi"
 _REF = "#/components/schemas/"
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
@@ -344,9 +346,12 @@ def _wps_paths() -> dict[str, Any]:
     xml = {"type": "string"}
     ows_error = {
         "description": "OWS ExceptionReport (OWS 1.1 for WPS 1.0.0, OWS 2.0 for WPS 2.0.0)",
-        "content": {XML: {"schema": xml}},
+        "content": {WPS_XML: {"schema": xml}},
     }
-    answer = {"description": "The WPS response document", "content": {XML: {"schema": xml}}}
+    answer = {
+        "description": "The WPS response document (GetResult in raw mode: the output itself)",
+        "content": {WPS_XML: {"schema": xml}},
+    }
     kvp = [
         _query("service", "Always WPS", {"type": "string", "enum": ["WPS"]}, required=True),
         _query(
@@ -542,6 +547,14 @@ def _example_path(template: str) -> str:
     return re.sub(r"\{[^}/]+\}", "x", template)
 
 
+def _unauthorised(path: str) -> dict[str, Any]:
+    """The 401 of an operation: an OWS exception report under /wps, else a problem."""
+    text = "A valid access token is required"
+    if path == "/wps" or path.startswith("/wps/"):
+        return {"description": text, "content": {WPS_XML: {"schema": {"type": "string"}}}}
+    return problem(text)
+
+
 def apply_security(oas: dict[str, Any], settings: Settings, public_paths: Iterable[str]) -> None:
     """Security schemes and per-operation requirements matching what the app enforces.
 
@@ -579,9 +592,7 @@ def apply_security(oas: dict[str, Any], settings: Settings, public_paths: Iterab
         elif oidc and is_public:
             operation["security"] = []
         if oidc and not is_public:
-            operation.setdefault("responses", {}).setdefault(
-                "401", problem("A valid access token is required")
-            )
+            operation.setdefault("responses", {}).setdefault("401", _unauthorised(path))
     if schemes:
         oas.setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)
 

@@ -152,8 +152,9 @@ def test_gateway_routes_are_described(make_app):
     assert "403" in paths["/admin/users/sync"]["post"]["responses"]
     assert set(paths["/wps"]) == {"get", "post"}
     assert "application/xml" in paths["/wps"]["post"]["requestBody"]["content"]
-    assert "application/geo+json" in (
-        paths["/stac/items/{jobId}.json"]["get"]["responses"]["200"]["content"]
+    assert (
+        "application/geo+json"
+        in (paths["/stac/items/{jobId}.json"]["get"]["responses"]["200"]["content"])
     )
     assert paths["/metrics"]["get"]["responses"]["200"]["content"]
 
@@ -178,7 +179,8 @@ def test_no_security_when_authentication_is_off(make_app):
 def test_oidc_security_follows_the_public_paths(make_app):
     issuer = "https://id.example.org/realms/gep"
     auth = {"mode": "oidc", "oidc": {"issuer": issuer}, "public_paths": ["/", "/openapi", "/wps"]}
-    document = openapi(make_app(auth=auth))
+    app = make_app(auth=auth)
+    document = openapi(app)
     schemes = document["components"]["securitySchemes"]
     assert schemes["bearerAuth"] == {
         "type": "http",
@@ -198,6 +200,14 @@ def test_oidc_security_follows_the_public_paths(make_app):
         paths["/wps/status/{jobId}"]["get"],  # a prefix would need "/wps/"
     ):
         assert "security" not in guarded and "401" in guarded["responses"]
+    # what the app really answers without a token is what the document says
+    client = app.test_client()
+    for path, template in (("/wps/status/x", "/wps/status/{jobId}"), ("/conformance", None)):
+        r = client.get(path)
+        assert r.status_code == 401
+        described = paths[template or path]["get"]["responses"]["401"]["content"]
+        assert list(described) == [r.mimetype], path
+    assert client.get("/openapi").status_code == 200
 
 
 def test_metrics_scrape_token_is_its_own_scheme(make_app, tmp_path):
