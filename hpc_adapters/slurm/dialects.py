@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hpc_adapters.base import JobSpec, JobStatus, SchedulerState, Usage
-from hpc_adapters.slurm.script import output_paths, render_batch_script
+from hpc_adapters.slurm.script import job_account, output_paths, render_batch_script
 from hpc_adapters.slurm.states import parse_state, state_name
 
 Json = dict[str, Any]
@@ -184,8 +184,9 @@ class V0038Dialect(Dialect):
         }
         if spec.partition:
             job["partition"] = spec.partition
-        if spec.account:
-            job["account"] = spec.account
+        account = job_account(spec)
+        if account:
+            job["account"] = account
         return {"script": render_batch_script(spec), "job": job}
 
     def db_jobs_query(self, job_ids: Sequence[str]) -> str:

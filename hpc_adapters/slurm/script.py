@@ -3,8 +3,8 @@
 The script is ``#!/bin/bash`` followed by :attr:`JobSpec.script`, which the
 process layer has already rendered from a fixed template: user values never
 reach it (they travel as ``inputs.json``). Everything Slurm needs to know
-(resources, output paths, environment) goes in the job *description*, not in
-``#SBATCH`` lines, so nothing here is interpolated. Transports that can only
+(resources, output paths, account, environment) goes in the job *description*,
+not in ``#SBATCH`` lines, so nothing here is interpolated. Transports that can only
 pass a script (``sbatch`` over SSH) use :func:`sbatch_options`, whose values
 are each ``shlex.quote``-d for the command line.
 """
@@ -12,11 +12,15 @@ are each ``shlex.quote``-d for the command line.
 from __future__ import annotations
 
 import posixpath
+import re
 import shlex
 
 from hpc_adapters.base import JobSpec
 
 SHEBANG = "#!/bin/bash"
+#: What a Slurm account name may look like: no whitespace, commas (Slurm's list
+#: separator), quotes or control characters, and no leading ``-`` (an option).
+_ACCOUNT = re.compile(r"[A-Za-z0-9_.@+][A-Za-z0-9_.@+-]{0,99}")
 
 
 def render_batch_script(spec: JobSpec) -> str:
@@ -50,6 +54,21 @@ def output_paths(spec: JobSpec) -> tuple[str, str]:
     return paths[0], paths[1]
 
 
+def job_account(spec: JobSpec) -> str | None:
+    """The Slurm account to charge (``--account``), or None (also for ``""``) for the
+    user's default account.
+
+    The gateway passes the job's project; a value Slurm could not hold as one
+    account name raises :class:`ValueError` (the adapters turn it into a
+    rejected job) instead of reaching the scheduler as a list or an option.
+    """
+    if not spec.account:
+        return None
+    if not _ACCOUNT.fullmatch(spec.account):
+        raise ValueError(f"not a Slurm account name: {spec.account!r}")
+    return spec.account
+
+
 def sbatch_options(spec: JobSpec) -> list[str]:
     """``sbatch`` command-line options for ``spec``, every value shell-quoted.
 
@@ -69,6 +88,7 @@ def sbatch_options(spec: JobSpec) -> list[str]:
     }
     if spec.partition:
         opts["--partition"] = spec.partition
-    if spec.account:
-        opts["--account"] = spec.account
+    account = job_account(spec)
+    if account:
+        opts["--account"] = account
     return [f"{key}={shlex.quote(value)}" for key, value in opts.items()]

@@ -272,6 +272,17 @@ def test_usages_of_many_match_sacct(adapter_under_test: AdapterUnderTest, workdi
         assert usage.start_time is not None and usage.end_time is not None
 
 
+def test_job_is_charged_to_its_account(adapter_under_test: AdapterUnderTest, workdir: str) -> None:
+    adapter = adapter_under_test.adapter
+    job_id = adapter.submit(job(workdir, "true", account="gep"), ALICE)
+    wait_final(adapter, [job_id])
+    assert sacct_settled(job_id, "Account", "gep") == "gep"
+    assert adapter.usages([job_id])[job_id].account == "gep"
+    # alice has no association with hpcgw-ops: Slurm refuses (so the account was passed)
+    with pytest.raises(JobRejectedError, match=r"(?i)invalid account"):
+        adapter.submit(job(workdir, "true", account="hpcgw-ops"), ALICE)
+
+
 def test_invalid_partition_is_rejected(adapter_under_test: AdapterUnderTest, workdir: str) -> None:
     with pytest.raises(JobRejectedError, match="partition"):
         adapter_under_test.adapter.submit(job(workdir, "true", partition="no-such-part"), ALICE)

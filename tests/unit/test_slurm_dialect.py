@@ -160,6 +160,21 @@ def test_submit_body() -> None:
     assert "partition" not in D.submit_body(spec(), {"PATH": "/bin"})["job"]
 
 
+@pytest.mark.parametrize("account", ["gep,root", "gep ops", "-A", "gep\n", "g'p"])
+def test_account_that_is_not_one_slurm_name_is_refused(account: str) -> None:
+    with pytest.raises(ValueError, match="not a Slurm account name"):
+        D.submit_body(spec(account=account), {"PATH": "/bin"})
+    with pytest.raises(ValueError, match="not a Slurm account name"):
+        sbatch_options(spec(account=account))
+
+
+def test_no_account_leaves_the_users_default() -> None:
+    assert "account" not in D.submit_body(spec(), {"PATH": "/bin"})["job"]
+    assert "account" not in D.submit_body(spec(account=""), {"PATH": "/bin"})["job"]
+    assert not any(o.startswith("--account") for o in sbatch_options(spec()))
+    assert "--account=hpcgw-ops" in sbatch_options(spec(account="hpcgw-ops"))
+
+
 def test_db_query_encodes_commas_and_refuses_bad_ids() -> None:
     # A raw comma answers 400, and a non-numeric id kills slurmrestd 22.05.
     assert D.db_jobs_query(["9", "10"]) == "step=9%2C10"

@@ -72,6 +72,12 @@ def test_sbatch_refuses_bad_environment_names_and_paths() -> None:
         Sbatch(JobSpec(name="j", script="true", workdir="/w", stdout="../x"), {})
 
 
+def test_sbatch_refuses_an_account_that_would_be_a_list_or_an_option() -> None:
+    for account in ("gep,root", "--uid=0", "gep; id"):
+        with pytest.raises(JobRejectedError, match="not a Slurm account name"):
+            Sbatch(JobSpec(name="j", script="true", workdir="/w", account=account), {})
+
+
 def test_squeue_sacct_scancel_lines() -> None:
     squeue = shlex.split(Squeue(["12", "13"]).line())
     assert squeue[:2] == ["env", "SLURM_TIME_FORMAT=%s"]
