@@ -20,7 +20,10 @@ How slurmrestd v0.0.38 fails, and what we raise (checked on the real server):
   2017; slurmdb tells them apart (ended: no-op; unknown: InvalidJobError);
   another user's job -> 2002 -> AuthenticationError;
 * 502/503/504, and slurmctld/slurmdbd communication errors -> SchedulerBusyError;
-  connection errors and timeouts -> TransportError.
+  connection errors and timeouts -> TransportError;
+* ``GET /jobs?update_time=T`` answers HTTP 304 with an empty body when no job
+  changed since ``T`` (slurmctld's ``SLURM_NO_CHANGE_IN_DATA``): the adapter
+  then reuses the list it parsed last time (see :meth:`SlurmRestAdapter.statuses`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
@@ -73,6 +77,17 @@ _BUSY = {
 _INVALID_JOB = 2017
 _ALREADY_DONE = 2021
 _NOTHING_FOUND = 9003
+#: slurmrestd's answer to a conditional ``GET /jobs`` when no job changed.
+_NOT_MODIFIED = 304
+
+
+@dataclass(frozen=True)
+class _LiveList:
+    """The last full ``GET /jobs`` answer, parsed, and when it was asked for."""
+
+    jobs: list[JobStatus]
+    #: Gateway clock (epoch seconds) just before the request was sent.
+    asked_at: float
 
 
 class TokenSource(Protocol):
@@ -169,6 +184,11 @@ class SlurmRestAdapter:
     ``statuses``/``usages``/``find_by_name``/``check`` act as ``service_user``;
     ``submit``/``cancel`` as the given identity. Pass ``transport`` (e.g.
     ``httpx.MockTransport``) or a ready ``client`` to swap the wire in tests.
+
+    ``GET /jobs`` is conditional: it carries ``update_time`` = the time the
+    previous list was asked for minus ``update_slack`` seconds (Slurm times have
+    one-second resolution; the slack also absorbs that much clock difference
+    between this host and slurmctld), and an HTTP 304 reuses that list.
     """
 
     def __init__(
@@ -184,6 +204,8 @@ class SlurmRestAdapter:
         transport: httpx.BaseTransport | None = None,
         client: httpx.Client | None = None,
         base_environment: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        update_slack: float = 1.0,
     ) -> None:
         self.site = site
         self.base_url = base_url.rstrip("/")
@@ -196,6 +218,10 @@ class SlurmRestAdapter:
         )
         self._owns_client = client is None
         self._client = client or httpx.Client(timeout=timeout, transport=transport)
+        self._clock = clock
+        self.update_slack = update_slack
+        self._live: _LiveList | None = None
+        self._live_lock = threading.Lock()
 
     # -------------------------------------------------------------- wire ----
 
@@ -227,6 +253,8 @@ class SlurmRestAdapter:
             )
         if resp.status_code in (502, 503, 504):
             raise SchedulerBusyError(f"slurmrestd answered HTTP {resp.status_code}")
+        if resp.status_code == _NOT_MODIFIED and method == "GET":
+            return _NOT_MODIFIED, {}  # conditional GET: nothing changed, no body
         try:
             data = resp.json()
         except ValueError:
@@ -243,13 +271,43 @@ class SlurmRestAdapter:
     def _query(self, path: str, query: str | None = None) -> Json:
         """A monitoring GET as the service user; Slurm errors raise (9003 = empty)."""
         status, data = self._call("GET", path, self.service, query=query)
+        if status == _NOT_MODIFIED:
+            raise TransportError(f"slurmrestd answered HTTP 304 to an unconditional GET {path}")
+        self._raise_for_errors(path, status, data)
+        return data
+
+    def _raise_for_errors(self, path: str, status: int, data: Json) -> None:
+        """Raise from the tree for the Slurm errors of a monitoring answer (9003 = empty)."""
         errors = [e for e in self.dialect.parse_errors(data) if e.code != _NOTHING_FOUND]
         if errors:
             cls = _classify(errors) or SchedulerBusyError
             if cls is InvalidJobError:
                 cls = SchedulerBusyError
             raise cls(f"slurmrestd {path} failed (HTTP {status}): {_describe(errors)}")
-        return data
+
+    def _live_jobs(self) -> list[JobStatus]:
+        """Every job slurmctld knows, with ONE conditional ``GET /jobs``.
+
+        Slurm answers HTTP 304 when no job changed since ``update_time``; the list
+        parsed last time is then still exact and is returned as it is.
+        """
+        with self._live_lock:
+            previous = self._live
+        path = self.dialect.jobs_path()
+        asked_at = self._clock()
+        if previous is not None:
+            since = int(previous.asked_at - self.update_slack)
+            status, data = self._call("GET", path, self.service, query=f"update_time={since}")
+            if status == _NOT_MODIFIED:
+                return previous.jobs
+            self._raise_for_errors(path, status, data)
+        else:
+            data = self._query(path)
+        jobs = self.dialect.parse_jobs(data)
+        with self._live_lock:
+            if self._live is None or self._live.asked_at <= asked_at:
+                self._live = _LiveList(jobs, asked_at)
+        return jobs
 
     def _accounting(self, job_ids: Sequence[str]) -> list[AccountingRecord]:
         """slurmdb records for ``job_ids``, in as few calls as DB_BATCH allows."""
@@ -291,17 +349,15 @@ class SlurmRestAdapter:
         raise JobRejectedError(f"Slurm rejected the job: {detail}")
 
     def statuses(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
-        """One ``GET /jobs``; ids slurmctld no longer knows -> one slurmdb query."""
+        """One (conditional) ``GET /jobs``; ids slurmctld no longer knows -> one slurmdb query."""
         wanted = valid_ids(job_ids)
         if not wanted:
             return {}
-        live = self.dialect.parse_jobs(self._query(self.dialect.jobs_path()))
-        return merge_statuses(wanted, live, self._accounting)
+        return merge_statuses(wanted, self._live_jobs(), self._accounting)
 
     def find_by_name(self, name: str) -> list[JobStatus]:
         """Jobs slurmctld knows (pending, running or recently ended) named ``name``."""
-        live = self.dialect.parse_jobs(self._query(self.dialect.jobs_path()))
-        return [s for s in live if s.name == name]
+        return [s for s in self._live_jobs() if s.name == name]
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         """Cancel as ``identity``; an ended job is a no-op, an unknown id InvalidJobError."""
