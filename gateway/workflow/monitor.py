@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import posixpath
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -48,17 +49,25 @@ class Monitor:
         self.worker_id = worker_id
         self.lease_seconds = lease_seconds
         self.hooks = hooks or []
+        #: Wall time of the last :meth:`run_once` (the worker spaces polls by it).
+        self.last_cycle_seconds = 0.0
 
     def run_once(self) -> int:
         """Check every site with scheduled jobs; returns how many jobs were looked at."""
+        started = time.monotonic()
         seen = 0
-        for site in self.store.sites_with_scheduled_jobs():
-            if not self.store.acquire_lease(f"monitor:{site}", self.worker_id, self.lease_seconds):
-                continue
-            try:
-                seen += self.check_site(site)
-            except TransientHpcError as exc:
-                log.warning("monitor: site %s unreachable, will retry: %s", site, exc.detail)
+        try:
+            for site in self.store.sites_with_scheduled_jobs():
+                if not self.store.acquire_lease(
+                    f"monitor:{site}", self.worker_id, self.lease_seconds
+                ):
+                    continue
+                try:
+                    seen += self.check_site(site)
+                except TransientHpcError as exc:
+                    log.warning("monitor: site %s unreachable, will retry: %s", site, exc.detail)
+        finally:
+            self.last_cycle_seconds = time.monotonic() - started
         return seen
 
     def check_site(self, site: str) -> int:

@@ -1,8 +1,9 @@
 """The worker loop: dispatch, monitor, finalise and clean up, one short cycle at a time.
 
-A single thread runs every stage in turn (no thread per job). State lives in
-the database only, so any number of workers -- threads, processes or hosts --
-can run side by side, and a restarted worker carries on where it stopped.
+A single thread runs every stage in turn (no thread per job); submissions go
+to the dispatcher's small fixed thread pool. State lives in the database only,
+so any number of workers -- threads, processes or hosts -- can run side by
+side, and a restarted worker carries on where it stopped.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class Worker:
     monitor: Monitor
     finaliser: Finaliser
     cleaner: Cleaner
+    #: Shortest time between scheduler polls; longer when a poll is slow (see run_forever).
     interval: float
     #: Between full cycles, new and ended jobs are picked up this often (database only).
     fast_interval: float = 0.05
@@ -134,9 +136,13 @@ class Worker:
             extra_stages=[*([usage.run_once] if usage else []), notifier.run_once],
         )
 
-    def run_once(self) -> int:
-        """One cycle of every stage; returns the amount of work seen."""
-        work = self.dispatcher.run_once()
+    def run_once(self, wait: bool = True) -> int:
+        """One cycle of every stage; returns the amount of work seen.
+
+        With ``wait`` the jobs claimed this cycle are submitted when it returns;
+        without, their submissions may still be under way in the dispatcher's pool.
+        """
+        work = self.dispatcher.run_once(wait=wait)
         work += self.monitor.run_once()
         work += self.finaliser.run_once()
         work += self.cleaner.run_once()
@@ -147,23 +153,33 @@ class Worker:
     def run_fast(self) -> int:
         """Database-only stages: claim new jobs and finalise ended ones without waiting
         for the next scheduler poll (keeps the gateway's added latency small)."""
-        return self.dispatcher.run_once() + self.finaliser.run_once()
+        return self.dispatcher.run_once(wait=False) + self.finaliser.run_once()
+
+    def next_poll_delay(self) -> float:
+        """Seconds from the start of a full cycle to the next: ``interval``, or twice the
+        last scheduler poll when that is longer (with thousands of active jobs a poll
+        takes a while; the monitor then uses at most about half of the worker's time)."""
+        return max(self.interval, 2 * self.monitor.last_cycle_seconds)
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Full cycles every ``interval`` (one scheduler call per site), fast ones between."""
+        """Full cycles every ``next_poll_delay()`` (one scheduler call per site), fast ones
+        between; submissions run in the dispatcher's pool meanwhile."""
         log.info("worker started (cycle %.2fs, fast %.2fs)", self.interval, self.fast_interval)
         next_full = 0.0
-        while not stop.is_set():
-            now = time.monotonic()
-            try:
-                if now >= next_full:
-                    next_full = now + self.interval
-                    self.run_once()
-                else:
-                    self.run_fast()
-            except Exception as exc:  # the loop must outlive any one bad cycle
-                log.exception("worker cycle failed (%s); continuing", type(exc).__name__)
-            stop.wait(max(0.0, min(self.fast_interval, next_full - time.monotonic())))
+        try:
+            while not stop.is_set():
+                now = time.monotonic()
+                try:
+                    if now >= next_full:
+                        self.run_once(wait=False)
+                        next_full = now + self.next_poll_delay()
+                    else:
+                        self.run_fast()
+                except Exception as exc:  # the loop must outlive any one bad cycle
+                    log.exception("worker cycle failed (%s); continuing", type(exc).__name__)
+                stop.wait(max(0.0, min(self.fast_interval, next_full - time.monotonic())))
+        finally:
+            self.dispatcher.close()
         log.info("worker stopped")
 
 

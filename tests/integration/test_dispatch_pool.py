@@ -1,0 +1,104 @@
+"""The dispatcher's submission pool against the real dev cluster: a job whose input
+download hangs does not hold up other users' jobs, and is submitted once it arrives."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from gateway.app import Services, build_services
+from gateway.auth import Principal
+from gateway.jobs.states import JobState
+from gateway.workflow.worker import Worker
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.slurm
+
+ALICE = Principal(sub="sub-alice", username="alice", hpc_login="alice", roles=frozenset())
+BOB = Principal(sub="sub-bob", username="bob", hpc_login="bob", roles=frozenset())
+
+
+class Gate:
+    """A loopback HTTP server whose one file is sent only once ``open`` is set."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                gate.open.wait(120)
+                body = b"not really a GeoTIFF"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Type", "image/tiff")
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/scene.tif"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.open.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gate() -> Iterator[Gate]:
+    g = Gate()
+    yield g
+    g.close()
+
+
+@pytest.fixture
+def unprobed(cluster: str, tmp_path: Path) -> Iterator[Services]:
+    """Services whose admission does not probe references (the gate would block it)."""
+    settings = make_settings(
+        tmp_path,
+        workflow={
+            "egress": {"allow_cidrs": ["127.0.0.1/32"], "probe_references": False},
+            "cache": {"root": str(tmp_path / "cache")},
+        },
+    )
+    services = build_services(settings)
+    yield services
+    services.close()
+
+
+def wait_state(services: Services, job_id: str, state: JobState, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while (job := services.store.get(job_id)).state is not state:
+        assert time.monotonic() < deadline, f"{job_id} stuck in {job.state}: {job.message}"
+        time.sleep(0.2)
+
+
+def test_a_hanging_download_does_not_hold_up_other_jobs(unprobed: Services, gate: Gate) -> None:
+    services = unprobed
+    slow = services.jobs.submit(ALICE, "ndvi", {"inputs": {"image": {"href": gate.url}}})
+    fast = services.jobs.submit(BOB, "echo", {"inputs": {"string_input": "not stuck"}})
+    dispatcher = Worker.from_services(services).dispatcher
+    try:
+        assert dispatcher.run_once(wait=False) == 2  # both claimed; neither awaited
+        wait_state(services, fast.id, JobState.QUEUED)
+        assert services.store.get(slow.id).state is JobState.STAGING
+        assert dispatcher.run_once(wait=False) == 0  # the hanging one is not taken twice
+        gate.open.set()
+        dispatcher.drain()
+        queued = services.store.get(slow.id)
+        assert queued.state is JobState.QUEUED and queued.scheduler_job_id
+        assert queued.extra["staged_inputs"]["image"]["href"] == gate.url
+    finally:
+        dispatcher.close()
+        services.jobs.dismiss(ALICE, slow.id)  # cancels its Slurm job: the input is no image
+        services.jobs.dismiss(BOB, fast.id)
