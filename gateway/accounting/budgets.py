@@ -18,7 +18,7 @@ is bounded by one quote per concurrent request.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -181,12 +181,32 @@ class BudgetStore:
 
     def applicable(self, scope: Scope, name: str) -> list[Budget]:
         """The subject's own budgets, plus ``*`` budgets for periods it has none for."""
+        return self.applicable_to([(scope, name)])[(scope, name)]
+
+    def applicable_to(
+        self, subjects: Sequence[tuple[Scope, str]]
+    ) -> dict[tuple[Scope, str], list[Budget]]:
+        """:meth:`applicable` of several subjects with one query (the submission path)."""
         b = tables.budgets
-        query = sa.select(b).where(b.c.scope == scope.value, b.c.name.in_([name, ANY_NAME]))
+        wanted = list(dict.fromkeys(subjects))
+        if not wanted:
+            return {}
+        query = sa.select(b).where(
+            sa.or_(
+                *(
+                    sa.and_(b.c.scope == scope.value, b.c.name.in_([name, ANY_NAME]))
+                    for scope, name in wanted
+                )
+            )
+        )
         with self.engine.connect() as conn:
             found = [_budget(r) for r in conn.execute(query).all()]
-        own = {x.period for x in found if x.name == name}
-        return [x for x in found if x.name == name or x.period not in own]
+        out: dict[tuple[Scope, str], list[Budget]] = {}
+        for scope, name in wanted:
+            mine = [x for x in found if x.scope is scope and x.name in (name, ANY_NAME)]
+            own = {x.period for x in mine if x.name == name}
+            out[(scope, name)] = [x for x in mine if x.name == name or x.period not in own]
+        return out
 
 
 class BudgetChecker:
@@ -243,8 +263,10 @@ class BudgetChecker:
         """Every applicable budget of each (scope, name), with ``quote_core_hours`` added."""
         at = now or datetime.now(UTC)
         out: list[BudgetStatus] = []
-        for scope, name in subjects:
-            for budget in self.store.applicable(scope, name):
+        wanted = list(subjects)
+        budgets = self.store.applicable_to(wanted)
+        for scope, name in wanted:
+            for budget in budgets[(scope, name)]:
                 win = window(budget.period, at)
                 out.append(
                     BudgetStatus(

@@ -68,6 +68,9 @@ class AccountingSettings(BaseModel):
     history_runs: int = Field(default=20, ge=1, le=1000)
     #: Fewest runs before the history is trusted (else the walltime is quoted).
     history_min_runs: int = Field(default=3, ge=1)
+    #: Seconds an API process reuses a process's run history for quotes (0: read it
+    #: for every quote). Usage recorded by a worker in the same process refreshes it.
+    history_cache_seconds: float = Field(default=60.0, ge=0)
     #: Per-process models of run time from input sizes (process id -> model).
     cost_models: dict[str, ProcessCostModel] = Field(default_factory=dict)
     #: Slurm account charged when a job names none and the user's is unknown.

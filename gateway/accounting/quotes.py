@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gateway.accounting import tables
+from gateway.accounting.cache import TtlCache
 from gateway.accounting.config import ANY, AccountingSettings
 from gateway.settings import SiteSettings
 from hpc_adapters.base import Usage
@@ -140,15 +142,37 @@ def input_bytes(inputs: Mapping[str, Any], names: list[str]) -> int | None:
 
 
 class Estimator:
-    """Quotes a run of a process at a site from its resources, inputs and history."""
+    """Quotes a run of a process at a site from its resources, inputs and history.
 
-    def __init__(self, engine: Engine, settings: AccountingSettings, pricing: Pricing) -> None:
+    With ``history_ttl`` > 0 the history of a (process, site) is read at most
+    once per ``history_ttl`` seconds (:meth:`forget_history` drops it sooner).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: AccountingSettings,
+        pricing: Pricing,
+        *,
+        history_ttl: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.engine = engine
         self.settings = settings
         self.pricing = pricing
+        self._history: TtlCache[tuple[str, str], list[int]] = TtlCache(history_ttl, clock)
 
     def history(self, process_id: str, site: str) -> list[int]:
         """Elapsed seconds of the most recent successful runs (newest first)."""
+        return list(
+            self._history.get((process_id, site), lambda: self._read_history(process_id, site))
+        )
+
+    def forget_history(self, process_id: str | None = None) -> None:
+        """Re-read the history of ``process_id`` (every process without one) next time."""
+        self._history.forget(None if process_id is None else lambda key: key[0] == process_id)
+
+    def _read_history(self, process_id: str, site: str) -> list[int]:
         u = tables.usage
         query = (
             sa.select(u.c.elapsed_seconds)

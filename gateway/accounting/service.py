@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from gateway.accounting.budgets import BudgetChecker, BudgetStatus, BudgetStore, Scope
+from gateway.accounting.cache import TtlCache
 from gateway.accounting.config import AccountingSettings
 from gateway.accounting.metrics import QUOTES, REFUSALS, DatabaseCollector
 from gateway.accounting.quotes import Estimator, Pricing, Quote
@@ -29,6 +30,9 @@ from gateway.sites import Sites
 from processes.definition import ProcessDefinition
 
 log = logging.getLogger(__name__)
+
+#: Seconds a user's Slurm accounts (from the user sync's identity table) are reused.
+ACCOUNTS_TTL_SECONDS = 30.0
 
 
 class Accounting:
@@ -49,7 +53,10 @@ class Accounting:
         self.sites = sites
         self.default_site = default_site
         self.pricing = Pricing(settings, site_settings)
-        self.estimator = Estimator(engine, settings, self.pricing)
+        self.estimator = Estimator(
+            engine, settings, self.pricing, history_ttl=settings.history_cache_seconds
+        )
+        self._accounts: TtlCache[str, list[str]] = TtlCache(ACCOUNTS_TTL_SECONDS)
         self.budgets = BudgetStore(engine)
         self.checker = BudgetChecker(engine, self.budgets, settings.budget_basis)
         self.collector = DatabaseCollector(engine, settings.currency)
@@ -62,9 +69,14 @@ class Accounting:
         Jobs are submitted without ``--account``, so Slurm charges the user's
         default account: the only account the user sync recorded for the user,
         the configured ``default_project`` if it is one of several, else that
-        setting when nothing is known.
+        setting when nothing is known. The accounts are cached for
+        :data:`ACCOUNTS_TTL_SECONDS` (the user sync changes them rarely).
         """
-        accounts = self._accounts_of(principal.sub)
+        sub = principal.sub
+        try:
+            accounts = self._accounts.get(sub, lambda: self._accounts_of(sub))
+        except SQLAlchemyError:  # not cached: asked again next time
+            accounts = []
         default = self.settings.default_project
         if len(accounts) == 1:
             return accounts[0]
@@ -73,14 +85,12 @@ class Accounting:
         return default
 
     def _accounts_of(self, sub: str) -> list[str]:
+        """The accounts the user sync recorded for ``sub`` (raises SQLAlchemyError)."""
         try:
             from gateway.identity_map import IdentityStore
         except ImportError:  # identity mapping not available in this build
             return []
-        try:
-            identity = IdentityStore(self.engine).get(sub)
-        except SQLAlchemyError:
-            return []
+        identity = IdentityStore(self.engine).get(sub)
         return list(identity.accounts) if identity is not None else []
 
     # -- quotes and admission -------------------------------------------------
@@ -142,5 +152,11 @@ class Accounting:
     def recorder(self, worker_id: str) -> UsageRecorder:
         """A usage recorder for one worker (its finaliser hook and its cycle stage)."""
         return UsageRecorder(
-            self.engine, self.store, self.sites, self.pricing, self.settings, worker_id
+            self.engine,
+            self.store,
+            self.sites,
+            self.pricing,
+            self.settings,
+            worker_id,
+            on_recorded=lambda job: self.estimator.forget_history(job.process_id),
         )

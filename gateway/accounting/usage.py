@@ -77,6 +77,7 @@ class UsageRecorder:
         settings: AccountingSettings,
         worker_id: str,
         clock: Callable[[], datetime] = utcnow,
+        on_recorded: Callable[[Job], None] | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -85,6 +86,8 @@ class UsageRecorder:
         self.settings = settings
         self.worker_id = worker_id
         self.clock = clock
+        #: Called after a usage row of ``job`` was written (e.g. to refresh cached quotes).
+        self.on_recorded = on_recorded
         self._next_sweep = 0.0
 
     # -- queueing -------------------------------------------------------------
@@ -320,6 +323,8 @@ class UsageRecorder:
             usage.cpu_seconds,
             usage.cpu_seconds / 3600.0,
         )
+        if self.on_recorded is not None:
+            self.on_recorded(job)
         return True
 
 
