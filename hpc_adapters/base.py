@@ -162,6 +162,16 @@ class WorkspaceFiles(Protocol):
     def put_file(self, local_path: str, path: str) -> None:
         """Copy a local file to ``path`` (streamed; for large staged inputs)."""
 
+    def link_file(self, local_path: str, path: str) -> bool:
+        """Place an immutable local file at ``path`` as a hard link, when safe and possible.
+
+        For content-addressed cache objects (mode ``0444``, owned by the
+        gateway): the job reads the very same inode and cannot change it.
+        Returns False, having done nothing, when the file cannot be linked
+        there (other filesystem, remote workspace, ownership or mode that
+        would let the job write it): the caller then uses :meth:`put_file`.
+        """
+
     def read_bytes(self, path: str, max_bytes: int) -> bytes | None:
         """Return the file's content, or ``None`` if it does not exist.
 

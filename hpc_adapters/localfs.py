@@ -15,7 +15,9 @@ resistant). Every ``OSError`` becomes :class:`WorkspaceError`.
 
 Ownership: when the process runs as root (dev/demo), files and directories it
 creates are ``chown``-ed to the user's uid and primary gid
-(``pwd.getpwnam(login)``), so the user's job can use them. When it does not
+(``pwd.getpwnam(login)``), so the user's job can use them -- except the
+read-only cache objects placed by :meth:`LocalWorkspace.link_file`, which
+keep their owner and ``0444`` (see there why). When it does not
 run as root, ownership is left alone: the workspace root must then be
 group-writable and set-group-ID (``chmod 2770``) with a group shared by the
 service account and the users, and ``dir_mode``/``file_mode`` should grant
@@ -174,6 +176,80 @@ class LocalWorkspace:
         with src:
             self._write(path, lambda out: _copy_file(src, out))
 
+    def link_file(self, local_path: str, path: str) -> bool:
+        """Hard-link the immutable local file ``local_path`` at ``path``; False if it cannot be.
+
+        For the input cache's content-addressed objects when the cache and the
+        workspaces share a filesystem: staging then costs neither a copy nor
+        space. Safety -- a job must not be able to change what the cache, and
+        every other job, reads through the same inode:
+
+        * only a regular file with mode exactly ``0444``, owned by this
+          process's uid, is linked, and only for a job user who is someone
+          else: the job can read the inode but not write, truncate, ``chmod``
+          or ``chown`` it (it is not the owner); it can only remove or replace
+          its own name for it (the directory is the job's);
+        * nothing is ``chown``-ed or ``chmod``-ed here (that would change the
+          shared inode): a job user who owns the file (jobs run as the
+          gateway's account, or as root) gets a copy from :meth:`put_file`;
+        * the link is made with ``linkat`` (the source not followed) to a
+          temporary name in a directory opened with ``O_NOFOLLOW``, checked to
+          be that inode with that owner and mode, then renamed over ``path``.
+
+        Returns False, having changed nothing, when the filesystem refuses
+        (``EXDEV`` across filesystems; ``EPERM``, e.g. ``protected_hardlinks``
+        or no hard links; ``EMLINK``), the file does not qualify, or the job's
+        user is unknown here. With ``fs.protected_hardlinks=1`` (the Linux
+        default) the job cannot make further links to the file either. The
+        linked file counts against the owner's quota, not the user's.
+        """
+        try:
+            src = os.lstat(local_path)
+        except OSError:
+            return False
+        if not _immutable(src) or src.st_uid != os.geteuid():
+            return False
+        job_uid = self._job_uid()
+        if job_uid is None or job_uid == src.st_uid:
+            return False
+        dirs, name = self._leaf(path)
+        tmp = f".{name}.{secrets.token_hex(6)}.tmp"
+        try:
+            with self._dir(dirs, create=True) as dfd:
+                try:
+                    os.link(local_path, tmp, dst_dir_fd=dfd, follow_symlinks=False)
+                except OSError as exc:
+                    if exc.errno in _CANNOT_LINK:
+                        return False
+                    raise
+                try:
+                    made = os.stat(tmp, dir_fd=dfd, follow_symlinks=False)
+                    if (made.st_dev, made.st_ino, made.st_uid) != (
+                        src.st_dev,
+                        src.st_ino,
+                        src.st_uid,
+                    ) or not _immutable(made):
+                        _unlink_quietly(tmp, dfd)
+                        return False
+                    os.replace(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+                except BaseException:
+                    _unlink_quietly(tmp, dfd)
+                    raise
+        except _Missing as missing:  # pragma: no cover - create=True never raises it
+            raise WorkspaceError(f"cannot link {path}: {missing} is missing") from None
+        except OSError as exc:
+            raise WorkspaceError(f"cannot link {path}: {exc.strerror}") from exc
+        return True
+
+    def _job_uid(self) -> int | None:
+        """The uid the user's jobs run as (None when the login is unknown on this host)."""
+        if self._owner is not None:
+            return self._owner[0]
+        try:
+            return pwd.getpwnam(self.identity.login).pw_uid
+        except KeyError:
+            return None
+
     def _write(self, path: str, fill: Callable[[BinaryIO], object]) -> None:
         dirs, name = self._leaf(path)
         tmp = f".{name}.{secrets.token_hex(6)}.tmp"
@@ -299,6 +375,17 @@ def _refused(name: str, exc: OSError) -> WorkspaceError:
     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
         return _NotADirectory(f"path component {name!r} is a symlink or not a directory")
     return WorkspaceError(f"cannot open {name!r}: {exc.strerror}")
+
+
+#: linkat errors meaning "not here" (the caller copies instead).
+_CANNOT_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP})
+#: The only permissions of a file that may be shared by hard link: read-only for all.
+_SHARED_MODE = 0o444
+
+
+def _immutable(st: os.stat_result) -> bool:
+    """A regular file nobody may write (``0444``, no set-id or sticky bit)."""
+    return stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) == _SHARED_MODE
 
 
 def _unlink_quietly(name: str, dir_fd: int) -> None:

@@ -12,6 +12,14 @@ least recently used objects until the total is under ``max_bytes``. A job
 uses an object through a hard link made under the source's lock
 (:meth:`ContentCache.checkout`), so eviction never pulls a file from under a
 copy in progress. Several gateway processes may share one cache folder.
+
+Objects are immutable: mode ``0444``, owned by the gateway's account, never
+``chown``-ed or written after :meth:`ContentCache.commit`. That is what lets
+the stager hard-link them into job workspaces on the same filesystem
+(:meth:`~hpc_adapters.localfs.LocalWorkspace.link_file`): a job, running as
+another user, can read the object but neither write, truncate nor ``chmod``
+it. Evicting an object only unlinks its name here; workspaces that link it
+keep the content until they are removed.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import json
 import logging
 import os
 import secrets
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +41,9 @@ from typing import BinaryIO
 from gateway.staging.base import Validators
 
 log = logging.getLogger(__name__)
+
+#: Permissions of a stored object: readable by all, writable by none.
+OBJECT_MODE = 0o444
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,7 @@ class ContentCache:
         if target.is_file():
             tmp.unlink(missing_ok=True)
         else:
+            os.chmod(tmp, OBJECT_MODE)
             os.replace(tmp, target)
         entry = CacheEntry(key, sha256, size, validators, time.time())
         self._write_ref(entry)
@@ -146,13 +159,16 @@ class ContentCache:
 
     @contextlib.contextmanager
     def checkout(self, entry: CacheEntry) -> Iterator[Path]:
-        """A private hard link to the entry's object for the duration of a copy.
+        """A private hard link to the entry's object for the duration of a copy or link.
 
-        Raises FileNotFoundError when the object was evicted meanwhile.
+        The object is read-only (``0444``; objects stored by older versions are
+        made so here). Raises FileNotFoundError when it was evicted meanwhile.
         """
         obj = self.object_path(entry.sha256)
         link = self.root / "tmp" / f"use-{secrets.token_hex(8)}"
-        os.link(obj, link)
+        os.link(obj, link, follow_symlinks=False)
+        if stat.S_IMODE(os.lstat(link).st_mode) != OBJECT_MODE:
+            os.chmod(link, OBJECT_MODE)
         os.utime(obj)  # mark as recently used
         try:
             yield link

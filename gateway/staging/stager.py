@@ -3,15 +3,18 @@
 For each ``{"href": ...}`` input (conventions in :mod:`gateway.staging.reference`)
 the stager resolves STAC Items to one asset, obtains the content -- from the
 content-addressed cache when it holds it, else by a streamed, size- and
-time-limited fetch through the egress guard -- and copies it to
-``inputs/<input name><ext>`` in the workspace. File names come from the input
+time-limited fetch through the egress guard -- and places it at
+``inputs/<input name><ext>`` in the workspace: a cached object is hard-linked
+there when the cache and the workspace share a filesystem (read-only, see
+:meth:`~hpc_adapters.localfs.LocalWorkspace.link_file`), else copied. File names come from the input
 id, never from the URL. The runner then sees the input as::
 
     {"href": ..., "path": "inputs/image.tif", "size": 123, "sha256": "...",
      "stac": {"item": ..., "asset": "B04", "href": ..., "type": ..., "roles": [...]}}
 
 Memory stays bounded whatever the input size: data moves in 1 MiB chunks
-from the network to the cache file and from there to the workspace.
+from the network to the cache file (or is written there by curl, see
+:mod:`gateway.staging.curl`) and from there to the workspace.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import pystac
@@ -45,6 +48,19 @@ _SAFE_EXT = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 INPUTS_DIR = "inputs"
 #: Called with the bytes fetched so far during long downloads (lease renewal).
 Heartbeat = Callable[[int], None]
+
+
+class _Local(NamedTuple):
+    """Content obtained for an input: a local file, its checksum and size.
+
+    ``shared``: the file is an immutable cache object, which may be hard-linked
+    into a workspace instead of copied.
+    """
+
+    path: Path
+    sha256: str
+    size: int
+    shared: bool = False
 
 
 def _extension(href: str) -> str:
@@ -125,20 +141,24 @@ class Stager:
         rel = posixpath.join(INPUTS_DIR, name + _extension(source))
         dest = posixpath.join(workspace, rel)
         started = time.monotonic()
+        linked = False
         if urlsplit(source).scheme.lower() == "file":
             path = local_path(source, self.local_roots)
             sha256, size = _hash_file(path)
             files.put_file(str(path), dest)
         else:
-            with self._obtain(source, heartbeat) as (local, sha256, size):
-                files.put_file(str(local), dest)
+            with self._obtain(source, heartbeat) as (local, sha256, size, shared):
+                linked = shared and files.link_file(str(local), dest)
+                if not linked:
+                    files.put_file(str(local), dest)
         log.info(
-            "staged input %s: %d bytes, sha256 %s, from %s in %.1fs",
+            "staged input %s: %d bytes, sha256 %s, from %s in %.1fs (%s)",
             name,
             size,
             sha256[:12],
             source,
             time.monotonic() - started,
+            "linked from the cache" if linked else "copied",
         )
         entry.update(path=rel, size=size, sha256=sha256)
         return entry
@@ -172,19 +192,19 @@ class Stager:
         return result
 
     @contextlib.contextmanager
-    def _obtain(self, url: str, heartbeat: Heartbeat | None) -> Iterator[tuple[Path, str, int]]:
+    def _obtain(self, url: str, heartbeat: Heartbeat | None) -> Iterator[_Local]:
         """A local file with the content of ``url``, its sha256 and size (cached when possible)."""
         cache = self.cache
         if cache is None or cache.max_bytes == 0:
             with tempfile.NamedTemporaryFile(prefix="hpcgw-stage-") as tmp:
                 result = self._download(url, tmp, None, heartbeat)  # type: ignore[arg-type]
-                yield Path(tmp.name), result.sha256, result.size
+                yield _Local(Path(tmp.name), result.sha256, result.size)
             return
         key = _without_fragment(url)
         with contextlib.ExitStack() as stack:
             with cache.locked(key):
-                local, sha256, size = self._cached(cache, key, url, heartbeat, stack)
-            yield local, sha256, size
+                local = self._cached(cache, key, url, heartbeat, stack)
+            yield local
 
     def _cached(
         self,
@@ -193,7 +213,7 @@ class Stager:
         url: str,
         heartbeat: Heartbeat | None,
         stack: contextlib.ExitStack,
-    ) -> tuple[Path, str, int]:
+    ) -> _Local:
         """Under the source's lock: reuse, revalidate or fetch; then check the object out."""
         entry = cache.lookup(key)
         for _ in range(2):
@@ -209,7 +229,7 @@ class Stager:
             except FileNotFoundError:  # evicted between lookup and use: fetch again
                 entry = None
                 continue
-            return link, entry.sha256, entry.size
+            return _Local(link, entry.sha256, entry.size, shared=True)
         raise StagingError(f"{url}: the input cache lost the content twice", transient=True)
 
     def _fill(
@@ -220,7 +240,7 @@ class Stager:
         known: CacheEntry | None,
         heartbeat: Heartbeat | None,
         stack: contextlib.ExitStack,
-    ) -> tuple[CacheEntry | None, tuple[Path, str, int] | None]:
+    ) -> tuple[CacheEntry | None, _Local | None]:
         """Fetch (or revalidate) ``url``; an input larger than the cache is used uncached."""
         path, out = stack.enter_context(cache.download_file())
         validators = known.validators if known is not None and not known.validators.empty else None
@@ -230,7 +250,7 @@ class Stager:
             return cache.revalidated(known), None
         if result.size > cache.max_bytes:
             log.info("input %s (%d bytes) is larger than the cache; not kept", url, result.size)
-            return None, (path, result.sha256, result.size)
+            return None, _Local(path, result.sha256, result.size)
         return cache.commit(key, path, result.sha256, result.size, result.validators), None
 
 

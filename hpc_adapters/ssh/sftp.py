@@ -152,6 +152,10 @@ class SftpWorkspace:
             raise WorkspaceError(f"cannot read local file {local_path}: {exc.strerror}") from exc
         self._write(path, copy)
 
+    def link_file(self, local_path: str, path: str) -> bool:
+        """Never possible over SFTP (the file is on the gateway's side): always False."""
+        return False
+
     def _write(self, path: str, fill: Callable[[paramiko.SFTPFile], object]) -> None:
         def action(sftp: paramiko.SFTPClient) -> None:
             dirs, name = self._leaf(sftp, path)
