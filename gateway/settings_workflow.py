@@ -78,6 +78,15 @@ class StagingSettings(BaseModel):
     max_stac_item_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     #: Local folders whose files may be given as ``file:///...`` inputs (none by default).
     local_roots: list[str] = Field(default_factory=list)
+    #: Who downloads http(s) inputs: ``httpx`` (in-process, ~230 MiB/s at most), ``curl``
+    #: (the curl binary for every input file) or ``auto``: curl for answers announcing at
+    #: least ``curl_min_bytes``, httpx for the rest. Without a usable curl (>= 7.63) both
+    #: ``auto`` and ``curl`` use httpx (``curl`` logs a warning). The egress guard, limits,
+    #: checksums and retries are the same either way.
+    http_backend: Literal["auto", "curl", "httpx"] = "auto"
+    curl_min_bytes: int = Field(default=64 * 1024**2, ge=0)
+    #: The curl executable (a name looked up in ``PATH``, or a path).
+    curl_binary: str = "curl"
 
 
 class CacheSettings(BaseModel):

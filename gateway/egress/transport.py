@@ -73,7 +73,7 @@ def guarded_client(
     timeout: httpx.Timeout | float,
     max_redirects: int = 5,
     follow_redirects: bool = True,
-    verify: bool | str = True,
+    verify: bool | str | ssl.SSLContext = True,
     inner: httpx.BaseTransport | None = None,
     deadline: float | None = None,
 ) -> httpx.Client:

@@ -81,7 +81,25 @@ class HashingSink:
                 f"{self.max_bytes}-byte input limit"
             )
 
+    @property
+    def fd(self) -> int | None:
+        """The descriptor of ``out`` when it is a real file (another process may write it)."""
+        try:
+            return self.out.fileno()
+        except (AttributeError, OSError, ValueError):  # io.BytesIO: UnsupportedOperation
+            return None
+
     def write(self, chunk: bytes) -> None:
+        """Append ``chunk`` to the file (hashed, counted, within the limits)."""
+        self.record(chunk)
+        self.out.write(chunk)
+
+    def record(self, chunk: bytes | memoryview) -> None:
+        """Hash and count ``chunk`` that another writer already put in the file.
+
+        Raises :class:`StagingError` beyond the size limit (permanent) or the
+        deadline (transient), like :meth:`write`; calls the heartbeat.
+        """
         self.size += len(chunk)
         if self.size > self.max_bytes:
             raise StagingError(f"{self.label}: larger than the {self.max_bytes}-byte input limit")
@@ -89,7 +107,6 @@ class HashingSink:
         if now > self.deadline:
             raise StagingError(f"{self.label}: download took too long", transient=True)
         self._hash.update(chunk)
-        self.out.write(chunk)
         if self._heartbeat and now - self._last_beat >= self._heartbeat_seconds:
             self._last_beat = now
             self._heartbeat(self.size)

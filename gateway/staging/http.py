@@ -6,6 +6,13 @@ are retried with exponential backoff; when the server supports ranges
 (``Accept-Ranges: bytes``) the retry resumes where the previous attempt
 stopped (``Range`` + ``If-Range`` on the ETag), else it starts over. Policy
 refusals (also for a redirect hop) and 4xx answers are permanent.
+
+With a ``large`` fetcher (:class:`~gateway.staging.curl.CurlFetcher`), a
+download into a file whose answer announces at least ``large_min_bytes`` is
+handed over to it as soon as the headers are in (redirects already followed
+and checked, the body left unread): the cost is one extra request for large
+inputs only. ``large_min_bytes=0`` sends every download into a file straight
+to it. STAC Items (read into memory) and encoded answers stay here.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import httpx
 
 from gateway.egress import EgressRefused, UnresolvableHost
 from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
+from gateway.staging.curl import CurlFetcher, CurlUnsuitable
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +34,14 @@ _RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class _Retry(Exception):
     """Internal: this attempt failed in a way worth retrying."""
+
+
+class _Handover(Exception):
+    """Internal: the answer is large; the ``large`` fetcher takes ``url`` (the final hop)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url
 
 
 class HttpFetcher:
@@ -37,19 +53,35 @@ class HttpFetcher:
         retries: int = 3,
         backoff_seconds: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        large: CurlFetcher | None = None,
+        large_min_bytes: int = 0,
     ) -> None:
         self.client_factory = client_factory
         self.retries = retries
         self.backoff_seconds = backoff_seconds
         self.sleep = sleep
+        self.large = large
+        self.large_min_bytes = large_min_bytes
 
     def fetch(self, url: str, sink: HashingSink, known: Validators | None = None) -> FetchResult:
         """Download ``url`` into ``sink``; with ``known`` validators a 304 means unchanged."""
+        handover = self.large is not None and sink.fd is not None
+        if handover and self.large_min_bytes == 0:
+            result = self._fetch_large(url, sink, known)
+            if result is not None:
+                return result
+            handover = False
         attempt = 0
         resumable_etag: str | None = None
         while True:
             try:
-                return self._attempt(url, sink, known, resumable_etag)
+                return self._attempt(url, sink, known, resumable_etag, handover)
+            except _Handover as large:
+                result = self._fetch_large(large.url, sink, None)
+                if result is not None:
+                    return result
+                handover = False
+                continue
             except _Retry as exc:
                 reason = str(exc)
             except httpx.TimeoutException:
@@ -70,8 +102,26 @@ class HttpFetcher:
             log.info("fetch %s: %s; retry %d in %.1fs", url, reason, attempt, delay)
             self.sleep(delay)
 
+    def _fetch_large(
+        self, url: str, sink: HashingSink, known: Validators | None
+    ) -> FetchResult | None:
+        """The download by the ``large`` fetcher; None when it cannot take this one."""
+        assert self.large is not None
+        try:
+            return self.large.fetch(url, sink, known)
+        except CurlUnsuitable as exc:
+            log.info("fetch %s: %s; using httpx", url, exc)
+            sink.restart()
+            sink.resume_etag = None
+            return None
+
     def _attempt(
-        self, url: str, sink: HashingSink, known: Validators | None, resume_etag: str | None
+        self,
+        url: str,
+        sink: HashingSink,
+        known: Validators | None,
+        resume_etag: str | None,
+        handover: bool = False,
     ) -> FetchResult:
         headers = {"Accept-Encoding": "identity"}
         resuming = sink.size > 0 and resume_etag is not None
@@ -102,6 +152,9 @@ class HttpFetcher:
             encoded = resp.headers.get("Content-Encoding", "identity").lower() != "identity"
             expected = None if encoded else _length(resp)
             sink.check_announced(expected)
+            if handover and status == 200 and expected is not None and not sink.size:
+                if expected >= self.large_min_bytes:
+                    raise _Handover(str(resp.url))
             etag = resp.headers.get("ETag")
             validators = Validators(etag, resp.headers.get("Last-Modified"))
             strong = etag if etag and not etag.startswith("W/") else None
