@@ -7,6 +7,9 @@ content-addressed cache, loopback allowed), staging into a workspace through
 ``LocalWorkspace`` like the dispatcher. ``curl -o`` writes into the same
 workspace folder. Runs alternate: curl, stage with an empty cache (miss), x2;
 then the same input staged again into a new workspace (cache hit), x2.
+The result says which HTTP backend the stager used (``http_backend``: curl or
+httpx, see ``workflow.staging.http_backend``) and how the input reached the
+workspace (``placement``: a hard link to the cache object, or a copy).
 """
 
 from __future__ import annotations
@@ -103,7 +106,10 @@ def staging(ctx: Context) -> dict[str, Any]:
     files = LocalWorkspace(str(ctx.work_root), HpcIdentity(ctx.user))
     stager, cache_kind = _build_stager(cache_root, size)
     holder = {"stager": stager}
-    out: dict[str, Any] = {"bytes": size, "cache": cache_kind, "runs": []}
+    http = getattr(stager, "http", None)
+    backend = "curl" if getattr(http, "large", None) is not None else "httpx"
+    out: dict[str, Any] = {"bytes": size, "cache": cache_kind, "http_backend": backend, "runs": []}
+    placements: set[str] = set()
     curl_s: list[float] = []
     miss_s: list[float] = []
     hit_s: list[float] = []
@@ -115,6 +121,8 @@ def staging(ctx: Context) -> dict[str, Any]:
         elapsed = time.perf_counter() - t
         if staged["data"].get("size") != size:
             raise RuntimeError(f"staged {staged['data'].get('size')} bytes, not {size}")
+        placed = Path(ws) / staged["data"]["path"]
+        placements.add("hard link" if placed.stat().st_nlink > 1 else "copy")
         shutil.rmtree(ws, ignore_errors=True)
         return elapsed
 
@@ -140,6 +148,7 @@ def staging(ctx: Context) -> dict[str, Any]:
     shutil.rmtree(cache_root, ignore_errors=True)
     best_curl, best_miss = min(curl_s), min(miss_s)
     out.update(
+        placement=", ".join(sorted(placements)),
         curl_seconds=round(best_curl, 3),
         curl_mib_s=round(size / MIB / best_curl, 1),
         stage_seconds=round(best_miss, 3),
@@ -153,7 +162,9 @@ def staging(ctx: Context) -> dict[str, Any]:
             second_use_speedup_vs_curl=round(best_curl / min(hit_s), 2),
         )
     log.info(
-        "staging: curl %.2fs, stage %.2fs, second use %s",
+        "staging (%s, %s): curl %.2fs, stage %.2fs, second use %s",
+        backend,
+        out["placement"],
         best_curl,
         best_miss,
         out.get("second_use_seconds", cache_kind),
