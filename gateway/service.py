@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from gateway.auth import Principal
 from gateway.errors import (
@@ -27,7 +27,14 @@ from gateway.errors import (
     ResultNotReady,
 )
 from gateway.execute_request import ExecuteRequest, parse_execute_request
-from gateway.jobs.records import Job, JobPage, NewJob
+from gateway.jobs.records import (
+    CreatedRange,
+    DurationRange,
+    Job,
+    JobPage,
+    NewJob,
+    SummaryPage,
+)
 from gateway.jobs.states import OGC_STATUS_TO_STATES, VISIBLE_STATES, JobState
 from gateway.jobs.store import JobNotFound, JobStore
 from gateway.sites import Sites
@@ -43,6 +50,8 @@ log = logging.getLogger(__name__)
 AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], dict[str, Any] | None]
 
 MAX_PAGE = 1000
+
+_PageT = TypeVar("_PageT", JobPage, SummaryPage)
 
 
 class JobService:
@@ -131,9 +140,48 @@ class JobService:
         *,
         process_ids: Sequence[str] = (),
         statuses: Sequence[str] = (),
+        created: CreatedRange | None = None,
+        duration: DurationRange | None = None,
         limit: int = 10,
         cursor: str | None = None,
     ) -> JobPage:
+        """Whole jobs visible to ``principal``, newest first; filters as :meth:`list_summaries`."""
+        return self._listing(
+            self.store.page, principal, process_ids, statuses, created, duration, limit, cursor
+        )
+
+    def list_summaries(
+        self,
+        principal: Principal,
+        *,
+        process_ids: Sequence[str] = (),
+        statuses: Sequence[str] = (),
+        created: CreatedRange | None = None,
+        duration: DurationRange | None = None,
+        limit: int = 10,
+        cursor: str | None = None,
+    ) -> SummaryPage:
+        """The job list of ``principal`` (what ``GET /jobs`` shows), newest first.
+
+        Only their own jobs (admins: everyone's), never removed ones; OGC
+        ``statuses``, process ids, a ``created`` range and a run ``duration``
+        range narrow it. A bad status, limit or cursor is a BadRequest.
+        """
+        return self._listing(
+            self.store.summaries, principal, process_ids, statuses, created, duration, limit, cursor
+        )
+
+    def _listing(
+        self,
+        read: Callable[..., _PageT],
+        principal: Principal,
+        process_ids: Sequence[str],
+        statuses: Sequence[str],
+        created: CreatedRange | None,
+        duration: DurationRange | None,
+        limit: int,
+        cursor: str | None,
+    ) -> _PageT:
         if not 1 <= limit <= MAX_PAGE:
             raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
         states: set[JobState] = set()
@@ -146,10 +194,12 @@ class JobService:
         if not states:
             states = set(VISIBLE_STATES)  # removed jobs are never listed
         try:
-            return self.store.page(
+            return read(
                 owner_sub=principal.visibility,
                 process_ids=process_ids,
                 states=states,
+                created=created,
+                duration=duration,
                 limit=limit,
                 cursor=cursor,
             )

@@ -76,6 +76,46 @@ class Job:
     def final(self) -> bool:
         return self.state.final
 
+    @property
+    def published(self) -> bool:
+        """The job has published results that have not expired (it has a STAC Item)."""
+        return publication_live(self.extra.get("publication"))
+
+
+def publication_live(publication: Any) -> bool:
+    """Whether ``extra["publication"]`` records results that are still published."""
+    return isinstance(publication, dict) and not publication.get("expired")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """What a job list shows of a job (its status info), read without the heavy columns.
+
+    The job list reads 100 of these per request: no inputs, results, quote or
+    other JSON columns, and its times come formatted by the database as the
+    text status documents show: RFC 3339, UTC, to the millisecond (``...Z``).
+    """
+
+    id: str
+    process_id: str
+    state: JobState
+    response: str
+    #: The exact creation time: orders the list and makes its page cursor.
+    created: datetime
+    created_text: str
+    updated_text: str
+    started_text: str | None
+    finished_text: str | None
+    progress: int | None
+    message: str | None
+    scheduler_job_id: str | None
+    #: The job has published results that have not expired (it has a STAC Item).
+    published: bool = False
+
+    @property
+    def final(self) -> bool:
+        return self.state.final
+
 
 @dataclass(frozen=True)
 class JobPage:
@@ -84,3 +124,31 @@ class JobPage:
     jobs: list[Job]
     next_cursor: str | None
     total: int | None = None
+
+
+@dataclass(frozen=True)
+class SummaryPage:
+    """One page of job summaries (the OGC job list); ``next_cursor`` is None on the last page."""
+
+    jobs: list[JobSummary]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CreatedRange:
+    """Jobs created in ``[start, end)``; a None end is open (OGC ``datetime`` filter)."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DurationRange:
+    """Jobs that ran between ``min_seconds`` and ``max_seconds``, both inclusive.
+
+    The run duration is started -> finished, or started -> now while running; a
+    job that never started has no duration and matches no duration range.
+    """
+
+    min_seconds: int | None = None
+    max_seconds: int | None = None

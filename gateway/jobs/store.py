@@ -24,7 +24,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from gateway.jobs import tables
-from gateway.jobs.records import Job, JobPage, NewJob, Owner
+from gateway.jobs.records import (
+    CreatedRange,
+    DurationRange,
+    Job,
+    JobPage,
+    JobSummary,
+    NewJob,
+    Owner,
+    SummaryPage,
+    publication_live,
+)
 from gateway.jobs.states import SCHEDULED_STATES, JobState
 
 _t = tables.jobs
@@ -73,6 +83,45 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
         subscriber=row["subscriber"],
         project=row["project"],
         extra=row["extra"] or {},
+    )
+
+
+#: What a status document needs (see :class:`JobSummary`); no inputs, results, quote...
+_SUMMARY_COLUMNS = (
+    _t.c.id,
+    _t.c.process_id,
+    _t.c.state,
+    _t.c.response,
+    _t.c.created,
+    tables.Rfc3339Millis(_t.c.created),
+    tables.Rfc3339Millis(_t.c.updated),
+    tables.Rfc3339Millis(_t.c.started),
+    tables.Rfc3339Millis(_t.c.finished),
+    _t.c.progress,
+    _t.c.message,
+    _t.c.scheduler_job_id,
+    # only this member of ``extra`` (JSON_EXTRACT on SQLite, -> on PostgreSQL)
+    _t.c.extra["publication"],
+)
+_STATES = {s.value: s for s in JobState}
+
+
+def _row_to_summary(row: Sequence[Any]) -> JobSummary:
+    """A :data:`_SUMMARY_COLUMNS` row as a JobSummary (positional: the hot path of listings)."""
+    return JobSummary(
+        row[0],
+        row[1],
+        _STATES[row[2]],
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        publication_live(row[12]),
     )
 
 
@@ -152,24 +201,19 @@ class JobStore:
         owner_sub: str | None = None,
         process_ids: Sequence[str] = (),
         states: Iterable[JobState] = (),
+        created: CreatedRange | None = None,
+        duration: DurationRange | None = None,
         limit: int = 10,
         cursor: str | None = None,
     ) -> JobPage:
-        """Newest first, keyset-paginated on (created, id): cost does not grow with depth."""
-        query = sa.select(_t)
-        if owner_sub is not None:
-            query = query.where(_t.c.owner_sub == owner_sub)
-        if process_ids:
-            query = query.where(_t.c.process_id.in_(list(process_ids)))
-        state_values = [s.value for s in states]
-        if state_values:
-            query = query.where(_t.c.state.in_(state_values))
-        if cursor:
-            created, job_id = decode_cursor(cursor)
-            query = query.where(
-                sa.or_(_t.c.created < created, sa.and_(_t.c.created == created, _t.c.id < job_id))
-            )
-        query = query.order_by(_t.c.created.desc(), _t.c.id.desc()).limit(limit + 1)
+        """Full jobs, newest first, keyset-paginated on (created, id).
+
+        Cost does not grow with depth. Filters as in :meth:`summaries`; use that
+        for listings, this where the whole job (inputs, results...) is needed.
+        """
+        query = self._listing(
+            sa.select(_t), owner_sub, process_ids, states, created, duration, limit, cursor
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
         jobs = [_row_to_job(r) for r in rows[:limit]]
@@ -177,6 +221,107 @@ class JobStore:
         if len(rows) > limit and jobs:
             next_cursor = _encode_cursor(jobs[-1].created, jobs[-1].id)
         return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+    def summaries(
+        self,
+        *,
+        owner_sub: str | None = None,
+        process_ids: Sequence[str] = (),
+        states: Iterable[JobState] = (),
+        created: CreatedRange | None = None,
+        duration: DurationRange | None = None,
+        limit: int = 10,
+        cursor: str | None = None,
+    ) -> SummaryPage:
+        """One page of the job list: only the columns a status document shows.
+
+        Newest first, keyset-paginated on (created, id) (``cursor`` is the
+        previous page's ``next_cursor``; a malformed one raises ValueError).
+        Every given filter must match: owner, process ids, states, ``created``
+        in the range, run duration in the range.
+        """
+        query = self._listing(
+            sa.select(*_SUMMARY_COLUMNS),
+            owner_sub,
+            process_ids,
+            states,
+            created,
+            duration,
+            limit,
+            cursor,
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        jobs = [_row_to_summary(r) for r in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit and jobs:
+            next_cursor = _encode_cursor(jobs[-1].created, jobs[-1].id)
+        return SummaryPage(jobs=jobs, next_cursor=next_cursor)
+
+    def _listing(
+        self,
+        query: sa.Select[Any],
+        owner_sub: str | None,
+        process_ids: Sequence[str],
+        states: Iterable[JobState],
+        created: CreatedRange | None,
+        duration: DurationRange | None,
+        limit: int,
+        cursor: str | None,
+    ) -> sa.Select[Any]:
+        """``query`` filtered, after ``cursor``, newest first, ``limit + 1`` rows (has-more probe).
+
+        The owner's list walks ``ix_jobs_owner_created`` and the admin's
+        ``ix_jobs_created``; a ``created`` range narrows that walk. A duration
+        filter cannot use an index (it depends on the clock for running jobs):
+        it is checked on the rows the walk visits.
+        """
+        if owner_sub is not None:
+            query = query.where(_t.c.owner_sub == owner_sub)
+        if process_ids:
+            query = query.where(_t.c.process_id.in_(list(process_ids)))
+        state_values = [s.value for s in states]
+        if state_values:
+            query = query.where(_t.c.state.in_(state_values))
+        if created is not None:
+            if created.start is not None:
+                query = query.where(_t.c.created >= created.start)
+            if created.end is not None:
+                query = query.where(_t.c.created < created.end)
+        if duration is not None:
+            query = query.where(*self._duration_clauses(duration))
+        if cursor:
+            after, job_id = decode_cursor(cursor)
+            query = query.where(
+                sa.or_(_t.c.created < after, sa.and_(_t.c.created == after, _t.c.id < job_id))
+            )
+        return query.order_by(_t.c.created.desc(), _t.c.id.desc()).limit(limit + 1)
+
+    def _duration_clauses(self, duration: DurationRange) -> list[sa.ColumnElement[bool]]:
+        """SQL conditions for a run-duration range, in whole milliseconds.
+
+        Duration is ``finished - started``, or ``now - started`` while the job
+        runs; NULL (no match) when it never started. Milliseconds, rounded, so
+        a job that ran exactly 10 s matches ``minDuration=10`` on every backend.
+        """
+        end = sa.func.coalesce(_t.c.finished, sa.literal(utcnow(), tables.UTCDateTime))
+        dialect = self.engine.dialect.name
+        run_ms: sa.ColumnElement[Any]
+        if dialect == "sqlite":
+            # julianday() is exact to the millisecond; SQLite has no interval type
+            run_ms = sa.func.round(
+                (sa.func.julianday(end) - sa.func.julianday(_t.c.started)) * 86_400_000.0
+            )
+        elif dialect == "postgresql":
+            run_ms = sa.func.round(sa.extract("epoch", end - _t.c.started) * 1000)
+        else:
+            raise NotImplementedError(f"duration filters are not implemented for {dialect}")
+        clauses: list[sa.ColumnElement[bool]] = [_t.c.started.is_not(None)]
+        if duration.min_seconds is not None:
+            clauses.append(run_ms >= duration.min_seconds * 1000)
+        if duration.max_seconds is not None:
+            clauses.append(run_ms <= duration.max_seconds * 1000)
+        return clauses
 
     # -- state changes ------------------------------------------------------
 

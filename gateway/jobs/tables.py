@@ -7,11 +7,15 @@ and the monitor's lookup by scheduler job id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 metadata = sa.MetaData(
@@ -42,6 +46,66 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def result_processor(
+        self, dialect: Dialect, coltype: object
+    ) -> Callable[[Any], datetime | None] | None:
+        """On SQLite, parse the stored text straight to a UTC datetime in one call.
+
+        Same result as the generic path (SQLite's ``fromisoformat`` then
+        :meth:`process_result_value`) without its two extra Python calls per
+        value -- a job list reads 400 timestamps per page.
+        """
+        if dialect.name == "sqlite":
+            return _utc_from_sqlite_text
+        return super().result_processor(dialect, coltype)
+
+
+def _utc_from_sqlite_text(value: str | None) -> datetime | None:
+    """The stored ``YYYY-MM-DD HH:MM:SS.ffffff`` (UTC, no offset) as an aware datetime.
+
+    Parsing it with ``+00:00`` appended is ~10x cheaper than ``replace(tzinfo=UTC)``.
+    """
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # text with an offset of its own (not written through this type)
+        parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is UTC:
+        return parsed
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+class Rfc3339Millis(FunctionElement[str]):
+    """A :class:`UTCDateTime` column as RFC 3339 text, UTC, to the millisecond (``...Z``).
+
+    Formatted by the database, so listings need no datetime objects: the same
+    text as ``isoformat(timespec="milliseconds")`` -- truncated, not rounded.
+    NULL stays NULL. SQLite and PostgreSQL only.
+    """
+
+    type = sa.String()
+    name = "rfc3339_millis"
+    inherit_cache = True
+
+
+@compiles(Rfc3339Millis, "sqlite")
+def _rfc3339_sqlite(element: Rfc3339Millis, compiler: SQLCompiler, **kw: Any) -> str:
+    # stored as 'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, see UTCDateTime)
+    col = compiler.process(element.clauses, **kw)
+    return f"(substr({col}, 1, 10) || 'T' || substr({col}, 12, 12) || 'Z')"
+
+
+@compiles(Rfc3339Millis, "postgresql")
+def _rfc3339_postgresql(element: Rfc3339Millis, compiler: SQLCompiler, **kw: Any) -> str:
+    col = compiler.process(element.clauses, **kw)
+    return f"""to_char(({col}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')"""
+
+
+@compiles(Rfc3339Millis)
+def _rfc3339_other(element: Rfc3339Millis, compiler: SQLCompiler, **kw: Any) -> str:
+    raise NotImplementedError(f"rfc3339_millis is not implemented for {compiler.dialect.name}")
 
 
 jobs = sa.Table(

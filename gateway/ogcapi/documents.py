@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.jobs.records import Job, JobPage
+from gateway.jobs.records import Job, JobSummary, SummaryPage
 from gateway.jobs.states import JobState
 from processes.definition import ProcessDefinition
 
@@ -41,12 +41,15 @@ CONFORMANCE_CLASSES: tuple[str, ...] = tuple(
 
 
 def iso(value: datetime | None) -> str | None:
-    """RFC 3339 UTC timestamp (``...Z``) or None."""
+    """RFC 3339 UTC timestamp to the millisecond (``...Z``), truncated, or None.
+
+    The job store returns UTC datetimes; the common case is one C call.
+    """
     if value is None:
         return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def link(href: str, rel: str, type_: str | None = None, title: str | None = None) -> dict[str, str]:
@@ -58,47 +61,69 @@ def link(href: str, rel: str, type_: str | None = None, title: str | None = None
     return doc
 
 
-def status_info(job: Job, base_url: str, *, message: str | None = None) -> dict[str, Any]:
+def status_info(
+    job: Job | JobSummary, base_url: str, *, message: str | None = None
+) -> dict[str, Any]:
     """The OGC status info of ``job`` (``statusInfo.yaml``), with its links.
 
     Links: ``self`` (JSON) and ``alternate`` (HTML); ``monitor`` while the job
-    is still active (what a client polls); ``results`` once successful; ``up``
-    to the job list.
+    is still active (what a client polls); ``results`` once successful (and
+    ``describedby`` its STAC Item while published); ``up`` to the job list.
+    Built the same from a full :class:`Job` or a :class:`JobSummary` (job list).
     """
     job_url = f"{base_url}/jobs/{job.id}"
     links = [
-        link(job_url, "self", JSON, "Job status as JSON"),
-        link(f"{job_url}?f=html", "alternate", HTML, "Job status as HTML"),
+        {"href": job_url, "rel": "self", "type": JSON, "title": "Job status as JSON"},
+        {
+            "href": job_url + "?f=html",
+            "rel": "alternate",
+            "type": HTML,
+            "title": "Job status as HTML",
+        },
     ]
-    if not job.final:
-        links.append(link(job_url, "monitor", JSON, "Poll this job's status"))
-    if job.state is JobState.SUCCESSFUL:
+    state = job.state
+    if not state.final:
+        links.append(
+            {"href": job_url, "rel": "monitor", "type": JSON, "title": "Poll this job's status"}
+        )
+    elif state is JobState.SUCCESSFUL:
         results_type = JSON if job.response == "document" else None
         links.append(link(f"{job_url}/results", REL_RESULTS, results_type, "Job results"))
-        publication = job.extra.get("publication")
-        if isinstance(publication, dict) and not publication.get("expired"):
+        if job.published:
             stac = f"{base_url}/stac/items/{job.id}.json"
             links.append(link(stac, "describedby", "application/geo+json", "STAC Item of results"))
-    links.append(link(f"{base_url}/jobs", "up", JSON, "The job list"))
+    links.append({"href": f"{base_url}/jobs", "rel": "up", "type": JSON, "title": "The job list"})
+    created, started, finished, updated = _times(job)
     doc: dict[str, Any] = {
         "jobID": job.id,
         "processID": job.process_id,
         "type": "process",
-        "status": job.state.ogc,
+        "status": state.ogc,
         "message": message or job.message or "",
-        "created": iso(job.created),
-        "started": iso(job.started),
-        "finished": iso(job.finished),
-        "updated": iso(job.updated),
-        "progress": _progress(job),
-        # extension: the Slurm job id, for users and HPC support staff
-        "slurmJobId": job.scheduler_job_id,
-        "links": links,
+        "created": created,
     }
-    return {k: v for k, v in doc.items() if v is not None}
+    # optional members are left out rather than null (statusInfo.yaml has no nulls)
+    if started is not None:
+        doc["started"] = started
+    if finished is not None:
+        doc["finished"] = finished
+    doc["updated"] = updated
+    doc["progress"] = _progress(job)
+    if job.scheduler_job_id is not None:
+        # extension: the Slurm job id, for users and HPC support staff
+        doc["slurmJobId"] = job.scheduler_job_id
+    doc["links"] = links
+    return doc
 
 
-def _progress(job: Job) -> int:
+def _times(job: Job | JobSummary) -> tuple[str | None, str | None, str | None, str | None]:
+    """created, started, finished, updated as RFC 3339 text (a summary has them already)."""
+    if isinstance(job, JobSummary):
+        return job.created_text, job.started_text, job.finished_text, job.updated_text
+    return iso(job.created), iso(job.started), iso(job.finished), iso(job.updated)
+
+
+def _progress(job: Job | JobSummary) -> int:
     if job.state is JobState.SUCCESSFUL:
         return 100
     value = job.progress or 0
@@ -106,7 +131,7 @@ def _progress(job: Job) -> int:
 
 
 def job_list(
-    page: JobPage, base_url: str, query: list[tuple[str, str]], fmt: str
+    page: SummaryPage, base_url: str, query: list[tuple[str, str]], fmt: str
 ) -> dict[str, Any]:
     """The job list document with ``self``/``alternate`` and, if more, ``next`` links.
 

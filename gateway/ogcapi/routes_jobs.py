@@ -30,10 +30,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, request, send_file
 
 from gateway.errors import BadRequest, JobFailed, NoSuchProcess, NotFound
-from gateway.jobs.records import Job, JobPage
+from gateway.jobs.records import Job, SummaryPage
 from gateway.ogcapi.context import (
     F_HTML,
     OgcApi,
@@ -45,7 +46,8 @@ from gateway.ogcapi.context import (
     read_json_body,
     response_format,
 )
-from gateway.ogcapi.documents import job_list, status_info
+from gateway.ogcapi.documents import JSON, job_list, status_info
+from gateway.ogcapi.job_filters import parse_datetime, parse_durations
 from gateway.ogcapi.problems import problem_response
 from gateway.ogcapi.results import ResultsEncoder, media_type_of, published_file, s3_redirect
 from gateway.ogcapi.security import current_principal
@@ -53,8 +55,6 @@ from gateway.ogcapi.security import current_principal
 blueprint = Blueprint("ogcapi_jobs", __name__)
 
 MAX_LIMIT = 1000
-#: Job-list parameters of the standard this server does not filter on yet.
-_UNSUPPORTED_FILTERS = ("datetime", "minDuration", "maxDuration")
 
 
 def _now() -> str:
@@ -180,18 +180,20 @@ def jobs() -> Response:
     state = ogcapi()
     principal = current_principal()
     fmt = response_format()
-    for name in _UNSUPPORTED_FILTERS:
-        if name in request.args:
-            raise BadRequest(f"filtering the job list by '{name}' is not supported by this server")
     limit = _limit()
+    args = request.args
+    created = parse_datetime(args["datetime"]) if "datetime" in args else None
+    duration = parse_durations(args.get("minDuration"), args.get("maxDuration"))
     types = _multi("type")
     if types and "process" not in types:
-        page = JobPage(jobs=[], next_cursor=None)
+        page = SummaryPage(jobs=[], next_cursor=None)
     else:
-        page = state.services.jobs.list(
+        page = state.services.jobs.list_summaries(
             principal,
             process_ids=_multi("processID"),
             statuses=_multi("status"),
+            created=created,
+            duration=duration,
             limit=limit,
             cursor=request.args.get("next") or None,
         )
@@ -201,7 +203,8 @@ def jobs() -> Response:
         return html_response(
             state.render("jobs/index.html", {"jobs": document, "offset": 0, "now": _now()})
         )
-    return json_response(document)
+    # orjson: a 100-job page in ~0.1 ms instead of ~1 ms with json (bench/README.md, phase 4)
+    return Response(orjson.dumps(document, default=str), content_type=JSON)
 
 
 # -- one job --------------------------------------------------------------------

@@ -157,7 +157,18 @@ def test_unknown_route_and_wrong_method(client):
         "limit=ten",
         "status=finished",
         "next=garbage!!",
-        "datetime=2024-01-01T00:00:00Z",
+        "datetime=yesterday",
+        "datetime=2024-01-01T00:00:00",  # no offset
+        "datetime=2024-13-01T00:00:00Z",
+        "datetime=2024-02-01T00:00:00Z/2024-01-01T00:00:00Z",
+        "datetime=a/b/c",
+        "datetime=..",
+        "datetime=../..",
+        "minDuration=-1",
+        "minDuration=1.5",
+        "maxDuration=ten",
+        "maxDuration=99999999999999999999",
+        "minDuration=10&maxDuration=5",
         "f=xml",
     ],
 )
@@ -175,7 +186,7 @@ def test_unexpected_error_is_a_500_without_details(client, services, monkeypatch
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database password is hunter2")
 
-    monkeypatch.setattr(services.jobs, "list", explode)
+    monkeypatch.setattr(services.jobs, "list_summaries", explode)
     r = client.get("/jobs")
     doc = assert_problem(r, 500, _COMMON + "server-error")
     assert "hunter2" not in r.get_data(as_text=True)

@@ -2,13 +2,15 @@
 
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from gateway import db
-from gateway.jobs.records import NewJob, Owner
+from gateway.jobs.records import CreatedRange, DurationRange, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobNotFound, JobStore
+from gateway.ogcapi.documents import iso
 
 pytestmark = pytest.mark.unit
 
@@ -107,3 +109,111 @@ def test_named_lease_has_one_holder(store):
     assert store.acquire_lease("monitor:dev", "w1", 60)
     assert not store.acquire_lease("monitor:dev", "w2", 60)
     assert store.acquire_lease("monitor:dev", "w1", 60)
+
+
+# -- job list: summaries and the OGC time filters ------------------------------------
+
+
+def _listed(store, **filters):
+    """Ids of every job the summaries list shows with ``filters``, walking all pages of 2."""
+    seen, cursor = [], None
+    while True:
+        page = store.summaries(limit=2, cursor=cursor, **filters)
+        seen += [j.id for j in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            return seen
+
+
+def test_summaries_carry_what_the_full_job_says(store):
+    job = store.create(_new())
+    store.update(job.id, scheduler_job_id="77", progress=40, message="halfway")
+    assert store.transition(job.id, JobState.RUNNING)
+    other = store.create(_new())
+    assert store.transition(other.id, JobState.SUCCESSFUL)
+    store.update(other.id, extra={"publication": {"files": {}}, "staged_inputs": {}})
+    summaries = {s.id: s for s in store.summaries(limit=10).jobs}
+    for full in (store.get(job.id), store.get(other.id)):
+        s = summaries[full.id]
+        assert (s.process_id, s.state, s.response, s.progress, s.message) == (
+            full.process_id,
+            full.state,
+            full.response,
+            full.progress,
+            full.message,
+        )
+        assert s.created == full.created
+        # formatted by the database exactly as status documents format the full job
+        assert (s.created_text, s.updated_text, s.started_text, s.finished_text) == (
+            iso(full.created),
+            iso(full.updated),
+            iso(full.started),
+            iso(full.finished),
+        )
+        assert s.scheduler_job_id == full.scheduler_job_id
+        assert s.published == full.published
+    assert summaries[other.id].published and not summaries[job.id].published
+    store.update(other.id, extra={"publication": {"files": {}, "expired": "2026-01-01"}})
+    assert not store.summaries(limit=10).jobs[0].published
+
+
+def test_summary_times_are_truncated_to_the_millisecond(store):
+    job = store.create(_new())
+    store.update(
+        job.id,
+        created=datetime(2026, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC),
+        started=datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        finished=datetime(2026, 1, 2, 3, 4, 5, 1_000, tzinfo=timezone(timedelta(hours=2))),
+    )
+    [s] = store.summaries(limit=1).jobs
+    assert s.created_text == "2026-01-02T03:04:05.999Z"
+    assert s.started_text == "0999-12-31T23:59:59.000Z"
+    assert s.finished_text == "2026-01-02T01:04:05.001Z"
+    assert s.created == datetime(2026, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC)
+
+
+def test_created_range_filters_and_pages(store):
+    t0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    ids = []
+    for minute in range(6):
+        job = store.create(_new())
+        store.update(job.id, created=t0 + timedelta(minutes=minute))
+        ids.append(job.id)
+    newest_first = ids[::-1]
+    window = CreatedRange(t0 + timedelta(minutes=1), t0 + timedelta(minutes=4))
+    assert _listed(store, created=window) == newest_first[2:5]  # minutes 3, 2, 1
+    assert _listed(store, created=CreatedRange(start=t0 + timedelta(minutes=4))) == ids[:3:-1]
+    assert _listed(store, created=CreatedRange(end=t0 + timedelta(minutes=2))) == ids[1::-1]
+    assert _listed(store, created=CreatedRange()) == newest_first
+    assert store.page(created=window, limit=10).jobs[0].id == ids[3]
+
+
+def test_duration_filters_use_run_time(store):
+    now = datetime.now(UTC)
+    never = store.create(_new())  # never started: no duration
+    quick = store.create(_new())  # ran exactly 10 s
+    store.update(
+        quick.id, started=now - timedelta(hours=1, seconds=10), finished=now - timedelta(hours=1)
+    )
+    slow = store.create(_new())  # ran 100 s
+    store.update(
+        slow.id, started=now - timedelta(hours=1, seconds=100), finished=now - timedelta(hours=1)
+    )
+    running = store.create(_new())  # started 50 s ago, still running: 50 s and growing
+    store.update(running.id, started=now - timedelta(seconds=50))
+
+    def listed(low, high):
+        return set(_listed(store, duration=DurationRange(low, high)))
+
+    assert listed(0, None) == {quick.id, slow.id, running.id}
+    assert never.id not in listed(None, 10**6)
+    assert listed(10, None) == {quick.id, slow.id, running.id}
+    assert listed(None, 10) == {quick.id}
+    assert listed(11, None) == {slow.id, running.id}
+    assert listed(40, 3600) == {slow.id, running.id}
+    assert listed(40, 99) == {running.id}
+    assert listed(101, None) == set()
+    both = _listed(
+        store, duration=DurationRange(10, 100), created=CreatedRange(start=now - timedelta(days=1))
+    )
+    assert set(both) == {quick.id, slow.id, running.id}
