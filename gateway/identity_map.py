@@ -9,12 +9,24 @@ only reads it (:meth:`IdentityStore.get`): a signed-in user without an
 A login, once mapped, never changes silently: if the rule later yields another
 login for the same user, the sync reports a conflict instead (the user's files
 and accounting belong to the old login).
+
+Authentication asks for the login of the caller on every request, so
+:meth:`IdentityStore.active_login` remembers *active* logins for
+:data:`LOGIN_CACHE_SECONDS` (30 s). A user the sync disables is refused at once
+by the process that ran the sync (:meth:`IdentityStore.save` forgets the entry
+in every store of that engine) and within 30 s by every other API process. A
+user not (or no longer) provisioned is never cached: a newly synchronised user
+is let in on the next request.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,6 +44,10 @@ _TEMPLATE_FIELDS = frozenset({"preferred_username", "username", "sub", "email_lo
 SAFE_LOGIN = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 #: Slurm account / cluster names accepted by the sync (sacctmgr syntax-safe).
 SLURM_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+#: How long authentication trusts an active HPC login it has read (seconds).
+LOGIN_CACHE_SECONDS = 30.0
+#: Most logins remembered per store (least recently used ones are dropped).
+LOGIN_CACHE_ENTRIES = 10_000
 
 
 class InvalidLogin(ValueError):
@@ -120,11 +136,83 @@ class LoginRule:
         return login
 
 
-class IdentityStore:
-    """The ``hpc_identities`` table."""
+class LoginCache:
+    """Active HPC logins by subject, each trusted for ``ttl_seconds``; bounded, thread-safe."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        ttl_seconds: float = LOGIN_CACHE_SECONDS,
+        max_entries: int = LOGIN_CACHE_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        #: Bumped by every forget, so a read racing a save cannot store the stale login.
+        self.generation = 0
+
+    def get(self, sub: str) -> str | None:
+        """The remembered login of ``sub``, or None (unknown or no longer trusted)."""
+        with self._lock:
+            entry = self._entries.get(sub)
+            if entry is None:
+                return None
+            if self._clock() >= entry[0]:
+                del self._entries[sub]
+                return None
+            self._entries.move_to_end(sub)
+            return entry[1]
+
+    def put(self, sub: str, login: str, generation: int | None = None) -> None:
+        """Remember ``login``; with ``generation``, only if nothing was forgotten since."""
+        if self._ttl <= 0 or self._max <= 0:
+            return
+        with self._lock:
+            if generation is not None and generation != self.generation:
+                return
+            self._entries[sub] = (self._clock() + self._ttl, login)
+            self._entries.move_to_end(sub)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def forget(self, sub: str) -> None:
+        with self._lock:
+            self.generation += 1
+            self._entries.pop(sub, None)
+
+
+#: The login caches of the live stores of each engine, so a save forgets in all of them.
+_CACHES: weakref.WeakKeyDictionary[Engine, weakref.WeakSet[LoginCache]] = (
+    weakref.WeakKeyDictionary()
+)
+_CACHES_LOCK = threading.Lock()
+
+
+def _register(engine: Engine, cache: LoginCache) -> None:
+    with _CACHES_LOCK:
+        _CACHES.setdefault(engine, weakref.WeakSet()).add(cache)
+
+
+def _forget_everywhere(engine: Engine, sub: str) -> None:
+    with _CACHES_LOCK:
+        caches = list(_CACHES.get(engine, ()))
+    for cache in caches:
+        cache.forget(sub)
+
+
+class IdentityStore:
+    """The ``hpc_identities`` table.
+
+    ``login_cache`` keeps :meth:`active_login` answers (see the module
+    docstring); ``LoginCache(0)`` turns it off.
+    """
+
+    def __init__(self, engine: Engine, login_cache: LoginCache | None = None) -> None:
         self._engine = engine
+        self._logins = login_cache if login_cache is not None else LoginCache()
+        _register(engine, self._logins)
 
     def get(self, sub: str) -> HpcIdentity | None:
         with self._engine.connect() as conn:
@@ -134,9 +222,20 @@ class IdentityStore:
         return _record(row) if row is not None else None
 
     def active_login(self, sub: str) -> str | None:
-        """The HPC login of ``sub`` when mapped and active (what authentication asks)."""
+        """The HPC login of ``sub`` when mapped and active (what authentication asks).
+
+        Active logins are remembered for a while (module docstring); an absent
+        or disabled mapping is read again on every call.
+        """
+        login = self._logins.get(sub)
+        if login is not None:
+            return login
+        generation = self._logins.generation
         record = self.get(sub)
-        return record.hpc_login if record is not None and record.active else None
+        if record is None or not record.active:
+            return None
+        self._logins.put(sub, record.hpc_login, generation)
+        return record.hpc_login
 
     def all(self) -> list[HpcIdentity]:
         with self._engine.connect() as conn:
@@ -177,6 +276,7 @@ class IdentityStore:
                 conn.execute(
                     hpc_identities.update().where(hpc_identities.c.sub == sub).values(**values)
                 )
+        _forget_everywhere(self._engine, sub)
         record = self.get(sub)
         assert record is not None
         return record

@@ -22,13 +22,22 @@ Security rules enforced here, whatever the token header says:
 * an unknown ``kid`` triggers at most one JWKS fetch per
   ``jwks_min_refresh_seconds`` (single flight), so a flood of made-up key ids
   cannot be turned into a flood of requests to the identity provider.
+
+A token that passed every check is remembered (by its SHA-256, never the token
+itself) until its ``exp`` or for :data:`TOKEN_CACHE_SECONDS`, whichever comes
+first, so a client polling with the same token pays for one signature check a
+minute instead of one per request. Only successes are cached. The price: a key
+withdrawn from the provider's JWKS stops being accepted up to that long later
+for the tokens already seen (an expired token is never accepted).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +51,10 @@ log = logging.getLogger(__name__)
 
 #: Tokens larger than this are refused unread.
 MAX_TOKEN_BYTES = 16_384
+#: Longest time a validated token is trusted without checking it again (seconds).
+TOKEN_CACHE_SECONDS = 60.0
+#: Most validated tokens remembered at once (least recently used ones are dropped).
+TOKEN_CACHE_ENTRIES = 2048
 _ALLOWED_FAMILIES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384"}
 
@@ -177,11 +190,73 @@ def _parse_jwks(document: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:
     return keys
 
 
+class TokenCache:
+    """Claims of validated tokens by SHA-256, each until ``min(exp, now + ttl)``.
+
+    Bounded (least recently used dropped first) and thread-safe. ``clock`` is
+    wall-clock seconds, the scale of ``exp``.
+    """
+
+    def __init__(
+        self,
+        ttl_seconds: float = TOKEN_CACHE_SECONDS,
+        max_entries: int = TOKEN_CACHE_ENTRIES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._max = max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[bytes, tuple[float, dict[str, Any]]] = OrderedDict()
+
+    @staticmethod
+    def _key(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        """A copy of the claims of ``token`` if it was validated and is still trusted."""
+        key = self._key(token)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if self._clock() >= entry[0]:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+        return dict(entry[1])
+
+    def put(self, token: str, claims: Mapping[str, Any]) -> None:
+        """Remember the claims of a token that passed every check."""
+        if self._ttl <= 0 or self._max <= 0:
+            return
+        exp = claims.get("exp")
+        until = self._clock() + self._ttl
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            until = min(until, float(exp))
+        key = self._key(token)
+        with self._lock:
+            self._entries[key] = (until, dict(claims))
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenValidator:
     """Validates bearer tokens for one issuer; thread-safe, one per process."""
 
-    def __init__(self, settings: OidcSettings, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        settings: OidcSettings,
+        client: httpx.Client | None = None,
+        cache: TokenCache | None = None,
+    ) -> None:
         self.settings = settings
+        #: Tokens already validated (see the module docstring); TokenCache(0) disables it.
+        self.cache = cache if cache is not None else TokenCache()
         self._client = client or httpx.Client(
             timeout=settings.http_timeout_seconds, verify=settings.verify_tls
         )
@@ -212,6 +287,15 @@ class TokenValidator:
         """The verified claims of ``token``; raises TokenError or ProviderUnavailable."""
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenError("the token is too large")
+        cached = self.cache.get(token)
+        if cached is not None:
+            return cached
+        claims = self._verify(token)
+        self.cache.put(token, claims)
+        return claims
+
+    def _verify(self, token: str) -> dict[str, Any]:
+        """Every check of the module docstring, on a token not seen (or no longer trusted)."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
