@@ -7,8 +7,11 @@ created and dropped here), rows bulk-inserted with SQLAlchemy Core, a real
 holding the same number of job documents, timing pygeoapi's own ``/jobs``
 route (``pygeoapi.flask_app`` with ``manager: TinyDB``, through Flask's test
 client: no socket, which favours pygeoapi) and, separately, the storage call
-``TinyDBManager.get_jobs(limit=100)``. Each TinyDB size runs in a
-child process bounded by ``tinydb_budget_seconds``; beyond it: "timed out".
+``TinyDBManager.get_jobs(limit=100)``. TinyDB runs in a child process per
+backend and size, bounded by ``tinydb_budget_seconds`` (beyond it: "timed
+out"); its requests are *interleaved* with the gateway's (one gateway request,
+one TinyDB request, ...), so both sides see the same load on a shared machine
+and their ratio stays fair when the machine is busy.
 """
 
 from __future__ import annotations
@@ -33,8 +36,14 @@ log = logging.getLogger("bench")
 
 
 def _time_requests(
-    client: httpx.Client, url: str, headers: dict[str, str], n: int, expect: int | None = 100
+    client: httpx.Client,
+    url: str,
+    headers: dict[str, str],
+    n: int,
+    expect: int | None = 100,
+    peer: _TinyDbPeer | None = None,
 ) -> list[float]:
+    """``n`` timed GETs of ``url``; with ``peer``, each one followed by one TinyDB request."""
     for _ in range(3):  # warm-up: both API processes, caches
         client.get(url, headers=headers).raise_for_status()
     times = []
@@ -43,6 +52,8 @@ def _time_requests(
         resp = client.get(url, headers=headers)
         times.append(time.perf_counter() - t)
         resp.raise_for_status()
+        if peer is not None:
+            peer.time_one()
     body = resp.json()
     if expect is not None and len(body.get("jobs", [])) != expect:
         raise RuntimeError(f"GET /jobs returned {len(body.get('jobs', []))} jobs, not 100")
@@ -95,16 +106,19 @@ def _gateway_backend(ctx: Context, backend: str) -> dict[str, Any]:
                 with engine.begin() as conn:
                     conn.execute(sa.text("ANALYZE"))
                 fill = time.perf_counter() - t
-                times = _time_requests(
-                    c,
-                    f"{gw.url}/jobs?limit=100",
-                    ctx.identity.headers(),
-                    ctx.size.joblist_requests,
-                )
+                with _TinyDbPeer(ctx, size, f"{backend}-{size}") as peer:
+                    times = _time_requests(
+                        c,
+                        f"{gw.url}/jobs?limit=100",
+                        ctx.identity.headers(),
+                        ctx.size.joblist_requests,
+                        peer=peer,
+                    )
                 out["sizes"][str(size)] = {
                     "p50_ms": round(statistics.median(times) * 1000, 2),
                     "p95_ms": round(sorted(times)[int(0.95 * (len(times) - 1))] * 1000, 2),
                     "fill_seconds": round(fill, 1),
+                    "tinydb_interleaved": peer.result(),
                 }
                 log.info(
                     "GET /jobs %s @%d: p50 %.1f ms",
@@ -166,8 +180,8 @@ resources:
 """
 
 
-def _tinydb_child(folder: str, size: int, requests: int, queue: Any) -> None:
-    """In a fresh interpreter: fill the TinyDB file, then time pygeoapi's /jobs route."""
+def _tinydb_child(folder: str, size: int, conn: Any) -> None:
+    """In a fresh interpreter: fill the TinyDB file, then time one /jobs per "go" received."""
     import os
 
     try:
@@ -192,66 +206,106 @@ def _tinydb_child(folder: str, size: int, requests: int, queue: Any) -> None:
 
         client = APP.test_client()
         manager = TinyDBManager({"name": "TinyDB", "connection": str(db_file), "output_dir": None})
-        route: list[float] = []
-        storage: list[float] = []
-        for _ in range(requests):
+        conn.send({"ready": True, "fill_seconds": round(fill, 1)})
+        while conn.recv() == "go":
             t = time.perf_counter()
             resp = client.get("/jobs?limit=100&f=json")
-            route.append(time.perf_counter() - t)
+            route = time.perf_counter() - t
             if resp.status_code != 200 or len(resp.get_json()["jobs"]) != 100:
                 raise RuntimeError(f"pygeoapi /jobs answered {resp.status_code}")
             t = time.perf_counter()
             jobs = manager.get_jobs(limit=100)
-            storage.append(time.perf_counter() - t)
+            storage = time.perf_counter() - t
             if len(jobs["jobs"]) != 100:
                 raise RuntimeError("get_jobs did not return 100 jobs")
-            queue.put({"partial_ms": [round(x * 1000, 2) for x in route]})
-        queue.put(
-            {
-                "p50_ms": round(statistics.median(route) * 1000, 2),
-                "get_jobs_p50_ms": round(statistics.median(storage) * 1000, 2),
-                "fill_seconds": round(fill, 1),
-                "requests": len(route),
-            }
-        )
+            conn.send({"route": route, "storage": storage})
     except Exception as exc:
-        queue.put({"error": f"{type(exc).__name__}: {exc}"})
+        conn.send({"error": f"{type(exc).__name__}: {exc}"})
 
 
-def _tinydb_size(ctx: Context, size: int) -> dict[str, Any]:
-    folder = ctx.phase_dir(f"tinydb-{size}")
-    mpc = mp.get_context("spawn")
-    queue = mpc.Queue()
-    proc = mpc.Process(
-        target=_tinydb_child, args=(str(folder), size, min(ctx.size.joblist_requests, 20), queue)
-    )
-    budget = ctx.size.tinydb_budget_seconds
-    proc.start()
-    deadline = time.monotonic() + budget
-    last: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+class _TinyDbPeer:
+    """pygeoapi's /jobs on TinyDB in a child process, timed one request at a time on demand.
+
+    At most ``joblist_requests`` (capped at 20) requests, all within
+    ``tinydb_budget_seconds`` from the start of the child (filling included);
+    past the budget the remaining requests are skipped and the result says
+    "timed out".
+    """
+
+    def __init__(self, ctx: Context, size: int, label: str) -> None:
+        self.folder = ctx.phase_dir(f"tinydb-{label}")
+        self.size = size
+        self.budget = ctx.size.tinydb_budget_seconds
+        self.wanted = min(ctx.size.joblist_requests, 20)
+        self.route: list[float] = []
+        self.storage: list[float] = []
+        self.fill_seconds: float | None = None
+        self.error: str | None = None
+        self.timed_out = False
+
+    def __enter__(self) -> _TinyDbPeer:
+        mpc = mp.get_context("spawn")
+        self._conn, child_conn = mpc.Pipe()
+        self._proc = mpc.Process(
+            target=_tinydb_child, args=(str(self.folder), self.size, child_conn)
+        )
+        self._deadline = time.monotonic() + self.budget
+        self._proc.start()
+        msg = self._receive()
+        if msg is not None and msg.get("ready"):
+            self.fill_seconds = msg["fill_seconds"]
+        return self
+
+    def _receive(self) -> dict[str, Any] | None:
+        left = self._deadline - time.monotonic()
+        if self.error or self.timed_out or left <= 0 or not self._conn.poll(left):
+            self.timed_out = self.timed_out or self.error is None
+            return None
+        msg: dict[str, Any] = self._conn.recv()
+        if "error" in msg:
+            self.error = msg["error"]
+            return None
+        return msg
+
+    def time_one(self) -> None:
+        """One TinyDB request, if any are still wanted and the budget allows."""
+        if len(self.route) >= self.wanted or self.error or self.timed_out:
+            return
+        self._conn.send("go")
+        msg = self._receive()
+        if msg is not None:
+            self.route.append(msg["route"])
+            self.storage.append(msg["storage"])
+
+    def result(self) -> dict[str, Any]:
+        if self.error:
+            return {"error": self.error}
+        if self.timed_out or not self.route:
+            return {
+                "timed_out": True,
+                "budget_seconds": self.budget,
+                "completed_requests": len(self.route),
+                "p50_ms_of_completed": (
+                    round(statistics.median(self.route) * 1000, 2) if self.route else None
+                ),
+            }
+        return {
+            "p50_ms": round(statistics.median(self.route) * 1000, 2),
+            "get_jobs_p50_ms": round(statistics.median(self.storage) * 1000, 2),
+            "fill_seconds": self.fill_seconds,
+            "requests": len(self.route),
+        }
+
+    def __exit__(self, *exc: object) -> None:
         try:
-            msg = queue.get(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
-        except Exception:
-            if not proc.is_alive():
-                break
-            continue
-        last = msg
-        if "p50_ms" in msg or "error" in msg:
-            break
-    if proc.is_alive():
-        proc.kill()
-    proc.join(timeout=10)
-    shutil.rmtree(folder, ignore_errors=True)
-    if "p50_ms" in last or "error" in last:
-        return last
-    partial = last.get("partial_ms", [])
-    return {
-        "timed_out": True,
-        "budget_seconds": budget,
-        "completed_requests": len(partial),
-        "p50_ms_of_completed": round(statistics.median(partial), 2) if partial else None,
-    }
+            if self._proc.is_alive() and not self.timed_out:
+                self._conn.send("stop")
+            self._proc.join(timeout=5)
+        finally:
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(timeout=10)
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def joblist(ctx: Context) -> dict[str, Any]:
@@ -262,9 +316,14 @@ def joblist(ctx: Context) -> dict[str, Any]:
         except Exception as exc:
             log.exception("job list on %s failed", backend)
             out[backend] = {"error": f"{type(exc).__name__}: {exc}"}
-    out["tinydb"] = {"sizes": {}}
-    for size in ctx.size.joblist_sizes:
-        res = _tinydb_size(ctx, size)
-        out["tinydb"]["sizes"][str(size)] = res
-        log.info("TinyDB get_jobs @%d: %s", size, res)
+    # "TinyDB by size": what it answered interleaved with the first backend that ran
+    out["tinydb"] = {"sizes": {}, "interleaved_with": None}
+    for backend in ctx.size.joblist_backends:
+        sizes = out[backend].get("sizes", {})
+        if sizes:
+            out["tinydb"]["interleaved_with"] = backend
+            for size, res in sizes.items():
+                out["tinydb"]["sizes"][size] = res["tinydb_interleaved"]
+                log.info("TinyDB /jobs @%s: %s", size, res["tinydb_interleaved"])
+            break
     return out
