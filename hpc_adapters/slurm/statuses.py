@@ -33,11 +33,15 @@ def merge_statuses(
     live: Iterable[JobStatus],
     accounting: Callable[[list[str]], Iterable[AccountingRecord]],
 ) -> dict[str, JobStatus]:
-    """Live states for ``wanted`` ids, completed from accounting for the missing ones."""
-    found = {s.job_id: s for s in live if s.job_id in wanted}
+    """Live states for ``wanted`` ids, completed from accounting for the missing ones.
+
+    Linear in the sizes of both lists (the live list holds every job of the cluster).
+    """
+    wanted_set = set(wanted)
+    found = {s.job_id: s for s in live if s.job_id in wanted_set}
     missing = [j for j in wanted if j not in found]
     if missing:
         for record in accounting(missing):
-            if record.status.job_id in wanted:
+            if record.status.job_id in wanted_set:
                 found[record.status.job_id] = record.status
     return found
