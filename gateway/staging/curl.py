@@ -479,7 +479,7 @@ def _parse_headers(raw: bytes) -> _Answer | None:
     """The last complete, final (not 1xx) header block of curl's ``--dump-header`` file."""
     final: _Answer | None = None
     current: _Answer | None = None
-    for line in raw.decode("latin-1").split("\n"):
+    for line in raw.decode("latin-1").split("\n")[:-1]:  # the last one is not complete
         line = line.rstrip("\r")
         if current is None:
             status = _STATUS.match(line)
