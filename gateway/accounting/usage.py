@@ -102,41 +102,48 @@ class UsageRecorder:
             log.warning("job %s: usage read not queued yet: %s", job.id, exc)
 
     def enqueue(self, jobs: list[Job]) -> int:
-        """Queue usage reads for jobs that have neither a record nor a queued read."""
+        """Queue usage reads for jobs that have neither a record nor a queued read.
+
+        One conditional INSERT per job; with several jobs each runs in a savepoint,
+        so a job another worker queued meanwhile does not undo the others.
+        """
         now = self.clock()
         first = now + timedelta(seconds=self.settings.usage_delay_seconds)
+        wanted = [job for job in jobs if job.scheduler_job_id]
         added = 0
-        p, u = tables.usage_pending, tables.usage
-        with self.engine.begin() as conn:
-            for job in jobs:
-                if not job.scheduler_job_id:
-                    continue
-                known = conn.execute(
-                    sa.select(sa.literal(1)).where(
-                        sa.or_(
-                            sa.exists().where(p.c.job_id == job.id),
-                            sa.exists().where(u.c.job_id == job.id),
-                        )
-                    )
-                ).first()
-                if known is not None:
-                    continue
-                try:
-                    with conn.begin_nested():
-                        conn.execute(
-                            p.insert().values(
-                                job_id=job.id,
-                                site=job.site,
-                                scheduler_job_id=job.scheduler_job_id,
-                                attempts=0,
-                                first_seen=now,
-                                next_attempt_at=first,
-                            )
-                        )
-                    added += 1
-                except sa.exc.IntegrityError:
-                    continue  # another worker queued it meanwhile
+        try:
+            with self.engine.begin() as conn:
+                if len(wanted) == 1:  # the finaliser's case: no savepoint needed
+                    return int(self._insert_if_new(conn, wanted[0], now, first))
+                for job in wanted:
+                    try:
+                        with conn.begin_nested():
+                            added += self._insert_if_new(conn, job, now, first)
+                    except sa.exc.IntegrityError:
+                        continue  # another worker queued it meanwhile
+        except sa.exc.IntegrityError:
+            return 0  # the one job was queued by another worker meanwhile
         return added
+
+    @staticmethod
+    def _insert_if_new(conn: sa.Connection, job: Job, now: datetime, first: datetime) -> bool:
+        """``INSERT ... SELECT ... WHERE NOT EXISTS`` (queued or recorded): one statement."""
+        p, u = tables.usage_pending, tables.usage
+        row = sa.select(
+            sa.literal(job.id, p.c.job_id.type),
+            sa.literal(job.site, p.c.site.type),
+            sa.literal(job.scheduler_job_id, p.c.scheduler_job_id.type),
+            sa.literal(0, p.c.attempts.type),
+            sa.literal(now, p.c.first_seen.type),
+            sa.literal(first, p.c.next_attempt_at.type),
+        ).where(
+            ~sa.exists().where(p.c.job_id == job.id),
+            ~sa.exists().where(u.c.job_id == job.id),
+        )
+        columns = ["job_id", "site", "scheduler_job_id", "attempts", "first_seen"]
+        stmt = p.insert().from_select([*columns, "next_attempt_at"], row).returning(p.c.job_id)
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... SELECT
+        return conn.execute(stmt).first() is not None
 
     def sweep(self) -> int:
         """Queue recently finished jobs that never got a record (e.g. dismissed ones)."""

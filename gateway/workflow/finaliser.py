@@ -74,9 +74,10 @@ class Finaliser:
             return
         except PermanentHpcError as exc:
             fail_job(self.store, job, f"Collecting outputs failed: {exc.detail}")
-        final = self.store.get(job.id)
-        for hook in self.hooks:
-            hook(final)
+        if self.hooks:
+            final = self.store.get(job.id)
+            for hook in self.hooks:
+                hook(final)
 
     def _succeed(self, job: Job, files: WorkspaceFiles) -> None:
         raw = files.read_bytes(
