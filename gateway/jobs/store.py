@@ -100,9 +100,12 @@ _SUMMARY_COLUMNS = (
     _t.c.progress,
     _t.c.message,
     _t.c.scheduler_job_id,
-    # only this member of ``extra`` (JSON_EXTRACT on SQLite, -> on PostgreSQL)
-    _t.c.extra["publication"],
+    # only this member of ``extra``, as text: NULL (nothing to decode) unless published
+    _t.c.extra["publication"].as_string(),
 )
+_SUMMARY_SELECT = sa.select(*_SUMMARY_COLUMNS)
+_FULL_SELECT = sa.select(_t)
+_NEWEST_FIRST = (_t.c.created.desc(), _t.c.id.desc())
 _STATES = {s.value: s for s in JobState}
 
 
@@ -121,7 +124,7 @@ def _row_to_summary(row: Sequence[Any]) -> JobSummary:
         row[9],
         row[10],
         row[11],
-        publication_live(row[12]),
+        row[12] is not None and publication_live(json.loads(row[12])),
     )
 
 
@@ -212,7 +215,7 @@ class JobStore:
         for listings, this where the whole job (inputs, results...) is needed.
         """
         query = self._listing(
-            sa.select(_t), owner_sub, process_ids, states, created, duration, limit, cursor
+            _FULL_SELECT, owner_sub, process_ids, states, created, duration, limit, cursor
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).mappings().all()
@@ -241,7 +244,7 @@ class JobStore:
         in the range, run duration in the range.
         """
         query = self._listing(
-            sa.select(*_SUMMARY_COLUMNS),
+            _SUMMARY_SELECT,
             owner_sub,
             process_ids,
             states,
@@ -295,7 +298,7 @@ class JobStore:
             query = query.where(
                 sa.or_(_t.c.created < after, sa.and_(_t.c.created == after, _t.c.id < job_id))
             )
-        return query.order_by(_t.c.created.desc(), _t.c.id.desc()).limit(limit + 1)
+        return query.order_by(*_NEWEST_FIRST).limit(limit + 1)
 
     def _duration_clauses(self, duration: DurationRange) -> list[sa.ColumnElement[bool]]:
         """SQL conditions for a run-duration range, in whole milliseconds.
