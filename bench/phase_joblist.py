@@ -119,6 +119,12 @@ def _gateway_backend(ctx: Context, backend: str) -> dict[str, Any]:
                     "p95_ms": round(sorted(times)[int(0.95 * (len(times) - 1))] * 1000, 2),
                     "fill_seconds": round(fill, 1),
                     "tinydb_interleaved": peer.result(),
+                    # each TinyDB request over the gateway request just before it
+                    "tinydb_ratio_paired_median": (
+                        round(statistics.median(peer.paired_ratios(times)), 1)
+                        if peer.route
+                        else None
+                    ),
                 }
                 log.info(
                     "GET /jobs %s @%d: p50 %.1f ms",
@@ -276,6 +282,10 @@ class _TinyDbPeer:
         if msg is not None:
             self.route.append(msg["route"])
             self.storage.append(msg["storage"])
+
+    def paired_ratios(self, gateway_times: list[float]) -> list[float]:
+        """TinyDB time over the gateway time of the request just before it, pair by pair."""
+        return [r / g for r, g in zip(self.route, gateway_times[: len(self.route)], strict=True)]
 
     def result(self) -> dict[str, Any]:
         if self.error:
