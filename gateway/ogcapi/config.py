@@ -145,6 +145,22 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
             "Only jobs of these types (this server has type 'process' only).",
             {"type": "array", "items": {"type": "string"}},
         ),
+        _param(
+            "datetime",
+            "Only jobs created at this RFC 3339 date-time or date (the whole second, "
+            "millisecond or day it names) or in this interval: a/b, ../b or a/.. .",
+            {"type": "string"},
+        ),
+        _param(
+            "minDuration",
+            "Only jobs that ran at least this many seconds (started to finished, or to now).",
+            {"type": "integer", "minimum": 0},
+        ),
+        _param(
+            "maxDuration",
+            "Only jobs that ran at most this many seconds (never-started jobs never match).",
+            {"type": "integer", "minimum": 0},
+        ),
         _param("next", "Opaque page cursor taken from a rel=next link.", {"type": "string"}),
         {"$ref": "#/components/parameters/f"},
     ]
