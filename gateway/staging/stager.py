@@ -6,8 +6,8 @@ content-addressed cache when it holds it, else by a streamed, size- and
 time-limited fetch through the egress guard -- and places it at
 ``inputs/<input name><ext>`` in the workspace: a cached object is hard-linked
 there when the cache and the workspace share a filesystem (read-only, see
-:meth:`~hpc_adapters.localfs.LocalWorkspace.link_file`), else copied. File names come from the input
-id, never from the URL. The runner then sees the input as::
+:meth:`~hpc_adapters.localfs.LocalWorkspace.link_file`), else copied. File
+names come from the input id, never from the URL. The runner then sees the input as::
 
     {"href": ..., "path": "inputs/image.tif", "size": 123, "sha256": "...",
      "stac": {"item": ..., "asset": "B04", "href": ..., "type": ..., "roles": [...]}}
