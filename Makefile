@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools pyslurm
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && \
@@ -43,8 +43,13 @@ unit: venv
 test-tools:
 	$(SUDO) bash deploy/install-test-tools.sh
 
-test: venv cluster test-tools
-	HPCGW_REQUIRE_CLUSTER=1 $(BIN)/python -m pytest -q
+# pyslurm for this host's Slurm, from a cached wheel (first build: ~6 CPU-minutes;
+# cache ~/.cache/hpcgw-wheels in CI). Needs the cluster's libslurm-dev.
+pyslurm: venv cluster
+	bash deploy/install-pyslurm.sh $(BIN)/python
+
+test: venv cluster test-tools pyslurm
+	HPCGW_REQUIRE_CLUSTER=1 HPCGW_REQUIRE_PYSLURM=1 $(BIN)/python -m pytest -q
 
 BENCH_SIZE ?= full
 bench: venv cluster

@@ -1,19 +1,27 @@
 """EXPERIMENTAL: the pyslurm transport, for a gateway running on a Slurm login node.
 
 pyslurm wraps libslurm of exactly one Slurm release (its version is the Slurm
-version: pyslurm 25.11.x needs libslurm 25.11). PyPI serves 25.11 (and old
-17/18 releases) but nothing for Debian 12's Slurm 22.05, so this adapter
-cannot run against the dev cluster: it is kept thin, its translation logic
-(state mapping, job description, records) is unit-tested with plain objects,
-and it is not part of the contract suite. ``pyslurm`` is imported lazily,
-when the adapter is built; a missing or mismatched library raises
-:class:`PyslurmUnavailable` with the reason.
+version: pyslurm 22.5.x needs libslurm 22.05). PyPI serves only recent
+releases, so ``deploy/install-pyslurm.sh`` builds the matching one from its
+git tag against ``libslurm-dev`` (pyslurm 22.5.3 for Debian 12's Slurm 22.05)
+and the adapter passes the same contract suite as slurmrestd and SSH on the
+dev cluster. It uses the object API that pyslurm 22.5.3 backported from 23.2
+(``JobSubmitDescription``, ``Jobs``, ``Job``, ``db.Jobs``), so the same code
+serves 22.5 through 25.11. ``pyslurm`` is imported lazily, when the adapter is
+built; a missing library raises :class:`PyslurmUnavailable` with the reason.
 
-Identity: libslurm speaks for the *process*. Submitting as another user sets
-``user_id``/``group_id`` in the job description, which slurmctld accepts only
-from root or ``SlurmUser``; cancelling another user's job needs the same
-(or a Slurm operator). Workspace files use the shared filesystem
+Identity: libslurm speaks for the *process* (munge credential of its uid).
+Submitting as the user sets ``user_id``/``group_id`` in the job description,
+which slurmctld accepts only from root or ``SlurmUser``: the gateway worker
+must run as one of them on the login node. Because that identity may cancel
+any job, :meth:`PyslurmAdapter.cancel` first checks that the job belongs to the
+caller. Workspace files use the shared filesystem
 (:class:`~hpc_adapters.localfs.LocalWorkspace`), as with slurmrestd.
+
+Errors: libslurm's errno decides the branch -- communication errnos
+(1001-1004, 1800-1803, 5000-5005) are :class:`TransportError`, controller
+standby and slurmdbd down are :class:`SchedulerBusyError`, anything else on
+submission is :class:`JobRejectedError` (bad partition, account, limits).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import pwd
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, Usage, WorkspaceFiles
 from hpc_adapters.errors import (
@@ -32,17 +40,23 @@ from hpc_adapters.errors import (
     InvalidJobError,
     JobRejectedError,
     SchedulerBusyError,
+    TransientHpcError,
     TransportError,
 )
 from hpc_adapters.slurm.dialects import epoch, valid_job_id
-from hpc_adapters.slurm.script import output_paths, render_batch_script
+from hpc_adapters.slurm.script import job_account, output_paths, render_batch_script
 from hpc_adapters.slurm.states import parse_state, state_name
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _INVALID_JOB = 2017
 _ALREADY_DONE = 2021
 _PERMISSION_DENIED = 2002
+#: libslurm errnos meaning "could not talk to slurmctld/slurmdbd" (slurm_errno.h).
+_COMMUNICATION = frozenset([*range(1001, 1005), *range(1800, 1804), *range(5000, 5006)])
+#: Controller in standby (2027, 2131) or slurmdbd unreachable (7000): try later.
+_BUSY = frozenset({2027, 2131, 7000})
 DEFAULT_ENVIRONMENT = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
@@ -57,7 +71,7 @@ def load_pyslurm(name: str = "pyslurm") -> ModuleType:
     except ImportError as exc:
         raise PyslurmUnavailable(
             f"the pyslurm adapter needs the 'pyslurm' package built for this host's Slurm"
-            f" (pyslurm X.Y.* for Slurm X.Y; PyPI has none for 22.05): {exc}"
+            f" (pyslurm X.Y.* for Slurm X.Y; deploy/install-pyslurm.sh builds it): {exc}"
         ) from exc
 
 
@@ -70,9 +84,14 @@ def job_description(
     environment: Mapping[str, str],
     getpwnam: Callable[[str], Any] = pwd.getpwnam,
 ) -> dict[str, Any]:
-    """Keyword arguments for ``pyslurm.JobSubmitDescription`` (pyslurm >= 23.2 names)."""
+    """Keyword arguments for ``pyslurm.JobSubmitDescription`` (pyslurm >= 22.5.3 names).
+
+    ``time_limit`` is an int: pyslurm 22.5 passes a digit *string* through to C
+    unconverted ("an integer is required").
+    """
     try:
         stdout, stderr = output_paths(spec)
+        account = job_account(spec)
         entry = getpwnam(login)
     except ValueError as exc:
         raise JobRejectedError(str(exc)) from exc
@@ -89,7 +108,7 @@ def job_description(
         "nodes": 1,
         "cpus_per_task": spec.cpus,
         "memory_per_node": f"{spec.memory_mb}M",
-        "time_limit": str(spec.time_limit_minutes),
+        "time_limit": spec.time_limit_minutes,
         "is_requeueable": False,
         "environment": env,
         "user_id": entry.pw_uid,
@@ -97,8 +116,8 @@ def job_description(
     }
     if spec.partition:
         desc["partitions"] = spec.partition
-    if spec.account:
-        desc["account"] = spec.account
+    if account:
+        desc["account"] = account
     return desc
 
 
@@ -169,11 +188,36 @@ def _errno(exc: BaseException) -> int | None:
     return _int(getattr(exc, "errno", None))
 
 
+def transient_error(exc: BaseException, what: str) -> TransientHpcError | None:
+    """The transient error a libslurm failure stands for, or None if it is not transient."""
+    code = _errno(exc)
+    if code in _COMMUNICATION:
+        return TransportError(f"{what}: cannot reach Slurm: {exc}")
+    if code in _BUSY:
+        return SchedulerBusyError(f"{what}: Slurm is not answering: {exc}")
+    return None
+
+
+def slurm_release(module: Any) -> str:
+    """The libslurm release pyslurm was built for, e.g. ``22.05.8`` (``?`` if unknown)."""
+    api = getattr(module, "slurm_api_version", None)
+    version = api() if callable(api) else None
+    if isinstance(version, tuple) and len(version) == 3:
+        major, minor, micro = version
+        return f"{major}.{minor:02d}.{micro}"
+    return "?"
+
+
 # -------------------------------------------------------------- adapter ----
 
 
 class PyslurmAdapter:
-    """EXPERIMENTAL :class:`~hpc_adapters.base.SchedulerAdapter` over libslurm (see module)."""
+    """EXPERIMENTAL :class:`~hpc_adapters.base.SchedulerAdapter` over libslurm (see module).
+
+    ``on_call`` is told the name of every libslurm round trip (``submit``,
+    ``jobs``, ``db.jobs``, ``cancel``, ``config``), as the SSH pool reports
+    its commands: tests count scheduler calls with it.
+    """
 
     experimental = True
 
@@ -185,18 +229,36 @@ class PyslurmAdapter:
         module: ModuleType | Any | None = None,
         base_environment: Mapping[str, str] | None = None,
         getpwnam: Callable[[str], Any] = pwd.getpwnam,
+        on_call: Callable[[str], None] | None = None,
     ) -> None:
         self.site = site
         self.files_factory = files_factory
         self.slurm = module if module is not None else load_pyslurm()
         self.base_environment = dict(base_environment or DEFAULT_ENVIRONMENT)
         self._getpwnam = getpwnam
+        self._on_call = on_call
         self._rpc_error: type[BaseException] = getattr(self.slurm, "RPCError", RuntimeError)
 
+    def _call(self, verb: str, fn: Callable[[], T]) -> T:
+        """One libslurm round trip; transient failures become the tree's transient errors.
+
+        Other RPC errors propagate for the caller to classify.
+        """
+        if self._on_call is not None:
+            self._on_call(verb)
+        try:
+            return fn()
+        except self._rpc_error as exc:
+            transient = transient_error(exc, verb)
+            if transient is not None:
+                raise transient from exc
+            raise
+
     def submit(self, spec: JobSpec, identity: HpcIdentity) -> str:
+        """Submit as ``identity`` (``user_id``/``group_id``: needs root or SlurmUser)."""
         desc = job_description(spec, identity.login, self.base_environment, self._getpwnam)
         try:
-            job_id = self.slurm.JobSubmitDescription(**desc).submit()
+            job_id = self._call("submit", lambda: self.slurm.JobSubmitDescription(**desc).submit())
         except self._rpc_error as exc:
             if _errno(exc) == _PERMISSION_DENIED:
                 raise AuthenticationError(
@@ -207,15 +269,16 @@ class PyslurmAdapter:
 
     def _live(self) -> list[JobStatus]:
         try:
-            jobs = self.slurm.Jobs.load()
+            jobs = self._call("jobs", self.slurm.Jobs.load)
         except self._rpc_error as exc:
             raise SchedulerBusyError(f"slurmctld did not answer: {exc}") from exc
         return [job_status(j) for j in jobs.values()]
 
     def _accounting(self, job_ids: Sequence[str]) -> list[Any]:
+        db = self.slurm.db
+        filt = db.JobFilter(ids=[int(j) for j in job_ids])
         try:
-            filt = self.slurm.db.JobFilter(ids=[int(j) for j in job_ids])
-            return list(self.slurm.db.Jobs.load(filt).values())
+            return list(self._call("db.jobs", lambda: db.Jobs.load(filt)).values())
         except self._rpc_error as exc:
             raise SchedulerBusyError(f"slurmdbd did not answer: {exc}") from exc
 
@@ -236,16 +299,22 @@ class PyslurmAdapter:
         return [s for s in self._live() if s.name == name]
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
-        """Cancel (as the gateway process; see module doc). pyslurm hides unknown ids,
-        so the controller and then accounting are asked first."""
+        """Cancel a job of ``identity``. The process may cancel anyone's job, so the
+        owner is checked first; pyslurm hides unknown ids, so the controller and then
+        accounting are asked before the cancel."""
         if not valid_job_id(job_id):
             raise InvalidJobError(f"not a Slurm job id: {job_id!r}")
-        if not any(s.job_id == job_id for s in self._live()):
+        live = next((s for s in self._live() if s.job_id == job_id), None)
+        if live is None:
             if self._accounting([job_id]):
                 return  # ended and purged: nothing to do
             raise InvalidJobError(f"Slurm does not know job {job_id}")
+        if live.user is not None and live.user != identity.login:
+            raise AuthenticationError(f"job {job_id} does not belong to {identity.login}")
+        if not live.state.active:
+            return
         try:
-            self.slurm.Job(int(job_id)).cancel()
+            self._call("cancel", lambda: self.slurm.Job(int(job_id)).cancel())
         except self._rpc_error as exc:
             code = _errno(exc)
             if code in (_ALREADY_DONE, _INVALID_JOB):
@@ -265,9 +334,11 @@ class PyslurmAdapter:
         return self.files_factory(identity)
 
     def check(self) -> dict[str, str]:
+        """Versions, and the controller's job count (one ``jobs`` RPC: raises if down)."""
         return {
             "site": self.site,
             "transport": "pyslurm (experimental)",
+            "slurm_release": slurm_release(self.slurm),
             "pyslurm_version": str(getattr(self.slurm, "__version__", "?")),
             "jobs_in_controller": str(len(self._live())),
         }

@@ -9,8 +9,12 @@ N jobs". The SSH kind logs in to the dev cluster's sshd (127.0.0.1:2222) with
 certificates signed by the dev CA, monitors as ``HPCGW_SSH_SERVICE_USER``
 (default ``bob``: the ``hpcgw`` account has no login shell there) and keeps
 workspaces under ``<work root>/ssh`` (mode 1777: users create their own
-directories over SFTP). pyslurm cannot run against Slurm 22.05 (no matching
-pyslurm), so it is not a kind here.
+directories over SFTP). The pyslurm kind runs libslurm in this process (as
+root, which may submit as alice) and counts RPCs; it is skipped when pyslurm
+is not installed (``deploy/install-pyslurm.sh``) unless
+``HPCGW_REQUIRE_PYSLURM=1``. libslurm reads the host's slurm.conf once per
+process, so it has no "unreachable" variant here
+(``tests/integration/test_pyslurm_adapter.py`` covers that in a subprocess).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import pytest
 
 from hpc_adapters.base import HpcIdentity, SchedulerAdapter, WorkspaceFiles
 from hpc_adapters.localfs import LocalWorkspace
+from hpc_adapters.pyslurm_adapter import PyslurmAdapter, PyslurmUnavailable
 from hpc_adapters.slurmrest import MintingTokenSource, SlurmRestAdapter
 from hpc_adapters.ssh import CertificateSigner, SshAdapter, SshPool
 from tests.conftest import JWT_KEY, SLURMRESTD, WORK_ROOT
@@ -127,9 +132,22 @@ def make_ssh(target: str = f"{SSH_HOST}:{SSH_PORT}") -> AdapterUnderTest:
     return AdapterUnderTest("ssh", adapter, requests=seen, work_root=SSH_WORK_ROOT)
 
 
+def make_pyslurm(_target: str = "") -> AdapterUnderTest:
+    """PyslurmAdapter in this process (libslurm uses the host's slurm.conf), counting RPCs."""
+    seen: list[str] = []
+    try:
+        adapter = PyslurmAdapter("dev", local_files, on_call=seen.append)
+    except PyslurmUnavailable as exc:
+        if os.environ.get("HPCGW_REQUIRE_PYSLURM") == "1":
+            raise
+        pytest.skip(f"pyslurm not installed: {exc}")
+    return AdapterUnderTest("pyslurm", adapter, requests=seen)
+
+
 FACTORIES: dict[str, Callable[[str], AdapterUnderTest]] = {
     "slurmrest": make_slurmrest,
     "ssh": make_ssh,
+    "pyslurm": make_pyslurm,
 }
 ADAPTER_KINDS = list(FACTORIES)
 #: Where each kind's factory points for the dev cluster (default: the slurmrestd URL).
@@ -148,7 +166,7 @@ def adapter_under_test(request: pytest.FixtureRequest, cluster: str) -> Iterator
     under_test.close()
 
 
-@pytest.fixture(params=ADAPTER_KINDS)
+@pytest.fixture(params=list(UNREACHABLE))
 def unreachable_adapter(request: pytest.FixtureRequest) -> Iterator[AdapterUnderTest]:
     """Each adapter kind, pointed at a site where nothing answers."""
     under_test = FACTORIES[request.param](UNREACHABLE[request.param])

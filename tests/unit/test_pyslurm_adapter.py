@@ -1,5 +1,6 @@
-"""The EXPERIMENTAL pyslurm adapter's translation logic, with plain objects standing in
-for pyslurm (which cannot be installed for Slurm 22.05: PyPI's pyslurm targets 25.11)."""
+"""The EXPERIMENTAL pyslurm adapter's translation and error logic, with plain objects
+standing in for pyslurm; the real library runs in the contract suite
+(tests/integration/adapters.py) once deploy/install-pyslurm.sh has built it."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def passwd(login: str) -> Any:
 
 
 def test_missing_pyslurm_is_a_clear_transport_error() -> None:
-    with pytest.raises(PyslurmUnavailable, match=r"PyPI has none for 22\.05") as info:
+    with pytest.raises(PyslurmUnavailable, match=r"install-pyslurm\.sh builds it") as info:
         load_pyslurm("pyslurm_that_is_not_installed")
     assert isinstance(info.value, TransportError)
 
@@ -66,7 +67,7 @@ def test_job_description() -> None:
         "nodes": 1,
         "cpus_per_task": 4,
         "memory_per_node": "2048M",
-        "time_limit": "30",
+        "time_limit": 30,
         "is_requeueable": False,
         "environment": {"HOME": "/w/1", "PATH": "/bin", "X": "1"},
         "user_id": 1001,
@@ -78,6 +79,8 @@ def test_job_description() -> None:
         job_description(spec, "mallory", {}, passwd)
     with pytest.raises(JobRejectedError, match="not inside"):
         job_description(JobSpec("j", "true", "/w", stdout="/etc/x"), "alice", {}, passwd)
+    with pytest.raises(JobRejectedError, match="not a Slurm account name"):
+        job_description(JobSpec("j", "true", "/w", account="gep,root"), "alice", {}, passwd)
 
 
 @pytest.mark.parametrize(
@@ -161,6 +164,7 @@ def fake_pyslurm(live: list[Any], db: list[Any], submit: Any = 99) -> Any:
 
     return SimpleNamespace(
         __version__="25.11.0",
+        slurm_api_version=lambda: (25, 11, 1),
         RPCError=RPCError,
         JobSubmitDescription=Desc,
         Job=Job,
@@ -173,21 +177,31 @@ def fake_pyslurm(live: list[Any], db: list[Any], submit: Any = 99) -> Any:
     )
 
 
-def adapter(module: Any) -> PyslurmAdapter:
-    return PyslurmAdapter("p", lambda identity: None, module=module, getpwnam=passwd)  # type: ignore[arg-type,return-value]
+def adapter(module: Any, calls: list[str] | None = None) -> PyslurmAdapter:
+    return PyslurmAdapter(
+        "p",
+        lambda identity: None,  # type: ignore[arg-type,return-value]
+        module=module,
+        getpwnam=passwd,
+        on_call=None if calls is None else calls.append,
+    )
 
 
 def test_adapter_submit_status_cancel_usage() -> None:
     live = [
-        SimpleNamespace(id=1, state="RUNNING", name="a"),
-        SimpleNamespace(id=2, state="PENDING"),
+        SimpleNamespace(id=1, state="RUNNING", name="a", user_name="alice"),
+        SimpleNamespace(id=2, state="PENDING", user_name="bob"),
     ]
     db = [SimpleNamespace(id=3, state="COMPLETED", exit_code=0, cpus=1, elapsed_time=5)]
     slurm = fake_pyslurm(live, db)
-    pys = adapter(slurm)
+    calls: list[str] = []
+    pys = adapter(slurm, calls)
     assert pys.submit(JobSpec("j", "true", "/w"), ALICE) == "99"
     assert slurm.submitted[0]["user_id"] == 1001
+    assert calls == ["submit"]
+    calls.clear()
     got = pys.statuses(["1", "2", "3", "4", "x"])
+    assert calls == ["jobs", "db.jobs"]  # one controller call, one accounting call
     assert {k: v.state for k, v in got.items()} == {
         "1": S.RUNNING,
         "2": S.PENDING,
@@ -196,12 +210,15 @@ def test_adapter_submit_status_cancel_usage() -> None:
     assert [s.job_id for s in pys.find_by_name("a")] == ["1"]
     pys.cancel("1", ALICE)
     assert slurm.cancelled == [1]
+    with pytest.raises(AuthenticationError, match="does not belong to alice"):
+        pys.cancel("2", ALICE)  # bob's: the process could, the adapter must not
     pys.cancel("3", ALICE)  # ended and purged: no-op
     with pytest.raises(InvalidJobError):
         pys.cancel("4", ALICE)  # pyslurm would hide this: the adapter asks first
     assert slurm.cancelled == [1]
     assert set(pys.usages(["3", "4"])) == {"3"}
-    assert pys.check()["pyslurm_version"] == "25.11.0"
+    facts = pys.check()
+    assert (facts["pyslurm_version"], facts["slurm_release"]) == ("25.11.0", "25.11.1")
 
 
 def test_adapter_error_mapping() -> None:
@@ -217,5 +234,22 @@ def test_adapter_error_mapping() -> None:
         raise RPCError("Unable to contact slurm controller", 1001)
 
     down.Jobs = SimpleNamespace(load=boom)
-    with pytest.raises(SchedulerBusyError):
+    with pytest.raises(TransportError, match="cannot reach Slurm"):
         adapter(down).statuses(["1"])
+    unreachable = adapter(fake_pyslurm([], [], submit=RPCError("Unable to contact", 1800)))
+    with pytest.raises(TransportError):  # transient: the job is retried, not failed
+        unreachable.submit(JobSpec("j", "true", "/w"), ALICE)
+    standby = adapter(fake_pyslurm([], [], submit=RPCError("in standby mode", 2027)))
+    with pytest.raises(SchedulerBusyError):
+        standby.submit(JobSpec("j", "true", "/w"), ALICE)
+    account = adapter(fake_pyslurm([], [], submit=RPCError("Invalid account", 2045)))
+    with pytest.raises(JobRejectedError, match="Invalid account"):
+        account.submit(JobSpec("j", "true", "/w", account="ops"), ALICE)
+    db_down = fake_pyslurm([], [])
+
+    def db_boom(filt: Any) -> dict[int, Any]:
+        raise RPCError("Unable to connect to database", 7000)
+
+    db_down.db.Jobs = SimpleNamespace(load=db_boom)
+    with pytest.raises(SchedulerBusyError):
+        adapter(db_down).usages(["1"])

@@ -5,6 +5,7 @@ site settings that select the adapter."""
 from __future__ import annotations
 
 import base64
+import importlib.util
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,9 @@ def test_site_settings_select_the_ssh_adapter_without_connecting() -> None:
     assert isinstance(keyed.pool.credentials, KeyFileCredentials)  # type: ignore[attr-defined]
 
 
+@pytest.mark.skipif(
+    importlib.util.find_spec("pyslurm") is not None, reason="pyslurm is installed here"
+)
 def test_pyslurm_site_says_clearly_that_pyslurm_is_missing() -> None:
     with pytest.raises(TransportError, match="pyslurm"):
         build_adapter("p", SiteSettings(adapter="pyslurm"))
