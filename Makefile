@@ -43,13 +43,20 @@ unit: venv
 test-tools:
 	$(SUDO) bash deploy/install-test-tools.sh
 
-# pyslurm for this host's Slurm, from a cached wheel (first build: ~6 CPU-minutes;
-# cache ~/.cache/hpcgw-wheels in CI). Needs the cluster's libslurm-dev.
+# pyslurm for this host's Slurm, from a cached wheel (first build: minutes of CPU;
+# cache ~/.cache/hpcgw-wheels in CI). Needs libslurm-dev and the pyslurm source:
+# its GitHub tag by default (PyPI has no release for Slurm 22.05), or PYSLURM_SOURCE.
 pyslurm: venv cluster
 	bash deploy/install-pyslurm.sh $(BIN)/python
 
-test: venv cluster test-tools pyslurm
-	HPCGW_REQUIRE_CLUSTER=1 HPCGW_REQUIRE_PYSLURM=1 $(BIN)/python -m pytest -q
+# pyslurm is optional: where its source cannot be fetched (no GitHub access) the
+# pyslurm tests are skipped and say why; where it is installed they must pass.
+test: venv cluster test-tools
+	@timeout 1200 bash deploy/install-pyslurm.sh $(BIN)/python || \
+	  echo "[make test] pyslurm not installed (see above): the pyslurm adapter tests will be skipped"
+	HPCGW_REQUIRE_CLUSTER=1 \
+	HPCGW_REQUIRE_PYSLURM=$$($(BIN)/python -c 'import pyslurm' 2>/dev/null && echo 1 || echo 0) \
+	  $(BIN)/python -m pytest -q -rs
 
 BENCH_SIZE ?= full
 bench: venv cluster
