@@ -15,6 +15,7 @@ conditional UPDATEs (compare-and-set) rather than locks held across calls:
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -146,6 +147,67 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return created, job_id
 
 
+@functools.lru_cache(maxsize=256)
+def _listing_query(summary: bool, dialect: str, shape: frozenset[str]) -> sa.Select[Any]:
+    """Summaries (or full rows) newest first with the filters named in ``shape``.
+
+    Parameters: ``limit`` (page size + 1: the has-more probe) and those in
+    ``shape``. The owner's list walks ``ix_jobs_owner_created`` and the
+    admin's ``ix_jobs_created``; a ``created`` range narrows that walk. A
+    duration filter cannot use an index (it depends on the clock for running
+    jobs): it is checked on the rows the walk visits.
+    """
+    query = _SUMMARY_SELECT if summary else _FULL_SELECT
+    created = _t.c.created
+    if "owner_sub" in shape:
+        query = query.where(_t.c.owner_sub == sa.bindparam("owner_sub"))
+    if "process_ids" in shape:
+        query = query.where(_t.c.process_id.in_(sa.bindparam("process_ids", expanding=True)))
+    if "states" in shape:
+        query = query.where(_t.c.state.in_(sa.bindparam("states", expanding=True)))
+    if "created_start" in shape:
+        query = query.where(created >= sa.bindparam("created_start", type_=tables.UTCDateTime))
+    if "created_end" in shape:
+        query = query.where(created < sa.bindparam("created_end", type_=tables.UTCDateTime))
+    if "now" in shape:
+        query = query.where(*_duration_clauses(dialect, "min_ms" in shape, "max_ms" in shape))
+    if "after_created" in shape:
+        after = sa.bindparam("after_created", type_=tables.UTCDateTime)
+        query = query.where(
+            sa.or_(
+                created < after,
+                sa.and_(created == after, _t.c.id < sa.bindparam("after_id")),
+            )
+        )
+    return query.order_by(*_NEWEST_FIRST).limit(sa.bindparam("limit", type_=sa.Integer))
+
+
+def _duration_clauses(dialect: str, low: bool, high: bool) -> list[sa.ColumnElement[bool]]:
+    """Run duration in ``[min_ms, max_ms]`` (parameters; ``now`` is the request's time).
+
+    Duration is ``finished - started``, or ``now - started`` while the job
+    runs; NULL (no match) when it never started. Milliseconds, rounded, so a
+    job that ran exactly 10 s matches ``minDuration=10`` on every backend.
+    """
+    end = sa.func.coalesce(_t.c.finished, sa.bindparam("now", type_=tables.UTCDateTime))
+    run_ms: sa.ColumnElement[Any]
+    if dialect == "sqlite":
+        # julianday() is exact to the millisecond; SQLite has no interval type
+        run_ms = sa.func.round(
+            (sa.func.julianday(end) - sa.func.julianday(_t.c.started)) * 86_400_000.0
+        )
+    elif dialect == "postgresql":
+        run_ms = sa.func.round(sa.extract("epoch", end - _t.c.started) * 1000)
+    else:
+        raise NotImplementedError(f"duration filters are not implemented for {dialect}")
+    clauses: list[sa.ColumnElement[bool]] = [_t.c.started.is_not(None)]
+    if low:
+        clauses.append(run_ms >= sa.bindparam("min_ms", type_=sa.BigInteger))
+    if high:
+        clauses.append(run_ms <= sa.bindparam("max_ms", type_=sa.BigInteger))
+    return clauses
+
+
 class JobStore:
     """Job rows on any SQLAlchemy engine (SQLite WAL by default, PostgreSQL in production)."""
 
@@ -227,11 +289,11 @@ class JobStore:
         Cost does not grow with depth. Filters as in :meth:`summaries`; use that
         for listings, this where the whole job (inputs, results...) is needed.
         """
-        query = self._listing(
-            _FULL_SELECT, owner_sub, process_ids, states, created, duration, limit, cursor
+        query, params = self._listing(
+            False, owner_sub, process_ids, states, created, duration, limit, cursor
         )
         with self._reading() as conn:
-            rows = conn.execute(query).mappings().all()
+            rows = conn.execute(query, params).mappings().all()
         jobs = [_row_to_job(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit and jobs:
@@ -256,18 +318,11 @@ class JobStore:
         Every given filter must match: owner, process ids, states, ``created``
         in the range, run duration in the range.
         """
-        query = self._listing(
-            _SUMMARY_SELECT,
-            owner_sub,
-            process_ids,
-            states,
-            created,
-            duration,
-            limit,
-            cursor,
+        query, params = self._listing(
+            True, owner_sub, process_ids, states, created, duration, limit, cursor
         )
         with self._reading() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(query, params).all()
         jobs = [_row_to_summary(r) for r in rows[:limit]]
         next_cursor = None
         if len(rows) > limit and jobs:
@@ -276,7 +331,7 @@ class JobStore:
 
     def _listing(
         self,
-        query: sa.Select[Any],
+        summary: bool,
         owner_sub: str | None,
         process_ids: Sequence[str],
         states: Iterable[JobState],
@@ -284,60 +339,36 @@ class JobStore:
         duration: DurationRange | None,
         limit: int,
         cursor: str | None,
-    ) -> sa.Select[Any]:
-        """``query`` filtered, after ``cursor``, newest first, ``limit + 1`` rows (has-more probe).
+    ) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """The listing query for these filters, and its parameters.
 
-        The owner's list walks ``ix_jobs_owner_created`` and the admin's
-        ``ix_jobs_created``; a ``created`` range narrows that walk. A duration
-        filter cannot use an index (it depends on the clock for running jobs):
-        it is checked on the rows the walk visits.
+        The query's *shape* (which filters are present) is built once and
+        cached (:func:`_listing_query`); the values travel as bound parameters,
+        so a request does not rebuild the statement. A malformed ``cursor``
+        raises ValueError.
         """
+        params: dict[str, Any] = {"limit": limit + 1}
         if owner_sub is not None:
-            query = query.where(_t.c.owner_sub == owner_sub)
+            params["owner_sub"] = owner_sub
         if process_ids:
-            query = query.where(_t.c.process_id.in_(list(process_ids)))
-        state_values = [s.value for s in states]
+            params["process_ids"] = list(process_ids)
+        state_values = sorted(s.value for s in states)
         if state_values:
-            query = query.where(_t.c.state.in_(state_values))
-        if created is not None:
-            if created.start is not None:
-                query = query.where(_t.c.created >= created.start)
-            if created.end is not None:
-                query = query.where(_t.c.created < created.end)
+            params["states"] = state_values
+        if created is not None and created.start is not None:
+            params["created_start"] = created.start
+        if created is not None and created.end is not None:
+            params["created_end"] = created.end
         if duration is not None:
-            query = query.where(*self._duration_clauses(duration))
+            params["now"] = utcnow()
+            if duration.min_seconds is not None:
+                params["min_ms"] = duration.min_seconds * 1000
+            if duration.max_seconds is not None:
+                params["max_ms"] = duration.max_seconds * 1000
         if cursor:
-            after, job_id = decode_cursor(cursor)
-            query = query.where(
-                sa.or_(_t.c.created < after, sa.and_(_t.c.created == after, _t.c.id < job_id))
-            )
-        return query.order_by(*_NEWEST_FIRST).limit(limit + 1)
-
-    def _duration_clauses(self, duration: DurationRange) -> list[sa.ColumnElement[bool]]:
-        """SQL conditions for a run-duration range, in whole milliseconds.
-
-        Duration is ``finished - started``, or ``now - started`` while the job
-        runs; NULL (no match) when it never started. Milliseconds, rounded, so
-        a job that ran exactly 10 s matches ``minDuration=10`` on every backend.
-        """
-        end = sa.func.coalesce(_t.c.finished, sa.literal(utcnow(), tables.UTCDateTime))
-        dialect = self.engine.dialect.name
-        run_ms: sa.ColumnElement[Any]
-        if dialect == "sqlite":
-            # julianday() is exact to the millisecond; SQLite has no interval type
-            run_ms = sa.func.round(
-                (sa.func.julianday(end) - sa.func.julianday(_t.c.started)) * 86_400_000.0
-            )
-        elif dialect == "postgresql":
-            run_ms = sa.func.round(sa.extract("epoch", end - _t.c.started) * 1000)
-        else:
-            raise NotImplementedError(f"duration filters are not implemented for {dialect}")
-        clauses: list[sa.ColumnElement[bool]] = [_t.c.started.is_not(None)]
-        if duration.min_seconds is not None:
-            clauses.append(run_ms >= duration.min_seconds * 1000)
-        if duration.max_seconds is not None:
-            clauses.append(run_ms <= duration.max_seconds * 1000)
-        return clauses
+            params["after_created"], params["after_id"] = decode_cursor(cursor)
+        shape = frozenset(params) - {"limit"}
+        return _listing_query(summary, self.engine.dialect.name, shape), params
 
     # -- state changes ------------------------------------------------------
 
