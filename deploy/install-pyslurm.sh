@@ -7,8 +7,9 @@
 # releases (none for Debian 12's Slurm 22.05), so the matching release is built
 # from source (Cython, against libslurm-dev) ONCE and kept as a wheel in
 # $HPCGW_WHEEL_CACHE (default ~/.cache/hpcgw-wheels/slurm-<version>/); later
-# runs install that wheel in seconds. CI should cache that directory: a cold
-# build takes ~6 CPU-minutes.
+# runs install that wheel in seconds. The C code Cython generates is compiled
+# with -O0 by default (PYSLURM_CFLAGS): ~65 CPU-seconds instead of ~6 CPU-minutes
+# at -O2, and the wrapper's own speed does not matter next to its RPCs.
 #
 # Overrides: PYSLURM_VERSION (e.g. 22.5.3), PYSLURM_SOURCE (anything `pip wheel`
 # accepts: a local checkout, a tarball, a git URL; default: the GitHub tag),
@@ -76,7 +77,7 @@ if [ -z "$wheel" ]; then
     source="${PYSLURM_SOURCE:-git+https://github.com/PySlurm/pyslurm@v$version}"
     log "building pyslurm $version for Slurm $slurm_version from $source (takes minutes)"
     start=$(date +%s)
-    SLURM_INCLUDE_DIR=/usr/include SLURM_LIB_DIR="$libdir" \
+    CFLAGS="${PYSLURM_CFLAGS:--O0 -g0}" SLURM_INCLUDE_DIR=/usr/include SLURM_LIB_DIR="$libdir" \
         "$PYTHON" -m pip wheel -q --no-deps -w "$cache" "$source"
     log "built in $(($(date +%s) - start)) s"
     wheel=$(cached)
