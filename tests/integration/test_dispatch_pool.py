@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from gateway.app import Services, build_services
 from gateway.auth import Principal
+from gateway.jobs.records import NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.workflow.worker import Worker
 from tests.conftest import make_settings
@@ -102,3 +104,32 @@ def test_a_hanging_download_does_not_hold_up_other_jobs(unprobed: Services, gate
         dispatcher.close()
         services.jobs.dismiss(ALICE, slow.id)  # cancels its Slurm job: the input is no image
         services.jobs.dismiss(BOB, fast.id)
+
+
+def test_the_forwarded_token_is_not_kept_once_submitted(cluster: str, services: Services) -> None:
+    """Forward-mode jobs carry the user's token until submission, never after it.
+
+    (This site mints tokens, so the stored one is only carried, never presented.)
+    """
+    job_id = str(uuid.uuid4())
+    services.store.create(
+        NewJob(
+            id=job_id,
+            process_id="echo",
+            process_version="1.0.0",
+            owner=Owner(sub=ALICE.sub, username="alice", hpc_login="alice"),
+            site="dev",
+            inputs={"string_input": "token"},
+            forward_token="a-bearer-token",
+        )
+    )
+    assert services.store.get(job_id).extra == {"forward_token": "a-bearer-token"}
+    worker = Worker.from_services(services)
+    try:
+        assert worker.dispatcher.run_once() == 1
+    finally:
+        worker.dispatcher.close()
+    queued = services.store.get(job_id)
+    assert queued.state is JobState.QUEUED, queued.message
+    assert "forward_token" not in queued.extra
+    services.jobs.dismiss(ALICE, job_id)
