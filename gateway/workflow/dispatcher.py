@@ -6,10 +6,14 @@ expires; the next claim re-runs the dispatch, first asking the scheduler
 whether a job with this job's name already exists, so a job is submitted once.
 Transient errors back off and retry; permanent ones fail the job.
 
-Submissions are I/O-bound (staging downloads, slurmrestd round trips), so the
-claimed jobs run in a small fixed thread pool: one slow submission does not
-hold up the others, nor -- with ``wait=False`` -- the worker's other stages.
-Each job costs three writes in the common case (claim, ``staging`` with its
+Submissions are I/O-bound (staging downloads, slurmrestd round trips), so they
+run in a small fixed thread pool: one slow submission does not hold up the
+others, nor -- with ``wait=False`` -- the worker's other stages. The pool does
+the I/O only; the job's state changes (``staging`` before, ``queued``, retry or
+failure after) are written by the thread that calls :meth:`Dispatcher.run_once`.
+So one thread per worker writes job states, and no write transaction waits for
+the GIL behind a busy pool (on SQLite that would stall the API's inserts). Each
+job costs three writes in the common case (claim, ``staging`` with its
 workspace, ``queued`` with its Slurm id); the row is not re-read in between.
 """
 
@@ -19,10 +23,9 @@ import contextlib
 import json
 import logging
 import posixpath
-import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +43,41 @@ from processes.registry import ProcessRegistry
 from processes.runtime import INPUTS_FILE, OUTPUTS_DIR
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The job is in Slurm under ``scheduler_id``."""
+
+    scheduler_id: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A transient error: back off and try again."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A permanent error: the job fails with ``detail`` (HTTP-like ``status``)."""
+
+    detail: str
+    status: int = 500
+
+
+Outcome = Submitted | Retry | Failed
+
+
+@dataclass
+class _InFlight:
+    """A claimed job whose submission runs in the pool."""
+
+    job: Job
+    workspace: str
+    extra: dict[str, Any]
+    future: Future[Outcome] = field(repr=False)
 
 
 class Dispatcher:
@@ -67,124 +105,94 @@ class Dispatcher:
         self.lease_seconds = lease_seconds
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
-        self._inflight: dict[str, Future[None]] = {}
-        self._lock = threading.Lock()
+        self._inflight: dict[str, _InFlight] = {}
 
     def run_once(self, wait: bool = True) -> int:
-        """Claim due jobs (up to ``batch`` in flight) and dispatch them in the pool.
+        """Record finished submissions, then claim due jobs and start their submissions
+        in the pool; returns how many jobs were claimed.
 
-        With ``wait`` (tests, one-shot cycles) returns once every dispatch in
-        flight has ended; without, returns at once and the next call claims only
-        as many as there is room for. Returns how many jobs were claimed.
+        Only as many jobs are claimed as the pool can start now (at most ``batch``):
+        claimed jobs do not wait in a queue holding leases, and each claim is a
+        short transaction. With ``wait`` (tests, one-shot cycles) every
+        submission has ended and been recorded when it returns; without, the next
+        call records them.
         """
-        with self._lock:
-            self._inflight = {k: f for k, f in self._inflight.items() if not f.done()}
-            room = self.batch - len(self._inflight)
+        self._settle()
+        room = min(self.batch, self.threads) - len(self._inflight)
         jobs: list[Job] = []
         if room > 0:
             jobs = self.store.claim(
                 self.worker_id, [JobState.ACCEPTED, JobState.STAGING], room, self.lease_seconds
             )
         for job in jobs:
-            with contextlib.suppress(LookupError):  # built here, not by racing pool threads
-                self.sites.adapter(job.site)
-            future = self._executor().submit(self.dispatch, job)
-            future.add_done_callback(_log_crash(job.id))
-            with self._lock:
-                self._inflight[job.id] = future
+            self._start(job)
         if wait:
             self.drain()
         return len(jobs)
 
     def drain(self) -> None:
-        """Wait until every dispatch in flight has ended."""
-        with self._lock:
-            pending = list(self._inflight.values())
-        wait_all(pending)
+        """Wait for every submission under way, and record them."""
+        wait_all([f.future for f in self._inflight.values()])
+        self._settle()
 
     def close(self) -> None:
-        """Finish the dispatches under way; queued ones are given back (lease released)."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-            queued = [job_id for job_id, f in self._inflight.items() if f.cancel()]
+        """Finish and record the submissions under way; give back the ones not started."""
+        pool, self._pool = self._pool, None
+        not_started = [k for k, f in self._inflight.items() if f.future.cancel()]
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        for job_id in queued:
+        for job_id in not_started:
+            del self._inflight[job_id]
             self.store.release(job_id)
-
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hpcgw-submit")
-            return self._pool
+        self._settle()
 
     def dispatch(self, job: Job) -> None:
-        """Stage and submit one claimed job; errors back off or fail the job, never raise."""
-        resumed = job.state is JobState.STAGING
+        """Stage and submit one claimed job in the calling thread (no pool)."""
+        started = self._begin(job)
+        if started is not None:
+            workspace, extra = started
+            self._apply(job, workspace, extra, self._submit_safely(job, workspace, extra))
+
+    # -- the calling thread: every job state change ----------------------------
+
+    def _start(self, job: Job) -> None:
+        started = self._begin(job)
+        if started is None:
+            return
+        workspace, extra = started
+        with contextlib.suppress(LookupError):  # built here, not by racing pool threads
+            self.sites.adapter(job.site)
+        future = self._executor().submit(self._submit_safely, job, workspace, extra)
+        self._inflight[job.id] = _InFlight(job, workspace, extra, future)
+
+    def _begin(self, job: Job) -> tuple[str, dict[str, Any]] | None:
+        """``staging`` (unless resumed); None when the job was dismissed meanwhile."""
         workspace = workspace_for(self.sites.settings(job.site), job.id)
-        if not resumed and not self.store.transition(
+        if job.state is not JobState.STAGING and not self.store.transition(
             job.id, JobState.STAGING, message="Staging inputs", progress=0, workspace=workspace
         ):
-            return  # dismissed meanwhile
-        extra = dict(job.extra)
-        try:
-            scheduler_id = self._submit(
-                job, workspace, extra, check_existing=resumed or job.attempts > 0
-            )
-        except TransientHpcError as exc:
-            self.retry.defer(job, exc.detail)
-            return
-        except PermanentHpcError as exc:
-            fail_job(self.store, job, f"Submission to the cluster failed: {exc.detail}")
-            return
-        except StagingError as exc:
-            if exc.transient:
-                self.retry.defer(job, exc.detail)
-            else:
-                fail_job(self.store, job, f"Input staging failed: {exc.detail}", status=400)
-            return
-        self._record_submission(job, scheduler_id, workspace, extra)
+            return None
+        return workspace, dict(job.extra)
 
-    def _submit(self, job: Job, workspace: str, extra: dict[str, Any], check_existing: bool) -> str:
-        """Workspace, staged inputs and ``inputs.json``, then the Slurm job; its id.
+    def _settle(self) -> None:
+        """Record the outcome of every finished submission."""
+        done = [k for k, f in self._inflight.items() if f.future.done()]
+        for job_id in done:
+            flight = self._inflight.pop(job_id)
+            try:
+                outcome = flight.future.result()
+            except Exception as exc:  # a bug, or the database gone: the lease will expire
+                log.error("job %s: dispatch crashed (%s)", job_id, type(exc).__name__, exc_info=exc)
+                continue
+            self._apply(flight.job, flight.workspace, flight.extra, outcome)
 
-        ``extra`` (the job's, as claimed) gains the staged inputs' summary.
-        """
-        adapter = self.sites.adapter(job.site)
-        if check_existing:
-            existing = adapter.find_by_name(job_name(job.id))
-            if existing:
-                log.info("job %s: found existing Slurm job %s", job.id, existing[0].job_id)
-                return existing[0].job_id
-        site = self.sites.settings(job.site)
-        process = self.registry.get(job.process_id)
-        identity = HpcIdentity(login=job.owner.hpc_login, token=job.extra.get("forward_token"))
-        files = adapter.files(identity)
-        files.mkdir(workspace)
-        files.mkdir(posixpath.join(workspace, OUTPUTS_DIR))
-        inputs = self.stager.stage(job.inputs, files, workspace, self._heartbeat(job))
-        payload = json.dumps({"job_id": job.id, "inputs": inputs}, indent=1).encode()
-        files.write_bytes(posixpath.join(workspace, INPUTS_FILE), payload)
-        summary = staged_summary(inputs)
-        if summary:
-            # recorded before submitting: a resumed dispatch that finds the Slurm job keeps it
-            extra["staged_inputs"] = summary
-            self.store.update(job.id, extra=extra)
-        return adapter.submit(job_spec(job, process, site, workspace), identity)
-
-    def _heartbeat(self, job: Job) -> Heartbeat:
-        """Renews the job's lease during long downloads (so no other worker takes it over)."""
-
-        def beat(fetched: int) -> None:
-            until = datetime.now(UTC) + timedelta(seconds=self.lease_seconds)
-            self.store.update(
-                job.id,
-                only_if_state=JobState.STAGING,
-                lease_until=until,
-                message=f"Staging inputs: {fetched / 2**20:.0f} MiB fetched",
-            )
-
-        return beat
+    def _apply(self, job: Job, workspace: str, extra: dict[str, Any], outcome: Outcome) -> None:
+        if isinstance(outcome, Submitted):
+            self._record_submission(job, outcome.scheduler_id, workspace, extra)
+        elif isinstance(outcome, Retry):
+            self.retry.defer(job, outcome.detail)
+        else:
+            fail_job(self.store, job, outcome.detail, status=outcome.status)
 
     def _record_submission(
         self, job: Job, scheduler_id: str, workspace: str, extra: dict[str, Any]
@@ -216,16 +224,68 @@ class Dispatcher:
         log.info("job %s was dismissed during submission; cancelling %s", job.id, scheduler_id)
         self.store.update(job.id, scheduler_job_id=scheduler_id, cancel_pending=True)
 
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="hpcgw-submit")
+        return self._pool
 
-def _log_crash(job_id: str) -> Callable[[Future[None]], None]:
-    """A done-callback logging what escaped :meth:`Dispatcher.dispatch` (a bug, or the
-    database gone); the job keeps its lease and is taken up again when it expires."""
+    # -- the pool: I/O only -------------------------------------------------------
 
-    def done(future: Future[None]) -> None:
-        if future.cancelled():
-            return
-        exc = future.exception()
-        if exc is not None:
-            log.error("job %s: dispatch crashed (%s)", job_id, type(exc).__name__, exc_info=exc)
+    def _submit_safely(self, job: Job, workspace: str, extra: dict[str, Any]) -> Outcome:
+        """:meth:`_submit`, its errors turned into what the job's record should say."""
+        resumed = job.state is JobState.STAGING
+        try:
+            return Submitted(
+                self._submit(job, workspace, extra, check_existing=resumed or job.attempts > 0)
+            )
+        except TransientHpcError as exc:
+            return Retry(exc.detail)
+        except PermanentHpcError as exc:
+            return Failed(f"Submission to the cluster failed: {exc.detail}")
+        except StagingError as exc:
+            if exc.transient:
+                return Retry(exc.detail)
+            return Failed(f"Input staging failed: {exc.detail}", status=400)
 
-    return done
+    def _submit(self, job: Job, workspace: str, extra: dict[str, Any], check_existing: bool) -> str:
+        """Workspace, staged inputs and ``inputs.json``, then the Slurm job; its id.
+
+        ``extra`` (the job's, as claimed) gains the staged inputs' summary, which
+        is also stored before submitting (a rare write from the pool: only jobs
+        with staged references), so a resumed dispatch that finds the Slurm job
+        keeps it.
+        """
+        adapter = self.sites.adapter(job.site)
+        if check_existing:
+            existing = adapter.find_by_name(job_name(job.id))
+            if existing:
+                log.info("job %s: found existing Slurm job %s", job.id, existing[0].job_id)
+                return existing[0].job_id
+        site = self.sites.settings(job.site)
+        process = self.registry.get(job.process_id)
+        identity = HpcIdentity(login=job.owner.hpc_login, token=job.extra.get("forward_token"))
+        files = adapter.files(identity)
+        files.mkdir(workspace)
+        files.mkdir(posixpath.join(workspace, OUTPUTS_DIR))
+        inputs = self.stager.stage(job.inputs, files, workspace, self._heartbeat(job))
+        payload = json.dumps({"job_id": job.id, "inputs": inputs}, indent=1).encode()
+        files.write_bytes(posixpath.join(workspace, INPUTS_FILE), payload)
+        summary = staged_summary(inputs)
+        if summary:
+            extra["staged_inputs"] = summary
+            self.store.update(job.id, extra=extra)
+        return adapter.submit(job_spec(job, process, site, workspace), identity)
+
+    def _heartbeat(self, job: Job) -> Heartbeat:
+        """Renews the job's lease during long downloads (so no other worker takes it over)."""
+
+        def beat(fetched: int) -> None:
+            until = datetime.now(UTC) + timedelta(seconds=self.lease_seconds)
+            self.store.update(
+                job.id,
+                only_if_state=JobState.STAGING,
+                lease_until=until,
+                message=f"Staging inputs: {fetched / 2**20:.0f} MiB fetched",
+            )
+
+        return beat

@@ -16,6 +16,7 @@ from gateway.app import Services, build_services
 from gateway.auth import Principal
 from gateway.jobs.records import NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.worker import Worker
 from tests.conftest import make_settings
 
@@ -78,11 +79,15 @@ def unprobed(cluster: str, tmp_path: Path) -> Iterator[Services]:
     services.close()
 
 
-def wait_state(services: Services, job_id: str, state: JobState, timeout: float = 60) -> None:
+def cycle_until(
+    dispatcher: Dispatcher, services: Services, job_id: str, state: JobState, timeout: float = 60
+) -> None:
+    """Run the dispatcher's cycles, without waiting, as the worker does, until ``state``."""
     deadline = time.monotonic() + timeout
     while (job := services.store.get(job_id)).state is not state:
         assert time.monotonic() < deadline, f"{job_id} stuck in {job.state}: {job.message}"
         time.sleep(0.2)
+        dispatcher.run_once(wait=False)
 
 
 def test_a_hanging_download_does_not_hold_up_other_jobs(unprobed: Services, gate: Gate) -> None:
@@ -92,7 +97,7 @@ def test_a_hanging_download_does_not_hold_up_other_jobs(unprobed: Services, gate
     dispatcher = Worker.from_services(services).dispatcher
     try:
         assert dispatcher.run_once(wait=False) == 2  # both claimed; neither awaited
-        wait_state(services, fast.id, JobState.QUEUED)
+        cycle_until(dispatcher, services, fast.id, JobState.QUEUED)
         assert services.store.get(slow.id).state is JobState.STAGING
         assert dispatcher.run_once(wait=False) == 0  # the hanging one is not taken twice
         gate.open.set()
