@@ -282,6 +282,11 @@ class WorkerSettings(BaseModel):
     #: Between polls, how often new jobs are claimed and ended ones finalised (DB only).
     dispatch_poll_seconds: float = 0.05
     dispatch_batch: int = 20
+    #: Submissions (staging, slurmrestd/SSH) run in this many threads at most.
+    submit_threads: int = Field(default=4, ge=1, le=32)
+    #: CPU priority of the worker's threads (Linux nice, 0-19): under contention the
+    #: API answering users goes first. 0 keeps the process's own priority.
+    nice: int = Field(default=10, ge=0, le=19)
     lease_seconds: float = 120.0
     #: Transient-error retries before a job is failed.
     max_attempts: int = 8

@@ -87,6 +87,8 @@ class Worker:
     fast_interval: float = 0.05
     #: Further stages run after the others each cycle (e.g. accounting usage reads).
     extra_stages: list[Callable[[], int]] = field(default_factory=list)
+    #: Nice value :meth:`run_forever` runs at (0: unchanged); see :func:`lower_priority`.
+    nice: int = 0
 
     @classmethod
     def from_services(cls, services: Services, worker_id: str | None = None) -> Worker:
@@ -111,6 +113,7 @@ class Worker:
                 wid,
                 w.dispatch_batch,
                 w.lease_seconds,
+                threads=w.submit_threads,
             ),
             monitor=Monitor(
                 services.store,
@@ -133,6 +136,7 @@ class Worker:
             cleaner=Cleaner(services.store, services.jobs, services.sites, publisher),
             interval=w.poll_interval_seconds,
             fast_interval=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
+            nice=w.nice,
             extra_stages=[*([usage.run_once] if usage else []), notifier.run_once],
         )
 
@@ -164,6 +168,7 @@ class Worker:
     def run_forever(self, stop: threading.Event) -> None:
         """Full cycles every ``next_poll_delay()`` (one scheduler call per site), fast ones
         between; submissions run in the dispatcher's pool meanwhile."""
+        lower_priority(self.nice)
         log.info("worker started (cycle %.2fs, fast %.2fs)", self.interval, self.fast_interval)
         next_full = 0.0
         try:
@@ -181,6 +186,26 @@ class Worker:
         finally:
             self.dispatcher.close()
         log.info("worker stopped")
+
+
+def lower_priority(nice: int) -> None:
+    """Run the calling thread, and the threads it starts later, at nice value ``nice``.
+
+    On Linux a nice value belongs to a thread (and is inherited by the threads it
+    creates), so a worker thread inside an API process slows only itself. Under
+    CPU contention the API answering users then goes first: measured on the
+    2-core dev box (500 async executions), acceptance went from ~0.4x to ~1.1x
+    of raw slurmrestd submissions, for a few seconds more to run them all.
+    Never raises the priority; a refusal is logged, not fatal.
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+    except OSError as exc:
+        log.warning("worker: cannot lower its CPU priority to nice %d: %s", nice, exc)
 
 
 def start_background_worker(services: Services) -> tuple[threading.Thread, threading.Event]:

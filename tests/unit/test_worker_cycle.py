@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.app import Services, build_services
-from gateway.workflow.worker import Worker
+from gateway.workflow.worker import Worker, lower_priority
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.unit
@@ -35,3 +38,30 @@ def test_a_cycle_with_nothing_to_do_does_nothing(worker: Worker) -> None:
     assert worker.run_once() == 0
     assert worker.run_fast() == 0
     worker.dispatcher.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux")
+def test_only_the_worker_threads_run_at_a_lower_priority() -> None:
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: dict[str, int] = {}
+
+    def child() -> None:
+        seen["pool"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def worker() -> None:
+        lower_priority(max(main_before, 0) + 3)
+        seen["worker"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        started = threading.Thread(target=child)  # e.g. the dispatcher's pool
+        started.start()
+        started.join()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == {"worker": max(main_before, 0) + 3, "pool": max(main_before, 0) + 3}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
+
+
+def test_the_worker_runs_at_the_configured_priority(worker: Worker) -> None:
+    assert worker.nice == 10  # the default: the API goes first under CPU contention
+    assert worker.dispatcher.threads == 4
