@@ -284,9 +284,9 @@ class WorkerSettings(BaseModel):
     dispatch_batch: int = 20
     #: Submissions (staging, slurmrestd/SSH) run in this many threads at most.
     submit_threads: int = Field(default=4, ge=1, le=32)
-    #: CPU priority of the worker's threads (Linux nice, 0-19): under contention the
-    #: API answering users goes first. 0 keeps the process's own priority.
-    nice: int = Field(default=10, ge=0, le=19)
+    #: CPU priority of the worker's threads (Linux nice, 0-19), e.g. 10 on a host
+    #: shared with the API so that requests go first. 0 keeps the process's own.
+    nice: int = Field(default=0, ge=0, le=19)
     lease_seconds: float = 120.0
     #: Transient-error retries before a job is failed.
     max_attempts: int = 8

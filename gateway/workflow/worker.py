@@ -192,11 +192,10 @@ def lower_priority(nice: int) -> None:
     """Run the calling thread, and the threads it starts later, at nice value ``nice``.
 
     On Linux a nice value belongs to a thread (and is inherited by the threads it
-    creates), so a worker thread inside an API process slows only itself. Under
-    CPU contention the API answering users then goes first: measured on the
-    2-core dev box (500 async executions), acceptance went from ~0.4x to ~1.1x
-    of raw slurmrestd submissions, for a few seconds more to run them all.
-    Never raises the priority; a refusal is logged, not fatal.
+    creates), so a worker thread inside an API process slows only itself; under
+    CPU contention the API's requests then go first. (On the shared 2-core dev
+    box, nice 10 made no difference to phase 2 of the benchmark beyond its noise,
+    hence off by default.) Never raises the priority; a refusal is logged.
     """
     if nice <= 0 or not hasattr(os, "setpriority"):
         return

@@ -62,6 +62,10 @@ def test_only_the_worker_threads_run_at_a_lower_priority() -> None:
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
 
 
-def test_the_worker_runs_at_the_configured_priority(worker: Worker) -> None:
-    assert worker.nice == 10  # the default: the API goes first under CPU contention
-    assert worker.dispatcher.threads == 4
+def test_pool_size_and_priority_come_from_the_settings(tmp_path: Path) -> None:
+    services = build_services(make_settings(tmp_path, worker={"submit_threads": 2, "nice": 10}))
+    try:
+        worker = Worker.from_services(services)
+        assert (worker.dispatcher.threads, worker.nice) == (2, 10)
+    finally:
+        services.close()
