@@ -121,3 +121,26 @@ class HashingSink:
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
+
+
+def backoff_or_give_up(
+    url: str,
+    reason: str,
+    attempt: int,
+    sink: HashingSink,
+    *,
+    retries: int,
+    backoff_seconds: float,
+    sleep: Callable[[float], None],
+    log: Callable[..., None],
+) -> None:
+    """After failed ``attempt`` (1-based): raise a transient StagingError, or wait.
+
+    Shared by the httpx and curl fetchers so both give up on the same terms
+    (retry budget or the sink's overall deadline) and back off exponentially.
+    """
+    if attempt > retries or time.monotonic() > sink.deadline:
+        raise StagingError(f"{url}: {reason}", transient=True)
+    delay = backoff_seconds * 2 ** (attempt - 1)
+    log("fetch %s: %s; retry %d in %.1fs", url, reason, attempt, delay)
+    sleep(delay)

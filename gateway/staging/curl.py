@@ -56,7 +56,14 @@ import certifi
 import httpx
 
 from gateway.egress import Destination, EgressPolicy, EgressRefused, UnresolvableHost
-from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
+from gateway.staging.base import (
+    CHUNK,
+    FetchResult,
+    HashingSink,
+    StagingError,
+    Validators,
+    backoff_or_give_up,
+)
 
 log = logging.getLogger(__name__)
 
@@ -198,12 +205,17 @@ class CurlFetcher:
             except EgressRefused as exc:
                 raise StagingError(f"{url}: {exc.detail}") from None
             attempt += 1
-            if attempt > self.retries or time.monotonic() > sink.deadline:
-                raise StagingError(f"{url}: {reason}", transient=True)
+            backoff_or_give_up(
+                url,
+                reason,
+                attempt,
+                sink,
+                retries=self.retries,
+                backoff_seconds=self.backoff_seconds,
+                sleep=self.sleep,
+                log=log.info,
+            )
             resumable_etag = sink.resume_etag
-            delay = self.backoff_seconds * 2 ** (attempt - 1)
-            log.info("fetch %s (curl): %s; retry %d in %.1fs", url, reason, attempt, delay)
-            self.sleep(delay)
 
     # -- one attempt: the request and its redirects -------------------------------
 

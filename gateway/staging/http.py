@@ -24,7 +24,14 @@ from collections.abc import Callable
 import httpx
 
 from gateway.egress import EgressRefused, UnresolvableHost
-from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
+from gateway.staging.base import (
+    CHUNK,
+    FetchResult,
+    HashingSink,
+    StagingError,
+    Validators,
+    backoff_or_give_up,
+)
 from gateway.staging.curl import CurlFetcher, CurlUnsuitable
 
 log = logging.getLogger(__name__)
@@ -95,12 +102,17 @@ class HttpFetcher:
             except EgressRefused as exc:
                 raise StagingError(f"{url}: {exc.detail}") from None
             attempt += 1
-            if attempt > self.retries or time.monotonic() > sink.deadline:
-                raise StagingError(f"{url}: {reason}", transient=True)
+            backoff_or_give_up(
+                url,
+                reason,
+                attempt,
+                sink,
+                retries=self.retries,
+                backoff_seconds=self.backoff_seconds,
+                sleep=self.sleep,
+                log=log.info,
+            )
             resumable_etag = sink.resume_etag
-            delay = self.backoff_seconds * 2 ** (attempt - 1)
-            log.info("fetch %s: %s; retry %d in %.1fs", url, reason, attempt, delay)
-            self.sleep(delay)
 
     def _fetch_large(
         self, url: str, sink: HashingSink, known: Validators | None
