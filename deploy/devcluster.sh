@@ -1,47 +1,96 @@
 #!/usr/bin/env bash
-# deploy/devcluster.sh - the single-machine development cluster for ogc-hpc-gateway.
+# deploy/devcluster.sh - the single-machine development clusters for ogc-hpc-gateway.
 #
-# Installs and runs, all on 127.0.0.1 of one Debian 12 machine (root, no systemd):
-#   MariaDB + slurmdbd, munged, slurmctld + slurmd (Slurm 22.05, one node),
-#   slurmrestd (JWT, :6820), a second sshd (:2222, user-CA certificates),
-#   PostgreSQL 15 (:5432).
+# Installs and runs, all on 127.0.0.1 of one Debian 12 machine (root, no systemd),
+# two Slurm sites of different releases that share one munge and one MariaDB:
+#   hpcgw       Debian's Slurm 22.05: slurmdbd, slurmctld, slurmd, slurmrestd
+#               (JWT, :6820, OpenAPI v0.0.38), sshd :2222 as its login node;
+#   mesocentre  Slurm 24.11 built from Debian 13's source (deploy/devcluster/
+#               build-slurm.sh, cached): its own slurmdbd, slurmctld, slurmd,
+#               slurmrestd (:6920, v0.0.40-v0.0.42), sshd :2223 as its login node;
+# plus PostgreSQL 15 (:5432) for the gateway's job store.
 #
-# Usage: deploy/devcluster.sh install|start|status|stop|token USER [LIFESPAN]|env
+# Usage: deploy/devcluster.sh install|start|status|stop|token USER [LIFESPAN] [CLUSTER]
+#        |cli CLUSTER COMMAND [ARGS...]|env
 # Every subcommand is idempotent. See deploy/devcluster/README.md.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TPL_DIR="$HERE/devcluster"
 
-CLUSTER=hpcgw
-NODE_NAME=hpcgw-node
-PARTITION=debug
 SLURM_ACCOUNT=gep
 OPS_ACCOUNT=hpcgw-ops
 TEST_USERS=(alice bob)
 SERVICE_USER=hpcgw
 REST_HOST=127.0.0.1
-REST_PORT=6820
-REST_API_VERSION=v0.0.38
-SSH_PORT=2222
 PG_VERSION=15
 PG_CLUSTER=main
 PG_PORT=5432
+CLUSTERS=(hpcgw mesocentre)
 
 LOG_DIR=/var/log/slurm-dev
 RUN_DIR=/run/slurm-dev
-SLURM_CONF=/etc/slurm/slurm.conf
-SLURMDBD_CONF=/etc/slurm/slurmdbd.conf
 JWT_KEY=/etc/slurm/jwt_hs256.key
 MUNGE_KEY=/etc/munge/munge.key
 HPCGW_ETC=/etc/hpcgw
 DBPASS_FILE=$HPCGW_ETC/slurmdbd_db_password
 CA_KEY=$HPCGW_ETC/ssh_user_ca
 CA_PUB_SSHD=/etc/ssh/hpcgw_user_ca.pub
-SSHD_CONF=/etc/ssh/hpcgw_sshd_config
-SSHD_PID=$RUN_DIR/hpcgw_sshd.pid
-REST_PID=$RUN_DIR/slurmrestd-supervisor.pid
 MARIADB_CNF=/etc/mysql/mariadb.conf.d/99-hpcgw-slurmdbd.cnf
+
+# The "mesocentre" site: Slurm 24.11 in its own prefix (or the distribution's
+# packages where they are 24.11, see meso_prefix), its own config directory,
+# ports, state, pid and log directories.
+MESO_BUILD_PREFIX=/opt/slurm-24.11
+MESO_ETC=/etc/slurm-mesocentre
+MESO_JWT_KEY=$MESO_ETC/jwt_hs256.key
+MESO_RUN=$RUN_DIR/mesocentre
+MESO_LOG=$LOG_DIR/mesocentre
+MESO_STATE=/var/lib/slurm-mesocentre
+MESO_NODE=mesocentre-node
+MESO_CTLD_PORT=6917
+MESO_SLURMD_PORT=6918
+MESO_DBD_PORT=6919
+MESO_REST_PORT=6920
+MESO_SSH_PORT=2223
+
+# The distribution's Slurm is 24.11 (Debian 13): use it for mesocentre too.
+distro_is_2411() { /usr/sbin/slurmctld -V 2>/dev/null | grep -q '^slurm 24\.11\.'; }
+meso_prefix() { if distro_is_2411; then echo /usr; else echo "$MESO_BUILD_PREFIX"; fi; }
+
+# use_cluster NAME : select a cluster profile. Sets the C_* variables every
+# per-cluster function reads, and exports SLURM_CONF for the Slurm commands.
+use_cluster() {
+    case "$1" in
+        hpcgw)
+            C_NAME=hpcgw; C_PREFIX=/usr; C_ETC=/etc/slurm
+            C_RUN=$RUN_DIR; C_LOG=$LOG_DIR; C_STATE=/var/lib/slurm
+            C_NODE=hpcgw-node; C_PARTITION=debug
+            C_JWT_KEY=$JWT_KEY; C_REST_PORT=6820; C_REST_API=v0.0.38; C_SSH_PORT=2222
+            C_SSHD_CONF=/etc/ssh/hpcgw_sshd_config; C_SSHD_PID=$RUN_DIR/hpcgw_sshd.pid
+            C_REST_PID=$RUN_DIR/slurmrestd-supervisor.pid
+            C_TPL_SLURM=slurm.conf.in; C_TPL_DBD=slurmdbd.conf.in; C_TPL_SSHD=hpcgw_sshd_config.in ;;
+        mesocentre)
+            C_NAME=mesocentre; C_PREFIX=$(meso_prefix); C_ETC=$MESO_ETC
+            C_RUN=$MESO_RUN; C_LOG=$MESO_LOG; C_STATE=$MESO_STATE
+            C_NODE=$MESO_NODE; C_PARTITION=short
+            C_JWT_KEY=$MESO_JWT_KEY; C_REST_PORT=$MESO_REST_PORT; C_REST_API=v0.0.42
+            C_SSH_PORT=$MESO_SSH_PORT
+            C_SSHD_CONF=/etc/ssh/mesocentre_sshd_config; C_SSHD_PID=$MESO_RUN/sshd.pid
+            C_REST_PID=$MESO_RUN/slurmrestd-supervisor.pid
+            C_TPL_SLURM=mesocentre-slurm.conf.in; C_TPL_DBD=mesocentre-slurmdbd.conf.in
+            C_TPL_SSHD=mesocentre_sshd_config.in ;;
+        *) die "unknown cluster '$1' (known: ${CLUSTERS[*]})" ;;
+    esac
+    C_BIN=$C_PREFIX/bin
+    C_SBIN=$C_PREFIX/sbin
+    C_CONF=$C_ETC/slurm.conf
+    C_DBD_CONF=$C_ETC/slurmdbd.conf
+    export SLURM_CONF=$C_CONF
+}
+
+# sl COMMAND ARGS... : run one of the selected cluster's Slurm client commands.
+sl() { local cmd=$1; shift; "$C_BIN/$cmd" "$@"; }
 
 PACKAGES=(slurm-wlm slurmctld slurmd slurm-client slurmrestd slurmdbd slurm-wlm-jwt-plugin munge libslurm-dev
           mariadb-server openssh-server postgresql "postgresql-$PG_VERSION" procps curl
@@ -54,15 +103,16 @@ die() { printf '[devcluster] ERROR: %s\n' "$*" >&2; exit 1; }
 need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root"; }
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND... : poll until COMMAND succeeds.
-# With WAIT_PROC=NAME (and WAIT_LOG=FILE) set, give up early when no process
-# NAME is alive any more (the daemon died during start-up).
+# With WAIT_ALIVE="COMMAND ARGS" (and WAIT_LOG=FILE) set, give up early when
+# that command fails (the daemon died during start-up).
 wait_for() {
     local what=$1 timeout=$2 start elapsed
     shift 2
     start=$(date +%s)
     until "$@" >/dev/null 2>&1; do
         elapsed=$(( $(date +%s) - start ))
-        if [ -n "${WAIT_PROC:-}" ] && [ "$elapsed" -ge 2 ] && ! running "$WAIT_PROC"; then
+        # shellcheck disable=SC2086  # WAIT_ALIVE is a command line
+        if [ -n "${WAIT_ALIVE:-}" ] && [ "$elapsed" -ge 2 ] && ! $WAIT_ALIVE; then
             [ -n "${WAIT_LOG:-}" ] && tail -n 5 "$WAIT_LOG" >&2
             die "$what died during start-up (log: ${WAIT_LOG:-$LOG_DIR})"
         fi
@@ -106,6 +156,11 @@ pids_of() {
 }
 running() { [ -n "$(pids_of "$1")" ]; }
 
+# daemon_up NAME : the selected cluster's daemon NAME (slurmctld, slurmd,
+# slurmdbd) is alive, by its pid file (both clusters' daemons share names).
+daemon_up() { pidfile_alive "$C_RUN/$1.pid" "$C_SBIN/$1"; }
+daemon_pid() { daemon_up "$1" && cat "$C_RUN/$1.pid"; }
+
 # pidfile_alive FILE PATTERN : the pid in FILE is alive and its command line
 # contains PATTERN (guards against stale pid files from a previous machine).
 pidfile_alive() {
@@ -123,10 +178,22 @@ RENDER_CHANGED=0
 render() {
     local tpl=$1 dest=$2 owner=$3 mode=$4 tmp
     tmp=$(mktemp)
-    sed -e "s|@JWT_KEY@|$JWT_KEY|g" \
-        -e "s|@LOG_DIR@|$LOG_DIR|g" \
-        -e "s|@RUN_DIR@|$RUN_DIR|g" \
-        -e "s|@NODE_NAME@|$NODE_NAME|g" \
+    sed -e "s|@JWT_KEY@|$C_JWT_KEY|g" \
+        -e "s|@LOG_DIR@|$C_LOG|g" \
+        -e "s|@RUN_DIR@|$C_RUN|g" \
+        -e "s|@NODE_NAME@|$C_NODE|g" \
+        -e "s|@MESO_RELEASE@|${MESO_RELEASE:-24.11}|g" \
+        -e "s|@MESO_ETC@|$MESO_ETC|g" \
+        -e "s|@MESO_PREFIX@|$C_PREFIX|g" \
+        -e "s|@MESO_JWT_KEY@|$MESO_JWT_KEY|g" \
+        -e "s|@MESO_RUN@|$MESO_RUN|g" \
+        -e "s|@MESO_LOG@|$MESO_LOG|g" \
+        -e "s|@MESO_STATE@|$MESO_STATE|g" \
+        -e "s|@MESO_NODE@|$MESO_NODE|g" \
+        -e "s|@MESO_CTLD_PORT@|$MESO_CTLD_PORT|g" \
+        -e "s|@MESO_SLURMD_PORT@|$MESO_SLURMD_PORT|g" \
+        -e "s|@MESO_DBD_PORT@|$MESO_DBD_PORT|g" \
+        -e "s|@MESO_SSH_PORT@|$MESO_SSH_PORT|g" \
         -e "s|@CPUS@|${NODE_CPUS:-}|g" \
         -e "s|@REAL_MEMORY@|${NODE_MEM:-}|g" \
         -e "s|@REAL_HW@|${REAL_HW:-}|g" \
@@ -197,14 +264,18 @@ ensure_keys() {
     fi
     chown munge:munge "$MUNGE_KEY"
     chmod 0400 "$MUNGE_KEY"
-    # JWT HS256 key: 32 random bytes, slurm-owned 0600 (root reads it anyway).
-    if [ ! -s "$JWT_KEY" ] || [ "$(stat -c %s "$JWT_KEY")" -lt 32 ]; then
-        install -d -m 0755 /etc/slurm
-        (umask 077 && head -c 32 /dev/urandom >"$JWT_KEY")
-        say "keys: created $JWT_KEY"
-    fi
-    chown slurm:slurm "$JWT_KEY"
-    chmod 0600 "$JWT_KEY"
+    # JWT HS256 keys, one per cluster (each site signs its own tokens): 32 random
+    # bytes, slurm-owned 0600 (root reads them anyway).
+    local key
+    for key in "$JWT_KEY" "$MESO_JWT_KEY"; do
+        if [ ! -s "$key" ] || [ "$(stat -c %s "$key")" -lt 32 ]; then
+            install -d -m 0755 "$(dirname "$key")"
+            (umask 077 && head -c 32 /dev/urandom >"$key")
+            say "keys: created $key"
+        fi
+        chown slurm:slurm "$key"
+        chmod 0600 "$key"
+    done
     # slurmdbd's MariaDB password, generated once.
     if [ ! -s "$DBPASS_FILE" ]; then
         (umask 077 && openssl rand -hex 16 >"$DBPASS_FILE")
@@ -265,35 +336,46 @@ memory_mode() {
     fi
 }
 
-# Render all config files; sets SLURM_CONF_CHANGED when slurm.conf or
-# cgroup.conf changed.
-SLURM_CONF_CHANGED=0
+# render_configs : render the selected cluster's config files; sets
+# C_CONF_CHANGED when slurm.conf (or hpcgw's cgroup.conf) changed.
+C_CONF_CHANGED=0
 render_configs() {
-    node_hardware
+    [ -n "${REAL_HW:-}" ] || node_hardware
     memory_mode
+    [ "$C_NAME" = hpcgw ] || { TASK_PLUGIN=task/none; MEM_MODE=jobacct; }
     DB_PASS=$(cat "$DBPASS_FILE")
-    render "$TPL_DIR/slurm.conf.in" "$SLURM_CONF" root:root 0644
-    SLURM_CONF_CHANGED=$RENDER_CHANGED
-    render "$TPL_DIR/cgroup.conf.in" /etc/slurm/cgroup.conf root:root 0644
-    [ "$RENDER_CHANGED" = 1 ] && SLURM_CONF_CHANGED=1
-    render "$TPL_DIR/slurmdbd.conf.in" "$SLURMDBD_CONF" slurm:slurm 0600
-    render "$TPL_DIR/hpcgw_sshd_config.in" "$SSHD_CONF" root:root 0644
+    install -d -m 0755 "$C_ETC"
+    render "$TPL_DIR/$C_TPL_SLURM" "$C_CONF" root:root 0644
+    C_CONF_CHANGED=$RENDER_CHANGED
+    if [ "$C_NAME" = hpcgw ]; then
+        render "$TPL_DIR/cgroup.conf.in" "$C_ETC/cgroup.conf" root:root 0644
+        [ "$RENDER_CHANGED" = 1 ] && C_CONF_CHANGED=1
+    fi
+    render "$TPL_DIR/$C_TPL_DBD" "$C_DBD_CONF" slurm:slurm 0600
+    render "$TPL_DIR/$C_TPL_SSHD" "$C_SSHD_CONF" root:root 0644
+    unset DB_PASS
+}
+
+render_mariadb_config() {
     printf '[mysqld]\n# slurmdbd recommendations (dev cluster)\ninnodb_lock_wait_timeout=900\nbind-address=127.0.0.1\n' \
         >"$MARIADB_CNF.tmp"
     if cmp -s "$MARIADB_CNF.tmp" "$MARIADB_CNF"; then rm -f "$MARIADB_CNF.tmp"; else mv "$MARIADB_CNF.tmp" "$MARIADB_CNF"; fi
-    unset DB_PASS
 }
 
 make_dirs() {
     # slurm-owned: slurmctld/slurmdbd chdir into their log directory as slurm.
-    install -d -o slurm -g slurm -m 0755 "$LOG_DIR" "$RUN_DIR" /var/lib/slurm /var/lib/slurm/slurmctld
-    # Log files of daemons that open them after dropping privileges.
-    local f
-    for f in slurmctld slurmdbd; do
-        [ -e "$LOG_DIR/$f.log" ] || install -o slurm -g slurm -m 0640 /dev/null "$LOG_DIR/$f.log"
+    install -d -o slurm -g slurm -m 0755 "$LOG_DIR" "$RUN_DIR"
+    local name f
+    for name in "${CLUSTERS[@]}"; do
+        use_cluster "$name"
+        install -d -o slurm -g slurm -m 0755 "$C_LOG" "$C_RUN" "$C_STATE" "$C_STATE/slurmctld"
+        # Log files of daemons that open them after dropping privileges.
+        for f in slurmctld slurmdbd; do
+            [ -e "$C_LOG/$f.log" ] || install -o slurm -g slurm -m 0640 /dev/null "$C_LOG/$f.log"
+        done
+        install -d -o root -g root -m 0755 "$C_STATE/slurmd"
     done
     [ -e "$LOG_DIR/munged.log" ] || install -o munge -g munge -m 0640 /dev/null "$LOG_DIR/munged.log"
-    install -d -o root -g root -m 0755 /var/lib/slurm/slurmd
     install -d -o munge -g munge -m 0755 /run/munge
     install -d -o munge -g munge -m 0700 /var/lib/munge /var/log/munge
     install -d -o mysql -g mysql -m 0755 /run/mysqld
@@ -301,14 +383,33 @@ make_dirs() {
     install -d -o postgres -g postgres -m 2775 /run/postgresql
 }
 
+# install_mesocentre : Slurm 24.11 for the mesocentre cluster: the distribution's
+# when it is 24.11, else built once from Debian 13's source and cached.
+install_mesocentre() {
+    if distro_is_2411; then
+        say "mesocentre: using the distribution's Slurm $(/usr/sbin/slurmctld -V | cut -d' ' -f2)"
+        return 0
+    fi
+    local version
+    version=$(bash "$TPL_DIR/build-slurm.sh" "$MESO_BUILD_PREFIX" "$MESO_ETC" "$LOG_DIR/mesocentre-build.log") \
+        || die "Slurm 24.11 for mesocentre is not installed (see $LOG_DIR/mesocentre-build.log)"
+    say "mesocentre: Slurm $version in $MESO_BUILD_PREFIX"
+}
+
 cmd_install() {
     need_root
     install_packages
+    install_mesocentre
     ensure_users
     ensure_keys
     make_dirs
-    render_configs
-    /usr/sbin/sshd -t -f "$SSHD_CONF" || die "sshd config $SSHD_CONF is invalid"
+    render_mariadb_config
+    local name
+    for name in "${CLUSTERS[@]}"; do
+        use_cluster "$name"
+        render_configs
+        /usr/sbin/sshd -t -f "$C_SSHD_CONF" || die "sshd config $C_SSHD_CONF is invalid"
+    done
     ensure_pg_cluster
     if [ ! -d /var/lib/mysql/mysql ]; then
         mariadb-install-db --user=mysql >/dev/null
@@ -330,14 +431,17 @@ start_mariadb() {
             --log-error="$LOG_DIR/mariadb.log" </dev/null >>"$LOG_DIR/mariadb.log" 2>&1 &
         say "mariadb: starting"
     fi
-    WAIT_PROC=mariadbd WAIT_LOG="$LOG_DIR/mariadb.log" wait_for "mariadb" 60 mariadb_up
+    WAIT_ALIVE="running mariadbd" WAIT_LOG="$LOG_DIR/mariadb.log" wait_for "mariadb" 60 mariadb_up
     local pass
     pass=$(cat "$DBPASS_FILE")
+    # One accounting database per cluster, for its own slurmdbd.
     mariadb -uroot <<SQL
 CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+CREATE DATABASE IF NOT EXISTS slurm_acct_db_mesocentre;
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$pass';
 ALTER USER 'slurm'@'localhost' IDENTIFIED BY '$pass';
 GRANT ALL PRIVILEGES ON slurm_acct_db.* TO 'slurm'@'localhost';
+GRANT ALL PRIVILEGES ON slurm_acct_db_mesocentre.* TO 'slurm'@'localhost';
 SQL
 }
 
@@ -354,73 +458,77 @@ start_munge() {
             || die "munged failed to start (see $LOG_DIR/munged.log)"
         say "munged: starting"
     fi
-    WAIT_PROC=munged WAIT_LOG="$LOG_DIR/munged.log" wait_for "munged" 20 munge_up
+    WAIT_ALIVE="running munged" WAIT_LOG="$LOG_DIR/munged.log" wait_for "munged" 20 munge_up
 }
 
-slurmdbd_up() { sacctmgr -n show cluster format=cluster >/dev/null 2>&1; }
+# ---- per cluster (after use_cluster NAME) ----
+
+slurmdbd_up() { sl sacctmgr -n show cluster format=cluster >/dev/null 2>&1; }
 start_slurmdbd() {
-    if running slurmdbd; then
-        say "slurmdbd: already running"
+    if daemon_up slurmdbd; then
+        say "$C_NAME slurmdbd: already running"
     else
-        slurmdbd </dev/null >>"$LOG_DIR/slurmdbd.log" 2>&1 \
-            || die "slurmdbd failed to start (see $LOG_DIR/slurmdbd.log)"
-        say "slurmdbd: starting"
+        "$C_SBIN/slurmdbd" </dev/null >>"$C_LOG/slurmdbd.log" 2>&1 \
+            || die "$C_NAME slurmdbd failed to start (see $C_LOG/slurmdbd.log)"
+        say "$C_NAME slurmdbd: starting"
     fi
-    WAIT_PROC=slurmdbd WAIT_LOG="$LOG_DIR/slurmdbd.log" wait_for "slurmdbd (sacctmgr)" 60 slurmdbd_up
+    WAIT_ALIVE="daemon_up slurmdbd" WAIT_LOG="$C_LOG/slurmdbd.log" \
+        wait_for "$C_NAME slurmdbd (sacctmgr)" 60 slurmdbd_up
 }
 
-sacct_has() { [ -n "$(sacctmgr -nP "$@" 2>/dev/null)" ]; }
+sacct_has() { [ -n "$(sl sacctmgr -nP "$@" 2>/dev/null)" ]; }
 ensure_associations() {
-    if ! sacct_has show cluster "$CLUSTER" format=cluster; then
-        sacctmgr -i add cluster "$CLUSTER" >/dev/null
-        say "accounting: added cluster $CLUSTER"
+    if ! sacct_has show cluster "$C_NAME" format=cluster; then
+        sl sacctmgr -i add cluster "$C_NAME" >/dev/null
+        say "$C_NAME accounting: added cluster $C_NAME"
     fi
     local acct desc u
     for acct in "$SLURM_ACCOUNT" "$OPS_ACCOUNT"; do
         if ! sacct_has show account "$acct" format=account; then
             desc="gateway test users"
             [ "$acct" = "$OPS_ACCOUNT" ] && desc="gateway service account"
-            sacctmgr -i add account "$acct" Cluster="$CLUSTER" Description="$desc" \
+            sl sacctmgr -i add account "$acct" Cluster="$C_NAME" Description="$desc" \
                 Organization=hpcgw >/dev/null
-            say "accounting: added account $acct"
+            say "$C_NAME accounting: added account $acct"
         fi
     done
     for u in "${TEST_USERS[@]}" "$SERVICE_USER"; do
         acct=$SLURM_ACCOUNT
         [ "$u" = "$SERVICE_USER" ] && acct=$OPS_ACCOUNT
-        if ! sacct_has show assoc where cluster="$CLUSTER" account="$acct" user="$u" format=user; then
-            sacctmgr -i add user "$u" Account="$acct" DefaultAccount="$acct" Cluster="$CLUSTER" >/dev/null
-            say "accounting: added user $u to account $acct"
+        if ! sacct_has show assoc where cluster="$C_NAME" account="$acct" user="$u" format=user; then
+            sl sacctmgr -i add user "$u" Account="$acct" DefaultAccount="$acct" Cluster="$C_NAME" >/dev/null
+            say "$C_NAME accounting: added user $u to account $acct"
         fi
     done
 }
 
-slurmctld_up() { scontrol ping 2>/dev/null | grep -q 'is UP'; }
+slurmctld_up() { sl scontrol ping 2>/dev/null | grep -q 'is UP'; }
 start_slurmctld() {
-    if [ "$SLURM_CONF_CHANGED" = 1 ] && { running slurmctld || running slurmd; }; then
+    if [ "$C_CONF_CHANGED" = 1 ] && { daemon_up slurmctld || daemon_up slurmd; }; then
         # Plugin changes need a restart, not just `scontrol reconfigure`.
         # Running jobs survive (slurmstepd keeps them; state is saved).
-        say "slurmctld+slurmd: config changed, restarting them"
+        say "$C_NAME slurmctld+slurmd: config changed, restarting them"
         stop_slurm_daemons
     fi
-    if running slurmctld; then
-        say "slurmctld: already running"
+    if daemon_up slurmctld; then
+        say "$C_NAME slurmctld: already running"
     else
-        slurmctld </dev/null >>"$LOG_DIR/slurmctld.log" 2>&1 \
-            || die "slurmctld failed to start (see $LOG_DIR/slurmctld.log)"
-        say "slurmctld: starting"
+        "$C_SBIN/slurmctld" </dev/null >>"$C_LOG/slurmctld.log" 2>&1 \
+            || die "$C_NAME slurmctld failed to start (see $C_LOG/slurmctld.log)"
+        say "$C_NAME slurmctld: starting"
     fi
-    WAIT_PROC=slurmctld WAIT_LOG="$LOG_DIR/slurmctld.log" wait_for "slurmctld" 60 slurmctld_up
+    WAIT_ALIVE="daemon_up slurmctld" WAIT_LOG="$C_LOG/slurmctld.log" \
+        wait_for "$C_NAME slurmctld" 60 slurmctld_up
 }
 
-node_state() { sinfo -h -n "$NODE_NAME" -o '%T' 2>/dev/null | head -n 1; }
+node_state() { sl sinfo -h -n "$C_NODE" -o '%T' 2>/dev/null | head -n 1; }
 start_slurmd() {
-    if running slurmd; then
-        say "slurmd: already running"
+    if daemon_up slurmd; then
+        say "$C_NAME slurmd: already running"
     else
-        slurmd -N "$NODE_NAME" </dev/null >>"$LOG_DIR/slurmd.log" 2>&1 \
-            || die "slurmd failed to start (see $LOG_DIR/slurmd.log)"
-        say "slurmd: starting"
+        "$C_SBIN/slurmd" -N "$C_NODE" </dev/null >>"$C_LOG/slurmd.log" 2>&1 \
+            || die "$C_NAME slurmd failed to start (see $C_LOG/slurmd.log)"
+        say "$C_NAME slurmd: starting"
     fi
     local start state resumed=0
     start=$(date +%s)
@@ -432,14 +540,14 @@ start_slurmd() {
                 # A DOWN/DRAIN node left over from an earlier session: resume it
                 # once slurmd has had a moment to register.
                 if [ $(( $(date +%s) - start )) -ge 2 ] && [ $resumed -lt 3 ]; then
-                    scontrol update nodename="$NODE_NAME" state=resume >/dev/null 2>&1 \
-                        && say "slurmd: node was $state, resumed"
+                    sl scontrol update nodename="$C_NODE" state=resume >/dev/null 2>&1 \
+                        && say "$C_NAME slurmd: node was $state, resumed"
                     resumed=$(( resumed + 1 ))
                 fi ;;
         esac
         if [ $(( $(date +%s) - start )) -ge 60 ]; then
-            sinfo -N -l >&2 || true
-            die "node $NODE_NAME is '$state' after 60s (see $LOG_DIR/slurmd.log)"
+            sl sinfo -N -l >&2 || true
+            die "$C_NAME node $C_NODE is '$state' after 60s (see $C_LOG/slurmd.log)"
         fi
         sleep 0.5
     done
@@ -448,47 +556,64 @@ start_slurmd() {
 rest_up() {
     local code
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 \
-        "http://$REST_HOST:$REST_PORT/openapi/v3" 2>/dev/null) || true
+        "http://$REST_HOST:$C_REST_PORT/openapi/v3" 2>/dev/null) || true
     [ -n "$code" ] && [ "$code" != 000 ]
 }
 # slurmrestd 22.05 dies (fatal) on some malformed requests, e.g.
-# GET /slurmdb/v0.0.38/jobs?step=abc, so it runs under a tiny respawn loop;
-# every exit is logged to slurmrestd.log as "[devcluster] slurmrestd exited".
+# GET /slurmdb/v0.0.38/jobs?step=abc, so each slurmrestd runs under a tiny
+# respawn loop; every exit is logged to its slurmrestd.log as
+# "[devcluster] slurmrestd exited".
 REST_SUPERVISOR=devcluster-slurmrestd-supervisor
-rest_supervisor_up() { pidfile_alive "$REST_PID" "$REST_SUPERVISOR"; }
+rest_supervisor_up() { pidfile_alive "$C_REST_PID" "$REST_SUPERVISOR"; }
+# pids of the selected cluster's slurmrestd (by its listening address)
+rest_pids() { pgrep -f "slurmrestd .*$REST_HOST:$C_REST_PORT\$" 2>/dev/null || true; }
 start_slurmrestd() {
     if rest_supervisor_up; then
-        say "slurmrestd: already running (supervised)"
-    elif running slurmrestd; then
-        say "slurmrestd: already running (unsupervised)"
+        say "$C_NAME slurmrestd: already running (supervised)"
+    elif [ -n "$(rest_pids)" ]; then
+        say "$C_NAME slurmrestd: already running (unsupervised)"
     else
         # slurmrestd refuses to run as root: drop to nobody. SLURM_JWT=daemon
         # makes it pass each request's X-SLURM-USER-TOKEN to slurmctld/slurmdbd.
-        # shellcheck disable=SC2016  # $1/$rc expand inside the loop's shell
+        # shellcheck disable=SC2016  # $1/$2/$rc expand inside the loop's shell
         setsid bash -c 'while :; do
-                SLURM_JWT=daemon /usr/sbin/slurmrestd -u nobody -g nogroup -a rest_auth/jwt "$1"
+                SLURM_JWT=daemon "$1" -u nobody -g nogroup -a rest_auth/jwt "$2"
                 rc=$?
                 echo "[devcluster] $(date -Is) slurmrestd exited rc=$rc, restarting in 1s"
                 sleep 1
-            done' "$REST_SUPERVISOR" "$REST_HOST:$REST_PORT" \
-            </dev/null >>"$LOG_DIR/slurmrestd.log" 2>&1 &
-        echo $! >"$REST_PID"
-        say "slurmrestd: starting on $REST_HOST:$REST_PORT"
+            done' "$REST_SUPERVISOR" "$C_SBIN/slurmrestd" "$REST_HOST:$C_REST_PORT" \
+            </dev/null >>"$C_LOG/slurmrestd.log" 2>&1 &
+        echo $! >"$C_REST_PID"
+        say "$C_NAME slurmrestd: starting on $REST_HOST:$C_REST_PORT"
     fi
-    wait_for "slurmrestd (http://$REST_HOST:$REST_PORT)" 30 rest_up
+    wait_for "$C_NAME slurmrestd (http://$REST_HOST:$C_REST_PORT)" 30 rest_up
 }
 
-sshd_up() { pidfile_alive "$SSHD_PID" "$SSHD_CONF"; }
+sshd_up() { pidfile_alive "$C_SSHD_PID" "$C_SSHD_CONF"; }
 start_sshd() {
     if sshd_up; then
-        say "sshd:$SSH_PORT already running"
+        say "$C_NAME sshd:$C_SSH_PORT already running"
     else
-        rm -f "$SSHD_PID"
-        /usr/sbin/sshd -f "$SSHD_CONF" -E "$LOG_DIR/hpcgw_sshd.log" </dev/null \
-            || die "sshd:$SSH_PORT failed to start (see $LOG_DIR/hpcgw_sshd.log)"
-        say "sshd:$SSH_PORT starting"
+        rm -f "$C_SSHD_PID"
+        /usr/sbin/sshd -f "$C_SSHD_CONF" -E "$C_LOG/sshd.log" </dev/null \
+            || die "sshd:$C_SSH_PORT failed to start (see $C_LOG/sshd.log)"
+        say "$C_NAME sshd:$C_SSH_PORT starting"
     fi
-    wait_for "sshd on port $SSH_PORT" 20 sshd_up
+    wait_for "sshd on port $C_SSH_PORT" 20 sshd_up
+}
+
+start_cluster() {
+    use_cluster "$1"
+    [ -x "$C_SBIN/slurmctld" ] || die "$C_NAME: Slurm is not installed: run $0 install first"
+    render_configs
+    start_slurmdbd
+    ensure_associations
+    start_slurmctld
+    start_slurmd
+    start_slurmrestd
+    start_sshd
+    say "$C_NAME up: $(sl sinfo -V), $(node_state) node $C_NODE," \
+        "REST http://$REST_HOST:$C_REST_PORT/slurm/$C_REST_API/, login node ssh -p $C_SSH_PORT"
 }
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT"; }
@@ -537,60 +662,67 @@ start_postgres() {
 
 cmd_start() {
     need_root
-    command -v slurmctld >/dev/null || die "not installed: run $0 install first"
     ensure_keys
     make_dirs
-    render_configs
+    render_mariadb_config
     start_postgres
     start_mariadb
     start_munge
-    start_slurmdbd
-    ensure_associations
-    start_slurmctld
-    start_slurmd
-    start_slurmrestd
-    start_sshd
-    say "all up: $(node_state) node $NODE_NAME, REST http://$REST_HOST:$REST_PORT/slurm/$REST_API_VERSION/"
+    local name
+    for name in "${CLUSTERS[@]}"; do
+        start_cluster "$name"
+    done
+    say "all up"
 }
 
 # ----------------------------------------------------------------- status ----
 
+STATUS_BAD=0
+check() {
+    local name=$1
+    shift
+    if "$@" >/dev/null 2>&1; then
+        printf '%-28s up\n' "$name"
+    else
+        printf '%-28s DOWN\n' "$name"
+        STATUS_BAD=1
+    fi
+}
+node_ok() { case "$(node_state)" in idle*|mixed*|allocated*|completing*) return 0 ;; *) return 1 ;; esac; }
 cmd_status() {
-    local bad=0
-    check() {
-        local name=$1
-        shift
-        if "$@" >/dev/null 2>&1; then
-            printf '%-12s up\n' "$name"
-        else
-            printf '%-12s DOWN\n' "$name"
-            bad=1
-        fi
-    }
-    node_ok() { case "$(node_state)" in idle*|mixed*|allocated*|completing*) return 0 ;; *) return 1 ;; esac; }
+    STATUS_BAD=0
     check mariadb mariadb_up
     check munged munge_up
-    check slurmdbd slurmdbd_up
-    check slurmctld slurmctld_up
-    check slurmd node_ok
-    check slurmrestd rest_up
-    check "sshd:$SSH_PORT" sshd_up
     check postgresql pg_up
-    printf '%-12s %s\n' node "$(node_state || true)"
-    return $bad
+    local name
+    for name in "${CLUSTERS[@]}"; do
+        use_cluster "$name"
+        if [ ! -x "$C_SBIN/slurmctld" ]; then
+            printf '%-28s NOT INSTALLED\n' "$C_NAME"
+            STATUS_BAD=1
+            continue
+        fi
+        check "$C_NAME slurmdbd" slurmdbd_up
+        check "$C_NAME slurmctld" slurmctld_up
+        check "$C_NAME slurmd" node_ok
+        check "$C_NAME slurmrestd:$C_REST_PORT" rest_up
+        check "$C_NAME sshd:$C_SSH_PORT" sshd_up
+        printf '%-28s %s, node %s\n' "$C_NAME" "$(sl sinfo -V 2>/dev/null || echo '?')" "$(node_state || true)"
+    done
+    return $STATUS_BAD
 }
 
 # ------------------------------------------------------------------- stop ----
 
-# `scontrol shutdown` stops slurmctld and slurmd; a slurmd without a
-# controller is signalled directly.
+# `scontrol shutdown` stops the selected cluster's slurmctld and slurmd; a
+# slurmd without a controller is signalled directly.
 stop_slurm_daemons() {
     local pids
-    pids="$(pids_of slurmctld) $(pids_of slurmd)"
+    pids="$(daemon_pid slurmctld || true) $(daemon_pid slurmd || true)"
     [ -n "${pids// /}" ] || return 0
-    say "slurmctld+slurmd: stopping"
-    if running slurmctld; then
-        scontrol shutdown >/dev/null 2>&1 || true
+    say "$C_NAME slurmctld+slurmd: stopping"
+    if daemon_up slurmctld; then
+        sl scontrol shutdown >/dev/null 2>&1 || true
     else
         # shellcheck disable=SC2086
         kill $pids 2>/dev/null || true
@@ -599,32 +731,44 @@ stop_slurm_daemons() {
     wait_gone 20 $pids
 }
 
-cmd_stop() {
-    need_root
+stop_cluster() {
+    use_cluster "$1"
     local pids
     if rest_supervisor_up; then
-        pids=$(cat "$REST_PID")
+        pids=$(cat "$C_REST_PID")
         kill "$pids" 2>/dev/null || true
         wait_gone 5 "$pids"
     fi
-    pids=$(pids_of slurmrestd)
+    pids=$(rest_pids)
     if [ -n "$pids" ]; then
-        say "slurmrestd: stopping"
+        say "$C_NAME slurmrestd: stopping"
         # shellcheck disable=SC2086
         kill $pids 2>/dev/null || true
         # shellcheck disable=SC2086
         wait_gone 10 $pids
     fi
-    rm -f "$REST_PID"
+    rm -f "$C_REST_PID"
     stop_slurm_daemons
-    pids=$(pids_of slurmdbd)
-    if [ -n "$pids" ]; then
-        say "slurmdbd: stopping"
-        # shellcheck disable=SC2086
-        kill $pids 2>/dev/null || true
-        # shellcheck disable=SC2086
-        wait_gone 15 $pids
+    if pids=$(daemon_pid slurmdbd); then
+        say "$C_NAME slurmdbd: stopping"
+        kill "$pids" 2>/dev/null || true
+        wait_gone 15 "$pids"
     fi
+    if sshd_up; then
+        say "$C_NAME sshd:$C_SSH_PORT stopping"
+        pids=$(cat "$C_SSHD_PID")
+        kill "$pids" 2>/dev/null || true
+        wait_gone 10 "$pids"
+    fi
+    rm -f "$C_SSHD_PID"
+}
+
+cmd_stop() {
+    need_root
+    local pids name
+    for name in "${CLUSTERS[@]}"; do
+        stop_cluster "$name"
+    done
     pids=$(pids_of munged)
     if [ -n "$pids" ]; then
         say "munged: stopping"
@@ -641,13 +785,6 @@ cmd_stop() {
         # shellcheck disable=SC2086
         wait_gone 30 $pids
     fi
-    if sshd_up; then
-        say "sshd:$SSH_PORT stopping"
-        pids=$(cat "$SSHD_PID")
-        kill "$pids" 2>/dev/null || true
-        wait_gone 10 "$pids"
-    fi
-    rm -f "$SSHD_PID"
     if pg_online; then
         say "postgresql: stopping"
         pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast || true
@@ -659,15 +796,15 @@ cmd_stop() {
 
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 
-# mint_jwt USER LIFESPAN : HS256 JWT {sun, iat, exp} signed with $JWT_KEY,
-# exactly what slurmctld's auth/jwt accepts (same as `scontrol token`).
+# mint_jwt USER LIFESPAN : HS256 JWT {sun, iat, exp} signed with the selected
+# cluster's key, exactly what slurmctld's auth/jwt accepts (same as `scontrol token`).
 mint_jwt() {
     local user=$1 life=$2 now header payload hexkey sig
-    [ -r "$JWT_KEY" ] || die "cannot read $JWT_KEY"
+    [ -r "$C_JWT_KEY" ] || die "cannot read $C_JWT_KEY"
     now=$(date +%s)
     header=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
     payload=$(printf '{"exp":%d,"iat":%d,"sun":"%s"}' $(( now + life )) "$now" "$user" | b64url)
-    hexkey=$(od -An -v -tx1 "$JWT_KEY" | tr -d ' \n')
+    hexkey=$(od -An -v -tx1 "$C_JWT_KEY" | tr -d ' \n')
     sig=$(printf '%s.%s' "$header" "$payload" \
         | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$hexkey" -binary | b64url)
     printf '%s.%s.%s\n' "$header" "$payload" "$sig"
@@ -675,50 +812,78 @@ mint_jwt() {
 
 cmd_token() {
     local user=${1:-} life=${2:-3600} out
-    [ -n "$user" ] || die "usage: $0 token USER [LIFESPAN_SECONDS]"
+    use_cluster "${3:-hpcgw}"
+    [ -n "$user" ] || die "usage: $0 token USER [LIFESPAN_SECONDS] [CLUSTER]"
     [[ "$life" =~ ^[0-9]+$ ]] || die "LIFESPAN must be seconds"
     id "$user" >/dev/null 2>&1 || die "no such unix user: $user"
     if [ "${DEVCLUSTER_TOKEN_LOCAL:-0}" != 1 ] \
-        && out=$(scontrol token username="$user" lifespan="$life" 2>/dev/null) \
+        && out=$(sl scontrol token username="$user" lifespan="$life" 2>/dev/null) \
         && [ -n "$out" ]; then
         printf '%s\n' "${out#SLURM_JWT=}"
     else
-        [ "${DEVCLUSTER_TOKEN_LOCAL:-0}" = 1 ] || warn "scontrol token failed; minting locally from $JWT_KEY"
+        [ "${DEVCLUSTER_TOKEN_LOCAL:-0}" = 1 ] || warn "scontrol token failed; minting locally from $C_JWT_KEY"
         mint_jwt "$user" "$life"
     fi
 }
 
+# cli CLUSTER COMMAND ARGS... : run a Slurm command against one cluster
+# (e.g. `deploy/devcluster.sh cli mesocentre sacct -X`).
+cmd_cli() {
+    [ $# -ge 2 ] || die "usage: $0 cli CLUSTER COMMAND [ARGS...]"
+    use_cluster "$1"
+    shift
+    case "$1" in */*) die "COMMAND is a Slurm command name, not a path" ;; esac
+    exec "$C_BIN/$1" "${@:2}"
+}
+
 cmd_env() {
+    use_cluster hpcgw
+    local memory
+    memory=$(sed -n 's/^TaskPlugin=task\/cgroup$/cgroup/p; s/^TaskPlugin=task\/none$/jobacct/p' "$C_CONF" 2>/dev/null)
     cat <<EOF
-export SLURM_CONF=$SLURM_CONF
-export SLURM_CLUSTER=$CLUSTER
-export SLURM_PARTITION=$PARTITION
+export SLURM_CONF=$C_CONF
+export SLURM_CLUSTER=$C_NAME
+export SLURM_PARTITION=$C_PARTITION
 export SLURM_ACCOUNT=$SLURM_ACCOUNT
-export SLURMRESTD_URL=http://$REST_HOST:$REST_PORT
-export SLURMRESTD_API_VERSION=$REST_API_VERSION
-export SLURM_JWT_KEY=$JWT_KEY
+export SLURMRESTD_URL=http://$REST_HOST:$C_REST_PORT
+export SLURMRESTD_API_VERSION=$C_REST_API
+export SLURM_JWT_KEY=$C_JWT_KEY
 export HPCGW_TEST_USERS="${TEST_USERS[*]}"
 export HPCGW_SSH_HOST=127.0.0.1
-export HPCGW_SSH_PORT=$SSH_PORT
+export HPCGW_SSH_PORT=$C_SSH_PORT
 export HPCGW_SSH_USER_CA_KEY=$CA_KEY
 export HPCGW_SSH_USER_CA_PUB=$CA_KEY.pub
 export HPCGW_DATABASE_URL=postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:$PG_PORT/hpcgw
 export HPCGW_TEST_DATABASE_URL=postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:$PG_PORT/hpcgw_test
 export HPCGW_DEVCLUSTER_LOG_DIR=$LOG_DIR
-export HPCGW_DEVCLUSTER_MEMORY_ENFORCEMENT=$(sed -n 's/^TaskPlugin=task\/cgroup$/cgroup/p; s/^TaskPlugin=task\/none$/jobacct/p' "$SLURM_CONF" 2>/dev/null)
+export HPCGW_DEVCLUSTER_MEMORY_ENFORCEMENT=$memory
+EOF
+    use_cluster mesocentre
+    cat <<EOF
+export MESOCENTRE_SLURM_CONF=$C_CONF
+export MESOCENTRE_SLURM_BIN=$C_BIN
+export MESOCENTRE_PARTITION=$C_PARTITION
+export MESOCENTRE_SLURMRESTD_URL=http://$REST_HOST:$C_REST_PORT
+export MESOCENTRE_JWT_KEY=$C_JWT_KEY
+export MESOCENTRE_SSH_PORT=$C_SSH_PORT
 EOF
 }
 
 usage() {
     cat <<EOF
 usage: $0 COMMAND
-  install               install packages, users, keys and config (idempotent)
-  start                 start every component and wait until it answers
+  install               install packages, Slurm 24.11 (built once, cached), users,
+                        keys and config of both clusters (idempotent)
+  start                 start every component of both clusters and wait until it answers
   status                print each component up/DOWN; exit 0 only if all up
   stop                  stop every component
-  token USER [SECONDS]  print a Slurm JWT for USER (default lifespan 3600)
+  token USER [SECONDS] [CLUSTER]
+                        print a Slurm JWT for USER on CLUSTER (hpcgw|mesocentre,
+                        default hpcgw; lifespan 3600)
                         (DEVCLUSTER_TOKEN_LOCAL=1: mint HS256 locally, no slurmctld)
-  env                   print shell exports describing the cluster
+  cli CLUSTER COMMAND [ARGS...]
+                        run a Slurm command (sacct, squeue, sinfo, ...) on CLUSTER
+  env                   print shell exports describing the clusters
 EOF
 }
 
@@ -731,6 +896,7 @@ main() {
         status) cmd_status "$@" ;;
         stop) cmd_stop "$@" ;;
         token) cmd_token "$@" ;;
+        cli) cmd_cli "$@" ;;
         env) cmd_env "$@" ;;
         -h|--help|help) usage ;;
         *) usage >&2; exit 2 ;;

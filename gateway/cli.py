@@ -9,12 +9,15 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gateway.accounting.cli import accounting_app
 from gateway.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from gateway.sites import SiteReport
 
 app = typer.Typer(
     help="OGC API - Processes / WPS gateway to a Slurm cluster.", no_args_is_help=True
@@ -148,25 +151,38 @@ def _metrics_dir(settings: Settings, *, clean: bool) -> None:
 
 
 @sites_app.command("check")
-def sites_check(config: ConfigOpt = None) -> None:
-    """Probe every configured site and print what it answers."""
-    from gateway.sites import Sites
-    from hpc_adapters.errors import HpcError
+def sites_check(
+    config: ConfigOpt = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON object per site, with every fact.")
+    ] = False,
+) -> None:
+    """Probe every configured site: cluster, Slurm release, dialect, round trip."""
+    from gateway.sites import Sites, probe_site
 
     settings = _settings(config)
     sites = Sites(settings.sites)
-    failed = False
-    for name in sites.names():
-        report: dict[str, Any] = {"site": name, "adapter": settings.sites[name].adapter}
-        try:
-            report.update(sites.adapter(name).check())
-            report["ok"] = True
-        except (HpcError, ValueError) as exc:
-            report.update(ok=False, error=str(exc))
-            failed = True
-        typer.echo(json.dumps(report))
+    reports = [probe_site(sites, name) for name in sites.names()]
     sites.close()
-    raise typer.Exit(1 if failed else 0)
+    if as_json:
+        for report in reports:
+            typer.echo(json.dumps(report.as_json()))
+    else:
+        typer.echo(_sites_table(reports))
+    raise typer.Exit(0 if all(r.ok for r in reports) else 1)
+
+
+def _sites_table(reports: list[SiteReport]) -> str:
+    """A fixed-width table of the sites' headline facts (errors on their own line)."""
+    header = ("SITE", "ADAPTER", "CLUSTER", "SLURM", "DIALECT", "RTT_MS", "STATUS")
+    rows = [header]
+    for r in reports:
+        status = "ok" if r.ok else "DOWN"
+        rows.append((r.site, r.adapter, r.cluster, r.slurm_release, r.dialect, r.rtt_ms, status))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines += [f"{r.site}: {r.error}" for r in reports if r.error]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 @app.command()

@@ -218,8 +218,9 @@ class UserSyncSettings(BaseModel):
 
 class SlurmRestSettings(BaseModel):
     url: str = "http://127.0.0.1:6820"
-    #: OpenAPI version served by slurmrestd; selects the dialect.
-    api_version: str = "v0.0.38"
+    #: slurmrestd OpenAPI version to speak (``v0.0.38``, ``v0.0.40`` ... ``v0.0.42``),
+    #: or ``auto``: the newest of those the server's ``/openapi/v3`` offers, probed once.
+    api_version: str = "auto"
     #: HS256 key shared with slurmctld (``AuthAltParameters=jwt_key=``), for minting
     #: short-lived per-user tokens (trusted-service mode).
     jwt_key_file: str = "/etc/slurm/jwt_hs256.key"
@@ -233,6 +234,17 @@ class SlurmRestSettings(BaseModel):
     #: with the job only until submission, and minted tokens (if a key is configured)
     #: serve monitoring and calls made after the user's token expired.
     credentials: Literal["mint", "forward"] = "mint"
+
+    @field_validator("api_version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        from hpc_adapters.slurm.dialects import AUTO, supported_versions
+
+        version = value if value == AUTO or value.startswith("v") else f"v{value}"
+        if version != AUTO and version not in supported_versions():
+            known = ", ".join([AUTO, *supported_versions()])
+            raise ValueError(f"unsupported slurmrestd api_version {value!r} (use one of {known})")
+        return version
 
 
 class SshSettings(BaseModel):

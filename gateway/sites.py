@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from gateway.settings import SiteSettings
 from hpc_adapters.base import HpcIdentity, SchedulerAdapter, WorkspaceFiles
+from hpc_adapters.errors import HpcError
 
 
 class UnknownSite(LookupError):
@@ -116,3 +118,46 @@ class Sites:
         for adapter in self._adapters.values():
             adapter.close()
         self._adapters.clear()
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    """What probing one site found: the headline facts plus everything it said."""
+
+    site: str
+    adapter: str
+    ok: bool
+    cluster: str = "?"
+    slurm_release: str = "?"
+    dialect: str = "?"
+    rtt_ms: str = "?"
+    error: str | None = None
+    facts: Mapping[str, str] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        """Every fact, then the headline and ``ok``/``error`` (for ``--json``)."""
+        out: dict[str, object] = {"site": self.site, "adapter": self.adapter, **self.facts}
+        out.update(cluster=self.cluster, slurm_release=self.slurm_release)
+        out.update(dialect=self.dialect, rtt_ms=self.rtt_ms, ok=self.ok)
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+def probe_site(sites: Sites, name: str) -> SiteReport:
+    """``check()`` one site; a failure (down, unsupported API) is reported, not raised."""
+    adapter_kind = sites.settings(name).adapter
+    try:
+        facts = sites.adapter(name).check()
+    except (HpcError, ValueError) as exc:
+        return SiteReport(site=name, adapter=adapter_kind, ok=False, error=str(exc))
+    return SiteReport(
+        site=name,
+        adapter=adapter_kind,
+        ok=True,
+        cluster=facts.get("cluster", "?"),
+        slurm_release=facts.get("slurm_release", "?"),
+        dialect=facts.get("dialect", "?"),
+        rtt_ms=facts.get("rtt_ms", "?"),
+        facts=facts,
+    )

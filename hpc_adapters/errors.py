@@ -11,7 +11,8 @@ from the *class*, never from the message::
         ├── AuthenticationError the site refused our credentials for this user
         ├── JobRejectedError    the scheduler refused the job (bad partition, limits)
         ├── InvalidJobError     the scheduler does not know this job id
-        └── WorkspaceError      a workspace path is invalid or not accessible
+        ├── WorkspaceError      a workspace path is invalid or not accessible
+        └── UnsupportedApiError the site's API offers no version this adapter speaks
 
 An adapter must never let a library exception (httpx, paramiko, OSError)
 escape un-wrapped: wrap it in the right branch so callers can rely on the tree.
@@ -58,3 +59,17 @@ class InvalidJobError(PermanentHpcError):
 
 class WorkspaceError(PermanentHpcError):
     """A workspace path is invalid, escapes its root, or cannot be accessed."""
+
+
+class UnsupportedApiError(PermanentHpcError):
+    """The site answers, but in no API version this adapter speaks (e.g. a
+    slurmrestd whose OpenAPI versions are all unknown to the dialect table).
+
+    ``offered`` lists what the site offers, ``supported`` what we speak, so the
+    operator can tell an old release from a new one.
+    """
+
+    def __init__(self, detail: str, offered: tuple[str, ...], supported: tuple[str, ...]) -> None:
+        super().__init__(detail)
+        self.offered = offered
+        self.supported = supported

@@ -29,6 +29,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pwd
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import ModuleType
@@ -335,12 +336,17 @@ class PyslurmAdapter:
 
     def check(self) -> dict[str, str]:
         """Versions, and the controller's job count (one ``jobs`` RPC: raises if down)."""
+        version = str(getattr(self.slurm, "__version__", "?"))
+        started = time.monotonic()
+        jobs = len(self._live())
         return {
             "site": self.site,
             "transport": "pyslurm (experimental)",
             "slurm_release": slurm_release(self.slurm),
-            "pyslurm_version": str(getattr(self.slurm, "__version__", "?")),
-            "jobs_in_controller": str(len(self._live())),
+            "pyslurm_version": version,
+            "dialect": f"pyslurm {version}",
+            "rtt_ms": f"{(time.monotonic() - started) * 1000:.1f}",
+            "jobs_in_controller": str(jobs),
         }
 
     def close(self) -> None:

@@ -47,13 +47,18 @@ from hpc_adapters.errors import (
     JobRejectedError,
     SchedulerBusyError,
     TransportError,
+    UnsupportedApiError,
 )
 from hpc_adapters.slurm.dialects import (
+    AUTO,
     AccountingRecord,
     Dialect,
     Json,
     SlurmApiError,
+    choose_version,
     dialect_for,
+    offered_versions,
+    supported_versions,
     valid_job_id,
 )
 from hpc_adapters.slurm.statuses import merge_statuses, valid_ids
@@ -185,6 +190,11 @@ class SlurmRestAdapter:
     ``submit``/``cancel`` as the given identity. Pass ``transport`` (e.g.
     ``httpx.MockTransport``) or a ready ``client`` to swap the wire in tests.
 
+    ``api_version="auto"`` picks the newest dialect the server offers, read once
+    from its ``/openapi/v3`` document at the first call (a failed probe is
+    retried at the next call); a server offering none raises
+    :class:`UnsupportedApiError` naming what it offers.
+
     ``GET /jobs`` is conditional: it carries ``update_time`` = the time the
     previous list was asked for minus ``update_slack`` seconds (Slurm times have
     one-second resolution; the slack also absorbs that much clock difference
@@ -209,7 +219,9 @@ class SlurmRestAdapter:
     ) -> None:
         self.site = site
         self.base_url = base_url.rstrip("/")
-        self.dialect: Dialect = dialect_for(api_version)
+        self.api_version = api_version
+        self._dialect: Dialect | None = None if api_version == AUTO else dialect_for(api_version)
+        self._dialect_lock = threading.Lock()
         self.token_source = token_source
         self.service = HpcIdentity(login=_checked_login(service_user))
         self.files_factory = files_factory
@@ -222,6 +234,33 @@ class SlurmRestAdapter:
         self.update_slack = update_slack
         self._live: _LiveList | None = None
         self._live_lock = threading.Lock()
+
+    # ----------------------------------------------------------- dialect ----
+
+    @property
+    def dialect(self) -> Dialect:
+        """The dialect spoken to this site (probed once when configured ``auto``)."""
+        if self._dialect is None:
+            with self._dialect_lock:
+                if self._dialect is None:
+                    self._dialect = dialect_for(self._probe_version())
+        return self._dialect
+
+    def _probe_version(self) -> str:
+        """The newest supported version in the server's OpenAPI document."""
+        status, data = self._call("GET", "/openapi/v3", self.service)
+        offered = offered_versions(data)
+        chosen = choose_version(offered)
+        if chosen is None:
+            raise UnsupportedApiError(
+                f"slurmrestd at {self.base_url} (HTTP {status}) offers "
+                f"{', '.join(offered) or 'no Slurm API version'}; this gateway speaks "
+                f"{', '.join(supported_versions())}",
+                offered=tuple(offered),
+                supported=tuple(supported_versions()),
+            )
+        log.info("site %s: slurmrestd offers %s; speaking %s", self.site, offered, chosen)
+        return chosen
 
     # -------------------------------------------------------------- wire ----
 
@@ -298,7 +337,7 @@ class SlurmRestAdapter:
         if previous is not None:
             since = int(previous.asked_at - self.update_slack)
             status, data = self._call("GET", path, self.service, query=f"update_time={since}")
-            if status == _NOT_MODIFIED:
+            if self.dialect.not_modified(status, data):
                 return previous.jobs
             self._raise_for_errors(path, status, data)
         else:
@@ -364,7 +403,9 @@ class SlurmRestAdapter:
         if not valid_job_id(job_id):
             raise InvalidJobError(f"not a Slurm job id: {job_id!r}")
         status, data = self._call("DELETE", self.dialect.job_path(job_id), identity)
-        errors = self.dialect.parse_errors(data)
+        errors = self.dialect.cancel_errors(data)
+        if not errors and not self.dialect.cancel_reports_outcome:
+            errors = self._cancel_outcome(job_id, identity)
         if not errors or all(e.code == _ALREADY_DONE for e in errors):
             return
         cls = _classify(errors)
@@ -377,6 +418,26 @@ class SlurmRestAdapter:
         if cls is AuthenticationError:
             raise AuthenticationError(f"Slurm refused to let {identity.login!r} cancel {job_id}")
         raise SchedulerBusyError(f"cancel of {job_id} failed (HTTP {status}): {_describe(errors)}")
+
+    def _cancel_outcome(self, job_id: str, identity: HpcIdentity) -> list[SlurmApiError]:
+        """What a cancel did, for dialects whose DELETE answers success regardless.
+
+        The job is read back as the service user: unknown to slurmctld -> 2017
+        (accounting then tells purged from never-known); ended or cancelled -> no
+        error; still active and owned by someone else -> 2002 (refused); still
+        active and owned by the caller -> busy (retried later).
+        """
+        status, data = self._call("GET", self.dialect.job_path(job_id), self.service)
+        errors = [e for e in self.dialect.parse_errors(data) if e.code != _NOTHING_FOUND]
+        jobs = [j for j in self.dialect.parse_jobs(data) if j.job_id == job_id]
+        if not jobs:
+            return errors or [SlurmApiError(_INVALID_JOB, "Invalid job id specified")]
+        job = jobs[0]
+        if not job.state.active or "CANCELLED" in job.raw_state:
+            return []
+        if job.user and job.user != identity.login:
+            return [SlurmApiError(2002, "Access/permission denied")]
+        return [SlurmApiError(-1, f"job {job_id} is still {job.raw_state} (HTTP {status})")]
 
     def usages(self, job_ids: Iterable[str]) -> dict[str, Usage]:
         """Accounting of many jobs in one slurmdb query (per DB_BATCH ids)."""
@@ -391,9 +452,23 @@ class SlurmRestAdapter:
         return self.files_factory(identity)
 
     def check(self) -> dict[str, str]:
-        """``/ping`` and ``/diag`` as the service user; raises from the tree if down."""
-        facts = {"site": self.site, "base_url": self.base_url}
-        facts.update(self.dialect.parse_ping(self._query(self.dialect.ping_path())))
+        """``/ping`` and ``/diag`` as the service user; raises from the tree if down.
+
+        Facts include ``dialect`` (the API version spoken; ``api_version`` is what
+        was configured), ``slurm_release``, ``cluster`` and ``rtt_ms`` (the ping's
+        round trip)."""
+        facts = {"site": self.site, "base_url": self.base_url, "api_version": self.api_version}
+        dialect = self.dialect
+        started = time.monotonic()
+        ping = self._query(dialect.ping_path())
+        facts["rtt_ms"] = f"{(time.monotonic() - started) * 1000:.1f}"
+        facts.update(dialect.parse_ping(ping))
+        if "cluster" not in facts:
+            # v0.0.38's ping does not name the cluster; its slurmdbd does when it
+            # serves exactly one.
+            clusters = dialect.parse_clusters(self._query(dialect.db_clusters_path()))
+            if len(clusters) == 1:
+                facts["cluster"] = clusters[0]
         stats: Any = self._query(self.dialect.diag_path()).get("statistics")
         if isinstance(stats, dict):
             for key in ("jobs_running", "jobs_pending", "server_thread_count", "agent_queue_size"):

@@ -129,6 +129,7 @@ class SshAdapter:
         probe = Probe()
         facts.update(probe.parse(self.pool.run(self.service_user, probe)))
         facts["probe_ms"] = f"{(time.monotonic() - started) * 1000:.1f}"
+        facts["rtt_ms"] = facts["probe_ms"]
         if self.pool.stats.connects > connects_before:
             facts["connect_ms"] = f"{self.pool.stats.last_connect_seconds * 1000:.1f}"
         transport = self.pool.transport_of(self.service_user)

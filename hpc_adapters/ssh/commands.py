@@ -283,13 +283,17 @@ def parse_scancel(result: CommandResult) -> CancelOutcome:
 
 
 class Probe:
-    """``sinfo --version; scontrol ping`` for ``hpcgw sites check``."""
+    """``sinfo --version``, the cluster name and ``scontrol ping`` for ``hpcgw sites check``."""
 
     verb = "sinfo"
     idempotent = True
 
     def line(self) -> str:
-        return "sinfo --version && scontrol ping"
+        # The exit status is scontrol ping's: non-zero when the controller is down.
+        return (
+            "sinfo --version && { scontrol show config 2>/dev/null | grep '^ClusterName '; "
+            "scontrol ping; }"
+        )
 
     def stdin(self) -> bytes | None:
         return None
@@ -303,11 +307,14 @@ def parse_probe(result: CommandResult) -> dict[str, str]:
     lines = [ln.strip() for ln in result.stdout.splitlines() if ln.strip()]
     if result.exit_status == 127 or not lines:
         raise SchedulerBusyError(f"Slurm commands do not answer: {_errors(result)}")
-    facts = {"slurm_release": lines[0].split()[-1]}
+    facts = {"slurm_release": lines[0].split()[-1], "dialect": "cli"}
     for line in lines[1:]:
         m = re.match(r"Slurmctld\((\w+)\) at (\S+) is (\w+)", line)
         if m:
             facts[f"controller.{m.group(2)}"] = f"{m.group(3)} ({m.group(1)})"
+        cluster = re.match(r"ClusterName\s*=\s*(\S+)", line)
+        if cluster:
+            facts["cluster"] = cluster.group(1)
     if result.exit_status != 0:
         facts["controller_error"] = _errors(result)
     return facts

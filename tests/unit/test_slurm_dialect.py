@@ -279,7 +279,7 @@ def test_usage_of_a_job_that_never_ran() -> None:
 def test_ping() -> None:
     facts = D.parse_ping(fixture("ping"))
     assert facts["slurm_release"] == "22.05.8"
-    assert facts["api_version"] == "v0.0.38"
+    assert facts["dialect"] == "v0.0.38"
     assert any(v.startswith("UP") for k, v in facts.items() if k.startswith("controller."))
 
 

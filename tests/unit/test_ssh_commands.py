@@ -282,8 +282,18 @@ def test_parse_scancel_unexpected_is_busy() -> None:
 
 
 def test_probe() -> None:
-    facts = Probe().parse(ok("slurm-wlm 22.05.8\r\nSlurmctld(primary) at vm is UP\r\n"))
-    assert facts == {"slurm_release": "22.05.8", "controller.vm": "UP (primary)"}
+    facts = Probe().parse(
+        ok(
+            "slurm-wlm 22.05.8\r\nClusterName             = mesocentre\r\n"
+            "Slurmctld(primary) at vm is UP\r\n"
+        )
+    )
+    assert facts == {
+        "slurm_release": "22.05.8",
+        "dialect": "cli",
+        "cluster": "mesocentre",
+        "controller.vm": "UP (primary)",
+    }
     down = Probe().parse(CommandResult(1, "slurm 23.11.1\n", "scontrol: error: no controller"))
     assert down["slurm_release"] == "23.11.1" and "no controller" in down["controller_error"]
     with pytest.raises(SchedulerBusyError):
