@@ -7,9 +7,11 @@ with alice's token runs as alice. Tokens come from a :class:`TokenSource`
 :class:`ForwardedTokenSource` presents the user's own token). Request bodies
 and response parsing belong to the version's :class:`Dialect`.
 
-How slurmrestd v0.0.38 fails, and what we raise (checked on the real server):
+How slurmrestd fails, and what we raise (checked on the real 22.05 and 24.11
+servers; the dialect modules list what differs between versions):
 
-* missing/empty auth headers -> HTTP 401; 401/403 -> AuthenticationError;
+* missing/empty auth headers -> HTTP 401; 401/403 -> AuthenticationError; 24.11
+  answers a forged or expired token with HTTP 511 (errors 1007 / 7000) -> the same;
 * slurmctld refusing a token -> HTTP 500 with error 5005 "Zero Bytes were
   transmitted or received" (ambiguous with a dropped connection: transient);
   slurmdbd refusing it -> HTTP 200 with error 1007 -> AuthenticationError;
@@ -21,6 +23,9 @@ How slurmrestd v0.0.38 fails, and what we raise (checked on the real server):
   another user's job -> 2002 -> AuthenticationError;
 * 502/503/504, and slurmctld/slurmdbd communication errors -> SchedulerBusyError;
   connection errors and timeouts -> TransportError;
+* a path of an API version the server does not serve -> HTTP 404 in plain text
+  -> UnsupportedApiError (permanent: a configuration mismatch, not an outage);
+  ``api_version: auto`` avoids it by reading ``/openapi/v3`` first;
 * ``GET /jobs?update_time=T`` answers HTTP 304 with an empty body when no job
   changed since ``T`` (slurmctld's ``SLURM_NO_CHANGE_IN_DATA``): the adapter
   then reuses the list it parsed last time (see :meth:`SlurmRestAdapter.statuses`).
@@ -82,8 +87,10 @@ _BUSY = {
 _INVALID_JOB = 2017
 _ALREADY_DONE = 2021
 _NOTHING_FOUND = 9003
-#: slurmrestd's answer to a conditional ``GET /jobs`` when no job changed.
+#: slurmrestd's answer to a conditional ``GET /jobs`` when no job changed (22.05).
 _NOT_MODIFIED = 304
+#: 401/403, and 24.11's 511 for a token slurmctld or slurmdbd refuses.
+_AUTH_STATUSES = (401, 403, 511)
 
 
 @dataclass(frozen=True)
@@ -285,7 +292,7 @@ class SlurmRestAdapter:
             raise TransportError(f"slurmrestd at {self.base_url} timed out: {exc}") from exc
         except httpx.HTTPError as exc:
             raise TransportError(f"cannot reach slurmrestd at {self.base_url}: {exc}") from exc
-        if resp.status_code in (401, 403):
+        if resp.status_code in _AUTH_STATUSES:
             raise AuthenticationError(
                 f"slurmrestd refused the credentials of {identity.login!r}"
                 f" (HTTP {resp.status_code})"
@@ -298,6 +305,14 @@ class SlurmRestAdapter:
             data = resp.json()
         except ValueError:
             snippet = resp.text[:200].strip()
+            if resp.status_code == 404:
+                # slurmrestd's plain-text 404: it does not serve this API version.
+                raise UnsupportedApiError(
+                    f"slurmrestd at {self.base_url} does not serve {path} ({snippet!r}); "
+                    f"configure api_version: auto or one of the versions it offers",
+                    offered=(),
+                    supported=tuple(supported_versions()),
+                ) from None
             raise TransportError(
                 f"slurmrestd answered HTTP {resp.status_code} without JSON: {snippet!r}"
             ) from None
@@ -336,7 +351,8 @@ class SlurmRestAdapter:
         asked_at = self._clock()
         if previous is not None:
             since = int(previous.asked_at - self.update_slack)
-            status, data = self._call("GET", path, self.service, query=f"update_time={since}")
+            query = self.dialect.update_time_query(since, asked_at)
+            status, data = self._call("GET", path, self.service, query=query)
             if self.dialect.not_modified(status, data):
                 return previous.jobs
             self._raise_for_errors(path, status, data)

@@ -163,6 +163,11 @@ class Dialect:
         """What a ``DELETE /job/{id}`` answer says went wrong (empty: nothing)."""
         return self.parse_errors(body)
 
+    def update_time_query(self, since: int, now: float) -> str:
+        """Query of a conditional ``GET /jobs``: jobs changed since epoch ``since``
+        (``now`` is this host's clock, for dialects that want a relative time)."""
+        return f"update_time={since}"
+
     def not_modified(self, status: int, body: Json) -> bool:
         """True when a conditional ``GET /jobs?update_time=`` says nothing changed."""
         return status == 304

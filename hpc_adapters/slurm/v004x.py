@@ -17,7 +17,8 @@ against the real 24.11.5 server (its ``/openapi/v3`` document and answers):
   2045 account).
 * A conditional ``GET /jobs?update_time=T`` with nothing changed answers HTTP
   200 with no jobs and the warning "No job changes since update_time…"
-  (22.05 answered 304).
+  (22.05 answered 304). v0.0.42 takes ``T`` as epoch seconds; v0.0.40/41 refuse
+  an epoch (HTTP 422, error 9202) and take Slurm's time syntax (``now-30``).
 * slurmdb jobs of several ids: one ``step=`` parameter per id (a comma, raw or
   percent-encoded, answers 400/422); no match is an empty list, not an error.
 * Cancel (``DELETE /job/{id}``) answers HTTP 200 in every case. v0.0.42 lists
@@ -29,6 +30,7 @@ against the real 24.11.5 server (its ``/openapi/v3`` document and answers):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -123,6 +125,12 @@ class V0040Dialect(Dialect):
         """One ``step=`` parameter per id (ids validated: digits only)."""
         return "&".join(f"step={job_id}" for job_id in checked_ids(job_ids))
 
+    def update_time_query(self, since: int, now: float) -> str:
+        """``update_time=now-N``: 24.11's v0.0.40/41 parsers refuse an epoch here
+        ("Parsing of … for timestamp failed", HTTP 422) but take Slurm's time
+        syntax; relative to the server's own clock, so no clock skew either."""
+        return f"update_time=now-{max(1, math.ceil(now - since))}"
+
     def not_modified(self, status: int, body: Json) -> bool:
         """HTTP 200, no jobs, and the "No job changes since" warning (or a 304)."""
         if status == 304:
@@ -167,6 +175,10 @@ class V0042Dialect(V0040Dialect):
 
     version = "v0.0.42"
     cancel_reports_outcome = True
+
+    def update_time_query(self, since: int, now: float) -> str:
+        """v0.0.42 takes the epoch itself."""
+        return f"update_time={since}"
 
     def cancel_errors(self, body: Json) -> list[SlurmApiError]:
         """``errors`` plus every ``status[].error`` whose code is not 0."""

@@ -7,10 +7,12 @@ Every command renders ONE shell line for the login node's POSIX shell, with
 line endings are normalised first (:func:`normalise_text`).
 
 Times are requested as epoch seconds (``SLURM_TIME_FORMAT=%s``), so no time
-zone is guessed. Facts about Slurm 22.05's CLI, checked on the dev cluster:
+zone is guessed. Facts about Slurm 22.05's CLI (and where 24.11 differs),
+checked on the dev clusters:
 
 * ``squeue -O Field:0|,...`` prints unpadded fields separated by ``|``;
-  ``exit_code`` is the raw wait status (768 = exit 3), as in slurmrestd.
+  ``exit_code`` is the raw wait status (768 = exit 3), as in slurmrestd; 24.11
+  prints ``code:signal`` (``3:0``) instead.
   ``squeue -j`` with a single unknown id exits 1 with ``Invalid job id
   specified``; with several ids the unknown ones are just missing.
 * ``sacct`` (in :mod:`.sacct`): ``-j`` without ``-S`` searches all time; an
@@ -99,11 +101,16 @@ def check_ran(verb: str, result: CommandResult) -> None:
 
 
 class Sbatch:
-    """``env -i <environment> sbatch --export=ALL --parsable <options>``, script on stdin.
+    """``env -i <environment> <sbatch of the login PATH> --export=ALL --parsable <options>``,
+    script on stdin.
 
     ``env -i`` gives the job exactly ``environment`` (plus Slurm's own
     variables), as slurmrestd's job description does, whatever the user's
-    login environment holds (e.g. ``SBATCH_*`` variables).
+    login environment holds (e.g. ``SBATCH_*`` variables). Two things of the
+    login node's environment are kept: *which* ``sbatch`` (resolved on the
+    login PATH before the environment is cleared — a site's Slurm may live in
+    ``/opt/slurm/bin``) and ``SLURM_CONF`` when the login node sets it (a site
+    whose configuration is not at the compiled-in place).
     """
 
     verb = "sbatch"
@@ -123,7 +130,8 @@ class Sbatch:
     def line(self) -> str:
         env = " ".join(shlex.quote(f"{k}={v}") for k, v in self.environment.items())
         opts = " ".join(self.options)
-        return f"env -i {env} sbatch --export=ALL --parsable {opts}"
+        keep_conf = '${SLURM_CONF:+"SLURM_CONF=$SLURM_CONF"}'
+        return f'env -i {env} {keep_conf} "$(command -v sbatch)" --export=ALL --parsable {opts}'
 
     def stdin(self) -> bytes:
         return self.script.encode()
@@ -200,6 +208,17 @@ def epoch_text(text: str) -> int | None:
     return int(text)
 
 
+def squeue_exit(text: str) -> tuple[int | None, int | None]:
+    """(exit_code, signal) of squeue's ``exit_code`` field: the raw wait status
+    (22.05: ``768`` = exit 3) or ``code:signal`` (24.11: ``3:0``, ``0:9``)."""
+    code, colon, sig = text.strip().partition(":")
+    if not colon:
+        return wait_status(int(code)) if code.lstrip("-").isdigit() else (None, None)
+    if not (code.isdigit() and sig.isdigit()):
+        return None, None
+    return (None, int(sig)) if int(sig) else (int(code), None)
+
+
 def parse_squeue(text: str) -> list[JobStatus]:
     """Rows of ``squeue -O`` with :data:`SQUEUE_FIELDS`; malformed rows are skipped."""
     out = []
@@ -213,9 +232,7 @@ def parse_squeue(text: str) -> list[JobStatus]:
         job_id, raw, code, reason, user, submit, start, end, name = parts
         state = parse_state(raw.strip())
         final = not state.active
-        exit_code, signal = (None, None)
-        if final and code.strip().lstrip("-").isdigit():
-            exit_code, signal = wait_status(int(code))
+        exit_code, signal = squeue_exit(code) if final else (None, None)
         out.append(
             JobStatus(
                 job_id=job_id.strip(),

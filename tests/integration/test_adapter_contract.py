@@ -1,15 +1,15 @@
-"""The SchedulerAdapter contract, against the REAL dev Slurm cluster, for every adapter.
+"""The SchedulerAdapter contract, against the REAL dev Slurm clusters, for every adapter.
 
-Each test runs once per kind in ``tests/integration/adapters.py``. Jobs run as
-alice in workspaces under the test work root; facts are cross-checked with the
-Slurm CLI (``sacct``, ``squeue``, ``scontrol``) rather than with the adapter
-itself.
+Each test runs once per adapter x cluster pair in ``tests/integration/adapters.py``
+(slurmrest and ssh on hpcgw/22.05 and mesocentre/24.11, the older 24.11 REST
+dialects, pyslurm on hpcgw). Jobs run as alice in workspaces under the test
+work root; facts are cross-checked with *that cluster's* Slurm CLI (``sacct``,
+``squeue``, ``scontrol``) rather than with the adapter itself.
 """
 
 from __future__ import annotations
 
 import pwd
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -20,7 +20,7 @@ import pytest
 
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, SchedulerAdapter, SchedulerState
 from hpc_adapters.errors import InvalidJobError, JobRejectedError, TransportError
-from tests.conftest import WORK_ROOT, sacct_field, sacct_settled, squeue_ids
+from tests.conftest import WORK_ROOT
 
 if TYPE_CHECKING:
     from tests.integration.adapters import AdapterUnderTest
@@ -70,17 +70,6 @@ def wait_state(
     return wait_for(f"job {job_id} to be {state.value}", probe, timeout)
 
 
-def in_controller(job_id: str) -> bool:
-    """True while slurmctld still has the job (``scontrol show job``)."""
-    out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True)
-    return out.returncode == 0 and f"JobId={job_id}" in out.stdout
-
-
-def node_cpus() -> int:
-    out = subprocess.run(["sinfo", "-h", "-o", "%c"], capture_output=True, text=True, check=True)
-    return max(int(x) for x in out.stdout.split())
-
-
 @pytest.fixture
 def workdir(adapter_under_test: AdapterUnderTest) -> Iterator[str]:
     """A fresh workspace owned by alice; removed afterwards."""
@@ -101,22 +90,26 @@ def cancel_later(adapter_under_test: AdapterUnderTest) -> Iterator[list[str]]:
     """Job ids to scancel at teardown, so a failing test leaves nothing running."""
     ids: list[str] = []
     yield ids
-    if ids:
-        subprocess.run(["scancel", *ids], capture_output=True)
+    adapter_under_test.cluster.scancel(*ids)
 
 
 # ------------------------------------------------------------------ tests ----
 
 
 def test_adapter_honours_the_protocol(adapter_under_test: AdapterUnderTest) -> None:
+    cluster = adapter_under_test.cluster
     assert isinstance(adapter_under_test.adapter, SchedulerAdapter)
     facts = adapter_under_test.adapter.check()
-    assert facts["slurm_release"].startswith("22.05")
+    assert facts["slurm_release"].startswith(cluster.release)
+    assert facts["cluster"] == cluster.name
+    if adapter_under_test.kind == "slurmrest":  # auto: the newest dialect the server offers
+        assert facts["dialect"] == cluster.api_version
 
 
 def test_submit_runs_as_the_user_and_files_belong_to_them(
     adapter_under_test: AdapterUnderTest, workdir: str
 ) -> None:
+    cluster = adapter_under_test.cluster
     adapter = adapter_under_test.adapter
     files = adapter.files(ALICE)
     files.write_bytes(f"{workdir}/inputs.json", b'{"n": 1}')
@@ -126,7 +119,7 @@ def test_submit_runs_as_the_user_and_files_belong_to_them(
     final = wait_final(adapter, [job_id])[job_id]
     assert (final.state, final.exit_code) == (S.COMPLETED, 0)
     assert final.user == "alice"
-    assert sacct_field(job_id, "User") == "alice"
+    assert cluster.sacct_field(job_id, "User") == "alice"
     alice_uid = pwd.getpwnam("alice").pw_uid
     for name in ("inputs.json", "whoami.txt", "slurm.out", "out", "out/result.txt"):
         assert Path(workdir, name).lstat().st_uid == alice_uid, name
@@ -165,12 +158,16 @@ def test_find_by_name(adapter_under_test: AdapterUnderTest, workdir: str) -> Non
 def test_cancel_pending_and_running_jobs(
     adapter_under_test: AdapterUnderTest, workdir: str, cancel_later: list[str]
 ) -> None:
+    cluster = adapter_under_test.cluster
     adapter = adapter_under_test.adapter
     running = adapter.submit(job(workdir, "sleep 300", stdout="r.out"), ALICE)
     cancel_later.append(running)
     wait_state(adapter, running, S.RUNNING)
     # Asking for every CPU of the node while `running` holds one keeps it pending.
-    pending = adapter.submit(job(workdir, "sleep 300", cpus=node_cpus(), stdout="p.out"), ALICE)
+    pending = adapter.submit(
+        job(workdir, "sleep 300", cpus=cluster.node_cpus(), stdout="p.out"),
+        ALICE,
+    )
     cancel_later.append(pending)
     assert adapter.statuses([pending])[pending].state is S.PENDING
 
@@ -178,7 +175,7 @@ def test_cancel_pending_and_running_jobs(
         adapter.cancel(job_id, ALICE)
 
         def gone(j: str = job_id) -> bool:
-            return j not in squeue_ids()
+            return j not in cluster.squeue_ids()
 
         wait_for(f"{job_id} to leave squeue", gone, 10)
         final = wait_state(adapter, job_id, S.CANCELLED, timeout=15)
@@ -186,13 +183,14 @@ def test_cancel_pending_and_running_jobs(
 
         # slurmdbd records a never-started job's cancel a moment later: poll.
         def recorded(j: str = job_id) -> bool:
-            return sacct_field(j, "State").startswith("CANCELLED")
+            return cluster.sacct_field(j, "State").startswith("CANCELLED")
 
         wait_for(f"sacct to record {job_id} as cancelled", recorded, 15)
         adapter.cancel(job_id, ALICE)  # already ended: a no-op
 
 
 def test_exit_codes_zero_and_non_zero(adapter_under_test: AdapterUnderTest, workdir: str) -> None:
+    cluster = adapter_under_test.cluster
     adapter = adapter_under_test.adapter
     ok = adapter.submit(job(workdir, "exit 0", stdout="ok.out"), ALICE)
     bad = adapter.submit(
@@ -201,7 +199,7 @@ def test_exit_codes_zero_and_non_zero(adapter_under_test: AdapterUnderTest, work
     final = wait_final(adapter, [ok, bad])
     assert (final[ok].state, final[ok].exit_code) == (S.COMPLETED, 0)
     assert (final[bad].state, final[bad].exit_code) == (S.FAILED, 3)
-    assert sacct_settled(bad, "ExitCode", "3:0") == "3:0"
+    assert cluster.sacct_settled(bad, "ExitCode", "3:0") == "3:0"
     assert adapter.files(ALICE).read_bytes(f"{workdir}/b.err", 100) == b"oops\n"
 
 
@@ -209,6 +207,7 @@ def test_exit_codes_zero_and_non_zero(adapter_under_test: AdapterUnderTest, work
 def test_time_limit_ends_in_timeout(
     adapter_under_test: AdapterUnderTest, workdir: str, cancel_later: list[str]
 ) -> None:
+    cluster = adapter_under_test.cluster
     # Slow (60-100 s): Slurm checks time limits about every 30 s.
     adapter = adapter_under_test.adapter
     spec = JobSpec(
@@ -218,7 +217,7 @@ def test_time_limit_ends_in_timeout(
     cancel_later.append(job_id)
     final = wait_final(adapter, [job_id], timeout=200)[job_id]
     assert final.state is S.TIMEOUT
-    assert sacct_settled(job_id, "State", "TIMEOUT") == "TIMEOUT"
+    assert cluster.sacct_settled(job_id, "State", "TIMEOUT") == "TIMEOUT"
 
 
 def test_out_of_memory(adapter_under_test: AdapterUnderTest, workdir: str) -> None:
@@ -236,10 +235,16 @@ def test_out_of_memory(adapter_under_test: AdapterUnderTest, workdir: str) -> No
 def test_job_aged_out_of_the_controller_is_resolved_from_accounting(
     adapter_under_test: AdapterUnderTest, workdir: str
 ) -> None:
+    cluster = adapter_under_test.cluster
     adapter = adapter_under_test.adapter
     job_id = adapter.submit(job(workdir, "sleep 1"), ALICE)
     wait_final(adapter, [job_id])
-    wait_for(f"{job_id} to be purged from slurmctld", lambda: not in_controller(job_id), 180, 2)
+    wait_for(
+        f"{job_id} to be purged from slurmctld",
+        lambda: not cluster.in_controller(job_id),
+        180,
+        2,
+    )
     adapter_under_test.reset_calls()
     status = adapter.statuses([job_id, "67000000"])
     assert set(status) == {job_id}  # the never-known id is simply missing
@@ -250,6 +255,7 @@ def test_job_aged_out_of_the_controller_is_resolved_from_accounting(
 
 
 def test_usages_of_many_match_sacct(adapter_under_test: AdapterUnderTest, workdir: str) -> None:
+    cluster = adapter_under_test.cluster
     adapter = adapter_under_test.adapter
     shapes = [(1, 2), (2, 3), (3, 2), (2, 1)]  # (cpus, seconds)
     ids = [
@@ -264,19 +270,20 @@ def test_usages_of_many_match_sacct(adapter_under_test: AdapterUnderTest, workdi
     for job_id, (cpus, secs) in zip(ids, shapes, strict=True):
         usage = usages[job_id]
         assert usage.user == "alice" and usage.state is S.COMPLETED
-        assert usage.alloc_cpus == cpus == int(sacct_field(job_id, "AllocCPUS"))
-        assert usage.elapsed_seconds == int(sacct_field(job_id, "ElapsedRaw")) >= secs
-        assert usage.cpu_seconds == int(sacct_field(job_id, "CPUTimeRAW"))
+        assert usage.alloc_cpus == cpus == int(cluster.sacct_field(job_id, "AllocCPUS"))
+        assert usage.elapsed_seconds == int(cluster.sacct_field(job_id, "ElapsedRaw")) >= secs
+        assert usage.cpu_seconds == int(cluster.sacct_field(job_id, "CPUTimeRAW"))
         assert usage.cpu_seconds == usage.alloc_cpus * usage.elapsed_seconds
-        assert usage.account == sacct_field(job_id, "Account")
+        assert usage.account == cluster.sacct_field(job_id, "Account")
         assert usage.start_time is not None and usage.end_time is not None
 
 
 def test_job_is_charged_to_its_account(adapter_under_test: AdapterUnderTest, workdir: str) -> None:
+    cluster = adapter_under_test.cluster
     adapter = adapter_under_test.adapter
     job_id = adapter.submit(job(workdir, "true", account="gep"), ALICE)
     wait_final(adapter, [job_id])
-    assert sacct_settled(job_id, "Account", "gep") == "gep"
+    assert cluster.sacct_settled(job_id, "Account", "gep") == "gep"
     assert adapter.usages([job_id])[job_id].account == "gep"
     # alice has no association with hpcgw-ops: Slurm refuses (so the account was passed)
     with pytest.raises(JobRejectedError, match=r"(?i)invalid account"):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import shlex
+import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +27,7 @@ from hpc_adapters.ssh.commands import (
     parse_sbatch,
     parse_scancel,
     parse_squeue,
+    squeue_exit,
 )
 from hpc_adapters.ssh.sacct import Sacct, parse_duration, parse_exit, parse_sacct, parse_size
 
@@ -56,12 +59,50 @@ def test_sbatch_line_quotes_every_value_and_script_goes_to_stdin() -> None:
     argv = shlex.split(command.line())
     assert argv[:2] == ["env", "-i"]
     assert argv[2:5] == ["PATH=/usr/bin:/bin", f"EVIL={EVIL}", "HOME=/w/a b"]
-    assert argv[5:8] == ["sbatch", "--export=ALL", "--parsable"]
+    assert argv[6:9] == ["$(command -v sbatch)", "--export=ALL", "--parsable"]
     assert f"--job-name={EVIL}" in argv and f"--partition={EVIL}" in argv
     assert "--chdir=/w/a b" in argv and "--output=/w/a b/slurm.out" in argv
     assert "--account=gep" in argv and "--mem=512M" in argv and "--time=10" in argv
     assert command.stdin() == b"#!/bin/bash\necho hi\nexit 0\n"  # CRLF would make sbatch refuse
     assert not command.idempotent
+
+
+def test_sbatch_line_in_a_real_shell_finds_the_login_sbatch_and_keeps_slurm_conf(
+    tmp_path: Path,
+) -> None:
+    """The login node's sbatch (first on ITS PATH, e.g. /opt/slurm/bin) is run with
+    exactly the job environment plus the login node's SLURM_CONF, values intact."""
+    site_bin = tmp_path / "opt-slurm-bin"
+    site_bin.mkdir()
+    fake = site_bin / "sbatch"
+    fake.write_text('#!/bin/sh\nprintf "%s\\0" "$@" > "$0.args"; env -0 > "$0.env"; echo 7\n')
+    fake.chmod(0o755)
+    spec = JobSpec(name=EVIL, script="true", workdir="/w/a b", account="gep")
+    command = Sbatch(spec, {"PATH": "/usr/bin:/bin", "EVIL": EVIL})
+    login_env = {"PATH": f"{site_bin}:/usr/bin:/bin", "SLURM_CONF": "/etc/site/slurm.conf"}
+    done = subprocess.run(
+        ["/bin/sh", "-c", command.line()], env=login_env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert command.parse(CommandResult(0, done.stdout, done.stderr)) == "7"
+    args = (site_bin / "sbatch.args").read_text().split("\0")
+    assert args[:2] == ["--export=ALL", "--parsable"] and f"--job-name={EVIL}" in args
+    env_text = (site_bin / "sbatch.env").read_text()
+    env = dict(item.split("=", 1) for item in env_text.split("\0") if item)
+    assert env["SLURM_CONF"] == "/etc/site/slurm.conf" and env["EVIL"] == EVIL
+    assert env["PATH"] == "/usr/bin:/bin"  # the job's PATH, not the login one
+    # without SLURM_CONF on the login node nothing is added
+    subprocess.run(["/bin/sh", "-c", command.line()], env={"PATH": login_env["PATH"]}, check=True)
+    assert "SLURM_CONF=" not in (site_bin / "sbatch.env").read_text()
+
+
+def test_squeue_exit_codes_of_both_releases() -> None:
+    assert squeue_exit("768") == (3, None)  # 22.05: raw wait status
+    assert squeue_exit("9") == (None, 9)
+    assert squeue_exit("3:0") == (3, None)  # 24.11: code:signal
+    assert squeue_exit("0:9") == (None, 9)
+    assert squeue_exit("0:0") == (0, None)
+    assert squeue_exit("") == (None, None) and squeue_exit("x:y") == (None, None)
 
 
 def test_sbatch_refuses_bad_environment_names_and_paths() -> None:
