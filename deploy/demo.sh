@@ -25,14 +25,25 @@ fi
 
 # 1777 (sticky): with the SSH adapter users create their own job directories over SFTP.
 install -d -m 1777 /var/lib/hpcgw/work 2>/dev/null || sudo install -d -m 1777 /var/lib/hpcgw/work
-# known_hosts for the SSH adapter: the dev sshd's own host keys (nothing auto-accepted).
-[ -s "$run/ssh_known_hosts" ] || for key in /etc/ssh/ssh_host_*_key.pub; do
-  printf '[127.0.0.1]:2222 %s\n' "$(cut -d' ' -f1,2 "$key")"
+# known_hosts for the SSH adapter: the dev sshds' own host keys (nothing auto-accepted),
+# for both sites' login nodes (hpcgw :2222, mesocentre :2223).
+grep -q ':2223 ' "$run/ssh_known_hosts" 2>/dev/null || for port in 2222 2223; do
+  for key in /etc/ssh/ssh_host_*_key.pub; do
+    printf '[127.0.0.1]:%s %s\n' "$port" "$(cut -d' ' -f1,2 "$key")"
+  done
 done >"$run/ssh_known_hosts"
 
 deploy/idp/run.sh start
-echo "== hpcgw users sync (Keycloak group /hpc-users -> Slurm account gep)"
+echo "== hpcgw users sync (Keycloak group /hpc-users -> Slurm account gep), on both clusters"
 .venv/bin/hpcgw users sync
+# mesocentre's accounting is its own (Slurm 24.11, its own slurmdbd): the same sync with
+# that cluster's sacctmgr/scancel (whose built-in SLURM_CONF is the mesocentre one).
+meso_bin=$(bash deploy/devcluster.sh env | sed -n 's/^export MESOCENTRE_SLURM_BIN=//p')
+HPCGW_USERSYNC__SACCTMGR=$meso_bin/sacctmgr HPCGW_USERSYNC__SCANCEL=$meso_bin/scancel \
+  HPCGW_USERSYNC__CLUSTER=mesocentre SLURM_CONF=/etc/slurm-mesocentre/slurm.conf \
+  .venv/bin/hpcgw users sync
+echo "== hpcgw sites check"
+.venv/bin/hpcgw sites check || echo "(a site is down: see above)"
 
 up() { curl -sf -o /dev/null http://127.0.0.1:5000/conformance; }
 if up; then

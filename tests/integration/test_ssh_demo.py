@@ -39,9 +39,10 @@ ALICE = Principal(sub="sub-alice", username="alice", hpc_login="alice", roles=fr
 @pytest.mark.unit
 def test_demo_ssh_differs_from_demo_only_in_the_adapter() -> None:
     plain, ssh = read_yaml(DEMO), read_yaml(DEMO_SSH)
-    site = ssh["sites"]["dev"]
-    assert site.pop("adapter") == "ssh" and plain["sites"]["dev"].pop("adapter") == "slurmrest"
-    assert site.pop("ssh")["port"] == 2222
+    for name, port in (("hpcgw", 2222), ("mesocentre", 2223)):  # each site's login node
+        site = ssh["sites"][name]
+        assert site.pop("adapter") == "ssh" and plain["sites"][name].pop("adapter") == "slurmrest"
+        assert site.pop("ssh")["port"] == port
     assert ssh == plain
 
 
@@ -50,7 +51,7 @@ def demo_ssh_settings(tmp_path: Path, **site_ssh: Any) -> Settings:
     data["database"] = {"url": f"sqlite:///{tmp_path}/hpcgw.db"}
     data["publication"] = {"root": str(tmp_path / "published")}
     data["worker"] = {"poll_interval_seconds": 0.3, "backoff_base_seconds": 0.5}
-    site = data["sites"]["dev"]
+    site = data["sites"]["hpcgw"]
     site["ssh"].update(known_hosts_file=ssh_known_hosts(), **site_ssh)
     site["workspace_root"] = SSH_WORK_ROOT
     site["pythonpath"] = str(REPO)
@@ -88,7 +89,7 @@ def run_until(services: Services, job_id: str, done: set[JobState], timeout: flo
 
 @pytest.mark.slurm
 def test_demo_echo_job_runs_through_the_ssh_adapter(ssh_services: Services) -> None:
-    adapter = ssh_services.sites.adapter("dev")
+    adapter = ssh_services.sites.adapter("hpcgw")
     adapter = getattr(adapter, "inner", adapter)  # unwrap the accounting proxy
     assert isinstance(adapter, SshAdapter)
     body = {"inputs": {"string_input": "hello over ssh", "integer_input": 7}}
@@ -132,7 +133,7 @@ def test_login_refused_by_sshd_fails_the_job(ssh_services: Services) -> None:
 def test_killing_the_ssh_connections_mid_run_does_not_lose_the_job(
     ssh_services: Services,
 ) -> None:
-    adapter = getattr(ssh_services.sites.adapter("dev"), "inner", None)
+    adapter = getattr(ssh_services.sites.adapter("hpcgw"), "inner", None)
     assert isinstance(adapter, SshAdapter)
     job = ssh_services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x", "pause": 6}})
     worker = Worker.from_services(ssh_services)
