@@ -33,8 +33,8 @@ stop-demo:
 	bash deploy/demo.sh stop
 
 lint: venv
-	$(BIN)/ruff check gateway processes hpc_adapters tests bench
-	$(BIN)/ruff format --check gateway processes hpc_adapters tests bench
+	$(BIN)/ruff check gateway processes hpc_adapters tests bench deploy/pyslurm_pairs.py
+	$(BIN)/ruff format --check gateway processes hpc_adapters tests bench deploy/pyslurm_pairs.py
 	$(BIN)/mypy
 
 unit: venv
@@ -51,9 +51,12 @@ pyslurm: venv cluster
 
 # pyslurm is optional: where its source cannot be fetched (no GitHub access) the
 # pyslurm tests are skipped and say why; where it is installed they must pass.
+# `make cluster` brings up both dev clusters (hpcgw: Slurm 22.05, mesocentre: 24.11,
+# built once and cached in ~/.cache/hpcgw); every test tier uses both.
 test: venv cluster test-tools
 	@timeout 1200 bash deploy/install-pyslurm.sh $(BIN)/python || \
 	  echo "[make test] pyslurm not installed (see above): the pyslurm adapter tests will be skipped"
+	@$(BIN)/python deploy/pyslurm_pairs.py
 	HPCGW_REQUIRE_CLUSTER=1 \
 	HPCGW_REQUIRE_PYSLURM=$$($(BIN)/python -c 'import pyslurm' 2>/dev/null && echo 1 || echo 0) \
 	  $(BIN)/python -m pytest -q -rs
