@@ -5,6 +5,7 @@ Usage: demo_job.py BASE_URL [BEARER_TOKEN]
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -39,8 +40,11 @@ def main(base: str, token: str | None) -> int:
             print(f"results body:  {client.get(job_url + '/results').text.strip()}")
     slurm_id = status.get("slurmJobId") or ""
     if slurm_id:
+        # job ids are per cluster: ask the accounting of the site the job went to
+        site = os.environ.get("HPCGW_DEFAULT_SITE", "hpcgw")
+        sacct = "/opt/slurm-24.11/bin/sacct" if site == "mesocentre" else "sacct"
         acct = subprocess.run(
-            ["sacct", "-j", str(slurm_id), "-X", "-n", "-o", "JobID,User,State,Elapsed"],
+            [sacct, "-j", str(slurm_id), "-X", "-n", "-o", "JobID,Cluster,User,State,Elapsed"],
             capture_output=True,
             text=True,
             check=False,

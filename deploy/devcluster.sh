@@ -68,6 +68,7 @@ use_cluster() {
             C_NODE=hpcgw-node; C_PARTITION=debug
             C_JWT_KEY=$JWT_KEY; C_REST_PORT=6820; C_REST_API=v0.0.38; C_SSH_PORT=2222
             C_SSHD_CONF=/etc/ssh/hpcgw_sshd_config; C_SSHD_PID=$RUN_DIR/hpcgw_sshd.pid
+            C_SSHD_LOG=$LOG_DIR/hpcgw_sshd.log
             C_REST_PID=$RUN_DIR/slurmrestd-supervisor.pid
             C_TPL_SLURM=slurm.conf.in; C_TPL_DBD=slurmdbd.conf.in; C_TPL_SSHD=hpcgw_sshd_config.in ;;
         mesocentre)
@@ -77,6 +78,7 @@ use_cluster() {
             C_JWT_KEY=$MESO_JWT_KEY; C_REST_PORT=$MESO_REST_PORT; C_REST_API=v0.0.42
             C_SSH_PORT=$MESO_SSH_PORT
             C_SSHD_CONF=/etc/ssh/mesocentre_sshd_config; C_SSHD_PID=$MESO_RUN/sshd.pid
+            C_SSHD_LOG=$MESO_LOG/sshd.log
             C_REST_PID=$MESO_RUN/slurmrestd-supervisor.pid
             C_TPL_SLURM=mesocentre-slurm.conf.in; C_TPL_DBD=mesocentre-slurmdbd.conf.in
             C_TPL_SSHD=mesocentre_sshd_config.in ;;
@@ -595,8 +597,8 @@ start_sshd() {
         say "$C_NAME sshd:$C_SSH_PORT already running"
     else
         rm -f "$C_SSHD_PID"
-        /usr/sbin/sshd -f "$C_SSHD_CONF" -E "$C_LOG/sshd.log" </dev/null \
-            || die "sshd:$C_SSH_PORT failed to start (see $C_LOG/sshd.log)"
+        /usr/sbin/sshd -f "$C_SSHD_CONF" -E "$C_SSHD_LOG" </dev/null \
+            || die "sshd:$C_SSH_PORT failed to start (see $C_SSHD_LOG)"
         say "$C_NAME sshd:$C_SSH_PORT starting"
     fi
     wait_for "sshd on port $C_SSH_PORT" 20 sshd_up
