@@ -99,6 +99,7 @@ def create_app(
     from gateway.accounting.routes import public_paths, register_accounting
     from gateway.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
+    from gateway.security_headers import install_security_headers
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint
     from gateway.wps import register_wps
 
@@ -112,4 +113,5 @@ def create_app(
     register_wps(app, services, authenticator)
     app.register_blueprint(admin_users_blueprint)
     register_accounting(app)
+    install_security_headers(app)
     return app

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from pygeoapi.openapi import get_oas
@@ -32,6 +33,9 @@ MANAGER_PLUGIN = "gateway.ogcapi.manager.GatewayManager"
 PROCESSOR_PLUGIN = "gateway.ogcapi.processor.HpcProcessor"
 _OAPIP = "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi"
 _SERVED_PREFIXES = ("/openapi", "/conformance", "/processes", "/jobs")
+#: Our overrides of pygeoapi's HTML templates (searched before pygeoapi's own): the
+#: job pages, whose originals put job data into inline scripts (docs/security.md).
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def pygeoapi_config(settings: Settings, registry: ProcessRegistry, token: str) -> dict[str, Any]:
@@ -59,6 +63,7 @@ def pygeoapi_config(settings: Settings, registry: ProcessRegistry, token: str) -
             "limits": {"default_items": max(10, len(registry)), "max_items": 1000},
             "map": {"url": "", "attribution": ""},
             "manager": {"name": MANAGER_PLUGIN, "connection": None, TOKEN_KEY: token},
+            "templates": {"path": str(TEMPLATES)},
         },
         # pygeoapi would call logging.basicConfig with this; register_ogcapi
         # prevents it (logging belongs to the application).
