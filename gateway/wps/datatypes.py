@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.errors import BadRequest
+from gateway.http_input import decode_json
 from gateway.wps.exceptions import invalid
 from gateway.wps.model import InputValue
 
@@ -182,9 +184,9 @@ def to_json(io: IoType, value: InputValue) -> Any:
         return _literal(io, text, name)
     if io.json_content:
         try:
-            return json.loads(text)
-        except ValueError:
-            raise invalid(name, f"input '{name}' must be JSON ({JSON_TYPE})") from None
+            return decode_json(text, what=f"input '{name}'")
+        except BadRequest as exc:
+            raise invalid(name, f"{exc.detail} ({JSON_TYPE})") from None
     return text
 
 
