@@ -45,14 +45,14 @@ class ReportError(ValueError):
 
 def parse_time(value: str, *, end: bool = False) -> datetime:
     """ISO date or datetime (UTC if no offset). A date as an *end* includes that day."""
-    text = value.strip()
+    text = value.strip().upper()  # RFC 3339 allows a lower-case t and z
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return moment + timedelta(days=1) if end else moment
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: the day after 9999-12-31
         raise ReportError(f"not an ISO date or date-time: {value!r}") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

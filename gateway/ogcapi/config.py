@@ -24,6 +24,8 @@ from typing import Any
 
 from pygeoapi.openapi import get_oas
 
+from gateway.ogcapi.job_filters import MAX_DURATION_SECONDS
+from gateway.ogcapi.openapi_contract import make_self_contained
 from gateway.ogcapi.openapi_paths import add_gateway_api, problem
 from gateway.ogcapi.plugin_context import TOKEN_KEY
 from gateway.settings import Settings
@@ -102,6 +104,7 @@ def openapi_document(
     _describe_execution(paths)
     add_gateway_api(oas, settings, public_paths)
     _prune_unused(oas)
+    make_self_contained(oas)
     return oas
 
 
@@ -153,18 +156,19 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
         _param(
             "datetime",
             "Only jobs created at this RFC 3339 date-time or date (the whole second, "
-            "millisecond or day it names) or in this interval: a/b, ../b or a/.. .",
-            {"type": "string"},
+            "millisecond or day it names) or in this interval: a/b, ../b or a/.. "
+            "(the schema gives the single instant or date; intervals are accepted too).",
+            {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]},
         ),
         _param(
             "minDuration",
             "Only jobs that ran at least this many seconds (started to finished, or to now).",
-            {"type": "integer", "minimum": 0},
+            {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
         ),
         _param(
             "maxDuration",
             "Only jobs that ran at most this many seconds (never-started jobs never match).",
-            {"type": "integer", "minimum": 0},
+            {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
         ),
         _param("next", "Opaque page cursor taken from a rel=next link.", {"type": "string"}),
         {"$ref": "#/components/parameters/f"},

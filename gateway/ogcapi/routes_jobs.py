@@ -183,7 +183,8 @@ def jobs() -> Response:
     fmt = response_format()
     limit = _limit()
     args = request.args
-    created = parse_datetime(args["datetime"]) if "datetime" in args else None
+    # an empty filter is no filter (a form or generated client sends datetime=)
+    created = parse_datetime(args["datetime"]) if args.get("datetime") else None
     duration = parse_durations(args.get("minDuration"), args.get("maxDuration"))
     types = _multi("type")
     if types and "process" not in types:
