@@ -7,6 +7,7 @@ states through the job store's own transitions, as the finaliser would.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,3 +91,11 @@ def assert_problem(response: Any, status: int, *words: str) -> dict[str, Any]:
 
 def job_count(services: Services) -> int:
     return services.store.count()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fuzz run's request count and statuses (``make fuzz`` reports them)."""
+    module = sys.modules.get("tests.security.test_openapi_fuzz")
+    line = module.summary() if module is not None else None
+    if line:
+        terminalreporter.write_line(line)
