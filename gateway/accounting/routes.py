@@ -34,6 +34,7 @@ from gateway.accounting.reports import (
     ReportQuery,
     parse_group_by,
     parse_time,
+    plus_days,
     render,
     run_report,
 )
@@ -114,7 +115,7 @@ def _report_query(principal: Principal, default_days: int | None = None) -> Repo
         start = parse_time(start_raw) if start_raw else None
         if default_days is not None:
             end = end or _tomorrow()
-            start = start or end - timedelta(days=default_days)
+            start = start or plus_days(end, -default_days)
         group_by = parse_group_by(request.args.getlist("groupBy") or None)
     except ReportError as exc:
         raise BadRequest(str(exc)) from None

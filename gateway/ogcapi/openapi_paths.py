@@ -88,6 +88,9 @@ def _path(name: str, description: str) -> dict[str, Any]:
 
 _STRING = {"type": "string"}
 _STRINGS = {"type": "array", "items": _STRING}
+_SCOPE = {"type": "string", "enum": ["user", "project"]}
+#: Budget periods (gateway.accounting.periods.Period; daily, monthly... are accepted too).
+_PERIOD = {"type": "string", "enum": ["day", "week", "month", "quarter", "year", "total"]}
 #: An RFC 3339 date-time or full-date.
 _WHEN = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}
 _FLAG = {"type": "boolean", "default": False}
@@ -120,9 +123,9 @@ def _accounting_paths() -> dict[str, Any]:
         },
     }
     budget_key = [
-        _path("scope", "user or project"),
+        {**_path("scope", "user or project"), "schema": _SCOPE},
         _path("name", "HPC login, project, or * (the default of the scope)"),
-        _path("period", "Budget period, e.g. month"),
+        {**_path("period", "Budget period"), "schema": _PERIOD},
     ]
     return {
         "/processes/{processId}/quotations": {
@@ -510,9 +513,13 @@ def schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["scope", "name", "limit_core_hours"],
             "properties": {
-                "scope": {"type": "string", "enum": ["user", "project"]},
-                "name": {"type": "string", "description": "HPC login, project, or *"},
-                "period": {"type": "string", "default": "month"},
+                "scope": _SCOPE,
+                "name": {
+                    "type": "string",
+                    "pattern": r"\S",
+                    "description": "HPC login, project, or * (surrounding blanks dropped)",
+                },
+                "period": {**_PERIOD, "default": "month"},
                 "limit_core_hours": {"type": "number", "minimum": 0},
                 "note": {"type": "string"},
             },

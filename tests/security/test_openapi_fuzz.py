@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ import pytest
 import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -37,7 +39,9 @@ from schemathesis.specs.openapi.checks import (
 
 from gateway.accounting.reports import ReportError, parse_time
 from gateway.app import Services, build_services, create_app
-from tests.security.conftest import security_settings
+from gateway.auth import ROLE_ADMIN, ROLE_USER, Principal
+from gateway.jobs.records import NewJob
+from tests.security.conftest import ALICE, finished_job, security_settings
 
 pytestmark = pytest.mark.unit
 
@@ -98,19 +102,54 @@ CHECKS = [
 ]
 
 
-def _app() -> tuple[Flask, Services, Path]:
+class _AdminAlice:
+    """The caller of every fuzzed request: alice, provisioned, and an administrator.
+
+    An administrator reaches every route (budgets, usage of all, user mappings);
+    alice's HPC login lets her own the seeded jobs. Authentication itself is
+    fuzzed elsewhere (tests/unit/test_oidc.py, tests/integration/test_identity_http.py).
+    """
+
+    principal = Principal(
+        sub=ALICE.sub,
+        username=ALICE.username,
+        hpc_login=ALICE.hpc_login,
+        roles=frozenset({ROLE_USER, ROLE_ADMIN}),
+        is_admin=True,
+    )
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        return self.principal
+
+
+def _app() -> tuple[Flask, Services, Path, list[str]]:
     """The app under test, built at import: schemathesis parametrises from its document.
 
     (``schemathesis.pytest.from_fixture`` would build it lazily, but fails on
-    pytest 9: it reads ``request.node._nodeid``.)
+    pytest 9: it reads ``request.node._nodeid``.) Two of alice's jobs are in the
+    store -- one successful with results, one accepted -- so job routes answer
+    their documents too, not only 404.
     """
     tmp = Path(tempfile.mkdtemp(prefix="hpcgw-fuzz-"))
     settings_ = security_settings(tmp)
     services = build_services(settings_)
-    return create_app(settings_, services), services, tmp
+    done = finished_job(services, {"string_input": "hi"}, {"string_output": "hi"})
+    waiting = services.store.create(
+        NewJob(
+            id=str(uuid.uuid4()),
+            process_id="echo",
+            process_version="1.0.0",
+            owner=ALICE,
+            site="dev",
+            inputs={"string_input": "x"},
+        )
+    )
+    app = create_app(settings_, services, authenticator=_AdminAlice())
+    return app, services, tmp, [done.id, waiting.id]
 
 
-APP, SERVICES, TMP = _app()
+APP, SERVICES, TMP, JOB_IDS = _app()
+SEEDED = len(JOB_IDS)
 
 
 #: HTTP status -> number of answers, over the whole run (reported at its end).
@@ -120,7 +159,7 @@ STATUSES: Counter[int] = Counter()
 @pytest.fixture(scope="module", autouse=True)
 def _run_report() -> Iterator[None]:
     yield
-    jobs = SERVICES.store.count()
+    jobs = SERVICES.store.count() - SEEDED
     SERVICES.close()
     shutil.rmtree(TMP, ignore_errors=True)
     assert jobs == 0, f"the fuzz run created {jobs} job(s)"
@@ -140,6 +179,17 @@ schema = (
     .exclude(path_regex=r"/execution$")
     .exclude(path="/admin/users/sync")
 )
+
+
+@schema.hook
+def flatmap_path_parameters(
+    context: schemathesis.HookContext, path_parameters: dict[str, Any]
+) -> st.SearchStrategy[dict[str, Any]]:
+    """A ``jobId`` is as often one of the seeded jobs as a generated one."""
+    if "jobId" not in (path_parameters or {}):
+        return st.just(path_parameters)
+    known = [{**path_parameters, "jobId": job_id} for job_id in JOB_IDS]
+    return st.sampled_from([path_parameters, path_parameters, *known])
 
 
 @schema.hook
