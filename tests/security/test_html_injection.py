@@ -7,12 +7,16 @@ Content-Security-Policy on every response.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gateway.app import build_services, create_app
 from gateway.ogcapi.config import TEMPLATES
 from gateway.security_headers import CONTENT_SECURITY_POLICY
-from tests.security.conftest import finished_job
+from tests.accounting_support import HeaderAuth, as_user
+from tests.security.conftest import finished_job, security_settings
+from tests.unit.accounting_fixtures import make_job, usage
 
 pytestmark = pytest.mark.unit
 
@@ -99,3 +103,22 @@ def test_gateway_templates_put_no_data_into_scripts():
         text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.S)
         assert "<script" not in text, path
         assert not re.search(r"\|\s*safe\b", text), path
+
+
+def test_the_accounting_dashboard_shows_stored_names_as_text(tmp_path):
+    """HPC logins and process names in the dashboard's SVG charts are escaped too."""
+    payload = "<svg onload=alert(1)>"
+    settings = security_settings(tmp_path)
+    services = build_services(settings)
+    try:
+        job = make_job(services.store, payload, slurm_id="7")
+        end = datetime.now(UTC) - timedelta(hours=1)
+        services.accounting.recorder("seed").record(job, usage("7", user=payload, end=end))
+        app = create_app(settings, services, authenticator=HeaderAuth())
+        r = app.test_client().get("/accounting/dashboard", headers=as_user("admin"))
+        assert r.status_code == 200
+        html = r.get_data(as_text=True)
+        assert payload not in html and "&lt;svg onload" in html
+        assert r.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    finally:
+        services.close()
