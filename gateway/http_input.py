@@ -16,6 +16,8 @@ Two parts, so no handler can get it wrong on its own:
   :data:`MAX_DEPTH` deep. Every refusal is a 400
   :class:`~gateway.errors.BadRequest` that names where the offending value is
   (a JSON pointer such as ``/inputs/number_input``).
+
+Query parameters must be UTF-8 text too (:func:`refuse_non_utf8_query`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import io
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import orjson
 from flask import Flask, request
@@ -80,12 +83,34 @@ def refuse_oversized() -> None:
         raise PayloadTooLarge("the request body is larger than this server accepts")
 
 
+def refuse_non_utf8_query() -> None:
+    """``before_request`` hook: 400 for a query parameter that is not UTF-8 text.
+
+    werkzeug decodes the query with replacement characters, so a value sent as
+    invalid UTF-8 (or as an encoded surrogate, ``%ED%A0%80``) would reach the
+    handlers altered; it is refused instead, naming the parameter.
+    """
+    for pair in request.query_string.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        try:
+            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            shown = unquote_to_bytes(name).decode("utf-8", "replace")
+            raise BadRequest(
+                f"query parameter '{shown}' is not UTF-8 text (percent-encode UTF-8 bytes)"
+            ) from None
+
+
 def install_body_limit(app: Flask, limit: int) -> None:
-    """Bound every request body of ``app`` at ``limit`` bytes, sized or chunked."""
+    """Bound every request body of ``app`` at ``limit`` bytes, sized or chunked.
+
+    Also refuses query parameters that are not UTF-8 (:func:`refuse_non_utf8_query`).
+    """
     app.config["MAX_CONTENT_LENGTH"] = limit
     app.wsgi_app = BodyLimit(app.wsgi_app, limit)  # type: ignore[method-assign]
     # first in line: a body refused for its size is not authenticated or parsed
-    app.before_request_funcs.setdefault(None, []).insert(0, refuse_oversized)
+    hooks = app.before_request_funcs.setdefault(None, [])
+    hooks[:0] = [refuse_oversized, refuse_non_utf8_query]
 
 
 # -- strict JSON -------------------------------------------------------------------

@@ -228,3 +228,44 @@ def test_pointer_at_names_the_value_being_read(text, pointer):
 def test_decode_json_names_what_it_reads():
     with pytest.raises(BadRequest, match="input 'x' is not valid JSON"):
         decode_json("[NaN]", what="input 'x'")
+
+
+# -- WPS literals and query strings -------------------------------------------------
+
+
+def _kvp_execute(data_inputs: str) -> str:
+    return (
+        "/wps?service=WPS&request=Execute&version=1.0.0&identifier=echo"
+        f"&DataInputs={data_inputs}&storeExecuteResponse=true&status=true"
+    )
+
+
+@pytest.mark.parametrize(
+    "data_inputs",
+    [
+        "integer_input=" + "1" * 5000,
+        "number_input=-" + "9" * 5000,
+        "integer_input=" + "9" * 309,
+        "number_input=1e999",
+        "number_input=NaN",
+        "bounding_box_input=1,2,3,inf",
+    ],
+)
+def test_wps_numbers_beyond_a_double_are_an_ows_400(client, services, data_inputs):
+    r = client.get(_kvp_execute(data_inputs))
+    assert r.status_code == 400, r.data
+    assert b"InvalidParameterValue" in r.data and b"_input" in r.data
+    assert job_count(services) == 0
+
+
+@pytest.mark.parametrize("encoded", ["%ED%A0%80", "%FF", "%C0%AF", "%E2%82"])
+def test_query_text_that_is_not_utf8_is_400_naming_the_parameter(client, services, encoded):
+    assert_problem(client.get(f"/jobs?processID={encoded}"), 400, "processID", "UTF-8")
+    r = client.get(_kvp_execute(f"string_input={encoded}"))
+    assert r.status_code == 400 and b"DataInputs" in r.data
+    assert job_count(services) == 0
+
+
+def test_utf8_query_text_is_fine(client, services):
+    assert client.get(_kvp_execute("string_input=%C3%A9t%C3%A9")).status_code == 200
+    assert services.store.page(limit=1).jobs[0].inputs["string_input"] == "été"
