@@ -84,20 +84,26 @@ def refuse_oversized() -> None:
 
 
 def refuse_non_utf8_query() -> None:
-    """``before_request`` hook: 400 for a query parameter that is not UTF-8 text.
+    """``before_request`` hook: 400 for a query or form parameter that is not UTF-8 text.
 
-    werkzeug decodes the query with replacement characters, so a value sent as
+    werkzeug decodes them with replacement characters, so a value sent as
     invalid UTF-8 (or as an encoded surrogate, ``%ED%A0%80``) would reach the
     handlers altered; it is refused instead, naming the parameter.
     """
-    for pair in request.query_string.split(b"&"):
+    _check_urlencoded(request.query_string, "query parameter")
+    if request.mimetype == "application/x-www-form-urlencoded":
+        _check_urlencoded(request.get_data(cache=True), "form field")
+
+
+def _check_urlencoded(data: bytes, what: str) -> None:
+    for pair in data.split(b"&"):
         name, _, value = pair.partition(b"=")
         try:
-            unquote_to_bytes(value.replace(b"+", b" ")).decode("utf-8")
+            unquote_to_bytes(name + value.replace(b"+", b" ")).decode("utf-8")
         except UnicodeDecodeError:
             shown = unquote_to_bytes(name).decode("utf-8", "replace")
             raise BadRequest(
-                f"query parameter '{shown}' is not UTF-8 text (percent-encode UTF-8 bytes)"
+                f"{what} '{shown}' is not UTF-8 text (percent-encode UTF-8 bytes)"
             ) from None
 
 

@@ -269,3 +269,9 @@ def test_query_text_that_is_not_utf8_is_400_naming_the_parameter(client, service
 def test_utf8_query_text_is_fine(client, services):
     assert client.get(_kvp_execute("string_input=%C3%A9t%C3%A9")).status_code == 200
     assert services.store.page(limit=1).jobs[0].inputs["string_input"] == "été"
+
+
+def test_form_fields_that_are_not_utf8_are_an_ows_400(client):
+    body = "service=WPS&request=DescribeProcess&version=1.0.0&identifier=%FF"
+    r = client.post("/wps", data=body, content_type="application/x-www-form-urlencoded")
+    assert r.status_code == 400 and b"identifier" in r.data
