@@ -13,6 +13,7 @@ operation, a few hundred requests); ``make fuzz`` runs thousands.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -145,6 +146,9 @@ def _app() -> tuple[Flask, Services, Path, list[str]]:
         )
     )
     app = create_app(settings_, services, authenticator=_AdminAlice())
+    # also when the test is deselected (the module is imported at collection)
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    atexit.register(services.close)
     return app, services, tmp, [done.id, waiting.id]
 
 
@@ -160,8 +164,6 @@ STATUSES: Counter[int] = Counter()
 def _run_report() -> Iterator[None]:
     yield
     jobs = SERVICES.store.count() - SEEDED
-    SERVICES.close()
-    shutil.rmtree(TMP, ignore_errors=True)
     assert jobs == 0, f"the fuzz run created {jobs} job(s)"
 
 
