@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools pyslurm
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools pyslurm fuzz
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && \
@@ -60,6 +60,15 @@ test: venv cluster test-tools
 	HPCGW_REQUIRE_CLUSTER=1 \
 	HPCGW_REQUIRE_PYSLURM=$$($(BIN)/python -c 'import pyslurm' 2>/dev/null && echo 1 || echo 0) \
 	  $(BIN)/python -m pytest -q -rs
+
+# The long abuse run: schemathesis against the app's own /openapi, in-process (no
+# cluster, no job created), FUZZ_EXAMPLES generated requests per operation (~25
+# operations) with a fresh random seed; no 5xx and every answer as documented.
+# `make test` runs the same test with 10 per operation and a fixed seed.
+FUZZ_EXAMPLES ?= 250
+fuzz: venv
+	HPCGW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) HPCGW_FUZZ_RANDOM=1 \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_openapi_fuzz.py
 
 BENCH_SIZE ?= full
 bench: venv cluster

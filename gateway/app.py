@@ -98,13 +98,15 @@ def create_app(
     """
     from gateway.accounting.routes import public_paths, register_accounting
     from gateway.auth import build_authenticator
+    from gateway.http_input import install_body_limit
     from gateway.ogcapi import register_ogcapi
+    from gateway.security_headers import install_security_headers
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint
     from gateway.wps import register_wps
 
     services = services or build_services(settings)
     app = Flask("gateway")
-    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
+    install_body_limit(app, settings.server.max_body_bytes)
     app.extensions["hpcgw"] = services
     authenticator = authenticator or build_authenticator(settings.auth, services.engine)
     public = [*settings.auth.public_paths, *public_paths(settings)]
@@ -112,4 +114,5 @@ def create_app(
     register_wps(app, services, authenticator)
     app.register_blueprint(admin_users_blueprint)
     register_accounting(app)
+    install_security_headers(app)
     return app

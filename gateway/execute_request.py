@@ -10,9 +10,10 @@ each input is checked against its JSON schema and its ``minOccurs`` /
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import jsonschema
 from jsonschema import Draft202012Validator
@@ -25,6 +26,7 @@ _TRANSMISSION = ("value", "reference")
 _SUBSCRIBER_KEYS = ("successUri", "inProgressUri", "failedUri")
 _HREF_SCHEMES = ("http", "https", "s3", "file")
 _STAC_KEYS = ("asset", "role")
+_BRACKETED = re.compile(r"\[[^\]]*\](:[0-9]*)?")
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,24 @@ def is_reference(value: Any) -> bool:
     return isinstance(value, dict) and "href" in value
 
 
+def split_url(url: str, what: str) -> SplitResult:
+    """``urlsplit(url)``, its port and bracketed host checked; InvalidInput naming ``what``.
+
+    ``urlsplit`` raises ValueError for a bracketed host that is not an IPv6
+    address (``http://[127.0.0.1]/``, ``http://[zz]/``) or an unclosed bracket,
+    and ``.port`` for a port out of range: a client's mistake, never a 500.
+    """
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        raise InvalidInput(f"{what}: {url!r} is not a valid URL ({exc})") from None
+    hostport = parts.netloc.rpartition("@")[2]
+    if hostport.startswith("[") and not _BRACKETED.fullmatch(hostport):
+        raise InvalidInput(f"{what}: {url!r} is not a valid URL (text after the ']' of its host)")
+    return parts
+
+
 def _check_href(name: str, ref: dict[str, Any]) -> dict[str, Any]:
     """Shape of a reference; whether it may be fetched is the staging admission's call.
 
@@ -50,7 +70,7 @@ def _check_href(name: str, ref: dict[str, Any]) -> dict[str, Any]:
     href = ref.get("href")
     if not isinstance(href, str) or not href:
         raise InvalidInput(f"input '{name}': 'href' must be a non-empty string")
-    parts = urlsplit(href)
+    parts = split_url(href, f"input '{name}'")
     scheme = parts.scheme.lower()
     has_location = bool(parts.netloc) if scheme != "file" else parts.path.startswith("/")
     if scheme not in _HREF_SCHEMES or not has_location:
@@ -156,7 +176,7 @@ def _validate_subscriber(raw: Any) -> dict[str, str] | None:
     for key, uri in raw.items():
         if key not in _SUBSCRIBER_KEYS:
             raise InvalidInput(f"unknown subscriber key '{key}'")
-        parts = urlsplit(uri) if isinstance(uri, str) else None
+        parts = split_url(uri, f"subscriber '{key}'") if isinstance(uri, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidInput(f"subscriber '{key}' must be an http(s) URL")
         out[key] = uri

@@ -33,9 +33,11 @@ class EgressSettings(BaseModel):
     #: Redirects followed per request; every hop is checked again.
     max_redirects: int = Field(default=5, ge=0, le=20)
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
-    #: Refuse (400) at submission a host name that does not resolve. Off by default:
-    #: a DNS hiccup should not reject a job; the name is checked again when fetched.
-    require_resolvable: bool = False
+    #: Refuse (400) at submission a host name that does not resolve now. On by default:
+    #: a name the gateway cannot resolve cannot be checked, and accepting it made the
+    #: check depend on DNS failing (issue 14). ``false`` accepts it (a DNS outage then
+    #: does not reject work); it is checked again when fetched either way.
+    require_resolvable: bool = True
     #: At submission, probe each http(s) reference over the network: follow its redirects
     #: (``HEAD``, else a one-byte ``GET``), every hop checked; for a STAC Item, read it and
     #: check (and probe) the selected asset's href. Only policy violations refuse (400);

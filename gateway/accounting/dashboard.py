@@ -10,7 +10,7 @@ elsewhere: the page works offline and behind strict CSPs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from markupsafe import Markup
@@ -52,6 +52,8 @@ def _buckets(start: datetime, end: datetime, bucket: str) -> list[str]:
         label = cursor.strftime("%Y-%m-%d" if bucket == "day" else "%Y-%m")
         if not labels or labels[-1] != label:
             labels.append(label)
+        if cursor.date() == date.max:  # the last representable day
+            break
         cursor += timedelta(days=1)
     return labels
 

@@ -4,9 +4,9 @@ Two kinds, so that the numbers are right with several gunicorn workers, a
 separate ``hpcgw worker`` process and several gateway instances:
 
 * **From the database, at scrape time** (:class:`DatabaseCollector`): jobs by
-  process and state, core-hours / CPU-seconds / cost / accounted jobs by user,
-  project, process and site, quoted core-hours, usage reads still pending, and
-  the queue-wait and run-time histograms (bucketed in SQL from the usage
+  process and state, core-hours / CPU-seconds / cost / accounted jobs by user
+  (trusted readers only), project, process and site, quoted core-hours, usage
+  reads still pending, and the queue-wait and run-time histograms (bucketed in SQL from the usage
   records). The job store is the source of truth, shared by every process and
   instance; any instance's ``/metrics`` answers the same.
 * **Events in this process** (module-level prometheus-client metrics): adapter
@@ -114,11 +114,22 @@ def _labels(row: Any, names: tuple[str, ...]) -> list[str]:
 
 
 class DatabaseCollector:
-    """Job and usage metrics computed from the job store when Prometheus scrapes."""
+    """Job and usage metrics computed from the job store when Prometheus scrapes.
 
-    def __init__(self, engine: Engine, currency: str) -> None:
+    ``per_user`` adds the ``user`` label (HPC login) to the usage metrics: what
+    one person ran and spent. Only a trusted reader gets it (the scrape token,
+    an administrator: see :mod:`gateway.accounting.routes`); anyone else gets
+    the same totals summed over users (:meth:`aggregated`).
+    """
+
+    def __init__(self, engine: Engine, currency: str, *, per_user: bool = True) -> None:
         self.engine = engine
         self.currency = currency
+        self.per_user = per_user
+
+    def aggregated(self) -> DatabaseCollector:
+        """The same metrics without the ``user`` label (summed over users)."""
+        return DatabaseCollector(self.engine, self.currency, per_user=False)
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -158,8 +169,10 @@ class DatabaseCollector:
 
     def _usage(self, conn: sa.Connection) -> list[Metric]:
         u = tables.usage
-        keys = ("hpc_login", "project", "process_id", "site")
+        keys: tuple[str, ...] = ("hpc_login", "project", "process_id", "site")
         names = ["user", "project", "process", "site"]
+        if not self.per_user:
+            keys, names = keys[1:], names[1:]
         core_hours = CounterMetricFamily(
             "hpcgw_core_hours",
             "Core-hours (Slurm CPUTimeRAW / 3600) of finished jobs.",

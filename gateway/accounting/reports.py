@@ -43,14 +43,28 @@ class ReportError(ValueError):
     """A report parameter is invalid (message names it)."""
 
 
+def _plus(moment: datetime, delta: timedelta) -> datetime:
+    """``moment + delta``, or the first/last representable instant where that overflows."""
+    try:
+        return moment + delta
+    except OverflowError:
+        edge = datetime.max if delta > timedelta(0) else datetime.min
+        return edge.replace(tzinfo=UTC)
+
+
+def plus_days(moment: datetime, days: int) -> datetime:
+    """``moment`` shifted by ``days``, clamped to the representable range."""
+    return _plus(moment, timedelta(days=days))
+
+
 def parse_time(value: str, *, end: bool = False) -> datetime:
     """ISO date or datetime (UTC if no offset). A date as an *end* includes that day."""
-    text = value.strip()
+    text = value.strip().upper()  # RFC 3339 allows a lower-case t and z
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return moment + timedelta(days=1) if end else moment
+            return _plus(moment, timedelta(days=1)) if end else moment
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ReportError(f"not an ISO date or date-time: {value!r}") from None

@@ -12,6 +12,8 @@
 
 Authentication is the app's ``before_request`` hook; ``/metrics`` is public
 when ``accounting.metrics.public`` (optionally guarded by a static bearer token).
+Its per-user labels (``user``) are served only with the scrape token or to an
+administrator; anyone else reads the same metrics summed over users.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from gateway.accounting.reports import (
     ReportQuery,
     parse_group_by,
     parse_time,
+    plus_days,
     render,
     run_report,
 )
@@ -40,7 +43,7 @@ from gateway.auth import Principal
 from gateway.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from gateway.execute_request import parse_execute_request
 from gateway.ogcapi.context import json_response, read_json_body
-from gateway.ogcapi.security import current_principal
+from gateway.ogcapi.security import current_principal, request_principal
 
 if TYPE_CHECKING:
     from gateway.app import Services
@@ -112,7 +115,7 @@ def _report_query(principal: Principal, default_days: int | None = None) -> Repo
         start = parse_time(start_raw) if start_raw else None
         if default_days is not None:
             end = end or _tomorrow()
-            start = start or end - timedelta(days=default_days)
+            start = start or plus_days(end, -default_days)
         group_by = parse_group_by(request.args.getlist("groupBy") or None)
     except ReportError as exc:
         raise BadRequest(str(exc)) from None
@@ -282,6 +285,7 @@ def metrics() -> Response:
     settings = accounting.settings.metrics
     if not settings.enabled:
         raise NotFound("metrics are disabled on this server")
+    trusted = False
     if settings.bearer_token_file:
         expected = Path(settings.bearer_token_file).read_text(encoding="utf-8").strip()
         given = request.headers.get("Authorization", "")
@@ -290,8 +294,14 @@ def metrics() -> Response:
                 "metrics need the scrape bearer token",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
-    body, content_type = render_metrics(accounting.collector)
-    return Response(body, content_type=content_type)
+        trusted = True
+    principal = request_principal()  # set when /metrics is not public
+    trusted = trusted or (principal is not None and principal.is_admin)
+    # per-user usage (the ``user`` label) only for the scraper's token or an admin:
+    # /accounting/usage refuses one user another's usage, so must /metrics
+    collector = accounting.collector if trusted else accounting.collector.aggregated()
+    body, content_type = render_metrics(collector)
+    return Response(body, content_type=content_type, headers={"Cache-Control": "no-store"})
 
 
 # -- wiring ---------------------------------------------------------------------

@@ -15,6 +15,7 @@ name resolve anywhere without touching DNS.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -138,10 +139,17 @@ class EgressPolicy:
         return self.check_host(scheme, host, port or DEFAULT_PORTS.get(scheme, 443))
 
     def check_host(self, scheme: str, host: str, port: int) -> Destination:
-        """Resolve ``host`` once and check every address; raises :class:`EgressRefused`."""
+        """Resolve ``host`` once and check every address; raises :class:`EgressRefused`.
+
+        A host that is neither an IP address nor a valid DNS name (percent-encoded
+        ``%31%32%37.0.0.1``, ``127.1``, ``0x7f.1``, spaces...) is refused before any
+        resolution: what the resolver would make of it is not ours to guess.
+        """
         literal = _literal(host)
         if literal is not None:
             addresses = [literal]
+        elif not is_host_name(host):
+            raise EgressRefused(f"'{host}' is not a valid host name or IP address")
         else:
             addresses = self.resolver(host, port)
         if not self.host_allowed(host):
@@ -154,6 +162,26 @@ class EgressPolicy:
                         "ask the operator to allow-list it if it is a trusted internal service"
                     )
         return Destination(scheme, host, port, tuple(addresses))
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def is_host_name(host: str) -> bool:
+    """True for a DNS host name (RFC 1123 labels, IDNA for non-ASCII; a final dot allowed).
+
+    The last label must not be all digits or hex (RFC 3696 section 2): ``127.1``
+    or ``0x7f.0.0.1`` are address shorthands the C resolver would accept.
+    """
+    name = host[:-1] if host.endswith(".") else host
+    try:
+        ascii_name = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return False
+    labels = ascii_name.split(".")
+    if not name or len(ascii_name) > 253 or not all(_LABEL.fullmatch(lb) for lb in labels):
+        return False
+    return not re.fullmatch(r"[0-9]+|0x[0-9a-f]*", labels[-1])
 
 
 def _literal(host: str) -> IPAddress | None:

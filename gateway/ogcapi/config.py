@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from pygeoapi.openapi import get_oas
 
+from gateway.ogcapi.job_filters import MAX_DURATION_SECONDS
+from gateway.ogcapi.openapi_contract import make_self_contained
 from gateway.ogcapi.openapi_paths import add_gateway_api, problem
 from gateway.ogcapi.plugin_context import TOKEN_KEY
 from gateway.settings import Settings
@@ -32,6 +35,9 @@ MANAGER_PLUGIN = "gateway.ogcapi.manager.GatewayManager"
 PROCESSOR_PLUGIN = "gateway.ogcapi.processor.HpcProcessor"
 _OAPIP = "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi"
 _SERVED_PREFIXES = ("/openapi", "/conformance", "/processes", "/jobs")
+#: Our overrides of pygeoapi's HTML templates (searched before pygeoapi's own): the
+#: job pages, whose originals put job data into inline scripts (docs/security.md).
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def pygeoapi_config(settings: Settings, registry: ProcessRegistry, token: str) -> dict[str, Any]:
@@ -59,6 +65,7 @@ def pygeoapi_config(settings: Settings, registry: ProcessRegistry, token: str) -
             "limits": {"default_items": max(10, len(registry)), "max_items": 1000},
             "map": {"url": "", "attribution": ""},
             "manager": {"name": MANAGER_PLUGIN, "connection": None, TOKEN_KEY: token},
+            "templates": {"path": str(TEMPLATES)},
         },
         # pygeoapi would call logging.basicConfig with this; register_ogcapi
         # prevents it (logging belongs to the application).
@@ -97,6 +104,7 @@ def openapi_document(
     _describe_execution(paths)
     add_gateway_api(oas, settings, public_paths)
     _prune_unused(oas)
+    make_self_contained(oas)
     return oas
 
 
@@ -148,18 +156,19 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
         _param(
             "datetime",
             "Only jobs created at this RFC 3339 date-time or date (the whole second, "
-            "millisecond or day it names) or in this interval: a/b, ../b or a/.. .",
-            {"type": "string"},
+            "millisecond or day it names) or in this interval: a/b, ../b or a/.. "
+            "(the schema gives the single instant or date; intervals are accepted too).",
+            {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]},
         ),
         _param(
             "minDuration",
             "Only jobs that ran at least this many seconds (started to finished, or to now).",
-            {"type": "integer", "minimum": 0},
+            {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
         ),
         _param(
             "maxDuration",
             "Only jobs that ran at most this many seconds (never-started jobs never match).",
-            {"type": "integer", "minimum": 0},
+            {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
         ),
         _param("next", "Opaque page cursor taken from a rel=next link.", {"type": "string"}),
         {"$ref": "#/components/parameters/f"},

@@ -19,6 +19,7 @@ from pygeoapi.api import API, APIRequest
 from pygeoapi.util import render_j2_template
 
 from gateway.errors import BadRequest, UnsupportedMediaType
+from gateway.http_input import decode_json
 
 if TYPE_CHECKING:
     from gateway.app import Services
@@ -79,7 +80,10 @@ def json_response(
     headers: dict[str, str] | None = None,
     content_type: str = JSON,
 ) -> Response:
-    body = json.dumps(document, ensure_ascii=False, default=str)
+    try:
+        body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate stored before input was strict: escape it
+        body = json.dumps(document, default=str).encode("ascii")
     return Response(body, status=status, headers=headers or {}, content_type=content_type)
 
 
@@ -91,8 +95,10 @@ def read_json_body() -> Any:
     """The decoded JSON request body (execute requests).
 
     A body with an explicit non-JSON ``Content-Type`` is refused with 415; a
-    missing ``Content-Type`` is tolerated and the body parsed as JSON. Bodies
-    over ``MAX_CONTENT_LENGTH`` raise werkzeug's 413 while being read.
+    missing ``Content-Type`` is tolerated and the body parsed as strict JSON
+    (:func:`gateway.http_input.decode_json`: 400 naming the offending value).
+    Bodies over the size limit, sized or chunked, are refused with 413
+    (:mod:`gateway.http_input`).
     """
     mimetype = request.mimetype
     if mimetype and mimetype != JSON and not mimetype.endswith("+json"):
@@ -102,12 +108,7 @@ def read_json_body() -> Any:
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise BadRequest("the request body is empty; send a JSON execute request")
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise BadRequest("the request body is not UTF-8 encoded JSON") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    return decode_json(raw)
 
 
 def preferences() -> dict[str, str | None]:

@@ -38,6 +38,25 @@ _OPEN = ("", "..")
 _EXAMPLE = "e.g. 2026-05-01T12:00:00Z, 2026-05-01, 2026-05-01T00:00:00Z/.. or ../2026-05-31"
 
 
+_MIN = datetime.min.replace(tzinfo=UTC)
+_MAX = datetime.max.replace(tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; the first or last representable instant where it overflows."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+14:00, 9999-12-31T23:59:59-12:00
+        return _MIN if moment.year == 1 else _MAX
+
+
+def _plus(moment: datetime, delta: timedelta) -> datetime:
+    try:
+        return moment + delta
+    except OverflowError:  # the end of 9999-12-31
+        return _MAX
+
+
 def _span(raw: str) -> tuple[datetime, datetime]:
     """The ``[start, end)`` a date-time or full-date names; ValueError if it is neither."""
     match = _DATE_TIME.fullmatch(raw.strip())
@@ -46,12 +65,12 @@ def _span(raw: str) -> tuple[datetime, datetime]:
     date, clock, frac, tz = match.group("date", "time", "frac", "tz")
     if clock is None:
         start = datetime.fromisoformat(date).replace(tzinfo=UTC)
-        return start, start + timedelta(days=1)
+        return start, _plus(start, timedelta(days=1))
     digits = (frac or "")[:6]
     offset = "+00:00" if tz in ("Z", "z") else tz.replace(" ", "+")
     text = f"{date}T{clock}{'.' + digits.ljust(6, '0') if digits else ''}{offset}"
-    start = datetime.fromisoformat(text).astimezone(UTC)
-    return start, start + timedelta(microseconds=10 ** (6 - len(digits)))
+    start = _utc(datetime.fromisoformat(text))
+    return start, _plus(start, timedelta(microseconds=10 ** (6 - len(digits))))
 
 
 def parse_datetime(raw: str) -> CreatedRange:

@@ -88,6 +88,11 @@ def _path(name: str, description: str) -> dict[str, Any]:
 
 _STRING = {"type": "string"}
 _STRINGS = {"type": "array", "items": _STRING}
+_SCOPE = {"type": "string", "enum": ["user", "project"]}
+#: Budget periods (gateway.accounting.periods.Period; daily, monthly... are accepted too).
+_PERIOD = {"type": "string", "enum": ["day", "week", "month", "quarter", "year", "total"]}
+#: An RFC 3339 date-time or full-date.
+_WHEN = {"type": "string", "anyOf": [{"format": "date-time"}, {"format": "date"}]}
 _FLAG = {"type": "boolean", "default": False}
 _JOB_ID = _path("jobId", "Local identifier of a job")
 _ADMIN_ONLY = problem("The caller lacks the role hpc-admin")
@@ -99,8 +104,8 @@ _DISABLED = problem("Accounting is not enabled on this server")
 
 def _report_filters() -> list[dict[str, Any]]:
     return [
-        _query("from", "Start: ISO date or datetime (UTC unless an offset is given)", _STRING),
-        _query("to", "End, exclusive; a date includes that whole day", _STRING),
+        _query("from", "Start: ISO date or datetime (UTC unless an offset is given)", _WHEN),
+        _query("to", "End, exclusive; a date includes that whole day", _WHEN),
         _query("user", "Only these HPC logins (admins; users see their own)", _STRINGS),
         _query("project", "Only these projects (Slurm accounts)", _STRINGS),
         _query("process", "Only these processes", _STRINGS),
@@ -118,9 +123,9 @@ def _accounting_paths() -> dict[str, Any]:
         },
     }
     budget_key = [
-        _path("scope", "user or project"),
+        {**_path("scope", "user or project"), "schema": _SCOPE},
         _path("name", "HPC login, project, or * (the default of the scope)"),
-        _path("period", "Budget period, e.g. month"),
+        {**_path("period", "Budget period"), "schema": _PERIOD},
     ]
     return {
         "/processes/{processId}/quotations": {
@@ -370,13 +375,31 @@ def _wps_paths() -> dict[str, Any]:
             },
             required=True,
         ),
-        _query("version", "WPS version", {"type": "string", "enum": ["1.0.0", "2.0.0"]}),
+        _query(
+            "version",
+            "WPS version; required by every request but GetCapabilities (WPS 1.0.0 "
+            "section 7.2.2 and WPS 2.0: MissingParameterValue, 400, without it)",
+            {"type": "string", "enum": ["1.0.0", "2.0.0"]},
+        ),
         _query("AcceptVersions", "GetCapabilities: versions the client takes", _STRINGS),
         _query("identifier", "Process identifier(s), or 'all'", _STRINGS),
         _query("jobId", "GetStatus, GetResult, Dismiss (WPS 2.0.0)", {"type": "string"}),
         _query("DataInputs", "Execute (WPS 1.0.0 KVP): id=value;id=value", {"type": "string"}),
     ]
-    responses = {"200": answer, "400": ows_error, "404": ows_error, "500": ows_error}
+    not_supported = {
+        **ows_error,
+        "description": "OperationNotSupported / OptionNotSupported (OWS: HTTP 501), e.g. "
+        "Dismiss or GetStatus asked of WPS 1.0.0",
+    }
+    responses = {
+        "200": answer,
+        "400": ows_error,
+        "403": ows_error,
+        "404": ows_error,
+        "500": ows_error,
+        "501": not_supported,
+        "503": ows_error,
+    }
     return {
         "/wps": {
             "get": {
@@ -398,7 +421,7 @@ def _wps_paths() -> dict[str, Any]:
                         "application/x-www-form-urlencoded": {"schema": {"type": "object"}},
                     },
                 },
-                "responses": {**responses, "413": ows_error},
+                "responses": {**responses, "413": ows_error, "415": ows_error},
             },
         },
         "/wps/status/{jobId}": {
@@ -410,7 +433,7 @@ def _wps_paths() -> dict[str, Any]:
                     _JOB_ID,
                     _query("lineage", "Echo inputs and output definitions", _FLAG),
                 ],
-                "responses": {"200": answer, "404": ows_error},
+                "responses": {**responses, "200": answer},
             }
         },
     }
@@ -490,9 +513,13 @@ def schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["scope", "name", "limit_core_hours"],
             "properties": {
-                "scope": {"type": "string", "enum": ["user", "project"]},
-                "name": {"type": "string", "description": "HPC login, project, or *"},
-                "period": {"type": "string", "default": "month"},
+                "scope": _SCOPE,
+                "name": {
+                    "type": "string",
+                    "pattern": r"\S",
+                    "description": "HPC login, project, or * (surrounding blanks dropped)",
+                },
+                "period": {**_PERIOD, "default": "month"},
                 "limit_core_hours": {"type": "number", "minimum": 0},
                 "note": {"type": "string"},
             },

@@ -27,6 +27,7 @@ kept as the document by product decision -- clients poll, then read JSON.)
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -182,7 +183,8 @@ def jobs() -> Response:
     fmt = response_format()
     limit = _limit()
     args = request.args
-    created = parse_datetime(args["datetime"]) if "datetime" in args else None
+    # an empty filter is no filter (a form or generated client sends datetime=)
+    created = parse_datetime(args["datetime"]) if args.get("datetime") else None
     duration = parse_durations(args.get("minDuration"), args.get("maxDuration"))
     types = _multi("type")
     if types and "process" not in types:
@@ -239,7 +241,9 @@ def results(job_id: str) -> Response:
     state = ogcapi()
     if response_format() == F_HTML:
         job = state.services.jobs.results(current_principal(), job_id)
-        data: dict[str, Any] = {"job": {"id": job.id}, "result": job.results or {}}
+        # the results as escaped text (a results value is user data: never markup or script)
+        text = json.dumps(job.results or {}, indent=2, ensure_ascii=False, default=str)
+        data: dict[str, Any] = {"job": {"id": job.id}, "result_text": text}
         return html_response(state.render("jobs/results/index.html", data))
     return _results(state, job_id, document=True)
 

@@ -11,8 +11,9 @@ is checked (scheme, address) and probed too. A refusal is
 :class:`~gateway.errors.InvalidInput` (400) naming the input, so nothing is
 queued; a probe that fails or times out accepts the job. The full check runs
 again when the input is fetched (the DNS answer or the redirects may have
-changed since). A host name that does not resolve now is accepted (checked
-again when fetched) unless ``workflow.egress.require_resolvable`` is set.
+changed since). A host name that does not resolve now is refused, unless
+``workflow.egress.require_resolvable`` is off (then accepted, checked again
+when fetched).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class ReferenceAdmission:
         policy: EgressPolicy,
         local_roots: list[str],
         s3_endpoint: str | None,
-        require_resolvable: bool = False,
+        require_resolvable: bool = True,
         probe: ReferenceProbe | None = None,
     ) -> None:
         self.policy = policy

@@ -7,11 +7,12 @@ job to be finalised again by the next one (publication is idempotent).
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 from collections.abc import Callable
 
+from gateway.errors import BadRequest
+from gateway.http_input import decode_json
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
@@ -88,12 +89,17 @@ class Finaliser:
             fail_job(self.store, job, _with_stderr(detail, self._stderr(job, files)))
             return
         try:
-            manifest = json.loads(raw)
+            # strict, as for a client's input: the job's own code wrote it (no NaN, no
+            # lone surrogate -- either would make the job's results unreadable)
+            manifest = decode_json(raw, what="outputs.json")
             if not isinstance(manifest, dict):
                 raise ManifestError("outputs.json must hold a JSON object")
             published = self.publisher.publish(
                 job, self.registry.get(job.process_id), manifest, files
             )
+        except BadRequest as exc:
+            fail_job(self.store, job, f"Invalid process outputs: {exc.detail}")
+            return
         except (ValueError, ManifestError) as exc:
             fail_job(self.store, job, f"Invalid process outputs: {exc}")
             return

@@ -8,13 +8,14 @@ has lost entirely (neither live nor in accounting) fails after a grace period.
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from gateway.errors import BadRequest
+from gateway.http_input import decode_json
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState, state_for_scheduler
 from gateway.jobs.store import JobStore
@@ -154,8 +155,8 @@ class Monitor:
 def parse_progress(raw: bytes) -> tuple[int | None, str | None] | None:
     """``{"percent": 0-100, "message": str}`` -> (percent, message); None if unusable."""
     try:
-        data = json.loads(raw)
-    except ValueError:
+        data = decode_json(raw, what="progress.json")  # the job's own code wrote it
+    except BadRequest:
         return None
     if not isinstance(data, dict):
         return None

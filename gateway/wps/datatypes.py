@@ -19,9 +19,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.errors import BadRequest
+from gateway.http_input import decode_json
 from gateway.wps.exceptions import invalid
 from gateway.wps.model import InputValue
 
@@ -36,6 +39,8 @@ _XS_2 = "http://www.w3.org/2001/XMLSchema#"
 _STRING_FORMATS = {"date-time": "dateTime", "date": "date", "time": "time", "uri": "anyURI"}
 _JSON_TYPES = {"integer": "integer", "number": "double", "boolean": "boolean", "string": "string"}
 _INT = re.compile(r"^[+-]?\d+$")
+#: Digits of the largest integer a binary64 double holds (1.8e308): 309.
+_MAX_INT_DIGITS = 309
 _XML_TYPES = ("application/xml", "text/xml")
 
 
@@ -118,10 +123,10 @@ def _literal(io: IoType, text: str, name: str) -> Any:
     if io.data_type == "integer":
         if not _INT.match(value):
             raise invalid(name, f"input '{name}' must be an integer, got '{text}'")
-        return int(value)
+        return _integer(value, name)
     if io.data_type == "double":
         if _INT.match(value):
-            return int(value)
+            return _integer(value, name)
         try:
             number = float(value)
         except ValueError:
@@ -136,6 +141,14 @@ def _literal(io: IoType, text: str, name: str) -> Any:
             return False
         raise invalid(name, f"input '{name}' must be true or false, got '{text}'")
     return text
+
+
+def _integer(value: str, name: str) -> int:
+    """An integer literal within a binary64 double's range (the JSON reader's rule)."""
+    # the length first: int() of over 4300 digits raises (Python's int-string limit)
+    if len(value.lstrip("+-")) > _MAX_INT_DIGITS or abs(int(value)) > sys.float_info.max:
+        raise invalid(name, f"input '{name}' is beyond the range of numbers (about 1.8e308)")
+    return int(value)
 
 
 def _bbox_from_text(text: str, name: str) -> dict[str, Any]:
@@ -182,9 +195,9 @@ def to_json(io: IoType, value: InputValue) -> Any:
         return _literal(io, text, name)
     if io.json_content:
         try:
-            return json.loads(text)
-        except ValueError:
-            raise invalid(name, f"input '{name}' must be JSON ({JSON_TYPE})") from None
+            return decode_json(text, what=f"input '{name}'")
+        except BadRequest as exc:
+            raise invalid(name, f"{exc.detail} ({JSON_TYPE})") from None
     return text
 
 

@@ -19,6 +19,7 @@ from typing import cast
 
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.routing import PathConverter
 
 from gateway.app import Services
 from gateway.auth import Authenticator, Principal
@@ -190,6 +191,12 @@ def _unexpected(exc: Exception) -> Response:
     return error_response(WpsError(NO_APPLICABLE, "internal server error"), version)
 
 
+class _AnyJobId(PathConverter):
+    """werkzeug's ``path``, newlines included: any ``/wps/status/...`` gets an OWS report."""
+
+    regex = "[^/](?s:.)*?"
+
+
 def register_wps(app: Flask, services: Services, authenticator: Authenticator) -> None:
     """Mount ``/wps`` and ``/wps/status/<job id>`` on ``app``.
 
@@ -198,10 +205,11 @@ def register_wps(app: Flask, services: Services, authenticator: Authenticator) -
     too, through a blueprint error handler.
     """
     ctx = WpsContext(services, authenticator)
+    app.url_map.converters["wps_job_id"] = _AnyJobId
     blueprint = Blueprint("wps", __name__)
     blueprint.add_url_rule("/wps", "endpoint", lambda: wps_endpoint(ctx), methods=["GET", "POST"])
     blueprint.add_url_rule(
-        "/wps/status/<path:job_id>", "status", lambda job_id: job_status(ctx, job_id)
+        "/wps/status/<wps_job_id:job_id>", "status", lambda job_id: job_status(ctx, job_id)
     )
     blueprint.register_error_handler(GatewayError, _hook_error)
     blueprint.register_error_handler(Exception, _unexpected)

@@ -8,6 +8,7 @@ ComplexData) -- typing against the process description happens later, in
 
 from __future__ import annotations
 
+import math
 from copy import deepcopy
 
 from lxml import etree
@@ -127,6 +128,8 @@ def _bbox(element: etree._Element, ows: str, identifier: str) -> InputValue:
         up = [float(v) for v in upper.split()]
     except ValueError:
         raise invalid(identifier, f"input '{identifier}': corners must be numbers") from None
+    if not all(math.isfinite(v) for v in low + up):  # NaN would be echoed as invalid JSON
+        raise invalid(identifier, f"input '{identifier}': corners must be finite numbers")
     if len(low) != len(up) or len(low) not in (2, 3):
         raise invalid(identifier, f"input '{identifier}': corners must both be 2D or 3D")
     return InputValue(identifier=identifier, bbox=tuple(low + up), crs=element.get("crs"))

@@ -65,7 +65,10 @@ def test_job_usage_reaches_metrics_and_report_from_another_process(gateway_url: 
         assert row["quoted_core_hours"] == pytest.approx(quote["core_hours"], abs=1e-6)
         samples = _scrape(client)
         total = sum(r["cpu_seconds"] for r in rows)
-        assert metric_sum(samples, "hpcgw_cpu_seconds_total", user="alice") == total
+        # a public scrape: usage summed over users, no per-user label (the scrape
+        # token gets those: tests/security/test_metrics_privacy.py); all jobs here are alice's
+        assert metric_sum(samples, "hpcgw_cpu_seconds_total") == total
+        assert not any(dict(labels).get("user") for _name, labels in samples)
         # submit and usage reads happened in the worker process, scraped from a web worker
         assert metric_sum(samples, "hpcgw_adapter_call_seconds_count", method="submit") >= 1
         assert metric_sum(samples, "hpcgw_adapter_call_seconds_count", method="usages") >= 1

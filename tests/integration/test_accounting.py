@@ -42,6 +42,10 @@ from tests.conftest import make_settings, sacct_field
 
 pytestmark = pytest.mark.slurm
 
+#: The scraper's token: per-user metric labels are served only with it (or to an admin).
+SCRAPE_TOKEN = "scrape-secret"
+SCRAPER = {"Authorization": f"Bearer {SCRAPE_TOKEN}"}
+
 ACCOUNTING = {
     "usage_delay_seconds": 0.5,
     "usage_retry_seconds": 0.5,
@@ -82,7 +86,10 @@ def _sacct_seconds(job: Job) -> int:
 @pytest.fixture(scope="module")
 def scenario(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     tmp = tmp_path_factory.mktemp("accounting")
-    settings = make_settings(tmp, accounting=ACCOUNTING)
+    token = tmp / "scrape.token"
+    token.write_text(SCRAPE_TOKEN, encoding="utf-8")
+    metrics = {"bearer_token_file": str(token)}
+    settings = make_settings(tmp, accounting={**ACCOUNTING, "metrics": metrics})
     services = build_services(settings)
     app = create_app(settings, services, authenticator=HeaderAuth())
     worker = Worker.from_services(services)
@@ -209,7 +216,7 @@ def test_usage_endpoint_agrees_with_sacct_and_is_scoped(scenario: Scenario) -> N
 
 def test_metrics_agree_with_sacct(scenario: Scenario) -> None:
     client = scenario.app.test_client()
-    response = client.get("/metrics")  # public: no credentials needed
+    response = client.get("/metrics", headers=SCRAPER)  # the scraper: per-user labels
     assert response.status_code == 200
     samples = metric_samples(response.get_data(as_text=True))
     for user, seconds in _sacct_by_user(scenario).items():
@@ -254,12 +261,12 @@ def test_quote_uses_history_of_successful_runs(scenario: Scenario) -> None:
 
 def test_metrics_move_as_a_job_runs(scenario: Scenario) -> None:
     client = scenario.app.test_client()
-    before = metric_samples(client.get("/metrics").get_data(as_text=True))
+    before = metric_samples(client.get("/metrics", headers=SCRAPER).get_data(as_text=True))
     job = scenario.services.jobs.submit(
         PRINCIPALS["bob"], "echo", {"inputs": {"string_input": "m", "pause": 1}}
     )
     _wait(lambda: job.id in _usage_rows(scenario.services), 120, "the new job's usage")
-    after = metric_samples(client.get("/metrics").get_data(as_text=True))
+    after = metric_samples(client.get("/metrics", headers=SCRAPER).get_data(as_text=True))
     done = scenario.services.store.get(job.id)
     raw = _sacct_seconds(done)
     for name in ("hpcgw_jobs",):
@@ -294,7 +301,9 @@ def _slurm_jobs_of(login: str) -> dict[str, str]:
 
 
 def _submits(app: Flask) -> float:
-    samples = metric_samples(app.test_client().get("/metrics").get_data(as_text=True))
+    samples = metric_samples(
+        app.test_client().get("/metrics", headers=SCRAPER).get_data(as_text=True)
+    )
     return metric_sum(samples, "hpcgw_adapter_call_seconds_count", method="submit")
 
 

@@ -308,7 +308,9 @@ def test_usage_endpoint_scoping_and_metrics(app: Flask) -> None:
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     samples = metric_samples(metrics.get_data(as_text=True))
-    assert metric_sum(samples, "hpcgw_cpu_seconds_total", user="alice") == 60
+    # public: summed over users, no per-user label (tests/security/test_metrics_privacy.py)
+    assert metric_sum(samples, "hpcgw_cpu_seconds_total") == 105
+    assert not any(dict(labels).get("user") for _name, labels in samples)
     assert metric_sum(samples, "hpcgw_core_hours_total") == pytest.approx(105 / 3600)
     assert metric_sum(samples, "hpcgw_jobs", state="successful") == 2
     assert metric_sum(samples, "hpcgw_job_run_seconds_bucket", le="30.0") == 1

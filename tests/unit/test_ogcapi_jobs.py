@@ -21,6 +21,7 @@ from gateway.jobs.states import JobState
 from gateway.ogcapi.manager import GatewayManager
 from gateway.settings import Settings
 from tests.ogc_schemas import openapi_components, validate
+from tests.unit.test_egress import resolver as offline_resolver
 
 pytestmark = pytest.mark.unit
 
@@ -39,8 +40,11 @@ def services(tmp_path) -> Iterator[Services]:
         # machine must not turn a synchronous answer into the async fallback
         server={"base_url": BASE, "sync_timeout_seconds": 20},  # type: ignore[arg-type]
         publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
+        # references are checked against an offline resolver, never probed: no DNS here
+        workflow={"egress": {"probe_references": False}},  # type: ignore[arg-type]
     )
     svc = build_services(settings)
+    svc.egress.resolver = offline_resolver
     yield svc
     svc.close()
 

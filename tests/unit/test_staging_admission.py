@@ -167,22 +167,27 @@ def test_public_references_are_accepted(client, services: Services) -> None:
     ]
 
 
-def test_unresolvable_names_are_accepted_unless_required(
+def test_unresolvable_names_are_refused_unless_allowed(
     client, services: Services, tmp_path: Path
 ) -> None:
-    """A DNS hiccup must not reject a job; the name is checked again when fetched."""
+    """A name that does not resolve cannot be checked: refused by default (issue 14.6).
+
+    ``require_resolvable: false`` accepts it (a DNS outage then does not reject
+    work); the name is checked again when fetched either way.
+    """
     resp = execute(client, {"href": "https://nowhere.example.org/a.tif"})
-    assert resp.status_code == 201
-    strict = Settings(
-        database={"url": f"sqlite:///{tmp_path}/y.db"},  # type: ignore[arg-type]
-        workflow={"egress": {"require_resolvable": True}},  # type: ignore[arg-type]
-    )
-    svc = build_services(strict)
-    svc.egress.resolver = resolver
-    app = create_app(strict, svc)
-    resp = execute(app.test_client(), {"href": "https://nowhere.example.org/a.tif"})
     assert resp.status_code == 400 and "cannot be resolved" in resp.get_json()["detail"]
-    assert svc.store.count() == 0
+    before = services.store.count()
+    lenient = Settings(
+        database={"url": f"sqlite:///{tmp_path}/y.db"},  # type: ignore[arg-type]
+        workflow={"egress": {"require_resolvable": False}},  # type: ignore[arg-type]
+    )
+    svc = build_services(lenient)
+    svc.egress.resolver = resolver
+    app = create_app(lenient, svc)
+    resp = execute(app.test_client(), {"href": "https://nowhere.example.org/a.tif"})
+    assert resp.status_code == 201
+    assert svc.store.count() == 1 and services.store.count() == before
     svc.close()
 
 

@@ -7,12 +7,15 @@ Slurm; the real-cluster path is covered by ``tests/integration/test_wps_owslib.p
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from gateway.app import Services
+from gateway.app import Services, build_services
 from gateway.jobs.states import JobState
+from tests.conftest import make_settings
+from tests.unit.test_egress import resolver as offline_resolver
 from tests.unit.wps_support import (
     ALICE,
     BOB,
@@ -67,6 +70,16 @@ ASYNC_1 = (
     "<wps:Output><ows:Identifier>bounding_box_output</ows:Identifier></wps:Output>"
     "</wps:ResponseDocument></wps:ResponseForm></wps:Execute>"
 )
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    """References checked against an offline resolver and never probed (no DNS here)."""
+    workflow = {"egress": {"probe_references": False}, "cache": {"root": str(tmp_path / "c")}}
+    svc = build_services(make_settings(tmp_path, workflow=workflow))
+    svc.egress.resolver = offline_resolver
+    yield svc
+    svc.close()
 
 
 @pytest.fixture
@@ -207,7 +220,7 @@ def test_lineage_echoes_inputs_and_output_definitions(wps: WpsApp) -> None:
 def test_kvp_execute_with_reference_and_bbox(wps: WpsApp) -> None:
     query = (
         "service=WPS&request=Execute&version=1.0.0&identifier=echo"
-        "&DataInputs=xml_input=@xlink:href=https%3A%2F%2Fexample.org%2Fa.xml@mimeType=text/xml;"
+        "&DataInputs=xml_input=@xlink:href=https%3A%2F%2Fdata.example.org%2Fa.xml@mimeType=text/xml;"
         "bounding_box_input=1,2,3,4,urn:ogc:def:crs:EPSG::4326;boolean_input=true"
         "&storeExecuteResponse=true&status=true"
     )
@@ -215,7 +228,7 @@ def test_kvp_execute_with_reference_and_bbox(wps: WpsApp) -> None:
     assert response.status_code == 200, response.data.decode()
     job_id = status_path(assert_valid(response.data)).rsplit("/", 1)[-1]
     job = wps.services.jobs.get(ALICE, job_id)
-    assert job.inputs["xml_input"] == {"href": "https://example.org/a.xml", "type": "text/xml"}
+    assert job.inputs["xml_input"] == {"href": "https://data.example.org/a.xml", "type": "text/xml"}
     assert job.inputs["bounding_box_input"] == {
         "bbox": [1.0, 2.0, 3.0, 4.0],
         "crs": "urn:ogc:def:crs:EPSG::4326",
