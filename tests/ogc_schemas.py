@@ -1,8 +1,8 @@
-"""The official OGC schemas shipped in ``shared/ogc-schemas`` beside the checkout.
+"""The official OGC schemas the project carries in ``tests/schemas/ogc`` (see its NOTICE).
 
-One place resolves where they are (``$OGC_SCHEMAS_DIR``, else ``../shared/ogc-schemas``
-relative to the repository, which is where CI puts them) and validates documents
-against components of the OGC API - Processes OpenAPI document.
+One place resolves where they are (``$OGC_SCHEMAS_DIR`` overrides, else the
+project's own copy: nothing outside the repository is read) and validates
+documents against components of the OGC API - Processes OpenAPI document.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMAS_DIR = Path(os.environ.get("OGC_SCHEMAS_DIR") or REPO.parent / "shared" / "ogc-schemas")
+SCHEMAS_DIR = Path(os.environ.get("OGC_SCHEMAS_DIR") or REPO / "tests" / "schemas" / "ogc")
 OPENAPI = SCHEMAS_DIR / "ogcapi-processes-1" / "api-processes10.yaml"
 
 
