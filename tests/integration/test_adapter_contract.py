@@ -21,6 +21,7 @@ import pytest
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, SchedulerAdapter, SchedulerState
 from hpc_adapters.errors import InvalidJobError, JobRejectedError, TransportError
 from tests.conftest import WORK_ROOT
+
 if TYPE_CHECKING:
     from tests.integration.adapters import AdapterUnderTest
 
