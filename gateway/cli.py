@@ -65,12 +65,14 @@ def worker(
 ) -> None:
     """Run the dispatcher, monitor, finaliser and cleaner until interrupted."""
     from gateway.app import build_services
+    from gateway.sites import log_sites
     from gateway.workflow.worker import Worker
 
     _logging()
     settings = _settings(config)
     _metrics_dir(settings, clean=False)
     services = build_services(settings)
+    log_sites(services.sites)
     w = Worker.from_services(services)
     if once:
         w.run_once()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from gateway.settings import SiteSettings
 from hpc_adapters.base import HpcIdentity, SchedulerAdapter, WorkspaceFiles
 from hpc_adapters.errors import HpcError
+
+log = logging.getLogger(__name__)
 
 
 class UnknownSite(LookupError):
@@ -161,3 +164,26 @@ def probe_site(sites: Sites, name: str) -> SiteReport:
         rtt_ms=facts.get("rtt_ms", "?"),
         facts=facts,
     )
+
+
+def log_sites(sites: Sites) -> list[SiteReport]:
+    """Probe every site once at worker start and log what it is (or why it is not
+    usable, e.g. a slurmrestd offering no dialect we speak, with what it offers).
+
+    A failing site is only logged: the worker serves the other sites, and the
+    failing one's jobs wait or fail by the error tree when they are dispatched.
+    """
+    reports = [probe_site(sites, name) for name in sites.names()]
+    for r in reports:
+        if r.ok:
+            log.info(
+                "site %s: %s cluster %s, Slurm %s, dialect %s",
+                r.site,
+                r.adapter,
+                r.cluster,
+                r.slurm_release,
+                r.dialect,
+            )
+        else:
+            log.error("site %s (%s) is not usable now: %s", r.site, r.adapter, r.error)
+    return reports

@@ -203,7 +203,19 @@ def test_exit_codes_zero_and_non_zero(adapter_under_test: AdapterUnderTest, work
     assert adapter.files(ALICE).read_bytes(f"{workdir}/b.err", 100) == b"oops\n"
 
 
+#: Pairs (ids of ``PAIRS`` in adapters.py) for the slow tests: each cluster once per
+#: transport; the pinned older REST dialects parse states exactly as v0.0.42 does.
+ONE_PER_TRANSPORT = [
+    "slurmrest-hpcgw",
+    "slurmrest-mesocentre",
+    "ssh-hpcgw",
+    "ssh-mesocentre",
+    "pyslurm-hpcgw",
+]
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("adapter_under_test", ONE_PER_TRANSPORT, indirect=True)
 def test_time_limit_ends_in_timeout(
     adapter_under_test: AdapterUnderTest, workdir: str, cancel_later: list[str]
 ) -> None:

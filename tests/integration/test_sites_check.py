@@ -10,6 +10,7 @@ answer.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -23,6 +24,8 @@ import yaml
 from typer.testing import CliRunner
 
 from gateway.cli import app as cli_app
+from gateway.settings import SiteSettings
+from gateway.sites import Sites, log_sites
 from hpc_adapters.errors import UnsupportedApiError
 from tests.clusters import CLUSTERS, HPCGW, MESOCENTRE, DevCluster
 from tests.conftest import WORK_ROOT
@@ -130,3 +133,27 @@ def test_sites_check_lists_both_clusters_and_the_site_it_cannot_speak_to(
     assert reports["mesocentre"]["ok"] is True and reports["museum"]["ok"] is False
     assert reports["mesocentre"]["cluster"] == "mesocentre"
     assert "v0.0.37" in str(reports["museum"]["error"])
+
+
+def test_worker_start_logs_each_site_and_the_one_it_cannot_use(
+    old_slurmrestd: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    require_cluster(MESOCENTRE)
+
+    def site(url: str, key: str) -> SiteSettings:
+        rest = {"api_version": "auto", "url": url, "jwt_key_file": key}
+        return SiteSettings.model_validate({"slurmrest": rest})
+
+    sites = Sites(
+        {
+            "mesocentre": site(MESOCENTRE.rest_url, MESOCENTRE.jwt_key),
+            "museum": site(old_slurmrestd, HPCGW.jwt_key),
+        }
+    )
+    with caplog.at_level(logging.INFO, logger="gateway.sites"):
+        reports = log_sites(sites)
+    sites.close()
+    assert [r.ok for r in reports] == [True, False]
+    assert "site mesocentre: slurmrest cluster mesocentre, Slurm 24.11.5" in caplog.text
+    assert "site museum (slurmrest) is not usable now" in caplog.text
+    assert "offers v0.0.37" in caplog.text
