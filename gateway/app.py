@@ -9,61 +9,23 @@ exactly what production gets.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from flask import Flask
-from sqlalchemy.engine import Engine
 
 from gateway import db
 from gateway.accounting.instrument import instrument_builder
 from gateway.accounting.service import Accounting
-from gateway.auth import Authenticator
 from gateway.egress import EgressPolicy
+from gateway.identity.auth import Authenticator
+from gateway.jobs.service import AdmissionHook, JobService
 from gateway.jobs.store import JobStore
-from gateway.service import AdmissionHook, JobService
+from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sites import Sites, build_adapter
 from gateway.staging.admission import reference_admission
 from processes.registry import ProcessRegistry
 
-if TYPE_CHECKING:
-    from gateway.workflow.publication import Publisher
-
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Services:
-    """Everything the HTTP surfaces and the worker share."""
-
-    settings: Settings
-    engine: Engine
-    store: JobStore
-    registry: ProcessRegistry
-    sites: Sites
-    jobs: JobService
-    #: The policy every outbound request on a user's behalf goes through.
-    egress: EgressPolicy
-    #: Quotes, budgets, usage records and metrics (None when disabled).
-    accounting: Accounting | None = None
-
-    @property
-    def publication_root(self) -> Path:
-        return Path(self.settings.publication.root).resolve()
-
-    @cached_property
-    def publisher(self) -> Publisher:
-        """Publishes outputs (worker) and gives their S3 download links (HTTP routes)."""
-        from gateway.workflow.publication import build_publisher
-
-        return build_publisher(self.settings.publication, self.settings.server.base_url)
-
-    def close(self) -> None:
-        self.sites.close()
-        self.engine.dispose()
 
 
 def build_services(settings: Settings) -> Services:
@@ -97,7 +59,7 @@ def create_app(
     to present fixed identities without an identity provider).
     """
     from gateway.accounting.routes import public_paths, register_accounting
-    from gateway.auth import build_authenticator
+    from gateway.identity.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint
     from gateway.wps import register_wps

@@ -180,9 +180,9 @@ def cleanup(
 ) -> None:
     """Apply the retention policy to published outputs and trim the input cache."""
     from gateway.jobs.store import JobStore
+    from gateway.publication.publisher import s3_outputs
+    from gateway.publication.retention import apply_retention
     from gateway.staging import build_cache
-    from gateway.workflow.publication import s3_outputs
-    from gateway.workflow.retention import apply_retention
 
     _logging("WARNING")
     settings = _settings(config)
@@ -247,7 +247,7 @@ def users_sync(
 @users_app.command("list")
 def users_list(config: ConfigOpt = None) -> None:
     """Print the portal user -> HPC login mappings."""
-    from gateway.identity_map import IdentityStore
+    from gateway.identity.identity_map import IdentityStore
 
     engine = _engine(_settings(config))
     for ident in IdentityStore(engine).all():

@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import Services, build_services
+from gateway.app import build_services
+from gateway.services import Services
 from gateway.settings import Settings
 from gateway.workflow.worker import Worker
 

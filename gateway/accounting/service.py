@@ -21,9 +21,9 @@ from gateway.accounting.config import AccountingSettings
 from gateway.accounting.metrics import QUOTES, REFUSALS, DatabaseCollector
 from gateway.accounting.quotes import Estimator, Pricing, Quote
 from gateway.accounting.usage import UsageRecorder
-from gateway.auth import Principal
 from gateway.errors import Forbidden, QuotaExceeded
-from gateway.execute_request import ExecuteRequest
+from gateway.identity.auth import Principal
+from gateway.jobs.execute_request import ExecuteRequest
 from gateway.jobs.store import JobStore
 from gateway.settings import SiteSettings
 from gateway.sites import Sites
@@ -87,7 +87,7 @@ class Accounting:
     def _accounts_of(self, sub: str) -> list[str]:
         """The accounts the user sync recorded for ``sub`` (raises SQLAlchemyError)."""
         try:
-            from gateway.identity_map import IdentityStore
+            from gateway.identity.identity_map import IdentityStore
         except ImportError:  # identity mapping not available in this build
             return []
         identity = IdentityStore(self.engine).get(sub)
@@ -121,7 +121,7 @@ class Accounting:
     def admit(
         self, principal: Principal, process: ProcessDefinition, request: ExecuteRequest
     ) -> dict[str, Any] | None:
-        """Admission hook of :class:`gateway.service.JobService`.
+        """Admission hook of :class:`gateway.jobs.service.JobService`.
 
         Quotes the run and, when budgets are enforced, refuses it with
         :class:`QuotaExceeded` (403, no job row) if it would exceed a budget.

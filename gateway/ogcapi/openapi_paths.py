@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.accounting.reports import GROUP_KEYS
-from gateway.ogcapi.security import PublicPaths
+from gateway.http.security import PublicPaths
 from gateway.settings import Settings
 
 JSON = "application/json"

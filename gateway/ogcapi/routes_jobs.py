@@ -2,7 +2,7 @@
 
 Our own handlers (pygeoapi's answer an empty 201 body, offset paging, a
 non-OGC results document and non-OGC exceptions); every job operation goes
-through :class:`gateway.service.JobService` with the request's Principal.
+through :class:`gateway.jobs.service.JobService` with the request's Principal.
 
 Execution mode (18-062r2 /req/core/process-execute-default-execution-mode and
 -auto-execution-mode): ``Prefer: respond-async`` on a process that can run
@@ -34,6 +34,7 @@ import orjson
 from flask import Blueprint, Response, request, send_file
 
 from gateway.errors import BadRequest, JobFailed, NoSuchProcess, NotFound
+from gateway.http.security import current_principal
 from gateway.jobs.records import Job, SummaryPage
 from gateway.ogcapi.context import (
     F_HTML,
@@ -50,7 +51,6 @@ from gateway.ogcapi.documents import JSON, job_list, status_info
 from gateway.ogcapi.job_filters import parse_datetime, parse_durations
 from gateway.ogcapi.problems import problem_response
 from gateway.ogcapi.results import ResultsEncoder, media_type_of, published_file, s3_redirect
-from gateway.ogcapi.security import current_principal
 
 blueprint = Blueprint("ogcapi_jobs", __name__)
 

@@ -18,11 +18,11 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, request
 
 from gateway.errors import BadRequest, NotFound, ServiceUnavailable
+from gateway.http.security import current_principal
 from gateway.jobs.states import JobState
 from gateway.ogcapi.context import json_response, ogcapi
-from gateway.ogcapi.security import current_principal
-from gateway.workflow.publication import PublicationError
-from gateway.workflow.stac_items import (
+from gateway.publication.publisher import PublicationError
+from gateway.publication.stac_items import (
     GEOJSON,
     catalog,
     catalog_url,

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gateway.identity_map import IdentityStatus, IdentityStore, LoginRule
+from gateway.identity.identity_map import IdentityStatus, IdentityStore, LoginRule
 from gateway.jobs.store import JobStore
 from gateway.jobs.tables import usersync_audit
 from gateway.settings import IdentityMapSettings, Settings, UserSyncSettings

@@ -16,16 +16,15 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.auth import ROLE_ADMIN, Principal, require_role
 from gateway.errors import BadRequest, ServiceUnavailable
-from gateway.identity_map import IdentityStore
+from gateway.http.security import current_principal
+from gateway.identity.auth import ROLE_ADMIN, Principal, require_role
+from gateway.identity.identity_map import IdentityStore
 
 blueprint = Blueprint("hpcgw_admin_users", __name__)
 
 
 def _admin() -> tuple[Principal, Any]:
-    from gateway.ogcapi.security import current_principal
-
     principal = current_principal()
     require_role(principal, ROLE_ADMIN)
     return principal, current_app.extensions["hpcgw"]

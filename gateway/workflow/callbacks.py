@@ -37,8 +37,8 @@ import httpx
 from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost, guarded_client
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
+from gateway.jobs.status import status_info
 from gateway.jobs.store import JobStore
-from gateway.ogcapi.documents import status_info
 from gateway.settings_workflow import CallbackSettings
 
 log = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
+from gateway.publication.publisher import ManifestError, PublicationError, Publisher
 from gateway.sites import Sites
 from gateway.workflow.batch import STDERR
 from gateway.workflow.callbacks import notification_due
-from gateway.workflow.publication import ManifestError, PublicationError, Publisher
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity, WorkspaceFiles
 from hpc_adapters.errors import PermanentHpcError, TransientHpcError

@@ -17,16 +17,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.app import Services
+from gateway.jobs.service import JobService
 from gateway.jobs.store import JobStore
-from gateway.service import JobService
+from gateway.publication.publisher import PublicationError, Publisher
+from gateway.services import Services
 from gateway.sites import Sites
 from gateway.staging import build_stager
 from gateway.workflow.callbacks import Notifier
 from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.finaliser import Finaliser
 from gateway.workflow.monitor import Monitor
-from gateway.workflow.publication import PublicationError, Publisher
 from gateway.workflow.retry import RetryPolicy
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import HpcError

@@ -20,9 +20,9 @@ from typing import cast
 from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from gateway.app import Services
-from gateway.auth import Authenticator, Principal
 from gateway.errors import GatewayError, NoSuchProcess
+from gateway.identity.auth import Authenticator, Principal
+from gateway.services import Services
 from gateway.wps import kvp
 from gateway.wps.capabilities import capabilities_1, capabilities_2, negotiate
 from gateway.wps.context import WpsContext

@@ -24,9 +24,10 @@ from flask import Flask
 
 from gateway.accounting import tables
 from gateway.accounting.reports import ReportQuery, run_report
-from gateway.app import Services, build_services, create_app
+from gateway.app import build_services, create_app
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
 from tests.accounting_support import (
     PRINCIPALS,

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from gateway.app import Services, build_services
+from gateway.app import build_services
 from gateway.jobs.records import Job, NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.callbacks import Notifier, notification_due
 from gateway.workflow.retry import fail_job
 from tests.conftest import make_settings

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, create_app
+from gateway.app import create_app
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
 
 pytestmark = pytest.mark.slurm

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, build_services
-from gateway.auth import Principal
+from gateway.app import build_services
+from gateway.identity.auth import Principal
 from gateway.jobs.records import NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.worker import Worker
 from tests.conftest import make_settings

@@ -27,7 +27,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from deploy.idp.server import IdpServer
-from gateway.oidc import TokenValidator
+from gateway.identity.oidc import TokenValidator
 from gateway.settings import OidcSettings
 from hpc_adapters.base import HpcIdentity, JobSpec
 from hpc_adapters.errors import AuthenticationError, HpcError

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from gateway.settings_workflow import S3PublicationSettings
-    from gateway.workflow.publication_s3 import S3Outputs
+    from gateway.publication.s3 import S3Outputs
 
     url, key_file, secret_file, bucket, path, sha256 = sys.argv[1:7]
     settings = S3PublicationSettings(

@@ -27,11 +27,12 @@ from flask.testing import FlaskClient
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
-from gateway.app import Services, build_services, create_app
-from gateway.auth import Principal
+from gateway.app import build_services, create_app
 from gateway.cli import app as cli
+from gateway.identity.auth import Principal
 from gateway.jobs.records import Job, NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
 from hpc_adapters.base import HpcIdentity
 from tests.conftest import make_settings, worker_thread

@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 
-from gateway.app import Services, build_services
-from gateway.auth import Principal
+from gateway.app import build_services
+from gateway.identity.auth import Principal
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.settings import Settings, read_yaml
 from gateway.workflow.worker import Worker
 from hpc_adapters.ssh import SshAdapter

@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from deploy.idp.server import IdpServer
 from gateway import db
 from gateway.cli import app as cli_app
-from gateway.identity_map import IdentityStatus, IdentityStore
+from gateway.identity.identity_map import IdentityStatus, IdentityStore
 from gateway.jobs.tables import usersync_audit
 from gateway.settings import Settings
 from gateway.usersync import SyncError, sync_users

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services
-from gateway.auth import Principal
+from gateway.identity.auth import Principal
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
 from tests.conftest import sacct_field, squeue_ids
 

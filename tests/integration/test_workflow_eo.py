@@ -18,10 +18,11 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from gateway.app import Services, build_services, create_app
-from gateway.auth import Principal
+from gateway.app import build_services, create_app
 from gateway.errors import InvalidInput
+from gateway.identity.auth import Principal
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
 from hpc_adapters.base import HpcIdentity
 from tests.conftest import make_settings, worker_thread

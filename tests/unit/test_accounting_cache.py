@@ -14,9 +14,10 @@ import sqlalchemy as sa
 
 from gateway.accounting import tables
 from gateway.accounting.cache import TtlCache
-from gateway.app import Services, build_services
-from gateway.auth import Principal
-from gateway.identity_map import IdentityStatus, IdentityStore
+from gateway.app import build_services
+from gateway.identity.auth import Principal
+from gateway.identity.identity_map import IdentityStatus, IdentityStore
+from gateway.services import Services
 from gateway.settings import Settings
 from processes.registry import ProcessRegistry
 from tests.unit.accounting_fixtures import make_job, usage

@@ -15,8 +15,8 @@ import pytest
 from flask import Flask
 
 from gateway.app import build_services, create_app
-from gateway.auth import Principal
 from gateway.errors import Unauthorized
+from gateway.identity.auth import Principal
 from gateway.ogcapi import register_ogcapi
 from gateway.settings import Settings
 

@@ -17,11 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
-from gateway.app import Services, build_services, create_app
+from gateway.app import build_services, create_app
 from gateway.errors import BadRequest
 from gateway.jobs.records import CreatedRange, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.job_filters import parse_datetime, parse_durations
+from gateway.services import Services
 from gateway.settings import Settings
 from tests.ogc_schemas import openapi_components, validate
 

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
-from gateway.app import Services, build_services, create_app
+from gateway.app import build_services, create_app
 from gateway.jobs.records import Job, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.manager import GatewayManager
+from gateway.services import Services
 from gateway.settings import Settings
 from tests.ogc_schemas import openapi_components, validate
 

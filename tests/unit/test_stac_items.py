@@ -14,13 +14,14 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from gateway.app import Services, build_services, create_app
+from gateway.app import build_services, create_app
 from gateway.jobs.records import Job, NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.publication.footprint import publication_record
+from gateway.publication.retention import apply_retention
+from gateway.publication.stac_items import catalog, job_item
+from gateway.services import Services
 from gateway.settings import Settings
-from gateway.workflow.footprint import publication_record
-from gateway.workflow.retention import apply_retention
-from gateway.workflow.stac_items import catalog, job_item
 
 pytestmark = pytest.mark.unit
 

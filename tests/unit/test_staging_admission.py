@@ -24,7 +24,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from gateway.app import Services, build_services, create_app
+from gateway.app import build_services, create_app
+from gateway.services import Services
 from gateway.settings import Settings
 from tests.unit.test_egress import REFUSED, resolver
 

@@ -9,8 +9,8 @@ import pytest
 from gateway import db
 from gateway.jobs.records import CreatedRange, DurationRange, NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.jobs.status import iso
 from gateway.jobs.store import JobNotFound, JobStore
-from gateway.ogcapi.documents import iso
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, build_services
+from gateway.app import build_services
+from gateway.services import Services
 from gateway.workflow.worker import Worker, lower_priority
 from tests.conftest import make_settings
 

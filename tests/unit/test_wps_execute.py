@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from lxml import etree
 
-from gateway.app import Services
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from tests.unit.wps_support import (
     ALICE,
     BOB,

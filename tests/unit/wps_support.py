@@ -22,11 +22,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
-from gateway.app import Services
-from gateway.auth import Principal
 from gateway.errors import Unauthorized
+from gateway.identity.auth import Principal
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.wps import register_wps
 
 WPS1 = "http://www.opengis.net/wps/1.0.0"
@@ -104,7 +104,7 @@ class FakeEchoWorker:
 
     Each ``<kind>_input`` becomes ``<kind>_output``; outputs requested by
     reference are written to the publication folder and given as hrefs, like
-    :class:`gateway.workflow.publication.Publisher` does.
+    :class:`gateway.publication.publisher.Publisher` does.
     """
 
     def __init__(self, services: Services) -> None:

@@ -23,8 +23,8 @@ from typing import Protocol
 
 from gateway.jobs.records import Job
 from gateway.jobs.store import JobNotFound, JobStore
+from gateway.publication.s3 import PublicationError, S3Outputs
 from gateway.staging.cache import ContentCache
-from gateway.workflow.publication_s3 import PublicationError, S3Outputs
 
 log = logging.getLogger(__name__)
 

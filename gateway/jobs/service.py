@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from gateway.auth import Principal
 from gateway.errors import (
     BadRequest,
     Forbidden,
@@ -26,7 +25,8 @@ from gateway.errors import (
     NoSuchProcess,
     ResultNotReady,
 )
-from gateway.execute_request import ExecuteRequest, parse_execute_request
+from gateway.identity.auth import Principal
+from gateway.jobs.execute_request import ExecuteRequest, parse_execute_request
 from gateway.jobs.records import (
     CreatedRange,
     DurationRange,

@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.jobs.records import Job
+from gateway.publication.s3 import Link, PublicationError, S3Outputs
 from gateway.settings_workflow import PublicationSettings
-from gateway.workflow.publication_s3 import Link, PublicationError, S3Outputs
 from hpc_adapters.base import WorkspaceFiles
 from processes.definition import ProcessDefinition
 from processes.runtime import OUTPUTS_DIR
@@ -110,7 +110,7 @@ class Publisher:
         when the S3 upload fails (nothing is left in the spool either way).
         """
         # rasterio (GDAL) is loaded by the worker only, not by the HTTP processes
-        from gateway.workflow.footprint import publication_record
+        from gateway.publication.footprint import publication_record
 
         if not self.upload:
             results = self._collect(job, process, manifest, files, self.job_dir(job.id))
