@@ -61,14 +61,13 @@ def worker(
     once: Annotated[bool, typer.Option(help="Run a single cycle and exit.")] = False,
 ) -> None:
     """Run the dispatcher, monitor, finaliser and cleaner until interrupted."""
-    from gateway.app import build_services
-    from gateway.workflow.worker import Worker
+    from gateway.app import build_services, build_worker
 
     _logging()
     settings = _settings(config)
     _metrics_dir(settings, clean=False)
     services = build_services(settings)
-    w = Worker.from_services(services)
+    w = build_worker(services)
     if once:
         w.run_once()
         return
@@ -204,11 +203,9 @@ def cleanup(
 
 
 def _engine(settings: Settings) -> Any:
-    from gateway import db
+    from gateway.app import build_engine
 
-    if settings.database.auto_upgrade:
-        db.upgrade(settings.database.url)
-    return db.make_engine(settings.database.url, settings.database.pool_size)
+    return build_engine(settings)
 
 
 @users_app.command("sync")

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.app import build_services
+from gateway.app import build_services, build_worker
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.workflow.worker import Worker
@@ -127,7 +127,7 @@ def sacct_settled(job_id: str, field: str, expected: str, timeout: float = 30) -
 @contextmanager
 def worker_thread(services: Services) -> Iterator[Worker]:
     """A real gateway worker running in a thread for the duration of the block."""
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()

@@ -68,6 +68,7 @@ class Notifier:
 
     def __init__(
         self,
+        *,
         store: JobStore,
         settings: CallbackSettings,
         policy: EgressPolicy,

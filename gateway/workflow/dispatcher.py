@@ -85,6 +85,7 @@ class Dispatcher:
 
     def __init__(
         self,
+        *,
         store: JobStore,
         registry: ProcessRegistry,
         sites: Sites,

@@ -36,6 +36,7 @@ FinalHook = Callable[[Job], None]
 class Finaliser:
     def __init__(
         self,
+        *,
         store: JobStore,
         registry: ProcessRegistry,
         sites: Sites,

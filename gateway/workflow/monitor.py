@@ -38,6 +38,7 @@ class Monitor:
 
     def __init__(
         self,
+        *,
         store: JobStore,
         sites: Sites,
         worker_id: str,

@@ -24,7 +24,7 @@ from flask import Flask
 
 from gateway.accounting import tables
 from gateway.accounting.reports import ReportQuery, run_report
-from gateway.app import build_services, create_app
+from gateway.app import build_services, build_worker, create_app
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.services import Services
@@ -86,7 +86,7 @@ def scenario(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     settings = make_settings(tmp, accounting=ACCOUNTING)
     services = build_services(settings)
     app = create_app(settings, services, authenticator=HeaderAuth())
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()

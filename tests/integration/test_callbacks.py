@@ -46,7 +46,13 @@ def services(tmp_path: Path) -> Iterator[Services]:
 
 def notifier(services: Services, worker: str = "w1") -> Notifier:
     s = services.settings
-    return Notifier(services.store, s.workflow.callbacks, services.egress, "http://gw", worker)
+    return Notifier(
+        store=services.store,
+        settings=s.workflow.callbacks,
+        policy=services.egress,
+        base_url="http://gw",
+        worker_id=worker,
+    )
 
 
 def new_job(services: Services, subscriber: dict[str, str]) -> Job:

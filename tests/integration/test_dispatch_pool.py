@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import build_services
+from gateway.app import build_services, build_worker
 from gateway.identity.auth import Principal
 from gateway.jobs.records import NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.workflow.dispatcher import Dispatcher
-from gateway.workflow.worker import Worker
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.slurm
@@ -95,7 +94,7 @@ def test_a_hanging_download_does_not_hold_up_other_jobs(unprobed: Services, gate
     services = unprobed
     slow = services.jobs.submit(ALICE, "ndvi", {"inputs": {"image": {"href": gate.url}}})
     fast = services.jobs.submit(BOB, "echo", {"inputs": {"string_input": "not stuck"}})
-    dispatcher = Worker.from_services(services).dispatcher
+    dispatcher = build_worker(services).dispatcher
     try:
         assert dispatcher.run_once(wait=False) == 2  # both claimed; neither awaited
         cycle_until(dispatcher, services, fast.id, JobState.QUEUED)
@@ -130,7 +129,7 @@ def test_the_forwarded_token_is_not_kept_once_submitted(cluster: str, services: 
         )
     )
     assert services.store.get(job_id).extra == {"forward_token": "a-bearer-token"}
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     try:
         assert worker.dispatcher.run_once() == 1
     finally:

@@ -18,8 +18,7 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from gateway.app import build_services, create_app
-from gateway.workflow.worker import start_background_worker
+from gateway.app import build_services, create_app, start_background_worker
 from tests.conftest import make_settings, squeue_ids
 
 pytestmark = pytest.mark.slurm

@@ -27,13 +27,12 @@ from flask.testing import FlaskClient
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
-from gateway.app import build_services, create_app
+from gateway.app import build_services, build_worker, create_app
 from gateway.cli import app as cli
 from gateway.identity.auth import Principal
 from gateway.jobs.records import Job, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.services import Services
-from gateway.workflow.worker import Worker
 from hpc_adapters.base import HpcIdentity
 from tests.conftest import make_settings, worker_thread
 from tests.workflow_fixtures import S3Endpoint
@@ -164,7 +163,7 @@ def ended_job(services: Services, tmp_path: Path, owner: Owner | None = None) ->
 
 
 def finalise(services: Services, job: Job) -> Job:
-    Worker.from_services(services).finaliser.finalise(job)
+    build_worker(services).finaliser.finalise(job)
     return services.store.get(job.id)
 
 
@@ -344,7 +343,7 @@ def test_dismissal_while_publishing_deletes_the_objects(
     services.publisher.publish(other, process, manifest, files)
     assert keys(s3_endpoint, bucket) == [f"{PREFIX}/{other.id}/ndvi.tif"]
     services.jobs.dismiss(ALICE, other.id)
-    Worker.from_services(services).cleaner.run_once()
+    build_worker(services).cleaner.run_once()
     assert keys(s3_endpoint, bucket) == []
     assert services.store.get(other.id).workspace  # record kept, workspace gone
     assert not Path(other.workspace or "").exists()
@@ -360,7 +359,7 @@ def test_dismissing_a_published_job_deletes_its_objects(
     kept = finalise(services, ended_job(services, tmp_path))
     services.jobs.dismiss(ALICE, done.id)
     assert services.store.get(done.id).state is JobState.REMOVED
-    Worker.from_services(services).cleaner.run_once()
+    build_worker(services).cleaner.run_once()
     assert keys(s3_endpoint, bucket) == [f"{PREFIX}/{kept.id}/ndvi.tif"]
     assert client_of(services).get(f"/jobs/{done.id}/outputs/ndvi.tif").status_code == 404
 
@@ -375,7 +374,7 @@ def test_dismissing_a_locally_published_job_deletes_its_folder(
         folder = services.publication_root / done.id
         assert (folder / "ndvi.tif").is_file() and "backend" not in done.extra["publication"]
         services.jobs.dismiss(ALICE, done.id)
-        Worker.from_services(services).cleaner.run_once()
+        build_worker(services).cleaner.run_once()
         assert not folder.exists()
     finally:
         services.close()

@@ -21,13 +21,12 @@ from typing import Any
 
 import pytest
 
-from gateway.app import build_services
+from gateway.app import build_services, build_worker
 from gateway.identity.auth import Principal
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.settings import Settings, read_yaml
-from gateway.workflow.worker import Worker
 from hpc_adapters.ssh import SshAdapter
 from tests.conftest import REPO, sacct_field
 from tests.integration.adapters import SSH_WORK_ROOT, ssh_known_hosts
@@ -70,7 +69,7 @@ def ssh_services(cluster: str, tmp_path: Path) -> Iterator[Services]:
 
 
 def run_until(services: Services, job_id: str, done: set[JobState], timeout: float) -> Job:
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()
@@ -112,7 +111,7 @@ def test_unreachable_login_node_is_retried_not_failed(cluster: str, tmp_path: Pa
     services = build_services(demo_ssh_settings(tmp_path, port=1))
     try:
         job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x"}})
-        Worker.from_services(services).run_once()
+        build_worker(services).run_once()
         again = services.store.get(job.id)
         assert again.state in (JobState.ACCEPTED, JobState.STAGING)
         assert again.attempts == 1 and "Retrying" in (again.message or "")
@@ -136,7 +135,7 @@ def test_killing_the_ssh_connections_mid_run_does_not_lose_the_job(
     adapter = getattr(ssh_services.sites.adapter("dev"), "inner", None)
     assert isinstance(adapter, SshAdapter)
     job = ssh_services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x", "pause": 6}})
-    worker = Worker.from_services(ssh_services)
+    worker = build_worker(ssh_services)
     deadline = time.monotonic() + 60
     while ssh_services.store.get(job.id).state is not JobState.RUNNING:
         assert time.monotonic() < deadline, ssh_services.store.get(job.id).message

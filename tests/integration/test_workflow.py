@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.app import build_worker
 from gateway.identity.auth import Principal
 from gateway.jobs.states import JobState
 from gateway.services import Services
@@ -97,7 +98,7 @@ def test_a_new_worker_resumes_after_a_crash(cluster: str, services: Services) ->
     crashed = services.store.claim("crashed-worker", [JobState.ACCEPTED], 1, lease_seconds=0.5)
     assert [j.id for j in crashed] == [job.id]
     time.sleep(0.6)
-    worker = Worker.from_services(services, worker_id="second")
+    worker = build_worker(services, worker_id="second")
     deadline = time.monotonic() + 90
     while not services.store.get(job.id).final and time.monotonic() < deadline:
         worker.run_once()

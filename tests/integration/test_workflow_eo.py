@@ -18,7 +18,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from gateway.app import build_services, create_app
+from gateway.app import build_services, build_worker, create_app
 from gateway.errors import InvalidInput
 from gateway.identity.auth import Principal
 from gateway.jobs.states import JobState
@@ -222,7 +222,7 @@ def test_traversal_in_the_output_manifest_is_refused(
         exit_code=0,
         scheduler_job_id="1",
     )
-    finaliser = Worker.from_services(services).finaliser
+    finaliser = build_worker(services).finaliser
     finaliser.finalise(services.store.get(job.id))
     done = services.store.get(job.id)
     assert done.state is JobState.FAILED, path

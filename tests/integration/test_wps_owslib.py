@@ -34,11 +34,10 @@ from owslib.wps import (
 )
 from werkzeug.serving import make_server
 
-from gateway.app import build_services
+from gateway.app import build_services, start_background_worker
 from gateway.identity.auth import NoAuth, Principal
 from gateway.jobs.states import JobState
 from gateway.services import Services
-from gateway.workflow.worker import start_background_worker
 from tests.conftest import make_settings, sacct_field
 from tests.unit.wps_support import assert_valid
 

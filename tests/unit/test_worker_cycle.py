@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import build_services
+from gateway.app import build_services, build_worker
 from gateway.services import Services
 from gateway.workflow.worker import Worker, lower_priority
 from tests.conftest import make_settings
@@ -23,7 +23,7 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
     services: Services = build_services(
         make_settings(tmp_path, worker={"poll_interval_seconds": 0.5})
     )
-    yield Worker.from_services(services)
+    yield build_worker(services)
     services.close()
 
 
@@ -66,7 +66,7 @@ def test_only_the_worker_threads_run_at_a_lower_priority() -> None:
 def test_pool_size_and_priority_come_from_the_settings(tmp_path: Path) -> None:
     services = build_services(make_settings(tmp_path, worker={"submit_threads": 2, "nice": 10}))
     try:
-        worker = Worker.from_services(services)
+        worker = build_worker(services)
         assert (worker.dispatcher.threads, worker.nice) == (2, 10)
     finally:
         services.close()
