@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from gateway.accounting.cli import accounting_app
+from gateway.backoff import backoff_delay
 from gateway.settings import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -120,17 +121,18 @@ class _WorkerSupervisor(threading.Thread):
         self._child: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
-        delay = 1.0
+        restarts = 0
         while not self._halt.is_set():
             self._child = subprocess.Popen(self.args)
             code = self._child.wait()
             if self._halt.is_set() or code in (0, -signal.SIGTERM, -signal.SIGINT):
                 return  # stopped on purpose (e.g. the whole process group got SIGTERM)
+            restarts += 1
+            delay = backoff_delay(restarts, 1.0, 60.0)
             logging.getLogger(__name__).error(
                 "worker exited with status %s; restarting in %.0fs", code, delay
             )
             self._halt.wait(delay)
-            delay = min(delay * 2, 60.0)
 
     def stop(self) -> None:
         self._halt.set()

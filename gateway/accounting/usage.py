@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.accounting import tables
 from gateway.accounting.config import AccountingSettings
 from gateway.accounting.quotes import Pricing
+from gateway.backoff import backoff_delay
 from gateway.jobs.records import Job
 from gateway.jobs.states import FINAL_STATES
 from gateway.jobs.store import JobNotFound, JobStore
@@ -250,9 +251,8 @@ class UsageRecorder:
             self._drop(row["job_id"])
             return
         attempts = int(row["attempts"]) + 1
-        delay = min(
-            self.settings.usage_retry_max_seconds,
-            self.settings.usage_retry_seconds * 2 ** min(attempts - 1, 16),
+        delay = backoff_delay(
+            attempts, self.settings.usage_retry_seconds, self.settings.usage_retry_max_seconds
         )
         level = logging.WARNING if delay >= self.settings.usage_retry_max_seconds else logging.INFO
         log.log(level, "usage of job %s deferred (%d): %s", row["job_id"], attempts, reason)

@@ -37,6 +37,7 @@ from gateway.jobs.records import (
 )
 from gateway.jobs.states import OGC_STATUS_TO_STATES, VISIBLE_STATES, JobState
 from gateway.jobs.store import JobNotFound, JobStore
+from gateway.paging import DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT
 from gateway.sites import Sites
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import InvalidJobError, TransientHpcError
@@ -49,7 +50,6 @@ log = logging.getLogger(__name__)
 #: (e.g. QuotaExceeded) and may return a quote to record with the job.
 AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], dict[str, Any] | None]
 
-MAX_PAGE = 1000
 
 _PageT = TypeVar("_PageT", JobPage, SummaryPage)
 
@@ -142,7 +142,7 @@ class JobService:
         statuses: Sequence[str] = (),
         created: CreatedRange | None = None,
         duration: DurationRange | None = None,
-        limit: int = 10,
+        limit: int = DEFAULT_JOB_LIMIT,
         cursor: str | None = None,
     ) -> JobPage:
         """Whole jobs visible to ``principal``, newest first; filters as :meth:`list_summaries`."""
@@ -158,7 +158,7 @@ class JobService:
         statuses: Sequence[str] = (),
         created: CreatedRange | None = None,
         duration: DurationRange | None = None,
-        limit: int = 10,
+        limit: int = DEFAULT_JOB_LIMIT,
         cursor: str | None = None,
     ) -> SummaryPage:
         """The job list of ``principal`` (what ``GET /jobs`` shows), newest first.
@@ -182,8 +182,8 @@ class JobService:
         limit: int,
         cursor: str | None,
     ) -> _PageT:
-        if not 1 <= limit <= MAX_PAGE:
-            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
+        if not 1 <= limit <= MAX_PAGE_LIMIT:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE_LIMIT}")
         states: set[JobState] = set()
         for status in statuses:
             if status not in OGC_STATUS_TO_STATES:

@@ -37,6 +37,7 @@ from gateway.jobs.records import (
     publication_live,
 )
 from gateway.jobs.states import SCHEDULED_STATES, JobState
+from gateway.paging import DEFAULT_JOB_LIMIT
 
 _t = tables.jobs
 
@@ -281,7 +282,7 @@ class JobStore:
         states: Iterable[JobState] = (),
         created: CreatedRange | None = None,
         duration: DurationRange | None = None,
-        limit: int = 10,
+        limit: int = DEFAULT_JOB_LIMIT,
         cursor: str | None = None,
     ) -> JobPage:
         """Full jobs, newest first, keyset-paginated on (created, id).
@@ -308,7 +309,7 @@ class JobStore:
         states: Iterable[JobState] = (),
         created: CreatedRange | None = None,
         duration: DurationRange | None = None,
-        limit: int = 10,
+        limit: int = DEFAULT_JOB_LIMIT,
         cursor: str | None = None,
     ) -> SummaryPage:
         """One page of the job list: only the columns a status document shows.

@@ -23,8 +23,11 @@ from typing import Any
 
 from pygeoapi.openapi import get_oas
 
+from gateway.jobs.states import OGC_STATUSES
+from gateway.ogcapi.job_filters import MAX_DURATION_SECONDS
 from gateway.ogcapi.openapi_paths import add_gateway_api, problem
 from gateway.ogcapi.plugin_context import TOKEN_KEY
+from gateway.paging import DEFAULT_JOB_LIMIT, limit_schema
 from gateway.settings import Settings
 from processes.registry import ProcessRegistry
 
@@ -122,7 +125,7 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
         _param(
             "limit",
             "Largest number of jobs in one page.",
-            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+            limit_schema(DEFAULT_JOB_LIMIT),
         ),
         _param(
             "processID",
@@ -134,10 +137,7 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
             "Only jobs with these statuses (repeat or comma-separate).",
             {
                 "type": "array",
-                "items": {
-                    "type": "string",
-                    "enum": ["accepted", "running", "successful", "failed", "dismissed"],
-                },
+                "items": {"type": "string", "enum": list(OGC_STATUSES)},
             },
         ),
         _param(
@@ -154,12 +154,12 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
         _param(
             "minDuration",
             "Only jobs that ran at least this many seconds (started to finished, or to now).",
-            {"type": "integer", "minimum": 0},
+            {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
         ),
         _param(
             "maxDuration",
             "Only jobs that ran at most this many seconds (never-started jobs never match).",
-            {"type": "integer", "minimum": 0},
+            {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_SECONDS},
         ),
         _param("next", "Opaque page cursor taken from a rel=next link.", {"type": "string"}),
         {"$ref": "#/components/parameters/f"},

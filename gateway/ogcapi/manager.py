@@ -39,6 +39,7 @@ from gateway.http.security import request_principal
 from gateway.identity.auth import Principal
 from gateway.jobs.records import Job
 from gateway.ogcapi.plugin_context import services_for
+from gateway.paging import DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,16 @@ class GatewayManager(BaseManager):
         if principal is None:
             return {"jobs": [], "numberMatched": 0}
         statuses = [status.value] if isinstance(status, JobStatus) else []
-        wanted = max(1, min(limit or 10, 1000))
+        wanted = max(1, min(limit or DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT))
         skip = max(0, offset or 0)
         jobs: list[Job] = []
         cursor: str | None = None
         while True:
             page = self._services.jobs.list(
-                principal, statuses=statuses, limit=min(1000, wanted + skip), cursor=cursor
+                principal,
+                statuses=statuses,
+                limit=min(MAX_PAGE_LIMIT, wanted + skip),
+                cursor=cursor,
             )
             jobs.extend(page.jobs)
             cursor = page.next_cursor

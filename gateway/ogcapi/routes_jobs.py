@@ -33,7 +33,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request, send_file
 
-from gateway.errors import BadRequest, JobFailed, NoSuchProcess, NotFound
+from gateway.errors import JobFailed, NoSuchProcess, NotFound
 from gateway.http.security import current_principal
 from gateway.jobs.records import Job, SummaryPage
 from gateway.ogcapi.context import (
@@ -51,10 +51,9 @@ from gateway.ogcapi.documents import JSON, job_list, status_info
 from gateway.ogcapi.job_filters import parse_datetime, parse_durations
 from gateway.ogcapi.problems import problem_response
 from gateway.ogcapi.results import ResultsEncoder, media_type_of, published_file, s3_redirect
+from gateway.paging import DEFAULT_JOB_LIMIT, parse_limit
 
 blueprint = Blueprint("ogcapi_jobs", __name__)
-
-MAX_LIMIT = 1000
 
 
 def _now() -> str:
@@ -162,25 +161,12 @@ def _multi(name: str) -> list[str]:
     return values
 
 
-def _limit() -> int:
-    raw = request.args.get("limit")
-    if raw is None or raw == "":
-        return 10
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"limit must be an integer, got {raw!r}") from None
-    if not 1 <= value <= MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}, got {value}")
-    return value
-
-
 @blueprint.get("/jobs", strict_slashes=False)
 def jobs() -> Response:
     state = ogcapi()
     principal = current_principal()
     fmt = response_format()
-    limit = _limit()
+    limit = parse_limit(request.args.get("limit"), default=DEFAULT_JOB_LIMIT)
     args = request.args
     created = parse_datetime(args["datetime"]) if "datetime" in args else None
     duration = parse_durations(args.get("minDuration"), args.get("maxDuration"))

@@ -17,10 +17,11 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
-from gateway.errors import BadRequest, NotFound, ServiceUnavailable
+from gateway.errors import NotFound, ServiceUnavailable
 from gateway.http.security import current_principal
 from gateway.jobs.states import JobState
 from gateway.ogcapi.context import json_response, ogcapi
+from gateway.paging import DEFAULT_STAC_LIMIT, parse_limit
 from gateway.publication.publisher import PublicationError
 from gateway.publication.stac_items import (
     GEOJSON,
@@ -33,20 +34,11 @@ from gateway.publication.stac_items import (
 
 blueprint = Blueprint("ogcapi_stac", __name__)
 
-_MAX_LIMIT = 1000
-
-
-def _limit() -> int:
-    raw = request.args.get("limit") or "100"
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer between 1 and {_MAX_LIMIT}, got {raw!r}")
-    return int(raw)
-
 
 @blueprint.get("/stac/catalog.json")
 def stac_catalog() -> Response:
     state = ogcapi()
-    limit = _limit()
+    limit = parse_limit(request.args.get("limit"), default=DEFAULT_STAC_LIMIT)
     page = state.services.jobs.list(
         current_principal(),
         statuses=["successful"],

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 #: Bytes read or written per step: the memory a download needs, whatever its size.
+from gateway.backoff import backoff_delay
+
 CHUNK = 1 << 20
 
 
@@ -141,6 +143,6 @@ def backoff_or_give_up(
     """
     if attempt > retries or time.monotonic() > sink.deadline:
         raise StagingError(f"{url}: {reason}", transient=True)
-    delay = backoff_seconds * 2 ** (attempt - 1)
+    delay = backoff_delay(attempt, backoff_seconds)
     log("fetch %s: %s; retry %d in %.1fs", url, reason, attempt, delay)
     sleep(delay)

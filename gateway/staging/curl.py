@@ -55,6 +55,7 @@ from urllib.parse import urljoin
 import certifi
 import httpx
 
+from gateway.backoff import RETRYABLE_STATUS
 from gateway.egress import Destination, EgressPolicy, EgressRefused, UnresolvableHost
 from gateway.staging.base import (
     CHUNK,
@@ -71,7 +72,6 @@ log = logging.getLogger(__name__)
 MIN_VERSION = (7, 63, 0)
 _MARK = "@@hpcgw-remote-ip"
 _STATUS = re.compile(r"^HTTP/[0-9.]+ ([0-9]{3})")
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _COULDNT_CONNECT = 7
 _HTTP_ERROR = 22
@@ -411,7 +411,7 @@ class CurlFetcher:
                 raise _Retry(f"got {got} of {expected} bytes")
             return answer
         if code == _HTTP_ERROR and answer is not None:
-            if answer.status in _RETRY_STATUS:
+            if answer.status in RETRYABLE_STATUS:
                 raise _Retry(f"server answered {answer.status}")
             raise StagingError(f"{url}: server answered {answer.status}")
         if code == _TOO_LARGE:

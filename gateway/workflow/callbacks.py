@@ -34,6 +34,7 @@ from typing import Any
 
 import httpx
 
+from gateway.backoff import RETRYABLE_STATUS, backoff_delay
 from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost, guarded_client
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 SUCCESS, FAILED, PROGRESS = "success", "failed", "inProgress"
 _URI = {SUCCESS: "successUri", FAILED: "failedUri", PROGRESS: "inProgressUri"}
 _STATES = [JobState.RUNNING, JobState.SUCCESSFUL, JobState.FAILED, JobState.QUEUED]
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 def notification_due(job: Job, target: JobState) -> datetime | None:
@@ -165,8 +165,9 @@ class Notifier:
         return status_info(job, self.base_url)
 
     def _backoff(self, attempts: int) -> float:
-        base = self.settings.backoff_base_seconds * 2 ** max(attempts - 1, 0)
-        return float(min(self.settings.backoff_max_seconds, base))
+        return backoff_delay(
+            attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
+        )
 
     def _post(self, uri: str, payload: dict[str, Any], job: Job) -> tuple[bool, bool, str]:
         """(delivered, worth retrying, detail)."""
@@ -185,7 +186,7 @@ class Notifier:
         if 200 <= resp.status_code < 300:
             return True, False, ""
         detail = f"subscriber answered {resp.status_code}"
-        return False, resp.status_code in _RETRY_STATUS, detail
+        return False, resp.status_code in RETRYABLE_STATUS, detail
 
     def _settle(self, job: Job, records: dict[str, Any], next_at: datetime | None) -> None:
         """Record delivery state; reschedule unless the job moved on meanwhile."""

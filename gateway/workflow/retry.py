@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from gateway.backoff import backoff_delay
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
@@ -37,7 +38,7 @@ class RetryPolicy:
     max_seconds: float = 300.0
 
     def delay(self, attempts: int) -> float:
-        return float(min(self.max_seconds, self.base_seconds * (2 ** max(attempts - 1, 0))))
+        return backoff_delay(attempts, self.base_seconds, self.max_seconds)
 
     def defer(self, job: Job, detail: str) -> None:
         attempts = job.attempts + 1
