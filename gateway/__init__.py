@@ -7,13 +7,15 @@ Module map (the full picture is ``docs/architecture.md``)::
     settings       configuration tree (settings_workflow: workflow/publication sections)
     db, migrations engine and Alembic migrations
     errors         HTTP-facing exception tree -> OGC / WPS exception documents
+    backoff        the one backoff formula and retryable HTTP statuses
+    paging         page-limit constants and the one limit parser
     sites          one scheduler adapter per configured site
 
     jobs/          records, states, store, status document, execute request, JobService
     identity/      auth (Principal, authenticators), oidc, identity_map (user -> HPC login)
     egress/        guarded outbound requests
     staging/       inputs by reference -> job workspace
-    workflow/      worker loop: dispatcher, monitor, finaliser, callbacks, retry
+    workflow/      worker loop: dispatcher, monitor, finaliser, callbacks, retry, errors
     publication/   publisher (local/S3), footprints, STAC Items, retention
     accounting/    quotes, budgets, usage, metrics (routes, cli: its surfaces)
     usersync/      portal users -> Slurm associations (admin_api: its surface)

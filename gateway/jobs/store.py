@@ -50,10 +50,6 @@ class JobNotFound(LookupError):
     """No job with that id is visible to the caller."""
 
 
-class StaleTransition(RuntimeError):
-    """A transition was refused because the job is no longer in a source state."""
-
-
 def _row_to_job(row: Mapping[Any, Any]) -> Job:
     return Job(
         id=row["id"],

@@ -37,6 +37,7 @@ from typing import Any
 from gateway.jobs.records import Job
 from gateway.publication.s3 import Link, PublicationError, S3Outputs
 from gateway.settings_workflow import PublicationSettings
+from gateway.workflow.errors import TransientError
 from hpc_adapters.base import WorkspaceFiles
 from processes.definition import ProcessDefinition
 from processes.runtime import OUTPUTS_DIR
@@ -122,7 +123,7 @@ class Publisher:
             record = publication_record(folder, results)
             return self._upload(job.id, folder, results, record, self.s3)
         except PublicationError as exc:
-            if not exc.transient:  # the job fails: leave no partial upload behind
+            if not isinstance(exc, TransientError):  # the job fails: no partial upload left
                 _forget(self.s3, job.id)
             raise
         finally:

@@ -65,6 +65,7 @@ from gateway.staging.base import (
     Validators,
     backoff_or_give_up,
 )
+from gateway.workflow.errors import TransientStagingError
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ class CurlFetcher:
     ) -> list[str]:
         left = sink.deadline - time.monotonic()
         if left <= 0:
-            raise StagingError(f"{sink.label}: download took too long", transient=True)
+            raise TransientStagingError(f"{sink.label}: download took too long")
         argv = [
             self.binary,
             "-q",  # first: no .curlrc
@@ -383,7 +384,7 @@ class CurlFetcher:
             if exited:
                 return answer
             if time.monotonic() > sink.deadline:
-                raise StagingError(f"{sink.label}: download took too long", transient=True)
+                raise TransientStagingError(f"{sink.label}: download took too long")
             if offset - before < CHUNK:
                 try:
                     proc.wait(timeout=self.poll_seconds)
@@ -418,14 +419,12 @@ class CurlFetcher:
             raise StagingError(f"{url}: larger than the {sink.max_bytes}-byte input limit")
         if code == _TIMED_OUT:
             if time.monotonic() > sink.deadline:
-                raise StagingError(f"{url}: download took too long", transient=True)
+                raise TransientStagingError(f"{url}: download took too long")
             raise _Retry("timed out")
         if code in _CUT_SHORT:
             raise _Retry(f"connection lost after {sink.size} bytes ({ended.message})")
         if code == _WRITE_ERROR:
-            raise StagingError(
-                f"{url}: cannot write the download ({ended.message})", transient=True
-            )
+            raise TransientStagingError(f"{url}: cannot write the download ({ended.message})")
         raise _Retry(f"connection failed ({ended.message or f'curl exit {code}'})")
 
 

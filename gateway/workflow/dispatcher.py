@@ -33,9 +33,10 @@ from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.sites import Sites
-from gateway.staging import Stager, StagingError, staged_summary
+from gateway.staging import Stager, staged_summary
 from gateway.staging.stager import Heartbeat
 from gateway.workflow.batch import job_name, job_spec, workspace_for
+from gateway.workflow.errors import StagingError, TransientStagingError
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import PermanentHpcError, TransientHpcError
@@ -243,9 +244,9 @@ class Dispatcher:
             return Retry(exc.detail)
         except PermanentHpcError as exc:
             return Failed(f"Submission to the cluster failed: {exc.detail}")
+        except TransientStagingError as exc:
+            return Retry(exc.detail)
         except StagingError as exc:
-            if exc.transient:
-                return Retry(exc.detail)
             return Failed(f"Input staging failed: {exc.detail}", status=400)
 
     def _submit(self, job: Job, workspace: str, extra: dict[str, Any], check_existing: bool) -> str:

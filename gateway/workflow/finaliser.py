@@ -15,10 +15,11 @@ from collections.abc import Callable
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
-from gateway.publication.publisher import ManifestError, PublicationError, Publisher
+from gateway.publication.publisher import ManifestError, Publisher
 from gateway.sites import Sites
 from gateway.workflow.batch import STDERR
 from gateway.workflow.callbacks import notification_due
+from gateway.workflow.errors import PublicationError, TransientPublicationError
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity, WorkspaceFiles
 from hpc_adapters.errors import PermanentHpcError, TransientHpcError
@@ -98,11 +99,11 @@ class Finaliser:
         except (ValueError, ManifestError) as exc:
             fail_job(self.store, job, f"Invalid process outputs: {exc}")
             return
+        except TransientPublicationError as exc:
+            self.retry.defer(job, f"Publishing outputs: {exc.detail}")
+            return
         except PublicationError as exc:
-            if exc.transient:
-                self.retry.defer(job, f"Publishing outputs: {exc.detail}")
-            else:
-                fail_job(self.store, job, f"Publishing outputs failed: {exc.detail}")
+            fail_job(self.store, job, f"Publishing outputs failed: {exc.detail}")
             return
         moved = self.store.transition(
             job.id,

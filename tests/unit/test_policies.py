@@ -35,3 +35,32 @@ def test_bad_limits_are_bad_requests(raw: str) -> None:
 
 def test_unbounded_limit() -> None:
     assert parse_limit(str(MAX_PAGE_LIMIT * 5), default=1, maximum=None) == MAX_PAGE_LIMIT * 5
+
+
+def test_worker_errors_are_transient_or_permanent_by_class() -> None:
+    from gateway.publication.s3 import PublicationError as FromS3
+    from gateway.staging import StagingError as FromStaging
+    from gateway.workflow.errors import (
+        PublicationError,
+        StagingError,
+        TransientError,
+        TransientPublicationError,
+        TransientStagingError,
+        publication_error,
+        staging_error,
+    )
+
+    assert FromS3 is PublicationError and FromStaging is StagingError  # one class each
+    for cls, transient in [
+        (StagingError, False),
+        (TransientStagingError, True),
+        (PublicationError, False),
+        (TransientPublicationError, True),
+    ]:
+        error = cls("detail")
+        assert error.detail == "detail"
+        assert isinstance(error, TransientError) is transient is error.transient
+    assert isinstance(staging_error("x", transient=True), TransientStagingError)
+    assert type(staging_error("x", transient=False)) is StagingError
+    assert isinstance(publication_error("x", transient=True), TransientPublicationError)
+    assert type(publication_error("x", transient=False)) is PublicationError
