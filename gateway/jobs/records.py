@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.jobs.states import JobState
+from gateway.paging import DEFAULT_JOB_LIMIT
 
 
 @dataclass(frozen=True)
@@ -152,3 +153,23 @@ class DurationRange:
 
     min_seconds: int | None = None
     max_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """One page of a job listing to read: every filter and the page size, as one value.
+
+    Every given filter must match. ``owner_sub`` None lists every owner
+    (admins); empty ``process_ids`` / ``states`` do not filter; ``published``
+    keeps only jobs whose results are published and not expired (the STAC
+    catalog). ``cursor`` is the previous page's ``next_cursor``.
+    """
+
+    owner_sub: str | None = None
+    process_ids: tuple[str, ...] = ()
+    states: frozenset[JobState] = frozenset()
+    created: CreatedRange | None = None
+    duration: DurationRange | None = None
+    published: bool = False
+    cursor: str | None = None
+    limit: int = DEFAULT_JOB_LIMIT

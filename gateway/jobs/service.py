@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from gateway.errors import (
@@ -28,16 +29,15 @@ from gateway.errors import (
 from gateway.identity.auth import Principal
 from gateway.jobs.execute_request import ExecuteRequest, parse_execute_request
 from gateway.jobs.records import (
-    CreatedRange,
-    DurationRange,
     Job,
     JobPage,
+    JobQuery,
     NewJob,
     SummaryPage,
 )
 from gateway.jobs.states import OGC_STATUS_TO_STATES, VISIBLE_STATES, JobState
 from gateway.jobs.store import JobNotFound, JobStore
-from gateway.paging import DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT
+from gateway.paging import MAX_PAGE_LIMIT
 from gateway.sites import Sites
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import InvalidJobError, TransientHpcError
@@ -52,6 +52,21 @@ AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], dict[st
 
 
 _PageT = TypeVar("_PageT", JobPage, SummaryPage)
+
+
+def ogc_states(statuses: Iterable[str]) -> frozenset[JobState]:
+    """The job states behind OGC ``statuses`` (job-list ``status`` filter); empty: all.
+
+    An unknown status is a BadRequest naming the valid ones.
+    """
+    states: set[JobState] = set()
+    for status in statuses:
+        if status not in OGC_STATUS_TO_STATES:
+            raise BadRequest(
+                f"unknown status '{status}'; use one of {sorted(OGC_STATUS_TO_STATES)}"
+            )
+        states |= OGC_STATUS_TO_STATES[status]
+    return frozenset(states)
 
 
 class JobService:
@@ -134,75 +149,30 @@ class JobService:
             raise NoSuchJob(f"job '{job_id}' was dismissed and removed")
         return job
 
-    def list(
-        self,
-        principal: Principal,
-        *,
-        process_ids: Sequence[str] = (),
-        statuses: Sequence[str] = (),
-        created: CreatedRange | None = None,
-        duration: DurationRange | None = None,
-        limit: int = DEFAULT_JOB_LIMIT,
-        cursor: str | None = None,
-    ) -> JobPage:
+    def list(self, principal: Principal, query: JobQuery | None = None) -> JobPage:
         """Whole jobs visible to ``principal``, newest first; filters as :meth:`list_summaries`."""
-        return self._listing(
-            self.store.page, principal, process_ids, statuses, created, duration, limit, cursor
-        )
+        return self._listing(self.store.page, principal, query or JobQuery())
 
-    def list_summaries(
-        self,
-        principal: Principal,
-        *,
-        process_ids: Sequence[str] = (),
-        statuses: Sequence[str] = (),
-        created: CreatedRange | None = None,
-        duration: DurationRange | None = None,
-        limit: int = DEFAULT_JOB_LIMIT,
-        cursor: str | None = None,
-    ) -> SummaryPage:
+    def list_summaries(self, principal: Principal, query: JobQuery | None = None) -> SummaryPage:
         """The job list of ``principal`` (what ``GET /jobs`` shows), newest first.
 
-        Only their own jobs (admins: everyone's), never removed ones; OGC
-        ``statuses``, process ids, a ``created`` range and a run ``duration``
-        range narrow it. A bad status, limit or cursor is a BadRequest.
+        Only their own jobs (admins: everyone's), never removed ones, whatever
+        ``query.owner_sub`` says; the other filters of ``query`` narrow it (build
+        its ``states`` from OGC statuses with :func:`ogc_states`). A bad limit or
+        cursor is a BadRequest.
         """
-        return self._listing(
-            self.store.summaries, principal, process_ids, statuses, created, duration, limit, cursor
-        )
+        return self._listing(self.store.summaries, principal, query or JobQuery())
 
     def _listing(
-        self,
-        read: Callable[..., _PageT],
-        principal: Principal,
-        process_ids: Sequence[str],
-        statuses: Sequence[str],
-        created: CreatedRange | None,
-        duration: DurationRange | None,
-        limit: int,
-        cursor: str | None,
+        self, read: Callable[[JobQuery], _PageT], principal: Principal, query: JobQuery
     ) -> _PageT:
-        if not 1 <= limit <= MAX_PAGE_LIMIT:
+        if not 1 <= query.limit <= MAX_PAGE_LIMIT:
             raise BadRequest(f"limit must be between 1 and {MAX_PAGE_LIMIT}")
-        states: set[JobState] = set()
-        for status in statuses:
-            if status not in OGC_STATUS_TO_STATES:
-                raise BadRequest(
-                    f"unknown status '{status}'; use one of {sorted(OGC_STATUS_TO_STATES)}"
-                )
-            states |= OGC_STATUS_TO_STATES[status]
-        if not states:
-            states = set(VISIBLE_STATES)  # removed jobs are never listed
+        visible = (query.states or VISIBLE_STATES) & VISIBLE_STATES
+        if not visible:
+            raise BadRequest("removed jobs are never listed")
         try:
-            return read(
-                owner_sub=principal.visibility,
-                process_ids=process_ids,
-                states=states,
-                created=created,
-                duration=duration,
-                limit=limit,
-                cursor=cursor,
-            )
+            return read(replace(query, owner_sub=principal.visibility, states=visible))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
 

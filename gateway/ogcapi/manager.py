@@ -37,7 +37,8 @@ from pygeoapi.util import JobStatus, RequestedProcessExecutionMode
 from gateway.errors import NoSuchJob, NoSuchProcess, ResultNotReady
 from gateway.http.security import request_principal
 from gateway.identity.auth import Principal
-from gateway.jobs.records import Job
+from gateway.jobs.records import Job, JobQuery
+from gateway.jobs.service import ogc_states
 from gateway.ogcapi.plugin_context import services_for
 from gateway.paging import DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT
 
@@ -93,18 +94,14 @@ class GatewayManager(BaseManager):
         principal = self._principal()
         if principal is None:
             return {"jobs": [], "numberMatched": 0}
-        statuses = [status.value] if isinstance(status, JobStatus) else []
+        states = ogc_states([status.value] if isinstance(status, JobStatus) else [])
         wanted = max(1, min(limit or DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT))
         skip = max(0, offset or 0)
         jobs: list[Job] = []
         cursor: str | None = None
         while True:
-            page = self._services.jobs.list(
-                principal,
-                statuses=statuses,
-                limit=min(MAX_PAGE_LIMIT, wanted + skip),
-                cursor=cursor,
-            )
+            query = JobQuery(states=states, cursor=cursor, limit=min(MAX_PAGE_LIMIT, wanted + skip))
+            page = self._services.jobs.list(principal, query)
             jobs.extend(page.jobs)
             cursor = page.next_cursor
             if cursor is None or len(jobs) >= wanted + skip:

@@ -35,7 +35,8 @@ from flask import Blueprint, Response, request, send_file
 
 from gateway.errors import JobFailed, NoSuchProcess, NotFound
 from gateway.http.security import current_principal
-from gateway.jobs.records import Job, SummaryPage
+from gateway.jobs.records import Job, JobQuery, SummaryPage
+from gateway.jobs.service import ogc_states
 from gateway.ogcapi.context import (
     F_HTML,
     OgcApi,
@@ -174,17 +175,17 @@ def jobs() -> Response:
     if types and "process" not in types:
         page = SummaryPage(jobs=[], next_cursor=None)
     else:
-        page = state.services.jobs.list_summaries(
-            principal,
-            process_ids=_multi("processID"),
-            statuses=_multi("status"),
+        query = JobQuery(
+            process_ids=tuple(_multi("processID")),
+            states=ogc_states(_multi("status")),
             created=created,
             duration=duration,
-            limit=limit,
             cursor=request.args.get("next") or None,
+            limit=limit,
         )
-    query = [(k, v) for k, v in request.args.items(multi=True) if k not in ("f", "next")]
-    document = job_list(page, state.base_url, query, fmt)
+        page = state.services.jobs.list_summaries(principal, query)
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("f", "next")]
+    document = job_list(page, state.base_url, kept, fmt)
     if fmt == F_HTML:
         return html_response(
             state.render("jobs/index.html", {"jobs": document, "offset": 0, "now": _now()})

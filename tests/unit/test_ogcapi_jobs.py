@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from gateway.app import build_services, create_app
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.jobs.records import Job, JobQuery, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.manager import GatewayManager
 from gateway.services import Services
@@ -103,7 +103,9 @@ class StandInWorker:
 
     def _run(self) -> None:
         while not self.stop.wait(0.02):
-            for job in self.services.store.page(states=[JobState.ACCEPTED], limit=100).jobs:
+            for job in self.services.store.page(
+                JobQuery(states=frozenset({JobState.ACCEPTED}), limit=100)
+            ).jobs:
                 self.outcome(job)
 
     def __enter__(self) -> StandInWorker:

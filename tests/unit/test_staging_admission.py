@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 
 from gateway.app import build_services, create_app
+from gateway.jobs.records import JobQuery
 from gateway.services import Services
 from gateway.settings import Settings
 from tests.unit.test_egress import REFUSED, resolver
@@ -162,7 +163,7 @@ def test_public_references_are_accepted(client, services: Services) -> None:
         resp = execute(client, image)
         assert resp.status_code == 201, resp.get_json()
     assert services.store.count() == before + 4
-    stored = services.store.page(limit=10).jobs
+    stored = services.store.page(JobQuery(limit=10)).jobs
     assert {"href": "https://data.example.org/item.json", "asset": "B04"} in [
         j.inputs["image"] for j in stored
     ]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from gateway import db
-from gateway.jobs.records import CreatedRange, DurationRange, NewJob, Owner
+from gateway.jobs.records import CreatedRange, DurationRange, JobQuery, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.jobs.status import iso
 from gateway.jobs.store import JobNotFound, JobStore
@@ -68,7 +68,7 @@ def test_keyset_pagination_visits_every_job_once(store):
     store.create(_new(BOB))
     seen, cursor = [], None
     while True:
-        page = store.page(owner_sub=ALICE.sub, limit=10, cursor=cursor)
+        page = store.page(JobQuery(owner_sub=ALICE.sub, limit=10, cursor=cursor))
         seen += [j.id for j in page.jobs]
         cursor = page.next_cursor
         if cursor is None:
@@ -78,7 +78,7 @@ def test_keyset_pagination_visits_every_job_once(store):
 
 def test_bad_cursor_is_value_error(store):
     with pytest.raises(ValueError):
-        store.page(cursor="not-a-cursor")
+        store.page(JobQuery(cursor="not-a-cursor"))
 
 
 def test_claim_is_exclusive_between_workers(store):
@@ -118,7 +118,7 @@ def _listed(store, **filters):
     """Ids of every job the summaries list shows with ``filters``, walking all pages of 2."""
     seen, cursor = [], None
     while True:
-        page = store.summaries(limit=2, cursor=cursor, **filters)
+        page = store.summaries(JobQuery(limit=2, cursor=cursor, **filters))
         seen += [j.id for j in page.jobs]
         cursor = page.next_cursor
         if cursor is None:
@@ -132,7 +132,7 @@ def test_summaries_carry_what_the_full_job_says(store):
     other = store.create(_new())
     assert store.transition(other.id, JobState.SUCCESSFUL)
     store.update(other.id, extra={"publication": {"files": {}}, "staged_inputs": {}})
-    summaries = {s.id: s for s in store.summaries(limit=10).jobs}
+    summaries = {s.id: s for s in store.summaries(JobQuery(limit=10)).jobs}
     for full in (store.get(job.id), store.get(other.id)):
         s = summaries[full.id]
         assert (s.process_id, s.state, s.response, s.progress, s.message) == (
@@ -154,7 +154,7 @@ def test_summaries_carry_what_the_full_job_says(store):
         assert s.published == full.published
     assert summaries[other.id].published and not summaries[job.id].published
     store.update(other.id, extra={"publication": {"files": {}, "expired": "2026-01-01"}})
-    assert not store.summaries(limit=10).jobs[0].published
+    assert not store.summaries(JobQuery(limit=10)).jobs[0].published
 
 
 def test_summary_times_are_truncated_to_the_millisecond(store):
@@ -165,7 +165,7 @@ def test_summary_times_are_truncated_to_the_millisecond(store):
         started=datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
         finished=datetime(2026, 1, 2, 3, 4, 5, 1_000, tzinfo=timezone(timedelta(hours=2))),
     )
-    [s] = store.summaries(limit=1).jobs
+    [s] = store.summaries(JobQuery(limit=1)).jobs
     assert s.created_text == "2026-01-02T03:04:05.999Z"
     assert s.started_text == "0999-12-31T23:59:59.000Z"
     assert s.finished_text == "2026-01-02T01:04:05.001Z"
@@ -185,7 +185,7 @@ def test_created_range_filters_and_pages(store):
     assert _listed(store, created=CreatedRange(start=t0 + timedelta(minutes=4))) == ids[:3:-1]
     assert _listed(store, created=CreatedRange(end=t0 + timedelta(minutes=2))) == ids[1::-1]
     assert _listed(store, created=CreatedRange()) == newest_first
-    assert store.page(created=window, limit=10).jobs[0].id == ids[3]
+    assert store.page(JobQuery(created=window, limit=10)).jobs[0].id == ids[3]
 
 
 def test_duration_filters_use_run_time(store):
@@ -217,3 +217,27 @@ def test_duration_filters_use_run_time(store):
         store, duration=DurationRange(10, 100), created=CreatedRange(start=now - timedelta(days=1))
     )
     assert set(both) == {quick.id, slow.id, running.id}
+
+
+def test_published_filter_pages_are_full_unless_last(store):
+    """The STAC catalog's filter is in the query: no short page that still has a next."""
+    live = {"files": {}}
+    expected = []
+    for i in range(9):
+        job = store.create(_new())
+        store.update(job.id, created=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
+        if i % 3 == 0:
+            store.update(job.id, extra={"publication": live})
+            expected.append(job.id)
+        elif i % 3 == 1:
+            store.update(job.id, extra={"publication": {**live, "expired": "2026-02-01"}})
+    seen, cursor = [], None
+    while True:
+        page = store.page(JobQuery(published=True, limit=2, cursor=cursor))
+        seen += [j.id for j in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        assert len(page.jobs) == 2
+    assert seen == expected[::-1]
+    assert {s.id for s in store.summaries(JobQuery(published=True, limit=10)).jobs} == set(expected)

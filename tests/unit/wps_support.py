@@ -24,7 +24,7 @@ from lxml import etree
 
 from gateway.errors import Unauthorized
 from gateway.identity.auth import Principal
-from gateway.jobs.records import Job
+from gateway.jobs.records import Job, JobQuery
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.wps import register_wps
@@ -123,7 +123,7 @@ class FakeEchoWorker:
     def _run(self) -> None:
         store = self.services.store
         while not self._stop.wait(0.05):
-            for job in store.page(states=[JobState.ACCEPTED], limit=50).jobs:
+            for job in store.page(JobQuery(states=frozenset({JobState.ACCEPTED}), limit=50)).jobs:
                 self.finish(job)
 
     def finish(self, job: Job) -> None:
