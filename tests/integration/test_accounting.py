@@ -40,6 +40,7 @@ from tests.accounting_support import (
     metric_sum,
 )
 from tests.conftest import make_settings, sacct_field
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -62,12 +63,7 @@ class Scenario:
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    eventually(predicate, timeout, what, every=0.3)
 
 
 def _usage_rows(services: Services) -> dict[str, dict]:

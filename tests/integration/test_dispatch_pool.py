@@ -4,7 +4,6 @@ download hangs does not hold up other users' jobs, and is submitted once it arri
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.workflow.dispatcher import Dispatcher
 from tests.conftest import make_settings
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -83,11 +83,14 @@ def cycle_until(
     dispatcher: Dispatcher, services: Services, job_id: str, state: JobState, timeout: float = 60
 ) -> None:
     """Run the dispatcher's cycles, without waiting, as the worker does, until ``state``."""
-    deadline = time.monotonic() + timeout
-    while (job := services.store.get(job_id)).state is not state:
-        assert time.monotonic() < deadline, f"{job_id} stuck in {job.state}: {job.message}"
-        time.sleep(0.2)
+
+    def reached() -> bool:
+        if services.store.get(job_id).state is state:
+            return True
         dispatcher.run_once(wait=False)
+        return False
+
+    eventually(reached, timeout, lambda: f"{job_id} to reach {state}: {services.store.get(job_id)}")
 
 
 def test_a_hanging_download_does_not_hold_up_other_jobs(unprobed: Services, gate: Gate) -> None:

@@ -20,6 +20,8 @@ from gateway.services import Services
 from tests.conftest import make_settings
 from tests.identity_fixtures import auth_config, idp, password_token
 
+pytestmark = pytest.mark.integration
+
 __all__ = ["idp"]
 
 ECHO = {"inputs": {"string_input": "hello"}}

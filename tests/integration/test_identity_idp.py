@@ -17,6 +17,8 @@ from gateway.settings import KeycloakAdminSettings, OidcSettings, RoleSettings
 from gateway.usersync.source import DirectoryError, KeycloakDirectory
 from tests.identity_fixtures import SYNC_CLIENT, SYNC_SECRET, idp, password_token
 
+pytestmark = pytest.mark.integration
+
 __all__ = ["idp"]
 
 

@@ -22,6 +22,8 @@ import pytest
 from tests.conftest import REPO
 from tests.workflow_fixtures import S3Endpoint
 
+pytestmark = pytest.mark.integration
+
 SIZE = 256 << 20
 MAX_RSS_GROWTH_MIB = 64
 

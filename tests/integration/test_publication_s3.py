@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +34,7 @@ from gateway.jobs.states import JobState
 from gateway.services import Services
 from hpc_adapters.base import HpcIdentity
 from tests.conftest import make_settings, worker_thread
+from tests.polling import eventually
 from tests.workflow_fixtures import S3Endpoint
 
 pytestmark = pytest.mark.slurm
@@ -435,9 +435,7 @@ def test_echo_job_on_the_cluster_publishes_to_s3(
     }
     with worker_thread(services):
         job = services.jobs.submit(ALICE, "echo", body)
-        deadline = time.monotonic() + 180
-        while not services.store.get(job.id).final and time.monotonic() < deadline:
-            time.sleep(0.3)
+        eventually(lambda: services.store.get(job.id).final, 180, "the job to finish", every=0.3)
     done = services.store.get(job.id)
     WORKSPACES.append(done.workspace or "")
     assert done.state is JobState.SUCCESSFUL, done.message

@@ -14,7 +14,6 @@ import pwd
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,9 @@ from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.settings import Settings, read_yaml
 from hpc_adapters.ssh import SshAdapter
-from tests.conftest import REPO, sacct_field
+from tests.conftest import REPO, require_root, sacct_field
 from tests.integration.adapters import SSH_WORK_ROOT, ssh_known_hosts
+from tests.polling import eventually
 
 DEMO = REPO / "deploy" / "config" / "demo.yaml"
 DEMO_SSH = REPO / "deploy" / "config" / "demo-ssh.yaml"
@@ -59,8 +59,7 @@ def demo_ssh_settings(tmp_path: Path, **site_ssh: Any) -> Settings:
 
 @pytest.fixture
 def ssh_services(cluster: str, tmp_path: Path) -> Iterator[Services]:
-    if os.geteuid() != 0:
-        pytest.skip("signing certificates needs the dev CA key (root only): run as root")
+    require_root("signing certificates needs the dev CA key (root only)")
     os.makedirs(SSH_WORK_ROOT, exist_ok=True)
     os.chmod(SSH_WORK_ROOT, 0o1777)
     services = build_services(demo_ssh_settings(tmp_path))
@@ -73,17 +72,15 @@ def run_until(services: Services, job_id: str, done: set[JobState], timeout: flo
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
     try:
-        job = services.store.get(job_id)
-        while job.state not in done and time.monotonic() < deadline:
-            time.sleep(0.2)
-            job = services.store.get(job_id)
+        return eventually(
+            lambda: (job := services.store.get(job_id)).state in done and job,
+            timeout,
+            lambda: f"job {job_id} to reach {sorted(done)}: {services.store.get(job_id).message}",
+        )
     finally:
         stop.set()
         thread.join(timeout=10)
-    assert job.state in done, f"job stuck in {job.state}: {job.message}"
-    return job
 
 
 @pytest.mark.slurm
@@ -136,11 +133,14 @@ def test_killing_the_ssh_connections_mid_run_does_not_lose_the_job(
     assert isinstance(adapter, SshAdapter)
     job = ssh_services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x", "pause": 6}})
     worker = build_worker(ssh_services)
-    deadline = time.monotonic() + 60
-    while ssh_services.store.get(job.id).state is not JobState.RUNNING:
-        assert time.monotonic() < deadline, ssh_services.store.get(job.id).message
+
+    def running() -> bool:
+        if ssh_services.store.get(job.id).state is JobState.RUNNING:
+            return True
         worker.run_once()
-        time.sleep(0.3)
+        return False
+
+    eventually(running, 60, lambda: f"the job to run: {ssh_services.store.get(job.id).message}")
     for login in ("alice", adapter.service_user):
         transport = adapter.pool.transport_of(login)
         assert transport is not None

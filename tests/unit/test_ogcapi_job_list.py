@@ -9,7 +9,6 @@ without the filter the other jobs *are* listed, so an ignored filter fails.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,13 +16,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
-from gateway.app import build_services, create_app
+from gateway.app import create_app
 from gateway.errors import BadRequest
 from gateway.jobs.records import CreatedRange, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.job_filters import parse_datetime, parse_durations
 from gateway.services import Services
-from gateway.settings import Settings
 from tests.ogc_schemas import openapi_components, validate
 
 pytestmark = pytest.mark.unit
@@ -35,15 +33,8 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 
 @pytest.fixture
-def services(tmp_path) -> Iterator[Services]:
-    settings = Settings(
-        database={"url": f"sqlite:///{tmp_path}/x.db"},  # type: ignore[arg-type]
-        server={"base_url": BASE},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
-    )
-    svc = build_services(settings)
-    yield svc
-    svc.close()
+def settings_overrides() -> dict[str, object]:
+    return {"server": {"base_url": BASE}}
 
 
 @pytest.fixture

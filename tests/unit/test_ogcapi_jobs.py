@@ -10,17 +10,16 @@ from __future__ import annotations
 import email
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from gateway.app import build_services, create_app
+from gateway.app import create_app
 from gateway.jobs.records import Job, JobQuery, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.manager import GatewayManager
 from gateway.services import Services
-from gateway.settings import Settings
 from tests.ogc_schemas import openapi_components, validate
 
 pytestmark = pytest.mark.unit
@@ -33,17 +32,10 @@ FAILED_TYPE = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/job-
 
 
 @pytest.fixture
-def services(tmp_path) -> Iterator[Services]:
-    settings = Settings(
-        database={"url": f"sqlite:///{tmp_path}/x.db"},  # type: ignore[arg-type]
-        # generous: the stand-in worker finishes in milliseconds, but a loaded CI
-        # machine must not turn a synchronous answer into the async fallback
-        server={"base_url": BASE, "sync_timeout_seconds": 20},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
-    )
-    svc = build_services(settings)
-    yield svc
-    svc.close()
+def settings_overrides() -> dict[str, object]:
+    # generous: the stand-in worker finishes in milliseconds, but a loaded CI
+    # machine must not turn a synchronous answer into the async fallback
+    return {"server": {"base_url": BASE, "sync_timeout_seconds": 20}}
 
 
 @pytest.fixture

