@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -120,7 +119,7 @@ class Accounting:
 
     def admit(
         self, principal: Principal, process: ProcessDefinition, request: ExecuteRequest
-    ) -> dict[str, Any] | None:
+    ) -> Quote | None:
         """Admission hook of :class:`gateway.jobs.service.JobService`.
 
         Quotes the run and, when budgets are enforced, refuses it with
@@ -141,7 +140,7 @@ class Accounting:
                         "refused %s for %s: %s", process.id, principal.username, status.refusal()
                     )
                     raise QuotaExceeded(status.refusal())
-        return quote.to_dict()
+        return quote
 
     @staticmethod
     def _subjects(principal: Principal, quote: Quote) -> list[tuple[Scope, str]]:

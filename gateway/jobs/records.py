@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 from gateway.jobs.states import JobState
 from gateway.paging import DEFAULT_JOB_LIMIT
@@ -20,6 +22,47 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class Quote:
+    """The price of one run, before it runs (:mod:`gateway.accounting.quotes` makes it).
+
+    A job keeps it as this record (``Job.quote``); ``to_dict()`` is what its row stores.
+    """
+
+    process_id: str
+    process_version: str
+    site: str
+    partition: str
+    project: str
+    cores: int
+    memory_mb: int
+    walltime_limit_seconds: int
+    estimated_seconds: int
+    core_hours: float
+    max_core_hours: float
+    billing_units: float
+    price_per_core_hour: float
+    cost: float
+    max_cost: float
+    currency: str
+    basis: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the job row's ``quote`` column holds."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Quote:
+        """The quote a job row recorded (keys this version does not know are ignored)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def reserved(self, basis: str) -> float:
+        """Core-hours a submission reserves against budgets (``estimate`` or ``limit``)."""
+        return self.max_core_hours if basis == "limit" else self.core_hours
+
+
+@dataclass(frozen=True)
 class NewJob:
     """Everything needed to create a job row (state ``accepted``)."""
 
@@ -32,7 +75,7 @@ class NewJob:
     outputs_request: dict[str, Any] | None = None
     response: str = "document"
     interface: str = "ogcapi"
-    quote: dict[str, Any] | None = None
+    quote: Quote | None = None
     subscriber: dict[str, str] | None = None
     project: str | None = None
     #: The user's bearer token for slurmrestd forward mode; dropped at submission.
@@ -68,7 +111,7 @@ class Job:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     cancel_pending: bool = False
-    quote: dict[str, Any] | None = None
+    quote: Quote | None = None
     subscriber: dict[str, str] | None = None
     project: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -173,3 +216,51 @@ class JobQuery:
     published: bool = False
     cursor: str | None = None
     limit: int = DEFAULT_JOB_LIMIT
+
+
+class Unset(Enum):
+    """The type of :data:`UNSET`."""
+
+    UNSET = "unset"
+
+
+#: A field of a :class:`JobUpdate` that is left as it is (None *sets* NULL).
+UNSET: Final = Unset.UNSET
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """The columns one store write changes, typed; a field left :data:`UNSET` is untouched.
+
+    What :meth:`~gateway.jobs.store.JobStore.transition`,
+    :meth:`~gateway.jobs.store.JobStore.update` and
+    :meth:`~gateway.jobs.store.JobStore.release` take instead of keyword column
+    names, so a misspelt column is a type error, not a runtime one. ``state``
+    is not here: only ``transition`` changes it.
+    """
+
+    message: str | Unset | None = UNSET
+    progress: int | Unset | None = UNSET
+    created: datetime | Unset = UNSET
+    started: datetime | Unset | None = UNSET
+    finished: datetime | Unset | None = UNSET
+    scheduler_job_id: str | Unset | None = UNSET
+    scheduler_state: str | Unset | None = UNSET
+    exit_code: int | Unset | None = UNSET
+    workspace: str | Unset | None = UNSET
+    results: dict[str, Any] | Unset | None = UNSET
+    error: dict[str, Any] | Unset | None = UNSET
+    attempts: int | Unset = UNSET
+    next_attempt_at: datetime | Unset | None = UNSET
+    lease_owner: str | Unset | None = UNSET
+    lease_until: datetime | Unset | None = UNSET
+    cancel_pending: bool | Unset = UNSET
+    cleanup_pending: bool | Unset = UNSET
+    extra: dict[str, Any] | Unset = UNSET
+
+    def values(self) -> dict[str, Any]:
+        """Column name -> new value, for the fields that are set."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET}
+
+    def is_set(self, name: str) -> bool:
+        return getattr(self, name) is not UNSET

@@ -29,10 +29,13 @@ from gateway.errors import (
 from gateway.identity.auth import Principal
 from gateway.jobs.execute_request import ExecuteRequest, parse_execute_request
 from gateway.jobs.records import (
+    UNSET,
     Job,
     JobPage,
     JobQuery,
+    JobUpdate,
     NewJob,
+    Quote,
     SummaryPage,
 )
 from gateway.jobs.states import OGC_STATUS_TO_STATES, VISIBLE_STATES, JobState
@@ -48,7 +51,8 @@ log = logging.getLogger(__name__)
 
 #: Called with (principal, process, request) before a job is stored; may raise
 #: (e.g. QuotaExceeded) and may return a quote to record with the job.
-AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], dict[str, Any] | None]
+#: A check made before a job is stored; raises to refuse it, may return its quote.
+AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], Quote | None]
 
 
 _PageT = TypeVar("_PageT", JobPage, SummaryPage)
@@ -107,7 +111,7 @@ class JobService:
                 "ask the HPC centre to synchronise your account"
             )
         request = parse_execute_request(process, body)
-        quote: dict[str, Any] | None = None
+        quote: Quote | None = None
         for hook in self._admission:
             quote = hook(principal, process, request) or quote
         new = NewJob(
@@ -216,9 +220,11 @@ class JobService:
         moved = self.store.transition(
             job.id,
             JobState.DISMISSED,
-            message="Job dismissed by the user",
-            cancel_pending=has_scheduler_job,
-            cleanup_pending=True,
+            JobUpdate(
+                message="Job dismissed by the user",
+                cancel_pending=has_scheduler_job,
+                cleanup_pending=True,
+            ),
         )
         if not moved:  # it moved on meanwhile; if it finished, dismissing it removes it
             current = self.store.get(job.id)
@@ -239,13 +245,13 @@ class JobService:
         cancelled: its Slurm job is over (a cancel still owed from an earlier
         dismiss stays owed). A concurrent removal is not an error.
         """
-        fields: dict[str, Any] = {
-            "message": "Job dismissed by the user; its results and files were removed",
-            "cleanup_pending": True,
-        }
-        if job.finished is not None:
-            fields["finished"] = job.finished
-        if self.store.transition(job.id, JobState.REMOVED, **fields):
+        update = JobUpdate(
+            message="Job dismissed by the user; its results and files were removed",
+            cleanup_pending=True,
+            # keeps the time it really finished (a final target would set it to now)
+            finished=job.finished if job.finished is not None else UNSET,
+        )
+        if self.store.transition(job.id, JobState.REMOVED, update):
             log.info("job %s removed (was %s)", job.id, job.state.value)
         return self.store.get(job.id)
 
@@ -256,7 +262,7 @@ class JobService:
         (used by sites in forward mode); the worker's retries go without it.
         """
         if job.scheduler_job_id is None:
-            self.store.update(job.id, cancel_pending=False)
+            self.store.update(job.id, JobUpdate(cancel_pending=False))
             return True
         adapter = self.sites.adapter(job.site)
         try:
@@ -268,7 +274,7 @@ class JobService:
         except TransientHpcError as exc:
             log.warning("job %s: cancel deferred, site unreachable: %s", job.id, exc.detail)
             return False
-        self.store.update(job.id, cancel_pending=False)
+        self.store.update(job.id, JobUpdate(cancel_pending=False))
         return True
 
 

@@ -30,8 +30,10 @@ from gateway.jobs.records import (
     JobPage,
     JobQuery,
     JobSummary,
+    JobUpdate,
     NewJob,
     Owner,
+    Quote,
     SummaryPage,
     publication_live,
 )
@@ -75,7 +77,7 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
         attempts=row["attempts"] or 0,
         next_attempt_at=row["next_attempt_at"],
         cancel_pending=bool(row["cancel_pending"]),
-        quote=row["quote"],
+        quote=Quote.from_dict(row["quote"]) if row["quote"] else None,
         subscriber=row["subscriber"],
         project=row["project"],
         extra=row["extra"] or {},
@@ -258,7 +260,7 @@ class JobStore:
             "next_attempt_at": now,
             "cancel_pending": False,
             "cleanup_pending": False,
-            "quote": new.quote,
+            "quote": new.quote.to_dict() if new.quote is not None else None,
             "subscriber": new.subscriber,
             "extra": {"forward_token": new.forward_token} if new.forward_token else {},
         }
@@ -346,7 +348,7 @@ class JobStore:
 
     # -- state changes ------------------------------------------------------
 
-    def transition(self, job_id: str, target: JobState, **fields: Any) -> bool:
+    def transition(self, job_id: str, target: JobState, update: JobUpdate | None = None) -> bool:
         """Move a job to ``target`` if allowed from its current state.
 
         Returns False (and changes nothing) when the job is already in a state
@@ -356,7 +358,8 @@ class JobStore:
         subscriber notifications owed, see :meth:`due_notifications`).
         """
         now = utcnow()
-        values: dict[str, Any] = {"state": target.value, "updated": now, **fields}
+        changes = update.values() if update is not None else {}
+        values: dict[str, Any] = {"state": target.value, "updated": now, **changes}
         if target.final:
             values.setdefault("finished", now)
             values.setdefault("next_attempt_at", None)
@@ -368,11 +371,11 @@ class JobStore:
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
 
-    def update(self, job_id: str, *, only_if_state: JobState | None = None, **fields: Any) -> bool:
-        """Change fields without changing state (progress, message, scheduler id...)."""
-        if "state" in fields:
-            raise ValueError("use transition() to change a job's state")
-        stmt = _t.update().where(_t.c.id == job_id).values(updated=utcnow(), **fields)
+    def update(
+        self, job_id: str, update: JobUpdate, *, only_if_state: JobState | None = None
+    ) -> bool:
+        """Change columns without changing state (progress, message, scheduler id...)."""
+        stmt = _t.update().where(_t.c.id == job_id).values(updated=utcnow(), **update.values())
         if only_if_state is not None:
             stmt = stmt.where(_t.c.state == only_if_state.value)
         with self.engine.begin() as conn:
@@ -429,9 +432,12 @@ class JobStore:
                     claimed.append(row.id)
         return [self.get(job_id) for job_id in claimed]
 
-    def release(self, job_id: str, *, retry_in: float | None = None, **fields: Any) -> None:
+    def release(
+        self, job_id: str, update: JobUpdate | None = None, *, retry_in: float | None = None
+    ) -> None:
         """Drop the lease; with ``retry_in`` the job becomes due again after that delay."""
-        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, **fields}
+        changes = update.values() if update is not None else {}
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, **changes}
         if retry_in is not None:
             values["next_attempt_at"] = utcnow() + timedelta(seconds=retry_in)
         with self.engine.begin() as conn:

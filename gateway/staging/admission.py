@@ -73,7 +73,7 @@ class ReferenceAdmission:
 
     def __call__(
         self, principal: Principal, process: ProcessDefinition, request: ExecuteRequest
-    ) -> dict[str, Any] | None:
+    ) -> None:
         for name, value in iter_references(request.inputs):
             self.check_reference(name, value)
         for key, uri in (request.subscriber or {}).items():

@@ -36,7 +36,7 @@ import httpx
 
 from gateway.backoff import RETRYABLE_STATUS, backoff_delay
 from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost, guarded_client
-from gateway.jobs.records import Job
+from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.status import status_info
 from gateway.jobs.store import JobStore
@@ -98,7 +98,9 @@ class Notifier:
             due = now
             if isinstance(sent_at, str):
                 due = max(now, datetime.fromisoformat(sent_at) + interval)
-            self.store.update(job.id, only_if_state=JobState.RUNNING, next_attempt_at=due)
+            self.store.update(
+                job.id, JobUpdate(next_attempt_at=due), only_if_state=JobState.RUNNING
+            )
 
     # -- delivery ---------------------------------------------------------------
 
@@ -193,6 +195,8 @@ class Notifier:
         current = self.store.get(job.id)
         extra = {**current.extra, "callbacks": records} if records else current.extra
         if current.state is job.state:
-            self.store.update(job.id, only_if_state=job.state, extra=extra, next_attempt_at=next_at)
+            self.store.update(
+                job.id, JobUpdate(extra=extra, next_attempt_at=next_at), only_if_state=job.state
+            )
         else:  # e.g. running -> publishing: the new state owns next_attempt_at
-            self.store.update(job.id, extra=extra)
+            self.store.update(job.id, JobUpdate(extra=extra))

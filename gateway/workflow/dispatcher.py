@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.jobs.records import Job
+from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.sites import Sites
@@ -171,7 +171,9 @@ class Dispatcher:
         """``staging`` (unless resumed); None when the job was dismissed meanwhile."""
         workspace = workspace_for(self.sites.settings(job.site), job.id)
         if job.state is not JobState.STAGING and not self.store.transition(
-            job.id, JobState.STAGING, message="Staging inputs", progress=0, workspace=workspace
+            job.id,
+            JobState.STAGING,
+            JobUpdate(message="Staging inputs", progress=0, workspace=workspace),
         ):
             return None
         return workspace, dict(job.extra)
@@ -204,12 +206,10 @@ class Dispatcher:
         ``extra`` is the claimed row's plus what staging added: nothing else
         writes ``extra`` of a job that is being dispatched.
         """
-        fields: dict[str, Any] = {}
+        kept: dict[str, Any] | Unset = UNSET
         if "forward_token" in extra:  # needed for the submission only: never kept
-            fields["extra"] = {k: v for k, v in extra.items() if k != "forward_token"}
-        moved = self.store.transition(
-            job.id,
-            JobState.QUEUED,
+            kept = {k: v for k, v in extra.items() if k != "forward_token"}
+        update = JobUpdate(
             scheduler_job_id=scheduler_id,
             scheduler_state="PENDING",
             message=f"Queued as Slurm job {scheduler_id}",
@@ -217,14 +217,15 @@ class Dispatcher:
             lease_owner=None,
             lease_until=None,
             next_attempt_at=None,  # from now on: set only when a notification is owed
-            **fields,
+            extra=kept,
         )
+        moved = self.store.transition(job.id, JobState.QUEUED, update)
         if moved:
             log.info("job %s submitted as Slurm job %s", job.id, scheduler_id)
             return
         # Dismissed while we were submitting: the Slurm job must not run on.
         log.info("job %s was dismissed during submission; cancelling %s", job.id, scheduler_id)
-        self.store.update(job.id, scheduler_job_id=scheduler_id, cancel_pending=True)
+        self.store.update(job.id, JobUpdate(scheduler_job_id=scheduler_id, cancel_pending=True))
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -275,7 +276,7 @@ class Dispatcher:
         summary = staged_summary(inputs)
         if summary:
             extra["staged_inputs"] = summary
-            self.store.update(job.id, extra=extra)
+            self.store.update(job.id, JobUpdate(extra=extra))
         return adapter.submit(job_spec(job, process, site, workspace), identity)
 
     def _heartbeat(self, job: Job) -> Heartbeat:
@@ -285,9 +286,10 @@ class Dispatcher:
             until = datetime.now(UTC) + timedelta(seconds=self.lease_seconds)
             self.store.update(
                 job.id,
+                JobUpdate(
+                    lease_until=until, message=f"Staging inputs: {fetched / 2**20:.0f} MiB fetched"
+                ),
                 only_if_state=JobState.STAGING,
-                lease_until=until,
-                message=f"Staging inputs: {fetched / 2**20:.0f} MiB fetched",
             )
 
         return beat

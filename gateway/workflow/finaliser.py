@@ -12,7 +12,7 @@ import logging
 import posixpath
 from collections.abc import Callable
 
-from gateway.jobs.records import Job
+from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.publication.publisher import ManifestError, Publisher
@@ -108,11 +108,13 @@ class Finaliser:
         moved = self.store.transition(
             job.id,
             JobState.SUCCESSFUL,
-            results=published.results,
-            progress=100,
-            message="Job completed successfully",
-            extra={**self.store.get(job.id).extra, "publication": published.record},
-            next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
+            JobUpdate(
+                results=published.results,
+                progress=100,
+                message="Job completed successfully",
+                extra={**self.store.get(job.id).extra, "publication": published.record},
+                next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
+            ),
         )
         if not moved and self.store.get(job.id).state is JobState.DISMISSED:
             self._withdraw(job)  # dismissed while publishing: nobody may read them now
@@ -124,7 +126,7 @@ class Finaliser:
             self.publisher.remove(job)
         except PublicationError as exc:
             log.warning("job %s: published outputs not removed yet: %s", job.id, exc.detail)
-            self.store.update(job.id, cleanup_pending=True)  # the Cleaner tries again
+            self.store.update(job.id, JobUpdate(cleanup_pending=True))  # the Cleaner tries again
 
     def _failure_detail(self, job: Job, files: WorkspaceFiles) -> str:
         state = job.scheduler_state or "UNKNOWN"

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gateway.jobs.records import JobUpdate
 from gateway.jobs.service import JobService
 from gateway.jobs.store import JobStore
 from gateway.publication.publisher import PublicationError, Publisher
@@ -71,7 +72,7 @@ class Cleaner:
                 except PublicationError as exc:
                     log.warning("job %s: outputs removal deferred: %s", job.id, exc.detail)
                     continue
-            self.store.update(job.id, cleanup_pending=False)
+            self.store.update(job.id, JobUpdate(cleanup_pending=False))
         return len(owed)
 
 

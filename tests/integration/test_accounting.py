@@ -119,12 +119,12 @@ def test_jobs_ran_as_planned(scenario: Scenario) -> None:
 
 def test_every_job_recorded_its_quote(scenario: Scenario) -> None:
     for job in scenario.jobs:
-        quote = job.quote or {}
-        assert quote["process_id"] == "echo"
-        assert quote["core_hours"] > 0 and quote["currency"] == "EUR"
-        assert quote["basis"]["method"] in ("walltime", "history")
-        assert quote["project"] == "gep"
-        assert quote["price_per_core_hour"] == pytest.approx(0.10)
+        quote = job.quote
+        assert quote is not None and quote.process_id == "echo"
+        assert quote.core_hours > 0 and quote.currency == "EUR"
+        assert quote.basis["method"] in ("walltime", "history")
+        assert quote.project == "gep"
+        assert quote.price_per_core_hour == pytest.approx(0.10)
 
 
 def test_core_hours_equal_sacct_cputimeraw(scenario: Scenario) -> None:
@@ -140,7 +140,7 @@ def test_core_hours_equal_sacct_cputimeraw(scenario: Scenario) -> None:
         assert row["alloc_cpus"] == int(sacct_field(job.scheduler_job_id or "", "AllocCPUS"))
         assert row["elapsed_seconds"] == int(sacct_field(job.scheduler_job_id or "", "ElapsedRaw"))
         assert row["process_id"] == "echo" and row["site"] == "dev"
-        assert row["quoted_core_hours"] == pytest.approx(job.quote["core_hours"])
+        assert row["quoted_core_hours"] == pytest.approx(job.quote.core_hours)
         assert row["cost"] == pytest.approx(raw / 3600 * 0.10, abs=1e-6)
     states = {j.id: rows[j.id]["state"] for j in scenario.jobs}
     assert states[scenario.jobs[2].id] == "FAILED"

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.jobs.records import Job, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.workflow.callbacks import Notifier, notification_due
@@ -67,8 +67,8 @@ def new_job(services: Services, subscriber: dict[str, str]) -> Job:
 
 def to_running(services: Services, job: Job, progress: int = 0) -> Job:
     for state in (JobState.STAGING, JobState.QUEUED, JobState.RUNNING):
-        assert services.store.transition(job.id, state, next_attempt_at=None)
-    services.store.update(job.id, progress=progress, message=f"{progress}% done")
+        assert services.store.transition(job.id, state, JobUpdate(next_attempt_at=None))
+    services.store.update(job.id, JobUpdate(progress=progress, message=f"{progress}% done"))
     return services.store.get(job.id)
 
 
@@ -78,8 +78,7 @@ def succeed(services: Services, job: Job, results: dict[str, Any]) -> None:
     assert services.store.transition(
         job.id,
         JobState.SUCCESSFUL,
-        results=results,
-        next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
+        JobUpdate(results=results, next_attempt_at=notification_due(job, JobState.SUCCESSFUL)),
     )
 
 
@@ -208,7 +207,7 @@ def test_in_progress_notifications_follow_progress(
     n.progress_changed([services.store.get(job.id)])  # nothing new: no POST
     n.run_once()
     assert len(callback_receiver.on("/p")) == 1
-    services.store.update(job.id, progress=70, message="70% done")
+    services.store.update(job.id, JobUpdate(progress=70, message="70% done"))
     n.progress_changed([services.store.get(job.id)])
     n.run_once()
     assert [r.body["progress"] for r in callback_receiver.on("/p")] == [40, 70]

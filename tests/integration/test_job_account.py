@@ -52,7 +52,7 @@ def wait_until(probe: Callable[[], Job | None], timeout: float) -> Job:
 def test_job_runs_under_its_project_account(cluster: str, tmp_path: Path) -> None:
     job = run_echo_as_alice(tmp_path, "gep")
     assert job.state is JobState.SUCCESSFUL, job.message
-    assert (job.quote or {})["project"] == "gep"
+    assert job.quote is not None and job.quote.project == "gep"
     assert sacct_settled(job.scheduler_job_id or "", "Account", "gep") == "gep"
 
 

@@ -29,7 +29,7 @@ from typer.testing import CliRunner
 from gateway.app import build_services, build_worker, create_app
 from gateway.cli import app as cli
 from gateway.identity.auth import Principal
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.jobs.records import Job, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from hpc_adapters.base import HpcIdentity
@@ -154,10 +154,7 @@ def ended_job(services: Services, tmp_path: Path, owner: Owner | None = None) ->
     for state in (JobState.STAGING, JobState.QUEUED, JobState.RUNNING, JobState.PUBLISHING):
         services.store.transition(job.id, state)
     services.store.update(
-        job.id,
-        workspace=workspace,
-        scheduler_state="COMPLETED",
-        exit_code=0,  # no scheduler job id: a dismissal has nothing to scancel
+        job.id, JobUpdate(workspace=workspace, scheduler_state="COMPLETED", exit_code=0)
     )
     return services.store.get(job.id)
 

@@ -20,6 +20,7 @@ from rasterio.transform import from_origin
 from gateway.app import build_services, build_worker, create_app
 from gateway.errors import InvalidInput
 from gateway.identity.auth import Principal
+from gateway.jobs.records import JobUpdate
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.workflow.worker import Worker
@@ -217,10 +218,9 @@ def test_traversal_in_the_output_manifest_is_refused(
         services.store.transition(job.id, state)
     services.store.update(
         job.id,
-        workspace=workspace,
-        scheduler_state="COMPLETED",
-        exit_code=0,
-        scheduler_job_id="1",
+        JobUpdate(
+            workspace=workspace, scheduler_state="COMPLETED", exit_code=0, scheduler_job_id="1"
+        ),
     )
     finaliser = build_worker(services).finaliser
     finaliser.finalise(services.store.get(job.id))

@@ -120,7 +120,7 @@ def test_a_submission_costs_two_statements_once_warm(services: Services) -> None
         job = services.jobs.submit(ALICE, "echo", body)
     finally:
         sa.event.remove(services.engine, "before_cursor_execute", count)
-    assert job.quote is not None and job.quote["project"] == "gep"
+    assert job.quote is not None and job.quote.project == "gep"
     assert len(seen) == 2, seen
     assert seen[0].startswith("SELECT accounting_budgets.")
     assert seen[1].startswith("INSERT INTO jobs")

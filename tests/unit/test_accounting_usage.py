@@ -258,8 +258,9 @@ def test_execution_records_the_quote_and_budgets_refuse(app: Flask) -> None:
     assert created.status_code == 201
     services = app.extensions["hpcgw"]
     [job] = services.store.page(JobQuery()).jobs
-    assert job.quote["core_hours"] == pytest.approx(300 / 3600, abs=1e-6)
-    assert job.quote["project"] == "gep"
+    assert job.quote is not None
+    assert job.quote.core_hours == pytest.approx(300 / 3600, abs=1e-6)
+    assert job.quote.project == "gep"
     put = client.put(
         "/accounting/budgets",
         json={"scope": "user", "name": "alice", "period": "month", "limit_core_hours": 0.1},

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from gateway.app import create_app
 from gateway.errors import BadRequest
-from gateway.jobs.records import CreatedRange, NewJob, Owner
+from gateway.jobs.records import CreatedRange, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.job_filters import parse_datetime, parse_durations
 from gateway.services import Services
@@ -56,7 +56,7 @@ def job_at(services: Services, created: datetime, owner: Owner = ME, **times: An
             inputs={"string_input": "hi"},
         )
     )
-    services.store.update(job.id, created=created, **times)
+    services.store.update(job.id, JobUpdate(created=created, **times))
     return job.id
 
 
@@ -80,14 +80,18 @@ def test_list_entries_are_the_jobs_status_documents(
     """The list reads only a few columns; what it shows must not differ from ``/jobs/{id}``."""
     accepted = job_at(services, T0)
     running = job_at(services, T0 + timedelta(minutes=1))
-    services.store.update(running, scheduler_job_id="4242", progress=30, message="step 3")
+    services.store.update(
+        running, JobUpdate(scheduler_job_id="4242", progress=30, message="step 3")
+    )
     assert services.store.transition(running, JobState.RUNNING)
     done = job_at(services, T0 + timedelta(minutes=2))
-    assert services.store.transition(done, JobState.SUCCESSFUL, results={"x": 1})
-    services.store.update(done, extra={"publication": {"files": {}}, "staged_inputs": {}})
+    assert services.store.transition(done, JobState.SUCCESSFUL, JobUpdate(results={"x": 1}))
+    services.store.update(
+        done, JobUpdate(extra={"publication": {"files": {}}, "staged_inputs": {}})
+    )
     expired = job_at(services, T0 + timedelta(minutes=3))
     assert services.store.transition(expired, JobState.SUCCESSFUL)
-    services.store.update(expired, extra={"publication": {"expired": "2026-04-01"}})
+    services.store.update(expired, JobUpdate(extra={"publication": {"expired": "2026-04-01"}}))
     doc = client.get("/jobs").get_json()
     components = openapi_components()
     validate(doc, "jobList", components)
@@ -152,7 +156,7 @@ def test_min_and_max_duration(client: FlaskClient, services: Services) -> None:
     def ran(job_id: str, state: JobState, seconds: int, until: datetime | None) -> str:
         started = (until or now) - timedelta(seconds=seconds)
         times = {"finished": until} if until else {}
-        assert services.store.transition(job_id, state, started=started, **times)
+        assert services.store.transition(job_id, state, JobUpdate(started=started, **times))
         return job_id
 
     never = job_at(services, now - timedelta(hours=3))  # accepted, never started

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from gateway.app import create_app
-from gateway.jobs.records import Job, JobQuery, NewJob, Owner
+from gateway.jobs.records import Job, JobQuery, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.manager import GatewayManager
 from gateway.services import Services
@@ -70,12 +70,16 @@ def new_job(services: Services, owner: Owner = ME, process: str = "echo", **kw: 
 
 
 def succeed(services: Services, job: Job, results: dict[str, Any]) -> None:
-    assert services.store.transition(job.id, JobState.SUCCESSFUL, results=results, progress=100)
+    assert services.store.transition(
+        job.id, JobState.SUCCESSFUL, JobUpdate(results=results, progress=100)
+    )
 
 
 def fail(services: Services, job: Job, detail: str = "Slurm job 7 failed: boom", status: int = 500):
     error = {"type": FAILED_TYPE, "title": "Job failed", "status": status, "detail": detail}
-    assert services.store.transition(job.id, JobState.FAILED, message=detail, error=error)
+    assert services.store.transition(
+        job.id, JobState.FAILED, JobUpdate(message=detail, error=error)
+    )
 
 
 def publish(services: Services, job: Job, name: str, data: bytes) -> str:
@@ -258,7 +262,7 @@ def test_job_status(client, services, components):
     assert doc["jobID"] == job.id and doc["status"] == "accepted" and doc["progress"] == 0
     assert doc["created"].endswith("Z")
     assert not any(link["rel"] == REL_RESULTS for link in doc["links"])
-    services.store.update(job.id, scheduler_job_id="4242")
+    services.store.update(job.id, JobUpdate(scheduler_job_id="4242"))
     succeed(services, job, {"string_output": "hi"})
     doc = client.get(f"/jobs/{job.id}").get_json()
     validate(doc, "statusInfo", components)
@@ -497,7 +501,7 @@ def assert_no_such_job(r: Any) -> None:
 def test_dismiss_a_finished_job_removes_it(client, services, components, outcome):
     """/req/dismiss/job-dismiss-success and -status: 200 'dismissed', then the job is gone."""
     job = new_job(services)
-    services.store.update(job.id, scheduler_job_id="4242", workspace="/work/alice/ws")
+    services.store.update(job.id, JobUpdate(scheduler_job_id="4242", workspace="/work/alice/ws"))
     if outcome == "successful":
         href = publish(services, job, "result.txt", b"data")
         succeed(services, job, {"string_output": {"href": href, "type": "text/plain"}})

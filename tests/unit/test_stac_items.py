@@ -14,7 +14,7 @@ import rasterio
 from rasterio.transform import from_origin
 
 from gateway.app import create_app
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.jobs.records import Job, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.publication.footprint import publication_record
 from gateway.publication.retention import apply_retention
@@ -98,12 +98,14 @@ def published_job(services: Services, owner: Owner = ME) -> Job:
         }
     }
     for state in (JobState.STAGING, JobState.QUEUED, JobState.RUNNING, JobState.PUBLISHING):
-        services.store.transition(job.id, state, scheduler_job_id="4242")
+        services.store.transition(job.id, state, JobUpdate(scheduler_job_id="4242"))
     services.store.transition(
         job.id,
         JobState.SUCCESSFUL,
-        results=results,
-        extra={"staged_inputs": staged, "publication": publication_record(folder, results)},
+        JobUpdate(
+            results=results,
+            extra={"staged_inputs": staged, "publication": publication_record(folder, results)},
+        ),
     )
     return services.store.get(job.id)
 
@@ -138,7 +140,7 @@ def test_item_without_footprint_or_core_hours_validates(services: Services) -> N
     job = published_job(services)
     extra = dict(job.extra)
     extra["publication"] = {k: v for k, v in extra["publication"].items() if k != "bbox"}
-    services.store.update(job.id, extra=extra)
+    services.store.update(job.id, JobUpdate(extra=extra))
     item = job_item(services.store.get(job.id), BASE)
     validate_offline(item)
     assert item["geometry"] is None and "bbox" not in item

@@ -24,7 +24,7 @@ from lxml import etree
 
 from gateway.errors import Unauthorized
 from gateway.identity.auth import Principal
-from gateway.jobs.records import Job, JobQuery
+from gateway.jobs.records import Job, JobQuery, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.wps import register_wps
@@ -132,8 +132,10 @@ class FakeEchoWorker:
             store.transition(
                 job.id,
                 JobState.FAILED,
-                message="echo: failing as requested",
-                error={"detail": "echo: failing as requested"},
+                JobUpdate(
+                    message="echo: failing as requested",
+                    error={"detail": "echo: failing as requested"},
+                ),
             )
             return
         requested = job.outputs_request or {}
@@ -154,11 +156,9 @@ class FakeEchoWorker:
                     "type": "application/json",
                 }
             results[out] = value
-        store.transition(job.id, JobState.RUNNING, progress=50)
+        store.transition(job.id, JobState.RUNNING, JobUpdate(progress=50))
         store.transition(
             job.id,
             JobState.SUCCESSFUL,
-            results=results,
-            progress=100,
-            message="Job completed successfully",
+            JobUpdate(results=results, progress=100, message="Job completed successfully"),
         )
