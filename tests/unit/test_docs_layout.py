@@ -54,3 +54,21 @@ def test_relative_links_stay_inside_the_repository(document: str) -> None:
         if not resolved.is_relative_to(REPO) or not resolved.exists():
             outside.append(target)
     assert outside == []
+
+
+def test_nothing_reads_outside_the_repository() -> None:
+    """A user's clone has no ``../shared``: code, tests and scripts carry what they need."""
+    needles = ("../shared", '.parent / "shared"', "parent.parent.parent")
+    found = []
+    for top in ("gateway", "processes", "hpc_adapters", "tests", "bench", "deploy"):
+        for path in (REPO / top).rglob("*"):
+            if (
+                path.suffix not in (".py", ".sh", ".yaml", ".md", ".in")
+                or "ogc-schemas" in path.parts
+            ):
+                continue
+            text = path.read_text(errors="ignore")
+            if path == Path(__file__).resolve():
+                continue
+            found += [f"{path.relative_to(REPO)}: {n}" for n in needles if n in text]
+    assert found == []

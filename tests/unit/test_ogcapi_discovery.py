@@ -1,7 +1,7 @@
 """OGC API - Processes discovery resources, the pygeoapi plugins and the generated config.
 
 Responses are validated against the components of the OGC OpenAPI document
-shipped in ../shared/ogc-schemas (an older draft of 1.0: only the components
+shipped in tests/ogc-schemas (an older draft of 1.0: only the components
 whose shape matches the approved standard are used -- landingPage, confClasses,
 processList, processSummary, process, exception).
 """
