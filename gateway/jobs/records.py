@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime
 from enum import Enum
 from typing import Any, Final
@@ -19,6 +19,10 @@ class Owner:
     sub: str
     username: str
     hpc_login: str
+
+
+#: What a field of an old stored quote that lacks it reads as, by its type.
+_BLANK: dict[str, Any] = {"int": 0, "float": 0.0, "str": ""}
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,19 @@ class Quote:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Quote:
-        """The quote a job row recorded (keys this version does not know are ignored)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """The quote a job row recorded.
+
+        Keys this version does not know are ignored; a key an older version did
+        not write reads as 0 (numbers) or "" (text), so an old row never breaks
+        reading its job.
+        """
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in data:
+                values[f.name] = data[f.name]
+            elif f.default is MISSING and f.default_factory is MISSING:
+                values[f.name] = _BLANK.get(str(f.type), "")
+        return cls(**values)
 
     def reserved(self, basis: str) -> float:
         """Core-hours a submission reserves against budgets (``estimate`` or ``limit``)."""

@@ -270,3 +270,15 @@ def test_the_quote_comes_back_as_a_quote(store):
     job = store.create(replace(_new(), quote=quote))
     assert store.get(job.id).quote == quote
     assert store.get(store.create(_new()).id).quote is None
+
+
+def test_an_old_quote_without_newer_fields_still_reads():
+    from gateway.jobs.records import Quote
+
+    quote = Quote.from_dict({"process_id": "echo", "core_hours": 0.5, "unknown": 1})
+    assert (quote.process_id, quote.core_hours, quote.max_cost, quote.currency) == (
+        "echo",
+        0.5,
+        0.0,
+        "",
+    )
