@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway.jobs.extra import forward_token, without_forward_token
 from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
@@ -207,8 +208,8 @@ class Dispatcher:
         writes ``extra`` of a job that is being dispatched.
         """
         kept: dict[str, Any] | Unset = UNSET
-        if "forward_token" in extra:  # needed for the submission only: never kept
-            kept = {k: v for k, v in extra.items() if k != "forward_token"}
+        if forward_token(extra) is not None:  # needed for the submission only: never kept
+            kept = without_forward_token(extra)
         update = JobUpdate(
             scheduler_job_id=scheduler_id,
             scheduler_state="PENDING",
@@ -266,7 +267,7 @@ class Dispatcher:
                 return existing[0].job_id
         site = self.sites.settings(job.site)
         process = self.registry.get(job.process_id)
-        identity = HpcIdentity(login=job.owner.hpc_login, token=job.extra.get("forward_token"))
+        identity = HpcIdentity(login=job.owner.hpc_login, token=forward_token(job.extra))
         files = adapter.files(identity)
         files.mkdir(workspace)
         files.mkdir(posixpath.join(workspace, OUTPUTS_DIR))

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from gateway.jobs.extra import missing_since, with_missing_since
 from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
 from gateway.jobs.states import JobState, state_for_scheduler
 from gateway.jobs.store import JobStore
@@ -112,14 +113,12 @@ class Monitor:
         return target
 
     def _missing(self, job: Job) -> None:
-        since_raw = job.extra.get("missing_since")
+        since = missing_since(job.extra)
         now = datetime.now(UTC)
-        if since_raw is None:
-            self.store.update(
-                job.id, JobUpdate(extra={**job.extra, "missing_since": now.isoformat()})
-            )
+        if since is None:
+            self.store.update(job.id, JobUpdate(extra=with_missing_since(job.extra, now)))
             return
-        if now - datetime.fromisoformat(since_raw) > LOST_GRACE:
+        if now - since > LOST_GRACE:
             fail_job(
                 self.store,
                 job,
