@@ -333,7 +333,3 @@ class UsageRecorder:
         if self.on_recorded is not None:
             self.on_recorded(job)
         return True
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
