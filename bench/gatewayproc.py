@@ -3,7 +3,7 @@
 Same approach as the end-to-end tests (own temporary config, own SQLite file or
 PostgreSQL database, own workspace root), written here so the suite does not
 import the tests. Also: bearer tokens from the development identity provider
-(``deploy/idp``) when it and ``gateway.oidc`` are available, and a peak-RSS
+(``deploy/idp``) when it and ``gateway.identity.oidc`` are available, and a peak-RSS
 sampler for the gateway's process tree.
 """
 
@@ -210,7 +210,7 @@ class Identity:
         if self.mode != "oidc" or self.sub is None:
             return
         from gateway import db
-        from gateway.identity_map import IdentityStatus, IdentityStore
+        from gateway.identity.identity_map import IdentityStatus, IdentityStore
 
         db.upgrade(db_url)
         engine = db.make_engine(db_url)
@@ -243,11 +243,11 @@ def _password_token(issuer: str, user: str) -> str:
 
 
 def make_identity(user: str, want_oidc: bool = True) -> Identity:
-    """Real bearer tokens from the Keycloak stand-in if it (and gateway.oidc) work here."""
+    """Real bearer tokens from the Keycloak stand-in if it (and gateway.identity.oidc) work here."""
     if not want_oidc:
         return Identity("none", "auth off (requested)")
     try:
-        import gateway.oidc  # noqa: F401
+        import gateway.identity.oidc  # noqa: F401
         from deploy.idp.server import IdpServer, load_realm
         from gateway.settings import AuthSettings
 

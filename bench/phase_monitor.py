@@ -81,7 +81,9 @@ def monitor_cycles(ctx: Context) -> dict[str, Any]:
         service_user=ctx.service_user,
     )
     services = build_services(Settings(**cfg))
-    monitor = Monitor(services.store, services.sites, "bench-monitor", 60)
+    monitor = Monitor(
+        store=services.store, sites=services.sites, worker_id="bench-monitor", lease_seconds=60
+    )
     ws = str(ctx.workspace_dir("held"))
     held: list[str] = []
     results: list[dict[str, Any]] = []

@@ -1,18 +1,18 @@
 """The composition root: the ONE place where the gateway's parts are built and wired.
 
-``build_services(settings)`` creates the engine, job store, process registry,
-site adapters and job service; ``create_app(settings)`` puts the HTTP surfaces
-on top. Nothing else constructs these objects, so tests and the CLI get
-exactly what production gets.
+``build_engine(settings)`` migrates (when ``database.auto_upgrade``) and opens
+the database; ``build_services(settings)`` creates the engine, job store,
+process registry, site adapters and job service (:class:`~gateway.services.Services`);
+``build_worker(services)`` puts the worker's stages together;
+``create_app(settings)`` puts the HTTP surfaces on top. Nothing else
+constructs these objects, so tests, the CLI and the benchmarks get exactly
+what production gets. Every part is built with keyword arguments.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING
+import threading
 
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -20,57 +20,36 @@ from sqlalchemy.engine import Engine
 from gateway import db
 from gateway.accounting.instrument import instrument_builder
 from gateway.accounting.service import Accounting
-from gateway.auth import Authenticator
 from gateway.egress import EgressPolicy
+from gateway.identity.auth import Authenticator
+from gateway.jobs.service import AdmissionHook, JobService
 from gateway.jobs.store import JobStore
-from gateway.service import AdmissionHook, JobService
+from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sites import Sites, build_adapter
+from gateway.staging import build_stager
 from gateway.staging.admission import reference_admission
+from gateway.workflow.callbacks import Notifier
+from gateway.workflow.dispatcher import Dispatcher
+from gateway.workflow.finaliser import Finaliser
+from gateway.workflow.monitor import Monitor
+from gateway.workflow.retry import RetryPolicy
+from gateway.workflow.worker import Cleaner, Worker, new_worker_id
 from processes.registry import ProcessRegistry
-
-if TYPE_CHECKING:
-    from gateway.workflow.publication import Publisher
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Services:
-    """Everything the HTTP surfaces and the worker share."""
-
-    settings: Settings
-    engine: Engine
-    store: JobStore
-    registry: ProcessRegistry
-    sites: Sites
-    jobs: JobService
-    #: The policy every outbound request on a user's behalf goes through.
-    egress: EgressPolicy
-    #: Quotes, budgets, usage records and metrics (None when disabled).
-    accounting: Accounting | None = None
-
-    @property
-    def publication_root(self) -> Path:
-        return Path(self.settings.publication.root).resolve()
-
-    @cached_property
-    def publisher(self) -> Publisher:
-        """Publishes outputs (worker) and gives their S3 download links (HTTP routes)."""
-        from gateway.workflow.publication import build_publisher
-
-        return build_publisher(self.settings.publication, self.settings.server.base_url)
-
-    def close(self) -> None:
-        self.sites.close()
-        self.engine.dispose()
+def build_engine(settings: Settings) -> Engine:
+    """The database engine, the schema migrated first when ``database.auto_upgrade``."""
+    if settings.database.auto_upgrade:
+        db.upgrade(settings.database.url)
+    return db.make_engine(settings.database.url, settings.database.pool_size)
 
 
 def build_services(settings: Settings) -> Services:
     """Create and wire the gateway's parts from settings (no HTTP, no threads)."""
-    if settings.database.auto_upgrade:
-        db.upgrade(settings.database.url)
-    engine = db.make_engine(settings.database.url, settings.database.pool_size)
+    engine = build_engine(settings)
     store = JobStore(engine)
     registry = ProcessRegistry.builtin(settings.processes)
     sites = Sites(settings.sites, builder=instrument_builder(build_adapter))
@@ -83,7 +62,87 @@ def build_services(settings: Settings) -> Services:
         )
         admission.append(accounting.admit)
     jobs = JobService(store, registry, sites, settings.default_site, admission=admission)
-    return Services(settings, engine, store, registry, sites, jobs, egress, accounting)
+    return Services(
+        settings=settings,
+        engine=engine,
+        store=store,
+        registry=registry,
+        sites=sites,
+        jobs=jobs,
+        egress=egress,
+        accounting=accounting,
+    )
+
+
+def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
+    """One worker over ``services``: dispatcher, monitor, finaliser, cleaner and extra stages."""
+    s = services.settings
+    w = s.worker
+    wid = worker_id or new_worker_id()
+    retry = RetryPolicy(
+        store=services.store,
+        max_attempts=w.max_attempts,
+        base_seconds=w.backoff_base_seconds,
+        max_seconds=w.backoff_max_seconds,
+    )
+    publisher = services.publisher
+    usage = services.accounting.recorder(wid) if services.accounting else None
+    notifier = Notifier(
+        store=services.store,
+        settings=s.workflow.callbacks,
+        policy=services.egress,
+        base_url=s.server.base_url,
+        worker_id=wid,
+    )
+    return Worker(
+        dispatcher=Dispatcher(
+            store=services.store,
+            registry=services.registry,
+            sites=services.sites,
+            stager=build_stager(s.workflow, services.egress),
+            retry=retry,
+            worker_id=wid,
+            batch=w.dispatch_batch,
+            lease_seconds=w.lease_seconds,
+            threads=w.submit_threads,
+        ),
+        monitor=Monitor(
+            store=services.store,
+            sites=services.sites,
+            worker_id=wid,
+            lease_seconds=max(5.0, 5 * w.poll_interval_seconds),
+            hooks=[notifier.progress_changed],
+        ),
+        finaliser=Finaliser(
+            store=services.store,
+            registry=services.registry,
+            sites=services.sites,
+            publisher=publisher,
+            retry=retry,
+            worker_id=wid,
+            max_manifest_bytes=w.max_manifest_bytes,
+            lease_seconds=w.lease_seconds,
+            hooks=[usage.on_final] if usage else None,
+        ),
+        cleaner=Cleaner(
+            store=services.store, jobs=services.jobs, sites=services.sites, publisher=publisher
+        ),
+        interval=w.poll_interval_seconds,
+        fast_interval=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
+        nice=w.nice,
+        extra_stages=[*([usage.run_once] if usage else []), notifier.run_once],
+    )
+
+
+def start_background_worker(services: Services) -> tuple[threading.Thread, threading.Event]:
+    """Run a worker in a daemon thread (tests and single-process demos)."""
+    stop = threading.Event()
+    worker = build_worker(services)
+    thread = threading.Thread(
+        target=worker.run_forever, args=(stop,), name="hpcgw-worker", daemon=True
+    )
+    thread.start()
+    return thread, stop
 
 
 def create_app(
@@ -97,8 +156,8 @@ def create_app(
     to present fixed identities without an identity provider).
     """
     from gateway.accounting.routes import public_paths, register_accounting
-    from gateway.auth import build_authenticator
     from gateway.http_input import install_body_limit
+    from gateway.identity.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
     from gateway.security_headers import install_security_headers
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint

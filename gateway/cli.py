@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gateway.accounting.cli import accounting_app
+from gateway.backoff import backoff_delay
 from gateway.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -64,16 +65,15 @@ def worker(
     once: Annotated[bool, typer.Option(help="Run a single cycle and exit.")] = False,
 ) -> None:
     """Run the dispatcher, monitor, finaliser and cleaner until interrupted."""
-    from gateway.app import build_services
+    from gateway.app import build_services, build_worker
     from gateway.sites import log_sites
-    from gateway.workflow.worker import Worker
 
     _logging()
     settings = _settings(config)
     _metrics_dir(settings, clean=False)
     services = build_services(settings)
     log_sites(services.sites)
-    w = Worker.from_services(services)
+    w = build_worker(services)
     if once:
         w.run_once()
         return
@@ -126,17 +126,18 @@ class _WorkerSupervisor(threading.Thread):
         self._child: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
-        delay = 1.0
+        restarts = 0
         while not self._halt.is_set():
             self._child = subprocess.Popen(self.args)
             code = self._child.wait()
             if self._halt.is_set() or code in (0, -signal.SIGTERM, -signal.SIGINT):
                 return  # stopped on purpose (e.g. the whole process group got SIGTERM)
+            restarts += 1
+            delay = backoff_delay(restarts, 1.0, 60.0)
             logging.getLogger(__name__).error(
                 "worker exited with status %s; restarting in %.0fs", code, delay
             )
             self._halt.wait(delay)
-            delay = min(delay * 2, 60.0)
 
     def stop(self) -> None:
         self._halt.set()
@@ -198,9 +199,9 @@ def cleanup(
 ) -> None:
     """Apply the retention policy to published outputs and trim the input cache."""
     from gateway.jobs.store import JobStore
+    from gateway.publication.publisher import s3_outputs
+    from gateway.publication.retention import apply_retention
     from gateway.staging import build_cache
-    from gateway.workflow.publication import s3_outputs
-    from gateway.workflow.retention import apply_retention
 
     _logging("WARNING")
     settings = _settings(config)
@@ -222,11 +223,9 @@ def cleanup(
 
 
 def _engine(settings: Settings) -> Any:
-    from gateway import db
+    from gateway.app import build_engine
 
-    if settings.database.auto_upgrade:
-        db.upgrade(settings.database.url)
-    return db.make_engine(settings.database.url, settings.database.pool_size)
+    return build_engine(settings)
 
 
 @users_app.command("sync")
@@ -265,7 +264,7 @@ def users_sync(
 @users_app.command("list")
 def users_list(config: ConfigOpt = None) -> None:
     """Print the portal user -> HPC login mappings."""
-    from gateway.identity_map import IdentityStore
+    from gateway.identity.identity_map import IdentityStore
 
     engine = _engine(_settings(config))
     for ident in IdentityStore(engine).all():

@@ -14,8 +14,8 @@ from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug.serving import make_server
 
-from gateway.auth import ROLE_ADMIN, ROLE_USER, Principal
 from gateway.errors import Unauthorized
+from gateway.identity.auth import ROLE_ADMIN, ROLE_USER, Principal
 
 CHROMIUM = os.environ.get("HPCGW_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("HPCGW_CHROMEDRIVER", "/usr/bin/chromedriver")

@@ -1,8 +1,9 @@
-"""The official OGC schemas the project carries in ``tests/schemas/ogc`` (see its NOTICE).
+"""The official OGC schemas the tests validate against, shipped in ``tests/ogc-schemas``.
 
-One place resolves where they are (``$OGC_SCHEMAS_DIR`` overrides, else the
-project's own copy: nothing outside the repository is read) and validates
-documents against components of the OGC API - Processes OpenAPI document.
+One place resolves where they are (``$OGC_SCHEMAS_DIR``, else the project's own
+copy in ``tests/ogc-schemas``, with its licence notices) and validates documents
+against components of the OGC API - Processes OpenAPI document. Nothing here
+reads outside the repository: a fresh clone has everything it needs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-SCHEMAS_DIR = Path(os.environ.get("OGC_SCHEMAS_DIR") or REPO / "tests" / "schemas" / "ogc")
+SCHEMAS_DIR = Path(os.environ.get("OGC_SCHEMAS_DIR") or REPO / "tests" / "ogc-schemas")
 OPENAPI = SCHEMAS_DIR / "ogcapi-processes-1" / "api-processes10.yaml"
 
 

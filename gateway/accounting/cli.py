@@ -27,7 +27,7 @@ ProjectOpt = Annotated[
 
 def _engine(config: Path | None) -> tuple[Engine, str, str]:
     """(engine, currency, default project) from the configuration."""
-    from gateway import db
+    from gateway.app import build_engine
     from gateway.settings import ConfigError, load_settings
 
     try:
@@ -35,9 +35,7 @@ def _engine(config: Path | None) -> tuple[Engine, str, str]:
     except (ConfigError, ValueError) as exc:
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if settings.database.auto_upgrade:
-        db.upgrade(settings.database.url)
-    engine = db.make_engine(settings.database.url, settings.database.pool_size)
+    engine = build_engine(settings)
     acc = settings.accounting
     return engine, acc.currency, acc.default_project
 

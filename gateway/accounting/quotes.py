@@ -22,7 +22,6 @@ import math
 import statistics
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,43 +31,13 @@ from sqlalchemy.engine import Engine
 from gateway.accounting import tables
 from gateway.accounting.cache import TtlCache
 from gateway.accounting.config import ANY, AccountingSettings
+from gateway.jobs.records import Quote
 from gateway.settings import SiteSettings
 from hpc_adapters.base import Usage
 from processes.definition import ProcessDefinition, Resources
 
 #: Partition key of a job that names none on a site without ``default_partition``.
 DEFAULT_PARTITION = "default"
-
-
-@dataclass(frozen=True)
-class Quote:
-    """The price of one run, before it runs. ``to_dict()`` is what jobs record."""
-
-    process_id: str
-    process_version: str
-    site: str
-    partition: str
-    project: str
-    cores: int
-    memory_mb: int
-    walltime_limit_seconds: int
-    estimated_seconds: int
-    core_hours: float
-    max_core_hours: float
-    billing_units: float
-    price_per_core_hour: float
-    cost: float
-    max_cost: float
-    currency: str
-    basis: dict[str, Any] = field(default_factory=dict)
-    created: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def reserved(self, basis: str) -> float:
-        """Core-hours a submission reserves against budgets (``estimate`` or ``limit``)."""
-        return self.max_core_hours if basis == "limit" else self.core_hours
 
 
 def quoted_core_hours(quote: Mapping[str, Any] | None, basis: str = "estimate") -> float:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hmac
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 
@@ -39,15 +39,13 @@ from gateway.accounting.reports import (
     run_report,
 )
 from gateway.accounting.service import Accounting
-from gateway.auth import Principal
 from gateway.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from gateway.execute_request import parse_execute_request
-from gateway.ogcapi.context import json_response, read_json_body
-from gateway.ogcapi.security import current_principal, request_principal
-
-if TYPE_CHECKING:
-    from gateway.app import Services
-    from gateway.settings import Settings
+from gateway.http.responses import json_response, read_json_body
+from gateway.http.security import current_principal, request_principal
+from gateway.identity.auth import Principal
+from gateway.jobs.execute_request import parse_execute_request
+from gateway.services import Services
+from gateway.settings import Settings
 
 blueprint = Blueprint("hpcgw_accounting", __name__, template_folder="templates")
 

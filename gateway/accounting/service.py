@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,9 +20,9 @@ from gateway.accounting.config import AccountingSettings
 from gateway.accounting.metrics import QUOTES, REFUSALS, DatabaseCollector
 from gateway.accounting.quotes import Estimator, Pricing, Quote
 from gateway.accounting.usage import UsageRecorder
-from gateway.auth import Principal
 from gateway.errors import Forbidden, QuotaExceeded
-from gateway.execute_request import ExecuteRequest
+from gateway.identity.auth import Principal
+from gateway.jobs.execute_request import ExecuteRequest
 from gateway.jobs.store import JobStore
 from gateway.settings import SiteSettings
 from gateway.sites import Sites
@@ -87,7 +86,7 @@ class Accounting:
     def _accounts_of(self, sub: str) -> list[str]:
         """The accounts the user sync recorded for ``sub`` (raises SQLAlchemyError)."""
         try:
-            from gateway.identity_map import IdentityStore
+            from gateway.identity.identity_map import IdentityStore
         except ImportError:  # identity mapping not available in this build
             return []
         identity = IdentityStore(self.engine).get(sub)
@@ -120,8 +119,8 @@ class Accounting:
 
     def admit(
         self, principal: Principal, process: ProcessDefinition, request: ExecuteRequest
-    ) -> dict[str, Any] | None:
-        """Admission hook of :class:`gateway.service.JobService`.
+    ) -> Quote | None:
+        """Admission hook of :class:`gateway.jobs.service.JobService`.
 
         Quotes the run and, when budgets are enforced, refuses it with
         :class:`QuotaExceeded` (403, no job row) if it would exceed a budget.
@@ -141,7 +140,7 @@ class Accounting:
                         "refused %s for %s: %s", process.id, principal.username, status.refusal()
                     )
                     raise QuotaExceeded(status.refusal())
-        return quote.to_dict()
+        return quote
 
     @staticmethod
     def _subjects(principal: Principal, quote: Quote) -> list[tuple[Scope, str]]:

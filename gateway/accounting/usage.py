@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.accounting import tables
 from gateway.accounting.config import AccountingSettings
 from gateway.accounting.quotes import Pricing
+from gateway.backoff import backoff_delay
 from gateway.jobs.records import Job
 from gateway.jobs.states import FINAL_STATES
 from gateway.jobs.store import JobNotFound, JobStore
@@ -250,9 +251,8 @@ class UsageRecorder:
             self._drop(row["job_id"])
             return
         attempts = int(row["attempts"]) + 1
-        delay = min(
-            self.settings.usage_retry_max_seconds,
-            self.settings.usage_retry_seconds * 2 ** min(attempts - 1, 16),
+        delay = backoff_delay(
+            attempts, self.settings.usage_retry_seconds, self.settings.usage_retry_max_seconds
         )
         level = logging.WARNING if delay >= self.settings.usage_retry_max_seconds else logging.INFO
         log.log(level, "usage of job %s deferred (%d): %s", row["job_id"], attempts, reason)
@@ -276,12 +276,12 @@ class UsageRecorder:
     # -- writing --------------------------------------------------------------
 
     def project_of(self, job: Job, usage: Usage) -> str:
-        quoted = (job.quote or {}).get("project")
+        quoted = job.quote.project if job.quote is not None else None
         return usage.account or job.project or quoted or self.settings.default_project
 
     def record(self, job: Job, usage: Usage) -> bool:
         """Write the usage row and drop the pending read, in one transaction."""
-        quote = job.quote or {}
+        quote = job.quote
         queue_wait = None
         if usage.start_time is not None and usage.submit_time is not None:
             queue_wait = max(0.0, (usage.start_time - usage.submit_time).total_seconds())
@@ -309,10 +309,10 @@ class UsageRecorder:
             "submit_time": usage.submit_time,
             "start_time": usage.start_time,
             "end_time": end,
-            "quoted_core_hours": _number(quote.get("core_hours")),
-            "quoted_cost": _number(quote.get("cost")),
+            "quoted_core_hours": float(quote.core_hours) if quote is not None else None,
+            "quoted_cost": float(quote.cost) if quote is not None else None,
             "cost": self.pricing.actual_cost(usage, job.site),
-            "currency": str(quote.get("currency") or self.settings.currency),
+            "currency": (quote.currency if quote is not None else "") or self.settings.currency,
             "recorded_at": self.clock(),
         }
         p, u = tables.usage_pending, tables.usage
@@ -333,7 +333,3 @@ class UsageRecorder:
         if self.on_recorded is not None:
             self.on_recorded(job)
         return True
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) else None

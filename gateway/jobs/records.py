@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 from gateway.jobs.states import JobState
+from gateway.paging import DEFAULT_JOB_LIMIT
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,61 @@ class Owner:
     sub: str
     username: str
     hpc_login: str
+
+
+#: What a field of an old stored quote that lacks it reads as, by its type.
+_BLANK: dict[str, Any] = {"int": 0, "float": 0.0, "str": ""}
+
+
+@dataclass(frozen=True)
+class Quote:
+    """The price of one run, before it runs (:mod:`gateway.accounting.quotes` makes it).
+
+    A job keeps it as this record (``Job.quote``); ``to_dict()`` is what its row stores.
+    """
+
+    process_id: str
+    process_version: str
+    site: str
+    partition: str
+    project: str
+    cores: int
+    memory_mb: int
+    walltime_limit_seconds: int
+    estimated_seconds: int
+    core_hours: float
+    max_core_hours: float
+    billing_units: float
+    price_per_core_hour: float
+    cost: float
+    max_cost: float
+    currency: str
+    basis: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the job row's ``quote`` column holds."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Quote:
+        """The quote a job row recorded.
+
+        Keys this version does not know are ignored; a key an older version did
+        not write reads as 0 (numbers) or "" (text), so an old row never breaks
+        reading its job.
+        """
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in data:
+                values[f.name] = data[f.name]
+            elif f.default is MISSING and f.default_factory is MISSING:
+                values[f.name] = _BLANK.get(str(f.type), "")
+        return cls(**values)
+
+    def reserved(self, basis: str) -> float:
+        """Core-hours a submission reserves against budgets (``estimate`` or ``limit``)."""
+        return self.max_core_hours if basis == "limit" else self.core_hours
 
 
 @dataclass(frozen=True)
@@ -31,7 +89,7 @@ class NewJob:
     outputs_request: dict[str, Any] | None = None
     response: str = "document"
     interface: str = "ogcapi"
-    quote: dict[str, Any] | None = None
+    quote: Quote | None = None
     subscriber: dict[str, str] | None = None
     project: str | None = None
     #: The user's bearer token for slurmrestd forward mode; dropped at submission.
@@ -67,7 +125,7 @@ class Job:
     attempts: int = 0
     next_attempt_at: datetime | None = None
     cancel_pending: bool = False
-    quote: dict[str, Any] | None = None
+    quote: Quote | None = None
     subscriber: dict[str, str] | None = None
     project: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -152,3 +210,71 @@ class DurationRange:
 
     min_seconds: int | None = None
     max_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """One page of a job listing to read: every filter and the page size, as one value.
+
+    Every given filter must match. ``owner_sub`` None lists every owner
+    (admins); empty ``process_ids`` / ``states`` do not filter; ``published``
+    keeps only jobs whose results are published and not expired (the STAC
+    catalog). ``cursor`` is the previous page's ``next_cursor``.
+    """
+
+    owner_sub: str | None = None
+    process_ids: tuple[str, ...] = ()
+    states: frozenset[JobState] = frozenset()
+    created: CreatedRange | None = None
+    duration: DurationRange | None = None
+    published: bool = False
+    cursor: str | None = None
+    limit: int = DEFAULT_JOB_LIMIT
+
+
+class Unset(Enum):
+    """The type of :data:`UNSET`."""
+
+    UNSET = "unset"
+
+
+#: A field of a :class:`JobUpdate` that is left as it is (None *sets* NULL).
+UNSET: Final = Unset.UNSET
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """The columns one store write changes, typed; a field left :data:`UNSET` is untouched.
+
+    What :meth:`~gateway.jobs.store.JobStore.transition`,
+    :meth:`~gateway.jobs.store.JobStore.update` and
+    :meth:`~gateway.jobs.store.JobStore.release` take instead of keyword column
+    names, so a misspelt column is a type error, not a runtime one. ``state``
+    is not here: only ``transition`` changes it.
+    """
+
+    message: str | Unset | None = UNSET
+    progress: int | Unset | None = UNSET
+    created: datetime | Unset = UNSET
+    started: datetime | Unset | None = UNSET
+    finished: datetime | Unset | None = UNSET
+    scheduler_job_id: str | Unset | None = UNSET
+    scheduler_state: str | Unset | None = UNSET
+    exit_code: int | Unset | None = UNSET
+    workspace: str | Unset | None = UNSET
+    results: dict[str, Any] | Unset | None = UNSET
+    error: dict[str, Any] | Unset | None = UNSET
+    attempts: int | Unset = UNSET
+    next_attempt_at: datetime | Unset | None = UNSET
+    lease_owner: str | Unset | None = UNSET
+    lease_until: datetime | Unset | None = UNSET
+    cancel_pending: bool | Unset = UNSET
+    cleanup_pending: bool | Unset = UNSET
+    extra: dict[str, Any] | Unset = UNSET
+
+    def values(self) -> dict[str, Any]:
+        """Column name -> new value, for the fields that are set."""
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET}
+
+    def is_set(self, name: str) -> bool:
+        return getattr(self, name) is not UNSET

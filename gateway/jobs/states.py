@@ -130,6 +130,9 @@ _WPS2 = {
 }
 
 #: OGC status values accepted in the ``status`` filter of ``GET /jobs`` (visible states only).
+#: The OGC statuses a client may filter the job list by, in the life order of a job.
+OGC_STATUSES: tuple[str, ...] = tuple(dict.fromkeys(_OGC[s] for s in JobState if s.visible))
+
 OGC_STATUS_TO_STATES: dict[str, frozenset[JobState]] = {
     ogc: frozenset(s for s, o in _OGC.items() if o == ogc and s.visible)
     for ogc in set(_OGC.values())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,13 +26,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from gateway.jobs import tables
 from gateway.jobs.records import (
-    CreatedRange,
-    DurationRange,
     Job,
     JobPage,
+    JobQuery,
     JobSummary,
+    JobUpdate,
     NewJob,
     Owner,
+    Quote,
     SummaryPage,
     publication_live,
 )
@@ -47,10 +48,6 @@ def utcnow() -> datetime:
 
 class JobNotFound(LookupError):
     """No job with that id is visible to the caller."""
-
-
-class StaleTransition(RuntimeError):
-    """A transition was refused because the job is no longer in a source state."""
 
 
 def _row_to_job(row: Mapping[Any, Any]) -> Job:
@@ -80,7 +77,7 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
         attempts=row["attempts"] or 0,
         next_attempt_at=row["next_attempt_at"],
         cancel_pending=bool(row["cancel_pending"]),
-        quote=row["quote"],
+        quote=Quote.from_dict(row["quote"]) if row["quote"] else None,
         subscriber=row["subscriber"],
         project=row["project"],
         extra=row["extra"] or {},
@@ -88,21 +85,28 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
 
 
 #: What a status document needs (see :class:`JobSummary`); no inputs, results, quote...
+#: Each column is labelled with the JobSummary field it fills (read by name).
 _SUMMARY_COLUMNS = (
     _t.c.id,
     _t.c.process_id,
     _t.c.state,
     _t.c.response,
     _t.c.created,
-    tables.Rfc3339Millis(_t.c.created),
-    tables.Rfc3339Millis(_t.c.updated),
-    tables.Rfc3339Millis(_t.c.started),
-    tables.Rfc3339Millis(_t.c.finished),
+    tables.Rfc3339Millis(_t.c.created).label("created_text"),
+    tables.Rfc3339Millis(_t.c.updated).label("updated_text"),
+    tables.Rfc3339Millis(_t.c.started).label("started_text"),
+    tables.Rfc3339Millis(_t.c.finished).label("finished_text"),
     _t.c.progress,
     _t.c.message,
     _t.c.scheduler_job_id,
     # only this member of ``extra``, as text: NULL (nothing to decode) unless published
-    _t.c.extra["publication"].as_string(),
+    _t.c.extra["publication"].as_string().label("publication"),
+)
+#: A job with published results that have not expired (it has a STAC Item); the
+#: SQL twin of :func:`~gateway.jobs.records.publication_live`.
+_PUBLISHED = sa.and_(
+    _t.c.extra["publication"].as_string().is_not(None),
+    _t.c.extra[("publication", "expired")].as_string().is_(None),
 )
 _SUMMARY_SELECT = sa.select(*_SUMMARY_COLUMNS)
 _FULL_SELECT = sa.select(_t)
@@ -110,22 +114,22 @@ _NEWEST_FIRST = (_t.c.created.desc(), _t.c.id.desc())
 _STATES = {s.value: s for s in JobState}
 
 
-def _row_to_summary(row: Sequence[Any]) -> JobSummary:
-    """A :data:`_SUMMARY_COLUMNS` row as a JobSummary (positional: the hot path of listings)."""
+def _row_to_summary(row: sa.Row[Any]) -> JobSummary:
+    """A :data:`_SUMMARY_COLUMNS` row as a JobSummary, each field read by its label."""
     return JobSummary(
-        row[0],
-        row[1],
-        _STATES[row[2]],
-        row[3],
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        row[8],
-        row[9],
-        row[10],
-        row[11],
-        row[12] is not None and publication_live(json.loads(row[12])),
+        id=row.id,
+        process_id=row.process_id,
+        state=_STATES[row.state],
+        response=row.response,
+        created=row.created,
+        created_text=row.created_text,
+        updated_text=row.updated_text,
+        started_text=row.started_text,
+        finished_text=row.finished_text,
+        progress=row.progress,
+        message=row.message,
+        scheduler_job_id=row.scheduler_job_id,
+        published=row.publication is not None and publication_live(json.loads(row.publication)),
     )
 
 
@@ -171,6 +175,8 @@ def _listing_query(summary: bool, dialect: str, shape: frozenset[str]) -> sa.Sel
         query = query.where(created < sa.bindparam("created_end", type_=tables.UTCDateTime))
     if "now" in shape:
         query = query.where(*_duration_clauses(dialect, "min_ms" in shape, "max_ms" in shape))
+    if "published" in shape:
+        query = query.where(_PUBLISHED)
     if "after_created" in shape:
         after = sa.bindparam("after_created", type_=tables.UTCDateTime)
         query = query.where(
@@ -254,7 +260,7 @@ class JobStore:
             "next_attempt_at": now,
             "cancel_pending": False,
             "cleanup_pending": False,
-            "quote": new.quote,
+            "quote": new.quote.to_dict() if new.quote is not None else None,
             "subscriber": new.subscriber,
             "extra": {"forward_token": new.forward_token} if new.forward_token else {},
         }
@@ -273,88 +279,55 @@ class JobStore:
             raise JobNotFound(job_id)
         return _row_to_job(row)
 
-    def page(
-        self,
-        *,
-        owner_sub: str | None = None,
-        process_ids: Sequence[str] = (),
-        states: Iterable[JobState] = (),
-        created: CreatedRange | None = None,
-        duration: DurationRange | None = None,
-        limit: int = 10,
-        cursor: str | None = None,
-    ) -> JobPage:
+    def page(self, query: JobQuery) -> JobPage:
         """Full jobs, newest first, keyset-paginated on (created, id).
 
         Cost does not grow with depth. Filters as in :meth:`summaries`; use that
         for listings, this where the whole job (inputs, results...) is needed.
         """
-        query, params = self._listing(
-            False, owner_sub, process_ids, states, created, duration, limit, cursor
-        )
+        statement, params = self._listing(False, query)
         with self._reading() as conn:
-            rows = conn.execute(query, params).mappings().all()
-        jobs = [_row_to_job(r) for r in rows[:limit]]
+            rows = conn.execute(statement, params).mappings().all()
+        jobs = [_row_to_job(r) for r in rows[: query.limit]]
         next_cursor = None
-        if len(rows) > limit and jobs:
+        if len(rows) > query.limit and jobs:
             next_cursor = _encode_cursor(jobs[-1].created, jobs[-1].id)
         return JobPage(jobs=jobs, next_cursor=next_cursor)
 
-    def summaries(
-        self,
-        *,
-        owner_sub: str | None = None,
-        process_ids: Sequence[str] = (),
-        states: Iterable[JobState] = (),
-        created: CreatedRange | None = None,
-        duration: DurationRange | None = None,
-        limit: int = 10,
-        cursor: str | None = None,
-    ) -> SummaryPage:
+    def summaries(self, query: JobQuery) -> SummaryPage:
         """One page of the job list: only the columns a status document shows.
 
-        Newest first, keyset-paginated on (created, id) (``cursor`` is the
+        Newest first, keyset-paginated on (created, id) (``query.cursor`` is the
         previous page's ``next_cursor``; a malformed one raises ValueError).
-        Every given filter must match: owner, process ids, states, ``created``
-        in the range, run duration in the range.
+        Every filter of ``query`` must match (see :class:`JobQuery`); they are
+        all applied in the database, so a page is short only when it is the last.
         """
-        query, params = self._listing(
-            True, owner_sub, process_ids, states, created, duration, limit, cursor
-        )
+        statement, params = self._listing(True, query)
         with self._reading() as conn:
-            rows = conn.execute(query, params).all()
-        jobs = [_row_to_summary(r) for r in rows[:limit]]
+            rows = conn.execute(statement, params).all()
+        jobs = [_row_to_summary(r) for r in rows[: query.limit]]
         next_cursor = None
-        if len(rows) > limit and jobs:
+        if len(rows) > query.limit and jobs:
             next_cursor = _encode_cursor(jobs[-1].created, jobs[-1].id)
         return SummaryPage(jobs=jobs, next_cursor=next_cursor)
 
-    def _listing(
-        self,
-        summary: bool,
-        owner_sub: str | None,
-        process_ids: Sequence[str],
-        states: Iterable[JobState],
-        created: CreatedRange | None,
-        duration: DurationRange | None,
-        limit: int,
-        cursor: str | None,
-    ) -> tuple[sa.Select[Any], dict[str, Any]]:
-        """The listing query for these filters, and its parameters.
+    def _listing(self, summary: bool, query: JobQuery) -> tuple[sa.Select[Any], dict[str, Any]]:
+        """The listing statement for ``query``, and its parameters.
 
-        The query's *shape* (which filters are present) is built once and
+        The statement's *shape* (which filters are present) is built once and
         cached (:func:`_listing_query`); the values travel as bound parameters,
-        so a request does not rebuild the statement. A malformed ``cursor``
+        so a request does not rebuild the statement. A malformed cursor
         raises ValueError.
         """
-        params: dict[str, Any] = {"limit": limit + 1}
-        if owner_sub is not None:
-            params["owner_sub"] = owner_sub
-        if process_ids:
-            params["process_ids"] = list(process_ids)
-        state_values = sorted(s.value for s in states)
+        params: dict[str, Any] = {"limit": query.limit + 1}
+        if query.owner_sub is not None:
+            params["owner_sub"] = query.owner_sub
+        if query.process_ids:
+            params["process_ids"] = list(query.process_ids)
+        state_values = sorted(s.value for s in query.states)
         if state_values:
             params["states"] = state_values
+        created, duration = query.created, query.duration
         if created is not None and created.start is not None:
             params["created_start"] = created.start
         if created is not None and created.end is not None:
@@ -365,14 +338,17 @@ class JobStore:
                 params["min_ms"] = duration.min_seconds * 1000
             if duration.max_seconds is not None:
                 params["max_ms"] = duration.max_seconds * 1000
-        if cursor:
-            params["after_created"], params["after_id"] = decode_cursor(cursor)
         shape = frozenset(params) - {"limit"}
+        if query.published:
+            shape |= {"published"}
+        if query.cursor:
+            params["after_created"], params["after_id"] = decode_cursor(query.cursor)
+            shape |= {"after_created"}
         return _listing_query(summary, self.engine.dialect.name, shape), params
 
     # -- state changes ------------------------------------------------------
 
-    def transition(self, job_id: str, target: JobState, **fields: Any) -> bool:
+    def transition(self, job_id: str, target: JobState, update: JobUpdate | None = None) -> bool:
         """Move a job to ``target`` if allowed from its current state.
 
         Returns False (and changes nothing) when the job is already in a state
@@ -382,7 +358,8 @@ class JobStore:
         subscriber notifications owed, see :meth:`due_notifications`).
         """
         now = utcnow()
-        values: dict[str, Any] = {"state": target.value, "updated": now, **fields}
+        changes = update.values() if update is not None else {}
+        values: dict[str, Any] = {"state": target.value, "updated": now, **changes}
         if target.final:
             values.setdefault("finished", now)
             values.setdefault("next_attempt_at", None)
@@ -394,11 +371,11 @@ class JobStore:
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
 
-    def update(self, job_id: str, *, only_if_state: JobState | None = None, **fields: Any) -> bool:
-        """Change fields without changing state (progress, message, scheduler id...)."""
-        if "state" in fields:
-            raise ValueError("use transition() to change a job's state")
-        stmt = _t.update().where(_t.c.id == job_id).values(updated=utcnow(), **fields)
+    def update(
+        self, job_id: str, update: JobUpdate, *, only_if_state: JobState | None = None
+    ) -> bool:
+        """Change columns without changing state (progress, message, scheduler id...)."""
+        stmt = _t.update().where(_t.c.id == job_id).values(updated=utcnow(), **update.values())
         if only_if_state is not None:
             stmt = stmt.where(_t.c.state == only_if_state.value)
         with self.engine.begin() as conn:
@@ -455,9 +432,12 @@ class JobStore:
                     claimed.append(row.id)
         return [self.get(job_id) for job_id in claimed]
 
-    def release(self, job_id: str, *, retry_in: float | None = None, **fields: Any) -> None:
+    def release(
+        self, job_id: str, update: JobUpdate | None = None, *, retry_in: float | None = None
+    ) -> None:
         """Drop the lease; with ``retry_in`` the job becomes due again after that delay."""
-        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, **fields}
+        changes = update.values() if update is not None else {}
+        values: dict[str, Any] = {"lease_owner": None, "lease_until": None, **changes}
         if retry_in is not None:
             values["next_attempt_at"] = utcnow() + timedelta(seconds=retry_in)
         with self.engine.begin() as conn:

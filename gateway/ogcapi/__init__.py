@@ -31,13 +31,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pygeoapi
 from flask import Flask
 from pygeoapi.api import API
 
-from gateway.auth import Authenticator
+from gateway.http.security import DEFAULT_PUBLIC_PATHS, install_authentication
+from gateway.identity.auth import Authenticator
 from gateway.ogcapi.config import openapi_document, pygeoapi_config
 from gateway.ogcapi.context import EXTENSION_KEY, OgcApi
 from gateway.ogcapi.plugin_context import register_services
@@ -45,10 +46,7 @@ from gateway.ogcapi.problems import install_error_handlers
 from gateway.ogcapi.routes_discovery import blueprint as discovery_blueprint
 from gateway.ogcapi.routes_jobs import blueprint as jobs_blueprint
 from gateway.ogcapi.routes_stac import blueprint as stac_blueprint
-from gateway.ogcapi.security import DEFAULT_PUBLIC_PATHS, install_authentication
-
-if TYPE_CHECKING:
-    from gateway.app import Services
+from gateway.services import Services
 
 __all__ = ["DEFAULT_PUBLIC_PATHS", "register_ogcapi"]
 

@@ -24,10 +24,12 @@ from typing import Any
 
 from pygeoapi.openapi import get_oas
 
+from gateway.jobs.states import OGC_STATUSES
 from gateway.ogcapi.job_filters import MAX_DURATION_SECONDS
 from gateway.ogcapi.openapi_contract import make_self_contained
 from gateway.ogcapi.openapi_paths import add_gateway_api, problem
 from gateway.ogcapi.plugin_context import TOKEN_KEY
+from gateway.paging import DEFAULT_JOB_LIMIT, limit_schema
 from gateway.settings import Settings
 from processes.registry import ProcessRegistry
 
@@ -130,7 +132,7 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
         _param(
             "limit",
             "Largest number of jobs in one page.",
-            {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10},
+            limit_schema(DEFAULT_JOB_LIMIT),
         ),
         _param(
             "processID",
@@ -142,10 +144,7 @@ def _describe_jobs(paths: dict[str, Any]) -> None:
             "Only jobs with these statuses (repeat or comma-separate).",
             {
                 "type": "array",
-                "items": {
-                    "type": "string",
-                    "enum": ["accepted", "running", "successful", "failed", "dismissed"],
-                },
+                "items": {"type": "string", "enum": list(OGC_STATUSES)},
             },
         ),
         _param(

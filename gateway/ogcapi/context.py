@@ -4,31 +4,41 @@
 embedded pygeoapi ``API`` object and the public base URL -- and lives in
 ``app.extensions["hpcgw.ogcapi"]``; :func:`ogcapi` returns it for the current
 request. The helpers decide the response format (``f=json|html`` wins over the
-``Accept`` header), render pygeoapi's Jinja templates, build JSON responses and
-read the JSON body of an execute request with the right 400/413/415 errors.
+``Accept`` header), render pygeoapi's Jinja templates and read the ``Prefer``
+header. Building JSON/HTML responses and reading a JSON request body are
+protocol-generic and live in :mod:`gateway.http.responses` (re-exported here).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from flask import Response, current_app, request
+from flask import current_app, request
 from pygeoapi.api import API, APIRequest
 from pygeoapi.util import render_j2_template
 
-from gateway.errors import BadRequest, UnsupportedMediaType
-from gateway.http_input import decode_json
+from gateway.errors import BadRequest
+from gateway.http.responses import HTML, JSON, html_response, json_response, read_json_body
+from gateway.services import Services
 
-if TYPE_CHECKING:
-    from gateway.app import Services
+__all__ = [
+    "HTML",
+    "JSON",
+    "OgcApi",
+    "html_response",
+    "json_response",
+    "ogcapi",
+    "prefer_tokens",
+    "prefer_wait",
+    "preferences",
+    "read_json_body",
+    "response_format",
+]
 
 EXTENSION_KEY = "hpcgw.ogcapi"
 F_JSON = "json"
 F_HTML = "html"
-JSON = "application/json"
-HTML = "text/html; charset=utf-8"
 
 
 @dataclass
@@ -72,43 +82,6 @@ def response_format() -> str:
         return f
     best = request.accept_mimetypes.best_match([JSON, "text/html"], default=JSON)
     return F_HTML if best == "text/html" else F_JSON
-
-
-def json_response(
-    document: Any,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-    content_type: str = JSON,
-) -> Response:
-    try:
-        body = json.dumps(document, ensure_ascii=False, default=str).encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate stored before input was strict: escape it
-        body = json.dumps(document, default=str).encode("ascii")
-    return Response(body, status=status, headers=headers or {}, content_type=content_type)
-
-
-def html_response(html: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(html, status=status, headers=headers or {}, content_type=HTML)
-
-
-def read_json_body() -> Any:
-    """The decoded JSON request body (execute requests).
-
-    A body with an explicit non-JSON ``Content-Type`` is refused with 415; a
-    missing ``Content-Type`` is tolerated and the body parsed as strict JSON
-    (:func:`gateway.http_input.decode_json`: 400 naming the offending value).
-    Bodies over the size limit, sized or chunked, are refused with 413
-    (:mod:`gateway.http_input`).
-    """
-    mimetype = request.mimetype
-    if mimetype and mimetype != JSON and not mimetype.endswith("+json"):
-        raise UnsupportedMediaType(
-            f"the execute request must be sent as {JSON}, not {request.content_type}"
-        )
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        raise BadRequest("the request body is empty; send a JSON execute request")
-    return decode_json(raw)
 
 
 def preferences() -> dict[str, str | None]:

@@ -1,27 +1,42 @@
 """OGC API - Processes 1.0 JSON documents built from our typed records.
 
-Status info (``statusInfo.yaml``), the job list (``jobList.yaml``), the
-conformance declaration, and the corrections applied to pygeoapi's process
-list / description (whose ``jobControlOptions`` and ``outputTransmission``
-are hard-wired and whose links advertise formats we do not serve).
+The job list (``jobList.yaml``), the conformance declaration, and the
+corrections applied to pygeoapi's process list / description (whose
+``jobControlOptions`` and ``outputTransmission`` are hard-wired and whose
+links advertise formats we do not serve). The
+status info of one job is built by :mod:`gateway.jobs.status` (re-exported
+here with its link helpers), which the worker's callbacks share.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.jobs.records import Job, JobSummary, SummaryPage
-from gateway.jobs.states import JobState
+from gateway.jobs.records import SummaryPage
+from gateway.jobs.status import HTML, JSON, REL_RESULTS, iso, link, status_info
 from processes.definition import ProcessDefinition
 
-REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
+__all__ = [
+    "CONFORMANCE_CLASSES",
+    "HTML",
+    "JSON",
+    "REL_EXECUTE",
+    "REL_JOB_LIST",
+    "REL_PROCESSES",
+    "REL_RESULTS",
+    "fix_landing_links",
+    "fix_process",
+    "iso",
+    "job_list",
+    "link",
+    "process_list_links",
+    "status_info",
+]
+
 REL_EXECUTE = "http://www.opengis.net/def/rel/ogc/1.0/execute"
 REL_JOB_LIST = "http://www.opengis.net/def/rel/ogc/1.0/job-list"
 REL_PROCESSES = "http://www.opengis.net/def/rel/ogc/1.0/processes"
-JSON = "application/json"
-HTML = "text/html"
 
 _CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 #: The requirement classes this server implements (and only those).
@@ -38,96 +53,6 @@ CONFORMANCE_CLASSES: tuple[str, ...] = tuple(
         "dismiss",
     )
 )
-
-
-def iso(value: datetime | None) -> str | None:
-    """RFC 3339 UTC timestamp to the millisecond (``...Z``), truncated, or None.
-
-    The job store returns UTC datetimes; the common case is one C call.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat(timespec="milliseconds")[:-6] + "Z"
-
-
-def link(href: str, rel: str, type_: str | None = None, title: str | None = None) -> dict[str, str]:
-    doc = {"href": href, "rel": rel}
-    if type_:
-        doc["type"] = type_
-    if title:
-        doc["title"] = title
-    return doc
-
-
-def status_info(
-    job: Job | JobSummary, base_url: str, *, message: str | None = None
-) -> dict[str, Any]:
-    """The OGC status info of ``job`` (``statusInfo.yaml``), with its links.
-
-    Links: ``self`` (JSON) and ``alternate`` (HTML); ``monitor`` while the job
-    is still active (what a client polls); ``results`` once successful (and
-    ``describedby`` its STAC Item while published); ``up`` to the job list.
-    Built the same from a full :class:`Job` or a :class:`JobSummary` (job list).
-    """
-    job_url = f"{base_url}/jobs/{job.id}"
-    links = [
-        {"href": job_url, "rel": "self", "type": JSON, "title": "Job status as JSON"},
-        {
-            "href": job_url + "?f=html",
-            "rel": "alternate",
-            "type": HTML,
-            "title": "Job status as HTML",
-        },
-    ]
-    state = job.state
-    if not state.final:
-        links.append(
-            {"href": job_url, "rel": "monitor", "type": JSON, "title": "Poll this job's status"}
-        )
-    elif state is JobState.SUCCESSFUL:
-        results_type = JSON if job.response == "document" else None
-        links.append(link(f"{job_url}/results", REL_RESULTS, results_type, "Job results"))
-        if job.published:
-            stac = f"{base_url}/stac/items/{job.id}.json"
-            links.append(link(stac, "describedby", "application/geo+json", "STAC Item of results"))
-    links.append({"href": f"{base_url}/jobs", "rel": "up", "type": JSON, "title": "The job list"})
-    created, started, finished, updated = _times(job)
-    doc: dict[str, Any] = {
-        "jobID": job.id,
-        "processID": job.process_id,
-        "type": "process",
-        "status": state.ogc,
-        "message": message or job.message or "",
-        "created": created,
-    }
-    # optional members are left out rather than null (statusInfo.yaml has no nulls)
-    if started is not None:
-        doc["started"] = started
-    if finished is not None:
-        doc["finished"] = finished
-    doc["updated"] = updated
-    doc["progress"] = _progress(job)
-    if job.scheduler_job_id is not None:
-        # extension: the Slurm job id, for users and HPC support staff
-        doc["slurmJobId"] = job.scheduler_job_id
-    doc["links"] = links
-    return doc
-
-
-def _times(job: Job | JobSummary) -> tuple[str | None, str | None, str | None, str | None]:
-    """created, started, finished, updated as RFC 3339 text (a summary has them already)."""
-    if isinstance(job, JobSummary):
-        return job.created_text, job.started_text, job.finished_text, job.updated_text
-    return iso(job.created), iso(job.started), iso(job.finished), iso(job.updated)
-
-
-def _progress(job: Job | JobSummary) -> int:
-    if job.state is JobState.SUCCESSFUL:
-        return 100
-    value = job.progress or 0
-    return max(0, min(100, int(value)))
 
 
 def job_list(

@@ -3,13 +3,13 @@
 pygeoapi loads its manager from ``server.manager`` in the config
 (``name: gateway.ogcapi.manager.GatewayManager``) and uses it to list processes
 (``manager.processes``, ``get_processor``) and, in its own handlers, to run and
-read jobs. This class maps that interface onto :class:`gateway.service.JobService`
+read jobs. This class maps that interface onto :class:`gateway.jobs.service.JobService`
 so there is one job store and one set of rules whichever door a call uses.
 
 Two limits of pygeoapi's manager interface, and how they are handled:
 
 * it carries no caller identity -- the caller is taken from the current Flask
-  request (see :mod:`gateway.ogcapi.security`); outside a request the manager
+  request (see :mod:`gateway.http.security`); outside a request the manager
   sees no jobs and refuses to create any;
 * it lets callers write job rows (``add_job``/``update_job``) -- here only the
   job service creates jobs and only the worker changes their state, so those
@@ -34,11 +34,13 @@ from pygeoapi.process.base import (
 from pygeoapi.process.manager.base import BaseManager
 from pygeoapi.util import JobStatus, RequestedProcessExecutionMode
 
-from gateway.auth import Principal
 from gateway.errors import NoSuchJob, NoSuchProcess, ResultNotReady
-from gateway.jobs.records import Job
+from gateway.http.security import request_principal
+from gateway.identity.auth import Principal
+from gateway.jobs.records import Job, JobQuery
+from gateway.jobs.service import ogc_states
 from gateway.ogcapi.plugin_context import services_for
-from gateway.ogcapi.security import request_principal
+from gateway.paging import DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT
 
 log = logging.getLogger(__name__)
 
@@ -92,15 +94,14 @@ class GatewayManager(BaseManager):
         principal = self._principal()
         if principal is None:
             return {"jobs": [], "numberMatched": 0}
-        statuses = [status.value] if isinstance(status, JobStatus) else []
-        wanted = max(1, min(limit or 10, 1000))
+        states = ogc_states([status.value] if isinstance(status, JobStatus) else [])
+        wanted = max(1, min(limit or DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT))
         skip = max(0, offset or 0)
         jobs: list[Job] = []
         cursor: str | None = None
         while True:
-            page = self._services.jobs.list(
-                principal, statuses=statuses, limit=min(1000, wanted + skip), cursor=cursor
-            )
+            query = JobQuery(states=states, cursor=cursor, limit=min(MAX_PAGE_LIMIT, wanted + skip))
+            page = self._services.jobs.list(principal, query)
             jobs.extend(page.jobs)
             cursor = page.next_cursor
             if cursor is None or len(jobs) >= wanted + skip:

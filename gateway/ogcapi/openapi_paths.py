@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from gateway.accounting.reports import GROUP_KEYS
-from gateway.ogcapi.security import PublicPaths
+from gateway.http.security import PublicPaths
+from gateway.paging import DEFAULT_AUDIT_LIMIT, DEFAULT_STAC_LIMIT, limit_schema
 from gateway.settings import Settings
 
 JSON = "application/json"
@@ -298,7 +299,7 @@ def _admin_paths() -> dict[str, Any]:
                     _query(
                         "limit",
                         "Largest number of entries",
-                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                        limit_schema(DEFAULT_AUDIT_LIMIT),
                     )
                 ],
                 "responses": {
@@ -322,7 +323,7 @@ def _stac_paths() -> dict[str, Any]:
                     _query(
                         "limit",
                         "Largest number of item links",
-                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                        limit_schema(DEFAULT_STAC_LIMIT),
                     ),
                     _query("next", "Opaque page cursor taken from a rel=next link", _STRING),
                 ],

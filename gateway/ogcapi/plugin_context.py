@@ -2,7 +2,7 @@
 
 pygeoapi builds its process manager and processors itself, from the config
 dict (``load_plugin(type, definition)`` calls ``Class(definition)``), so the
-plugins cannot receive our :class:`~gateway.app.Services` as a constructor
+plugins cannot receive our :class:`~gateway.services.Services` as a constructor
 argument. Instead :func:`register_services` stores the services object under a
 random token and the generated config carries that token (key
 :data:`TOKEN_KEY`) in ``server.manager`` and in every ``processor`` entry; the
@@ -19,10 +19,9 @@ import secrets
 import threading
 import weakref
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from gateway.app import Services
+from gateway.services import Services
 
 #: The key, in a pygeoapi plugin definition, that names the services token.
 TOKEN_KEY = "hpcgw_services"  # noqa: S105 - a config key, not a secret

@@ -33,7 +33,7 @@ from flask import Response, send_file
 from gateway.errors import ServiceUnavailable
 from gateway.jobs.records import Job
 from gateway.ogcapi.documents import REL_RESULTS
-from gateway.workflow.publication import PublicationError, Publisher
+from gateway.publication.publisher import PublicationError, Publisher
 
 JSON = "application/json"
 OCTET = "application/octet-stream"

@@ -32,7 +32,6 @@ from pygeoapi.api import landing_page as pygeoapi_landing_page
 from pygeoapi.api import openapi_ as pygeoapi_openapi
 from pygeoapi.api.processes import describe_processes
 
-from gateway.errors import BadRequest
 from gateway.ogcapi.context import (
     F_HTML,
     html_response,
@@ -47,6 +46,7 @@ from gateway.ogcapi.documents import (
     process_list_links,
 )
 from gateway.ogcapi.problems import error_for_status
+from gateway.paging import parse_limit
 
 blueprint = Blueprint("ogcapi_discovery", __name__)
 
@@ -101,15 +101,8 @@ def openapi_document() -> Response:
 
 
 def _check_limit() -> None:
-    raw = request.args.get("limit")
-    if raw is None:
-        return
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"limit must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise BadRequest("limit must be at least 1")
+    """pygeoapi pages the process list; refuse what it would misread (no upper bound)."""
+    parse_limit(request.args.get("limit"), default=1, maximum=None)
 
 
 @blueprint.get("/processes", strict_slashes=False)

@@ -2,7 +2,7 @@
 
 Our own handlers (pygeoapi's answer an empty 201 body, offset paging, a
 non-OGC results document and non-OGC exceptions); every job operation goes
-through :class:`gateway.service.JobService` with the request's Principal.
+through :class:`gateway.jobs.service.JobService` with the request's Principal.
 
 Execution mode (18-062r2 /req/core/process-execute-default-execution-mode and
 -auto-execution-mode): ``Prefer: respond-async`` on a process that can run
@@ -34,8 +34,10 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, request, send_file
 
-from gateway.errors import BadRequest, JobFailed, NoSuchProcess, NotFound
-from gateway.jobs.records import Job, SummaryPage
+from gateway.errors import JobFailed, NoSuchProcess, NotFound
+from gateway.http.security import current_principal
+from gateway.jobs.records import Job, JobQuery, SummaryPage
+from gateway.jobs.service import ogc_states
 from gateway.ogcapi.context import (
     F_HTML,
     OgcApi,
@@ -51,11 +53,9 @@ from gateway.ogcapi.documents import JSON, job_list, status_info
 from gateway.ogcapi.job_filters import parse_datetime, parse_durations
 from gateway.ogcapi.problems import problem_response
 from gateway.ogcapi.results import ResultsEncoder, media_type_of, published_file, s3_redirect
-from gateway.ogcapi.security import current_principal
+from gateway.paging import DEFAULT_JOB_LIMIT, parse_limit
 
 blueprint = Blueprint("ogcapi_jobs", __name__)
-
-MAX_LIMIT = 1000
 
 
 def _now() -> str:
@@ -163,25 +163,12 @@ def _multi(name: str) -> list[str]:
     return values
 
 
-def _limit() -> int:
-    raw = request.args.get("limit")
-    if raw is None or raw == "":
-        return 10
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadRequest(f"limit must be an integer, got {raw!r}") from None
-    if not 1 <= value <= MAX_LIMIT:
-        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}, got {value}")
-    return value
-
-
 @blueprint.get("/jobs", strict_slashes=False)
 def jobs() -> Response:
     state = ogcapi()
     principal = current_principal()
     fmt = response_format()
-    limit = _limit()
+    limit = parse_limit(request.args.get("limit"), default=DEFAULT_JOB_LIMIT)
     args = request.args
     # an empty filter is no filter (a form or generated client sends datetime=)
     created = parse_datetime(args["datetime"]) if args.get("datetime") else None
@@ -190,17 +177,17 @@ def jobs() -> Response:
     if types and "process" not in types:
         page = SummaryPage(jobs=[], next_cursor=None)
     else:
-        page = state.services.jobs.list_summaries(
-            principal,
-            process_ids=_multi("processID"),
-            statuses=_multi("status"),
+        query = JobQuery(
+            process_ids=tuple(_multi("processID")),
+            states=ogc_states(_multi("status")),
             created=created,
             duration=duration,
-            limit=limit,
             cursor=request.args.get("next") or None,
+            limit=limit,
         )
-    query = [(k, v) for k, v in request.args.items(multi=True) if k not in ("f", "next")]
-    document = job_list(page, state.base_url, query, fmt)
+        page = state.services.jobs.list_summaries(principal, query)
+    kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("f", "next")]
+    document = job_list(page, state.base_url, kept, fmt)
     if fmt == F_HTML:
         return html_response(
             state.render("jobs/index.html", {"jobs": document, "offset": 0, "now": _now()})

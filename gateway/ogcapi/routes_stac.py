@@ -17,12 +17,14 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, request
 
-from gateway.errors import BadRequest, NotFound, ServiceUnavailable
+from gateway.errors import NotFound, ServiceUnavailable
+from gateway.http.security import current_principal
+from gateway.jobs.records import JobQuery
 from gateway.jobs.states import JobState
 from gateway.ogcapi.context import json_response, ogcapi
-from gateway.ogcapi.security import current_principal
-from gateway.workflow.publication import PublicationError
-from gateway.workflow.stac_items import (
+from gateway.paging import DEFAULT_STAC_LIMIT, parse_limit
+from gateway.publication.publisher import PublicationError
+from gateway.publication.stac_items import (
     GEOJSON,
     catalog,
     catalog_url,
@@ -33,32 +35,25 @@ from gateway.workflow.stac_items import (
 
 blueprint = Blueprint("ogcapi_stac", __name__)
 
-_MAX_LIMIT = 1000
-
-
-def _limit() -> int:
-    raw = request.args.get("limit") or "100"
-    if not raw.isdigit() or not 1 <= int(raw) <= _MAX_LIMIT:
-        raise BadRequest(f"limit must be an integer between 1 and {_MAX_LIMIT}, got {raw!r}")
-    return int(raw)
-
 
 @blueprint.get("/stac/catalog.json")
 def stac_catalog() -> Response:
     state = ogcapi()
-    limit = _limit()
-    page = state.services.jobs.list(
-        current_principal(),
-        statuses=["successful"],
-        limit=limit,
+    limit = parse_limit(request.args.get("limit"), default=DEFAULT_STAC_LIMIT)
+    # only jobs with live published results, filtered by the store: a page is full
+    # unless it is the last (filtering after paging returned short pages with a next)
+    query = JobQuery(
+        states=frozenset({JobState.SUCCESSFUL}),
+        published=True,
         cursor=request.args.get("next") or None,
+        limit=limit,
     )
-    jobs = [job for job in page.jobs if has_item(job)]
+    page = state.services.jobs.list(current_principal(), query)
     next_href = None
     if page.next_cursor:
-        query = urlencode({"limit": limit, "next": page.next_cursor})
-        next_href = f"{catalog_url(state.base_url)}?{query}"
-    return json_response(catalog(state.base_url, jobs, next_href))
+        more = urlencode({"limit": limit, "next": page.next_cursor})
+        next_href = f"{catalog_url(state.base_url)}?{more}"
+    return json_response(catalog(state.base_url, page.jobs, next_href))
 
 
 @blueprint.get("/stac/items/<job_id>.json")

@@ -1,6 +1,6 @@
 """Cheap checks of a job's references and callbacks, made before the job is stored.
 
-An :data:`~gateway.service.AdmissionHook`: for every input given by
+An :data:`~gateway.jobs.service.AdmissionHook`: for every input given by
 reference it checks the scheme, resolves the host once and applies the
 egress policy (``s3://`` URLs: bucket/key syntax and the endpoint's address;
 ``file://``: an existing file under an allowed root); for every subscriber
@@ -31,8 +31,8 @@ from gateway.staging.reference import Reference, iter_references, local_path, pa
 from gateway.staging.stac import SelectedAsset, check_asset_scheme, find_asset
 
 if TYPE_CHECKING:
-    from gateway.auth import Principal
-    from gateway.execute_request import ExecuteRequest
+    from gateway.identity.auth import Principal
+    from gateway.jobs.execute_request import ExecuteRequest
     from processes.definition import ProcessDefinition
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class ReferenceAdmission:
 
     def __call__(
         self, principal: Principal, process: ProcessDefinition, request: ExecuteRequest
-    ) -> dict[str, Any] | None:
+    ) -> None:
         for name, value in iter_references(request.inputs):
             self.check_reference(name, value)
         for key, uri in (request.subscriber or {}).items():

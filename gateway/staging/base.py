@@ -8,18 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from gateway.backoff import backoff_delay
+
 #: Bytes read or written per step: the memory a download needs, whatever its size.
+from gateway.workflow.errors import StagingError, TransientStagingError
+
 CHUNK = 1 << 20
-
-
-class StagingError(Exception):
-    """An input could not be staged. ``transient`` errors are retried by the worker;
-    the others fail the job (``detail`` is shown to the user)."""
-
-    def __init__(self, detail: str, *, transient: bool = False) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -105,7 +99,7 @@ class HashingSink:
             raise StagingError(f"{self.label}: larger than the {self.max_bytes}-byte input limit")
         now = time.monotonic()
         if now > self.deadline:
-            raise StagingError(f"{self.label}: download took too long", transient=True)
+            raise TransientStagingError(f"{self.label}: download took too long")
         self._hash.update(chunk)
         if self._heartbeat and now - self._last_beat >= self._heartbeat_seconds:
             self._last_beat = now
@@ -140,7 +134,7 @@ def backoff_or_give_up(
     (retry budget or the sink's overall deadline) and back off exponentially.
     """
     if attempt > retries or time.monotonic() > sink.deadline:
-        raise StagingError(f"{url}: {reason}", transient=True)
-    delay = backoff_seconds * 2 ** (attempt - 1)
+        raise TransientStagingError(f"{url}: {reason}")
+    delay = backoff_delay(attempt, backoff_seconds)
     log("fetch %s: %s; retry %d in %.1fs", url, reason, attempt, delay)
     sleep(delay)

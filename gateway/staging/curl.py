@@ -55,6 +55,7 @@ from urllib.parse import urljoin
 import certifi
 import httpx
 
+from gateway.backoff import RETRYABLE_STATUS
 from gateway.egress import Destination, EgressPolicy, EgressRefused, UnresolvableHost
 from gateway.staging.base import (
     CHUNK,
@@ -64,6 +65,7 @@ from gateway.staging.base import (
     Validators,
     backoff_or_give_up,
 )
+from gateway.workflow.errors import TransientStagingError
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +73,6 @@ log = logging.getLogger(__name__)
 MIN_VERSION = (7, 63, 0)
 _MARK = "@@hpcgw-remote-ip"
 _STATUS = re.compile(r"^HTTP/[0-9.]+ ([0-9]{3})")
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _COULDNT_CONNECT = 7
 _HTTP_ERROR = 22
@@ -285,7 +286,7 @@ class CurlFetcher:
     ) -> list[str]:
         left = sink.deadline - time.monotonic()
         if left <= 0:
-            raise StagingError(f"{sink.label}: download took too long", transient=True)
+            raise TransientStagingError(f"{sink.label}: download took too long")
         argv = [
             self.binary,
             "-q",  # first: no .curlrc
@@ -383,7 +384,7 @@ class CurlFetcher:
             if exited:
                 return answer
             if time.monotonic() > sink.deadline:
-                raise StagingError(f"{sink.label}: download took too long", transient=True)
+                raise TransientStagingError(f"{sink.label}: download took too long")
             if offset - before < CHUNK:
                 try:
                     proc.wait(timeout=self.poll_seconds)
@@ -411,21 +412,19 @@ class CurlFetcher:
                 raise _Retry(f"got {got} of {expected} bytes")
             return answer
         if code == _HTTP_ERROR and answer is not None:
-            if answer.status in _RETRY_STATUS:
+            if answer.status in RETRYABLE_STATUS:
                 raise _Retry(f"server answered {answer.status}")
             raise StagingError(f"{url}: server answered {answer.status}")
         if code == _TOO_LARGE:
             raise StagingError(f"{url}: larger than the {sink.max_bytes}-byte input limit")
         if code == _TIMED_OUT:
             if time.monotonic() > sink.deadline:
-                raise StagingError(f"{url}: download took too long", transient=True)
+                raise TransientStagingError(f"{url}: download took too long")
             raise _Retry("timed out")
         if code in _CUT_SHORT:
             raise _Retry(f"connection lost after {sink.size} bytes ({ended.message})")
         if code == _WRITE_ERROR:
-            raise StagingError(
-                f"{url}: cannot write the download ({ended.message})", transient=True
-            )
+            raise TransientStagingError(f"{url}: cannot write the download ({ended.message})")
         raise _Retry(f"connection failed ({ended.message or f'curl exit {code}'})")
 
 

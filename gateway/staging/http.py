@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import httpx
 
+from gateway.backoff import RETRYABLE_STATUS
 from gateway.egress import EgressRefused, UnresolvableHost
 from gateway.staging.base import (
     CHUNK,
@@ -35,8 +36,6 @@ from gateway.staging.base import (
 from gateway.staging.curl import CurlFetcher, CurlUnsuitable
 
 log = logging.getLogger(__name__)
-
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 class _Retry(Exception):
@@ -149,7 +148,7 @@ class HttpFetcher:
             status = resp.status_code
             if status == 304 and known is not None and not resuming:
                 return FetchResult(validators=known, not_modified=True)
-            if status in _RETRY_STATUS:
+            if status in RETRYABLE_STATUS:
                 raise _Retry(f"server answered {status}")
             if status >= 400:
                 raise StagingError(f"{url}: server answered {status}")

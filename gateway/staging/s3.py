@@ -23,6 +23,7 @@ from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost
 from gateway.settings_workflow import S3Settings
 from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
 from gateway.staging.reference import parse_s3
+from gateway.workflow.errors import TransientStagingError, staging_error
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class S3Fetcher:
         except EgressRefused as exc:
             raise StagingError(f"{url}: the S3 endpoint is not reachable: {exc.detail}") from None
         except UnresolvableHost as exc:
-            raise StagingError(f"{url}: {exc.detail}", transient=True) from None
+            raise TransientStagingError(f"{url}: {exc.detail}") from None
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if known is not None and known.etag:
             params["IfNoneMatch"] = known.etag
@@ -102,7 +103,7 @@ class S3Fetcher:
             finally:
                 body.close()
         except BotoCoreError as exc:
-            raise StagingError(f"{url}: S3 request failed ({exc})", transient=True) from None
+            raise TransientStagingError(f"{url}: S3 request failed ({exc})") from None
         finally:
             client.close()
         validators = Validators(obj.get("ETag"), None)
@@ -120,4 +121,4 @@ class S3Fetcher:
         if code in _DENIED:
             raise StagingError(f"{url}: access to the S3 object was denied") from None
         transient = isinstance(status, int) and status >= 500
-        raise StagingError(f"{url}: S3 answered {code or status}", transient=transient) from None
+        raise staging_error(f"{url}: S3 answered {code or status}", transient=transient) from None

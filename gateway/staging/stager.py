@@ -40,6 +40,7 @@ from gateway.staging.http import HttpFetcher
 from gateway.staging.reference import Reference, local_path
 from gateway.staging.s3 import S3Fetcher
 from gateway.staging.stac import describe, parse_item, select_asset
+from gateway.workflow.errors import TransientStagingError
 from hpc_adapters.base import WorkspaceFiles
 
 log = logging.getLogger(__name__)
@@ -230,7 +231,7 @@ class Stager:
                 entry = None
                 continue
             return _Local(link, entry.sha256, entry.size, shared=True)
-        raise StagingError(f"{url}: the input cache lost the content twice", transient=True)
+        raise TransientStagingError(f"{url}: the input cache lost the content twice")
 
     def _fill(
         self,

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from gateway.identity_map import IdentityStatus, IdentityStore, LoginRule
+from gateway.identity.identity_map import IdentityStatus, IdentityStore, LoginRule
 from gateway.jobs.store import JobStore
 from gateway.jobs.tables import usersync_audit
 from gateway.settings import IdentityMapSettings, Settings, UserSyncSettings
@@ -159,6 +159,7 @@ class UserSync:
 
     def __init__(
         self,
+        *,
         settings: UserSyncSettings,
         identity: IdentityMapSettings,
         engine: Engine,
@@ -177,6 +178,7 @@ class UserSync:
         self.slurm = SlurmCommands(settings, self.runner)
         self.unix = unix or UnixHook(settings.unix)
         self.identities = IdentityStore(engine)
+        self.store = JobStore(engine)
         self.audit = AuditLog(engine)
         self.planner = Planner(
             rule=LoginRule(identity),
@@ -214,7 +216,7 @@ class UserSync:
         run_id = str(uuid.uuid4())
         if dry_run:
             return SyncReport(run_id, True, self.plan())
-        store = JobStore(self.engine)
+        store = self.store
         if not store.acquire_lease(LEASE, run_id, 3600):
             raise SyncError("another user sync is running; try again later")
         try:
@@ -317,10 +319,10 @@ def sync_users(
 ) -> SyncReport:
     """Run the user sync as configured (the CLI and the admin endpoint call this)."""
     sync = UserSync(
-        settings.usersync,
-        settings.auth.identity,
-        engine,
-        directory or KeycloakDirectory(settings.usersync.keycloak),
-        runner,
+        settings=settings.usersync,
+        identity=settings.auth.identity,
+        engine=engine,
+        directory=directory or KeycloakDirectory(settings.usersync.keycloak),
+        runner=runner,
     )
     return sync.run(dry_run=dry_run, actor=actor, force=force)

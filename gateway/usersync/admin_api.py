@@ -16,16 +16,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.auth import ROLE_ADMIN, Principal, require_role
-from gateway.errors import BadRequest, ServiceUnavailable
-from gateway.identity_map import IdentityStore
+from gateway.errors import ServiceUnavailable
+from gateway.http.security import current_principal
+from gateway.identity.auth import ROLE_ADMIN, Principal, require_role
+from gateway.identity.identity_map import IdentityStore
+from gateway.paging import DEFAULT_AUDIT_LIMIT, parse_limit
 
 blueprint = Blueprint("hpcgw_admin_users", __name__)
 
 
 def _admin() -> tuple[Principal, Any]:
-    from gateway.ogcapi.security import current_principal
-
     principal = current_principal()
     require_role(principal, ROLE_ADMIN)
     return principal, current_app.extensions["hpcgw"]
@@ -74,12 +74,7 @@ def audit() -> Response:
     from gateway.usersync import AuditLog
 
     _, services = _admin()
-    try:
-        limit = int(request.args.get("limit", "50"))
-    except ValueError:
-        raise BadRequest("limit must be an integer") from None
-    if not 1 <= limit <= 1000:
-        raise BadRequest("limit must be between 1 and 1000")
+    limit = parse_limit(request.args.get("limit"), default=DEFAULT_AUDIT_LIMIT)
     rows = AuditLog(services.engine).recent(limit)
     for row in rows:
         row["at"] = row["at"].isoformat()

@@ -2,7 +2,8 @@
 
 Every command is an argv list run without a shell (``shell=False``), and every
 value put into it has passed a strict name check first
-(:data:`gateway.identity_map.SAFE_LOGIN`, :data:`~gateway.identity_map.SLURM_NAME`),
+(:data:`gateway.identity.identity_map.SAFE_LOGIN`,
+:data:`~gateway.identity.identity_map.SLURM_NAME`),
 so no portal-controlled text can add sacctmgr ``key=value`` pairs, options or
 shell syntax. :class:`CommandRunner` is the seam tests replace.
 """
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gateway.identity_map import SAFE_LOGIN, SLURM_NAME
+from gateway.identity.identity_map import SAFE_LOGIN, SLURM_NAME
 from gateway.settings import UnixHookSettings, UserSyncSettings
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from gateway.identity_map import HpcIdentity, InvalidLogin, LoginRule, PortalUser
+from gateway.identity.identity_map import HpcIdentity, InvalidLogin, LoginRule, PortalUser
 from gateway.usersync.commands import Argv, SlurmCommands, UnixHook
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.identity_map import PortalUser
+from gateway.identity.identity_map import PortalUser
 from gateway.settings import KeycloakAdminSettings
 
 

@@ -53,7 +53,8 @@ def job_spec(job: Job, process: ProcessDefinition, site: SiteSettings, workspace
         memory_mb=res.memory_mb,
         time_limit_minutes=res.walltime_minutes,
         partition=res.partition or site.default_partition,
-        account=job.project or (job.quote or {}).get("project"),  # the quoted Slurm account
+        # the quoted Slurm account
+        account=job.project or (job.quote.project if job.quote is not None else None),
         stdout=posixpath.join(workspace, STDOUT),
         stderr=posixpath.join(workspace, STDERR),
     )

@@ -15,13 +15,14 @@ Durability without a queue table: a notification is owed when the job row's
 ``next_attempt_at`` is set -- final transitions set it (:func:`notification_due`)
 in the same UPDATE that ends the job, the monitor sets it on progress -- and
 delivery state (attempts, last error, what was sent) lives in
-``job.extra["callbacks"]``. A restarted worker finds owed notifications in the
-table. One worker at a time delivers (named lease ``callbacks``), a few per
-cycle within a time budget, each POST with short timeouts, through the egress
-guard, never following redirects. Failures are retried with exponential
-backoff up to ``max_attempts``; 4xx answers (but 408/429) and egress refusals
-are not retried. In-progress notifications are coalesced: what is sent is the
-status at sending time, at most once per ``progress_min_interval_seconds``.
+``job.extra["callbacks"]`` (one :class:`~gateway.jobs.extra.CallbackRecord` per
+event). A restarted worker finds owed notifications in the table. One worker
+at a time delivers (named lease ``callbacks``), a few per cycle within a time
+budget, each POST with short timeouts, through the egress guard, never
+following redirects. Failures are retried with exponential backoff up to
+``max_attempts``; 4xx answers (but 408/429) and egress refusals are not
+retried. In-progress notifications are coalesced: what is sent is the status
+at sending time, at most once per ``progress_min_interval_seconds``.
 """
 
 from __future__ import annotations
@@ -29,16 +30,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
+from gateway.backoff import RETRYABLE_STATUS, backoff_delay
 from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost, guarded_client
-from gateway.jobs.records import Job
+from gateway.jobs.extra import CallbackRecord, callback_records, with_callbacks
+from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
+from gateway.jobs.status import status_info
 from gateway.jobs.store import JobStore
-from gateway.ogcapi.documents import status_info
 from gateway.settings_workflow import CallbackSettings
 
 log = logging.getLogger(__name__)
@@ -46,7 +50,6 @@ log = logging.getLogger(__name__)
 SUCCESS, FAILED, PROGRESS = "success", "failed", "inProgress"
 _URI = {SUCCESS: "successUri", FAILED: "failedUri", PROGRESS: "inProgressUri"}
 _STATES = [JobState.RUNNING, JobState.SUCCESSFUL, JobState.FAILED, JobState.QUEUED]
-_RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
 def notification_due(job: Job, target: JobState) -> datetime | None:
@@ -68,6 +71,7 @@ class Notifier:
 
     def __init__(
         self,
+        *,
         store: JobStore,
         settings: CallbackSettings,
         policy: EgressPolicy,
@@ -93,11 +97,13 @@ class Notifier:
         for job in jobs:
             if _URI[PROGRESS] not in (job.subscriber or {}):
                 continue
-            sent_at = job.extra.get("callbacks", {}).get(PROGRESS, {}).get("at")
+            sent_at = callback_records(job.extra).get(PROGRESS, CallbackRecord()).last_attempt
             due = now
-            if isinstance(sent_at, str):
-                due = max(now, datetime.fromisoformat(sent_at) + interval)
-            self.store.update(job.id, only_if_state=JobState.RUNNING, next_attempt_at=due)
+            if sent_at is not None:
+                due = max(now, sent_at + interval)
+            self.store.update(
+                job.id, JobUpdate(next_attempt_at=due), only_if_state=JobState.RUNNING
+            )
 
     # -- delivery ---------------------------------------------------------------
 
@@ -119,36 +125,35 @@ class Notifier:
         """Deliver the notification owed for ``job`` now (one POST at most)."""
         event = _event(job)
         uri = (job.subscriber or {}).get(_URI[event]) if event else None
-        records: dict[str, Any] = dict(job.extra.get("callbacks", {}))
-        record: dict[str, Any] = dict(records.get(event or "", {}))
+        records = callback_records(job.extra)
+        record = records.get(event or "", CallbackRecord())
         payload = self._payload(job, event) if event and uri else None
         if (
             event is None
             or uri is None
             or payload is None
-            or record.get("status") == "abandoned"
-            or (event != PROGRESS and record.get("status") == "delivered")
+            or record.status == "abandoned"
+            or (event != PROGRESS and record.status == "delivered")
         ):
             self._settle(job, records, None)  # nothing (more) owed
             return
         delivered, retry, detail = self._post(uri, payload, job)
         now = datetime.now(UTC)
-        record["attempts"] = int(record.get("attempts", 0)) + 1
-        record["at"] = now.isoformat()
+        attempts = record.attempts + 1
+        tried = replace(record, attempts=attempts, at=now.isoformat(), last_error=detail)
         next_at: datetime | None = None
         if delivered:
-            record.update(status="delivered", attempts=0, last_error=None)
-            if event == PROGRESS:
-                record["sent"] = [job.progress, job.message]
+            sent = (job.progress, job.message) if event == PROGRESS else record.sent
+            tried = replace(tried, status="delivered", attempts=0, last_error=None, sent=sent)
             log.info("job %s: %s callback delivered to %s", job.id, event, uri)
-        elif retry and record["attempts"] < self.settings.max_attempts:
-            record.update(status="retrying", last_error=detail)
-            next_at = now + timedelta(seconds=self._backoff(record["attempts"]))
+        elif retry and attempts < self.settings.max_attempts:
+            tried = replace(tried, status="retrying")
+            next_at = now + timedelta(seconds=self._backoff(attempts))
             log.info("job %s: %s callback failed (%s); will retry", job.id, event, detail)
         else:
-            record.update(status="abandoned", last_error=detail)
+            tried = replace(tried, status="abandoned")
             log.warning("job %s: %s callback to %s abandoned: %s", job.id, event, uri, detail)
-        records[event] = record
+        records[event] = tried
         self._settle(job, records, next_at)
 
     def _payload(self, job: Job, event: str) -> dict[str, Any] | None:
@@ -158,14 +163,15 @@ class Notifier:
             error = dict(job.error or {})
             error.setdefault("detail", job.message or "the job failed")
             return {**error, "jobID": job.id}
-        sent = job.extra.get("callbacks", {}).get(PROGRESS, {}).get("sent")
-        if sent == [job.progress, job.message]:
+        sent = callback_records(job.extra).get(PROGRESS, CallbackRecord()).sent
+        if sent == (job.progress, job.message):
             return None  # nothing new since the last notification
         return status_info(job, self.base_url)
 
     def _backoff(self, attempts: int) -> float:
-        base = self.settings.backoff_base_seconds * 2 ** max(attempts - 1, 0)
-        return float(min(self.settings.backoff_max_seconds, base))
+        return backoff_delay(
+            attempts, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
+        )
 
     def _post(self, uri: str, payload: dict[str, Any], job: Job) -> tuple[bool, bool, str]:
         """(delivered, worth retrying, detail)."""
@@ -184,13 +190,17 @@ class Notifier:
         if 200 <= resp.status_code < 300:
             return True, False, ""
         detail = f"subscriber answered {resp.status_code}"
-        return False, resp.status_code in _RETRY_STATUS, detail
+        return False, resp.status_code in RETRYABLE_STATUS, detail
 
-    def _settle(self, job: Job, records: dict[str, Any], next_at: datetime | None) -> None:
+    def _settle(
+        self, job: Job, records: dict[str, CallbackRecord], next_at: datetime | None
+    ) -> None:
         """Record delivery state; reschedule unless the job moved on meanwhile."""
         current = self.store.get(job.id)
-        extra = {**current.extra, "callbacks": records} if records else current.extra
+        extra = with_callbacks(current.extra, records)
         if current.state is job.state:
-            self.store.update(job.id, only_if_state=job.state, extra=extra, next_attempt_at=next_at)
+            self.store.update(
+                job.id, JobUpdate(extra=extra, next_attempt_at=next_at), only_if_state=job.state
+            )
         else:  # e.g. running -> publishing: the new state owns next_attempt_at
-            self.store.update(job.id, extra=extra)
+            self.store.update(job.id, JobUpdate(extra=extra))

@@ -29,13 +29,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.jobs.records import Job
+from gateway.jobs.extra import forward_token, without_forward_token
+from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.sites import Sites
-from gateway.staging import Stager, StagingError, staged_summary
+from gateway.staging import Stager, staged_summary
 from gateway.staging.stager import Heartbeat
 from gateway.workflow.batch import job_name, job_spec, workspace_for
+from gateway.workflow.errors import StagingError, TransientStagingError
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import PermanentHpcError, TransientHpcError
@@ -85,6 +87,7 @@ class Dispatcher:
 
     def __init__(
         self,
+        *,
         store: JobStore,
         registry: ProcessRegistry,
         sites: Sites,
@@ -169,7 +172,9 @@ class Dispatcher:
         """``staging`` (unless resumed); None when the job was dismissed meanwhile."""
         workspace = workspace_for(self.sites.settings(job.site), job.id)
         if job.state is not JobState.STAGING and not self.store.transition(
-            job.id, JobState.STAGING, message="Staging inputs", progress=0, workspace=workspace
+            job.id,
+            JobState.STAGING,
+            JobUpdate(message="Staging inputs", progress=0, workspace=workspace),
         ):
             return None
         return workspace, dict(job.extra)
@@ -202,12 +207,10 @@ class Dispatcher:
         ``extra`` is the claimed row's plus what staging added: nothing else
         writes ``extra`` of a job that is being dispatched.
         """
-        fields: dict[str, Any] = {}
-        if "forward_token" in extra:  # needed for the submission only: never kept
-            fields["extra"] = {k: v for k, v in extra.items() if k != "forward_token"}
-        moved = self.store.transition(
-            job.id,
-            JobState.QUEUED,
+        kept: dict[str, Any] | Unset = UNSET
+        if forward_token(extra) is not None:  # needed for the submission only: never kept
+            kept = without_forward_token(extra)
+        update = JobUpdate(
             scheduler_job_id=scheduler_id,
             scheduler_state="PENDING",
             message=f"Queued as Slurm job {scheduler_id}",
@@ -215,14 +218,15 @@ class Dispatcher:
             lease_owner=None,
             lease_until=None,
             next_attempt_at=None,  # from now on: set only when a notification is owed
-            **fields,
+            extra=kept,
         )
+        moved = self.store.transition(job.id, JobState.QUEUED, update)
         if moved:
             log.info("job %s submitted as Slurm job %s", job.id, scheduler_id)
             return
         # Dismissed while we were submitting: the Slurm job must not run on.
         log.info("job %s was dismissed during submission; cancelling %s", job.id, scheduler_id)
-        self.store.update(job.id, scheduler_job_id=scheduler_id, cancel_pending=True)
+        self.store.update(job.id, JobUpdate(scheduler_job_id=scheduler_id, cancel_pending=True))
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -242,9 +246,9 @@ class Dispatcher:
             return Retry(exc.detail)
         except PermanentHpcError as exc:
             return Failed(f"Submission to the cluster failed: {exc.detail}")
+        except TransientStagingError as exc:
+            return Retry(exc.detail)
         except StagingError as exc:
-            if exc.transient:
-                return Retry(exc.detail)
             return Failed(f"Input staging failed: {exc.detail}", status=400)
 
     def _submit(self, job: Job, workspace: str, extra: dict[str, Any], check_existing: bool) -> str:
@@ -263,7 +267,7 @@ class Dispatcher:
                 return existing[0].job_id
         site = self.sites.settings(job.site)
         process = self.registry.get(job.process_id)
-        identity = HpcIdentity(login=job.owner.hpc_login, token=job.extra.get("forward_token"))
+        identity = HpcIdentity(login=job.owner.hpc_login, token=forward_token(job.extra))
         files = adapter.files(identity)
         files.mkdir(workspace)
         files.mkdir(posixpath.join(workspace, OUTPUTS_DIR))
@@ -273,7 +277,7 @@ class Dispatcher:
         summary = staged_summary(inputs)
         if summary:
             extra["staged_inputs"] = summary
-            self.store.update(job.id, extra=extra)
+            self.store.update(job.id, JobUpdate(extra=extra))
         return adapter.submit(job_spec(job, process, site, workspace), identity)
 
     def _heartbeat(self, job: Job) -> Heartbeat:
@@ -283,9 +287,10 @@ class Dispatcher:
             until = datetime.now(UTC) + timedelta(seconds=self.lease_seconds)
             self.store.update(
                 job.id,
+                JobUpdate(
+                    lease_until=until, message=f"Staging inputs: {fetched / 2**20:.0f} MiB fetched"
+                ),
                 only_if_state=JobState.STAGING,
-                lease_until=until,
-                message=f"Staging inputs: {fetched / 2**20:.0f} MiB fetched",
             )
 
         return beat

@@ -12,14 +12,15 @@ import posixpath
 from collections.abc import Callable
 
 from gateway.errors import BadRequest
-from gateway.http_input import decode_json
-from gateway.jobs.records import Job
+from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
+from gateway.publication.publisher import ManifestError, Publisher
 from gateway.sites import Sites
+from gateway.strict_json import decode_json
 from gateway.workflow.batch import STDERR
 from gateway.workflow.callbacks import notification_due
-from gateway.workflow.publication import ManifestError, PublicationError, Publisher
+from gateway.workflow.errors import PublicationError, TransientPublicationError
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity, WorkspaceFiles
 from hpc_adapters.errors import PermanentHpcError, TransientHpcError
@@ -37,6 +38,7 @@ FinalHook = Callable[[Job], None]
 class Finaliser:
     def __init__(
         self,
+        *,
         store: JobStore,
         registry: ProcessRegistry,
         sites: Sites,
@@ -103,20 +105,22 @@ class Finaliser:
         except (ValueError, ManifestError) as exc:
             fail_job(self.store, job, f"Invalid process outputs: {exc}")
             return
+        except TransientPublicationError as exc:
+            self.retry.defer(job, f"Publishing outputs: {exc.detail}")
+            return
         except PublicationError as exc:
-            if exc.transient:
-                self.retry.defer(job, f"Publishing outputs: {exc.detail}")
-            else:
-                fail_job(self.store, job, f"Publishing outputs failed: {exc.detail}")
+            fail_job(self.store, job, f"Publishing outputs failed: {exc.detail}")
             return
         moved = self.store.transition(
             job.id,
             JobState.SUCCESSFUL,
-            results=published.results,
-            progress=100,
-            message="Job completed successfully",
-            extra={**self.store.get(job.id).extra, "publication": published.record},
-            next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
+            JobUpdate(
+                results=published.results,
+                progress=100,
+                message="Job completed successfully",
+                extra={**self.store.get(job.id).extra, "publication": published.record},
+                next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
+            ),
         )
         if not moved and self.store.get(job.id).state is JobState.DISMISSED:
             self._withdraw(job)  # dismissed while publishing: nobody may read them now
@@ -128,7 +132,7 @@ class Finaliser:
             self.publisher.remove(job)
         except PublicationError as exc:
             log.warning("job %s: published outputs not removed yet: %s", job.id, exc.detail)
-            self.store.update(job.id, cleanup_pending=True)  # the Cleaner tries again
+            self.store.update(job.id, JobUpdate(cleanup_pending=True))  # the Cleaner tries again
 
     def _failure_detail(self, job: Job, files: WorkspaceFiles) -> str:
         state = job.scheduler_state or "UNKNOWN"

@@ -12,14 +12,16 @@ import logging
 import posixpath
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gateway.errors import BadRequest
-from gateway.http_input import decode_json
-from gateway.jobs.records import Job
+from gateway.jobs.extra import missing_since, with_missing_since
+from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
 from gateway.jobs.states import JobState, state_for_scheduler
 from gateway.jobs.store import JobStore
 from gateway.sites import Sites
+from gateway.strict_json import decode_json
 from gateway.workflow.retry import fail_job
 from hpc_adapters.base import HpcIdentity, JobStatus
 from hpc_adapters.errors import HpcError, TransientHpcError
@@ -39,6 +41,7 @@ class Monitor:
 
     def __init__(
         self,
+        *,
         store: JobStore,
         sites: Sites,
         worker_id: str,
@@ -93,39 +96,30 @@ class Monitor:
 
     def _advance(self, job: Job, status: JobStatus) -> JobState:
         target = state_for_scheduler(status.state)
-        fields: dict[str, object] = {
-            "scheduler_state": status.raw_state,
-            "exit_code": status.exit_code,
-        }
+        started: datetime | Unset = UNSET
         if job.started is None and status.start_time is not None:
             # Slurm times have one-second resolution: never report a start before creation
-            fields["started"] = max(status.start_time, job.created)
+            started = max(status.start_time, job.created)
+        seen = JobUpdate(
+            scheduler_state=status.raw_state, exit_code=status.exit_code, started=started
+        )
         if target is JobState.PUBLISHING:
-            self.store.transition(
-                job.id,
-                JobState.PUBLISHING,
-                message="Collecting outputs",
-                next_attempt_at=datetime.now(UTC),
-                **fields,
-            )
+            update = replace(seen, message="Collecting outputs", next_attempt_at=datetime.now(UTC))
+            self.store.transition(job.id, JobState.PUBLISHING, update)
         elif target is JobState.RUNNING and job.state is JobState.QUEUED:
-            self.store.transition(
-                job.id,
-                JobState.RUNNING,
-                message=f"Running as Slurm job {job.scheduler_job_id}",
-                **fields,
-            )
+            update = replace(seen, message=f"Running as Slurm job {job.scheduler_job_id}")
+            self.store.transition(job.id, JobState.RUNNING, update)
         elif status.raw_state != job.scheduler_state:
-            self.store.update(job.id, only_if_state=job.state, **fields)
+            self.store.update(job.id, seen, only_if_state=job.state)
         return target
 
     def _missing(self, job: Job) -> None:
-        since_raw = job.extra.get("missing_since")
+        since = missing_since(job.extra)
         now = datetime.now(UTC)
-        if since_raw is None:
-            self.store.update(job.id, extra={**job.extra, "missing_since": now.isoformat()})
+        if since is None:
+            self.store.update(job.id, JobUpdate(extra=with_missing_since(job.extra, now)))
             return
-        if now - datetime.fromisoformat(since_raw) > LOST_GRACE:
+        if now - since > LOST_GRACE:
             fail_job(
                 self.store,
                 job,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from gateway.jobs.records import Job
+from gateway.backoff import backoff_delay
+from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.workflow.callbacks import notification_due
@@ -15,7 +16,7 @@ log = logging.getLogger(__name__)
 _FAILED_TYPE = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/job-failed"
 
 
-def fail_job(store: JobStore, job: Job, detail: str, status: int = 500, **fields: object) -> bool:
+def fail_job(store: JobStore, job: Job, detail: str, status: int = 500) -> bool:
     """Move ``job`` to failed with ``detail`` as both its message and exception.
 
     When the job's subscriber has a ``failedUri`` the same update marks the
@@ -23,8 +24,10 @@ def fail_job(store: JobStore, job: Job, detail: str, status: int = 500, **fields
     """
     log.warning("job %s failed: %s", job.id, detail)
     error = {"type": _FAILED_TYPE, "title": "Job failed", "status": status, "detail": detail}
-    fields.setdefault("next_attempt_at", notification_due(job, JobState.FAILED))
-    return store.transition(job.id, JobState.FAILED, message=detail, error=error, **fields)
+    update = JobUpdate(
+        message=detail, error=error, next_attempt_at=notification_due(job, JobState.FAILED)
+    )
+    return store.transition(job.id, JobState.FAILED, update)
 
 
 @dataclass
@@ -37,7 +40,7 @@ class RetryPolicy:
     max_seconds: float = 300.0
 
     def delay(self, attempts: int) -> float:
-        return float(min(self.max_seconds, self.base_seconds * (2 ** max(attempts - 1, 0))))
+        return backoff_delay(attempts, self.base_seconds, self.max_seconds)
 
     def defer(self, job: Job, detail: str) -> None:
         attempts = job.attempts + 1
@@ -46,4 +49,6 @@ class RetryPolicy:
             return
         delay = self.delay(attempts)
         log.info("job %s: transient error (%s); retry %d in %.0fs", job.id, detail, attempts, delay)
-        self.store.release(job.id, retry_in=delay, attempts=attempts, message=f"Retrying: {detail}")
+        self.store.release(
+            job.id, JobUpdate(attempts=attempts, message=f"Retrying: {detail}"), retry_in=delay
+        )

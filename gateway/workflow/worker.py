@@ -3,7 +3,8 @@
 A single thread runs every stage in turn (no thread per job); submissions go
 to the dispatcher's small fixed thread pool. State lives in the database only,
 so any number of workers -- threads, processes or hosts -- can run side by
-side, and a restarted worker carries on where it stopped.
+side, and a restarted worker carries on where it stopped. The stages are put
+together by the composition root, :func:`gateway.app.build_worker`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gateway.app import Services
+from gateway.jobs.records import JobUpdate
+from gateway.jobs.service import JobService
 from gateway.jobs.store import JobStore
-from gateway.service import JobService
+from gateway.publication.publisher import PublicationError, Publisher
 from gateway.sites import Sites
-from gateway.staging import build_stager
-from gateway.workflow.callbacks import Notifier
 from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.finaliser import Finaliser
 from gateway.workflow.monitor import Monitor
-from gateway.workflow.publication import PublicationError, Publisher
-from gateway.workflow.retry import RetryPolicy
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import HpcError
 
@@ -43,7 +41,12 @@ class Cleaner:
     removal (a job dismissed while its outputs were being published)."""
 
     def __init__(
-        self, store: JobStore, jobs: JobService, sites: Sites, publisher: Publisher | None = None
+        self,
+        *,
+        store: JobStore,
+        jobs: JobService,
+        sites: Sites,
+        publisher: Publisher | None = None,
     ) -> None:
         self.store = store
         self.jobs = jobs
@@ -69,7 +72,7 @@ class Cleaner:
                 except PublicationError as exc:
                     log.warning("job %s: outputs removal deferred: %s", job.id, exc.detail)
                     continue
-            self.store.update(job.id, cleanup_pending=False)
+            self.store.update(job.id, JobUpdate(cleanup_pending=False))
         return len(owed)
 
 
@@ -89,56 +92,6 @@ class Worker:
     extra_stages: list[Callable[[], int]] = field(default_factory=list)
     #: Nice value :meth:`run_forever` runs at (0: unchanged); see :func:`lower_priority`.
     nice: int = 0
-
-    @classmethod
-    def from_services(cls, services: Services, worker_id: str | None = None) -> Worker:
-        s = services.settings
-        wid = worker_id or new_worker_id()
-        w = s.worker
-        retry = RetryPolicy(
-            services.store, w.max_attempts, w.backoff_base_seconds, w.backoff_max_seconds
-        )
-        publisher = services.publisher
-        usage = services.accounting.recorder(wid) if services.accounting else None
-        notifier = Notifier(
-            services.store, s.workflow.callbacks, services.egress, s.server.base_url, wid
-        )
-        return cls(
-            dispatcher=Dispatcher(
-                services.store,
-                services.registry,
-                services.sites,
-                build_stager(s.workflow, services.egress),
-                retry,
-                wid,
-                w.dispatch_batch,
-                w.lease_seconds,
-                threads=w.submit_threads,
-            ),
-            monitor=Monitor(
-                services.store,
-                services.sites,
-                wid,
-                max(5.0, 5 * w.poll_interval_seconds),
-                hooks=[notifier.progress_changed],
-            ),
-            finaliser=Finaliser(
-                services.store,
-                services.registry,
-                services.sites,
-                publisher,
-                retry,
-                wid,
-                w.max_manifest_bytes,
-                w.lease_seconds,
-                hooks=[usage.on_final] if usage else None,
-            ),
-            cleaner=Cleaner(services.store, services.jobs, services.sites, publisher),
-            interval=w.poll_interval_seconds,
-            fast_interval=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
-            nice=w.nice,
-            extra_stages=[*([usage.run_once] if usage else []), notifier.run_once],
-        )
 
     def run_once(self, wait: bool = True) -> int:
         """One cycle of every stage; returns the amount of work seen.
@@ -205,14 +158,3 @@ def lower_priority(nice: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, nice)
     except OSError as exc:
         log.warning("worker: cannot lower its CPU priority to nice %d: %s", nice, exc)
-
-
-def start_background_worker(services: Services) -> tuple[threading.Thread, threading.Event]:
-    """Run a worker in a daemon thread (tests and single-process demos)."""
-    stop = threading.Event()
-    worker = Worker.from_services(services)
-    thread = threading.Thread(
-        target=worker.run_forever, args=(stop,), name="hpcgw-worker", daemon=True
-    )
-    thread.start()
-    return thread, stop

@@ -3,7 +3,7 @@
 ``register_wps(app, services, authenticator)`` mounts ``/wps`` (KVP over GET,
 XML over POST) and ``/wps/status/<job id>`` (WPS 1.0.0 status documents).
 WPS jobs are ordinary gateway jobs: submitted through
-:class:`gateway.service.JobService`, visible at ``/jobs`` and subject to the
+:class:`gateway.jobs.service.JobService`, visible at ``/jobs`` and subject to the
 same identity, per-user isolation, quotas and accounting as OGC API jobs.
 
 Modules: :mod:`.kvp` / :mod:`.xmlrequest` parse requests into :mod:`.model`

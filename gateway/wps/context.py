@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from gateway.app import Services
-from gateway.auth import Authenticator
+from gateway.identity.auth import Authenticator
+from gateway.services import Services
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 The WPS request becomes an OGC API execute body (inputs typed by the process
 schema, references kept as ``{"href": ...}`` for the gateway's staging) and
-is submitted with :meth:`gateway.service.JobService.submit` -- the same
+is submitted with :meth:`gateway.jobs.service.JobService.submit` -- the same
 validation, identity, quota and job store as OGC API. Synchronous requests
 wait for the job (up to ``server.sync_timeout_seconds``); asynchronous ones
 answer at once (WPS 1.0.0: ExecuteResponse with a ``statusLocation``;
@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Response
 
-from gateway.auth import Principal
+from gateway.identity.auth import Principal
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.wps.context import WpsContext

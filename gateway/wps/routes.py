@@ -21,9 +21,9 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
-from gateway.app import Services
-from gateway.auth import Authenticator, Principal
 from gateway.errors import GatewayError, NoSuchProcess
+from gateway.identity.auth import Authenticator, Principal
+from gateway.services import Services
 from gateway.wps import kvp
 from gateway.wps.capabilities import capabilities_1, capabilities_2, negotiate
 from gateway.wps.context import WpsContext

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import JWT_KEY, REPO, SLURMRESTD, WORK_ROOT
+from tests.polling import eventually
 
 
 def free_port() -> int:
@@ -78,18 +78,20 @@ def gateway_url(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/conformance", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
+
+    def up_or_dead() -> bool:
         if proc.poll() is not None:
-            break
-        time.sleep(0.3)
-    else:
+            return True
+        try:
+            return httpx.get(f"{url}/conformance", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        eventually(up_or_dead, 60, "the gateway to answer /conformance", every=0.3)
+    except pytest.fail.Exception:
         proc.kill()
+        proc.wait(timeout=20)
     if proc.poll() is not None:
         pytest.fail(f"gateway did not start:\n{(tmp / 'gateway.log').read_text()[-3000:]}")
     yield url
@@ -113,11 +115,8 @@ def file_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
 
 def wait_final(client: httpx.Client, job_url: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    status: dict = {}
-    while time.monotonic() < deadline:
+    def final() -> dict | None:
         status = client.get(job_url).json()
-        if status["status"] in ("successful", "failed", "dismissed"):
-            return status
-        time.sleep(0.3)
-    raise AssertionError(f"job did not finish: {status}")
+        return status if status["status"] in ("successful", "failed", "dismissed") else None
+
+    return eventually(final, timeout, f"{job_url} to finish", every=0.3)

@@ -8,14 +8,13 @@ mode, set up by ``hpcgw serve``). Database-backed numbers must agree with sacct.
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from tests.accounting_support import metric_samples, metric_sum
 from tests.conftest import sacct_field
 from tests.e2e.conftest import wait_final
+from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -52,14 +51,14 @@ def test_job_usage_reaches_metrics_and_report_from_another_process(gateway_url: 
         status = wait_final(client, created.headers["Location"])
         assert status["status"] == "successful"
         job_id = status["jobID"]
-        deadline = time.monotonic() + 60
+
         rows: list[dict] = []
-        while time.monotonic() < deadline:
-            rows = client.get("/accounting/usage?groupBy=job").json()["rows"]
-            if any(r["job"] == job_id for r in rows):
-                break
-            time.sleep(0.5)
-        row = next(r for r in rows if r["job"] == job_id)
+
+        def recorded() -> dict | None:
+            rows[:] = client.get("/accounting/usage?groupBy=job").json()["rows"]
+            return next((r for r in rows if r["job"] == job_id), None)
+
+        row = eventually(recorded, 60, f"the usage row of job {job_id}", every=0.5)
         raw = int(sacct_field(row["slurm_job"], "CPUTimeRAW"))
         assert row["cpu_seconds"] == raw
         assert row["quoted_core_hours"] == pytest.approx(quote["core_hours"], abs=1e-6)

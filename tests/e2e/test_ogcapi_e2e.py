@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +13,7 @@ from rasterio.transform import from_origin
 
 from tests.conftest import sacct_field, squeue_ids
 from tests.e2e.conftest import wait_final
+from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -74,21 +74,18 @@ def test_dismiss_removes_running_job_from_squeue(gateway_url: str) -> None:
             headers={"Prefer": "respond-async"},
         )
         job_url = resp.headers["Location"]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def running() -> dict | None:
             status = http.get(job_url).json()
-            if status["status"] == "running" and status.get("slurmJobId"):
-                break
-            time.sleep(0.3)
+            return status if status["status"] == "running" and status.get("slurmJobId") else None
+
+        status = eventually(running, 60, "the job to run on Slurm", every=0.3)
         slurm_id = str(status["slurmJobId"])
         assert slurm_id in squeue_ids()
         dismissed = http.delete(job_url)
         assert dismissed.status_code == 200
         assert dismissed.json()["status"] == "dismissed"
-        deadline = time.monotonic() + 30
-        while slurm_id in squeue_ids() and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert slurm_id not in squeue_ids()
+        eventually(lambda: slurm_id not in squeue_ids(), 30, "the Slurm job to leave squeue")
         assert http.get(f"{job_url}/results").status_code == 404
 
 

@@ -6,7 +6,6 @@ attempts refused with 400 before any job exists.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from tests.polling import eventually
 from tests.workflow_fixtures import start_callback_receiver
 
 pytestmark = pytest.mark.e2e
@@ -80,13 +80,13 @@ def test_ndvi_on_a_stac_item_url(gateway_url: str, file_server, tmp_path: Path) 
             assert resp.status_code == 201, resp.text
             job_url = resp.headers["Location"]
             progress: list[int] = []
-            deadline = time.monotonic() + 180
-            while time.monotonic() < deadline:
+
+            def finished() -> dict | None:
                 status = http.get(job_url).json()
                 progress.append(status["progress"])
-                if status["status"] in ("successful", "failed"):
-                    break
-                time.sleep(0.2)
+                return status if status["status"] in ("successful", "failed") else None
+
+            status = eventually(finished, 180, "the ndvi job to finish")
             assert status["status"] == "successful", status
             assert progress == sorted(progress) and progress[-1] == 100
 
@@ -110,9 +110,7 @@ def test_ndvi_on_a_stac_item_url(gateway_url: str, file_server, tmp_path: Path) 
             pystac.validation.validate_dict(catalog)
             assert item_url in [x["href"] for x in catalog["links"] if x["rel"] == "item"]
 
-        deadline = time.monotonic() + 20
-        while not receiver.on("/ok") and time.monotonic() < deadline:
-            time.sleep(0.2)
+        eventually(lambda: receiver.on("/ok"), 20, "the success callback")
         (ok,) = receiver.on("/ok")
         assert ok.body["statistics"]["mean"] == pytest.approx(0.5)
         assert not receiver.on("/ko")

@@ -24,9 +24,10 @@ from flask import Flask
 
 from gateway.accounting import tables
 from gateway.accounting.reports import ReportQuery, run_report
-from gateway.app import Services, build_services, create_app
+from gateway.app import build_services, build_worker, create_app
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
 from tests.accounting_support import (
     PRINCIPALS,
@@ -39,6 +40,7 @@ from tests.accounting_support import (
     metric_sum,
 )
 from tests.conftest import make_settings, sacct_field
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -65,12 +67,7 @@ class Scenario:
 
 
 def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    eventually(predicate, timeout, what, every=0.3)
 
 
 def _usage_rows(services: Services) -> dict[str, dict]:
@@ -92,7 +89,7 @@ def scenario(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     settings = make_settings(tmp, accounting={**ACCOUNTING, "metrics": metrics})
     services = build_services(settings)
     app = create_app(settings, services, authenticator=HeaderAuth())
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()
@@ -129,12 +126,12 @@ def test_jobs_ran_as_planned(scenario: Scenario) -> None:
 
 def test_every_job_recorded_its_quote(scenario: Scenario) -> None:
     for job in scenario.jobs:
-        quote = job.quote or {}
-        assert quote["process_id"] == "echo"
-        assert quote["core_hours"] > 0 and quote["currency"] == "EUR"
-        assert quote["basis"]["method"] in ("walltime", "history")
-        assert quote["project"] == "gep"
-        assert quote["price_per_core_hour"] == pytest.approx(0.10)
+        quote = job.quote
+        assert quote is not None and quote.process_id == "echo"
+        assert quote.core_hours > 0 and quote.currency == "EUR"
+        assert quote.basis["method"] in ("walltime", "history")
+        assert quote.project == "gep"
+        assert quote.price_per_core_hour == pytest.approx(0.10)
 
 
 def test_core_hours_equal_sacct_cputimeraw(scenario: Scenario) -> None:
@@ -150,7 +147,7 @@ def test_core_hours_equal_sacct_cputimeraw(scenario: Scenario) -> None:
         assert row["alloc_cpus"] == int(sacct_field(job.scheduler_job_id or "", "AllocCPUS"))
         assert row["elapsed_seconds"] == int(sacct_field(job.scheduler_job_id or "", "ElapsedRaw"))
         assert row["process_id"] == "echo" and row["site"] == "dev"
-        assert row["quoted_core_hours"] == pytest.approx(job.quote["core_hours"])
+        assert row["quoted_core_hours"] == pytest.approx(job.quote.core_hours)
         assert row["cost"] == pytest.approx(raw / 3600 * 0.10, abs=1e-6)
     states = {j.id: rows[j.id]["state"] for j in scenario.jobs}
     assert states[scenario.jobs[2].id] == "FAILED"

@@ -7,18 +7,18 @@ Not a performance gate (numbers are not checked against targets); it keeps
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import require_root
 
 pytestmark = pytest.mark.slurm
 
 
 @pytest.mark.timeout(120)
 def test_bench_smoke_monitor_and_staging(cluster: str, tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("the benchmark resets slurmctld statistics (sdiag -r): needs root")
+    require_root("the benchmark resets slurmctld statistics (sdiag -r)")
     from bench.run import main
 
     main(

@@ -7,23 +7,21 @@ worker (Cleaner) deletes what it left on the cluster and its published outputs.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, create_app
+from gateway.app import create_app
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
 
 def _wait(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
+    eventually(predicate, timeout, what)
 
 
 def test_dismissing_a_successful_job_removes_it(services: Services, running_worker: Worker) -> None:

@@ -4,7 +4,6 @@ download hangs does not hold up other users' jobs, and is submitted once it arri
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, build_services
-from gateway.auth import Principal
+from gateway.app import build_services, build_worker
+from gateway.identity.auth import Principal
 from gateway.jobs.records import NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.dispatcher import Dispatcher
-from gateway.workflow.worker import Worker
 from tests.conftest import make_settings
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -83,18 +83,21 @@ def cycle_until(
     dispatcher: Dispatcher, services: Services, job_id: str, state: JobState, timeout: float = 60
 ) -> None:
     """Run the dispatcher's cycles, without waiting, as the worker does, until ``state``."""
-    deadline = time.monotonic() + timeout
-    while (job := services.store.get(job_id)).state is not state:
-        assert time.monotonic() < deadline, f"{job_id} stuck in {job.state}: {job.message}"
-        time.sleep(0.2)
+
+    def reached() -> bool:
+        if services.store.get(job_id).state is state:
+            return True
         dispatcher.run_once(wait=False)
+        return False
+
+    eventually(reached, timeout, lambda: f"{job_id} to reach {state}: {services.store.get(job_id)}")
 
 
 def test_a_hanging_download_does_not_hold_up_other_jobs(unprobed: Services, gate: Gate) -> None:
     services = unprobed
     slow = services.jobs.submit(ALICE, "ndvi", {"inputs": {"image": {"href": gate.url}}})
     fast = services.jobs.submit(BOB, "echo", {"inputs": {"string_input": "not stuck"}})
-    dispatcher = Worker.from_services(services).dispatcher
+    dispatcher = build_worker(services).dispatcher
     try:
         assert dispatcher.run_once(wait=False) == 2  # both claimed; neither awaited
         cycle_until(dispatcher, services, fast.id, JobState.QUEUED)
@@ -129,7 +132,7 @@ def test_the_forwarded_token_is_not_kept_once_submitted(cluster: str, services: 
         )
     )
     assert services.store.get(job_id).extra == {"forward_token": "a-bearer-token"}
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     try:
         assert worker.dispatcher.run_once() == 1
     finally:

@@ -27,17 +27,18 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from deploy.idp.server import IdpServer
-from gateway.oidc import TokenValidator
+from gateway.identity.oidc import TokenValidator
 from gateway.settings import OidcSettings
 from hpc_adapters.base import HpcIdentity, JobSpec
 from hpc_adapters.errors import AuthenticationError, HpcError
 from hpc_adapters.slurmrest import ForwardedTokenSource, SlurmRestAdapter
 from tests.conftest import JWT_KEY
 from tests.identity_fixtures import idp, password_token
+from tests.polling import eventually
 
 __all__ = ["idp"]
 
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+pytestmark = [pytest.mark.slurm, pytest.mark.needs_root("starts a private slurmctld")]
 
 SLURM_CONF = """\
 ClusterName=hpcgwfwd
@@ -124,19 +125,17 @@ def forward_slurmrestd(cluster: str, idp: IdpServer) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{rest_port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answering() -> bool:
+            if rest.poll() is not None or ctld.poll() is not None:
+                pytest.fail(f"private slurmctld/slurmrestd exited: see {root}")
             try:
                 httpx.get(f"{url}/openapi/v3", timeout=2)
-                break
             except httpx.HTTPError:
-                if (
-                    time.monotonic() > deadline
-                    or rest.poll() is not None
-                    or ctld.poll() is not None
-                ):
-                    pytest.fail(f"private slurmctld/slurmrestd did not start: see {root}")
-                time.sleep(0.3)
+                return False
+            return True
+
+        eventually(answering, 30, f"the private slurmctld/slurmrestd to start (see {root})")
         yield url
     finally:
         _stop(rest)

@@ -14,10 +14,13 @@ import pytest
 from flask.testing import FlaskClient
 
 from deploy.idp.server import IdpServer
-from gateway.app import Services, build_services, create_app
-from gateway.identity_map import IdentityStatus, IdentityStore
+from gateway.app import build_services, create_app
+from gateway.identity.identity_map import IdentityStatus, IdentityStore
+from gateway.services import Services
 from tests.conftest import make_settings
 from tests.identity_fixtures import auth_config, idp, password_token
+
+pytestmark = pytest.mark.integration
 
 __all__ = ["idp"]
 

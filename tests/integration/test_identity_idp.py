@@ -11,11 +11,13 @@ from keycloak import KeycloakAdmin, KeycloakOpenIDConnection
 
 from deploy.idp.realm import SigningKey
 from deploy.idp.server import IdpServer
-from gateway.auth import ROLE_ADMIN, ROLE_USER, RoleMapper
-from gateway.oidc import TokenError, TokenValidator
+from gateway.identity.auth import ROLE_ADMIN, ROLE_USER, RoleMapper
+from gateway.identity.oidc import TokenError, TokenValidator
 from gateway.settings import KeycloakAdminSettings, OidcSettings, RoleSettings
 from gateway.usersync.source import DirectoryError, KeycloakDirectory
 from tests.identity_fixtures import SYNC_CLIENT, SYNC_SECRET, idp, password_token
+
+pytestmark = pytest.mark.integration
 
 __all__ = ["idp"]
 

@@ -11,7 +11,6 @@ Slurm's reason instead of crashing the worker.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from tests.accounting_support import PRINCIPALS
 from tests.conftest import make_settings, sacct_settled, worker_thread
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -46,18 +46,13 @@ def _final(job: Job) -> Job | None:
 
 
 def wait_until(probe: Callable[[], Job | None], timeout: float) -> Job:
-    deadline = time.monotonic() + timeout
-    while (value := probe()) is None:
-        if time.monotonic() > deadline:
-            pytest.fail(f"no final job state within {timeout:.0f}s")
-        time.sleep(0.3)
-    return value
+    return eventually(probe, timeout, "a final job state", every=0.3)
 
 
 def test_job_runs_under_its_project_account(cluster: str, tmp_path: Path) -> None:
     job = run_echo_as_alice(tmp_path, "gep")
     assert job.state is JobState.SUCCESSFUL, job.message
-    assert (job.quote or {})["project"] == "gep"
+    assert job.quote is not None and job.quote.project == "gep"
     assert sacct_settled(job.scheduler_job_id or "", "Account", "gep") == "gep"
 
 

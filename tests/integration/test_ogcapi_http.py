@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
-from gateway.app import build_services, create_app
-from gateway.workflow.worker import start_background_worker
+from gateway.app import build_services, create_app, start_background_worker
 from tests.conftest import make_settings, squeue_ids
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -51,14 +50,11 @@ def base_url(cluster: str, tmp_path: Path) -> Iterator[str]:
 
 
 def _wait_final(http: httpx.Client, job_url: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    status: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+    def final() -> dict | None:
         status = http.get(job_url).json()
-        if status["status"] in ("successful", "failed", "dismissed"):
-            return status
-        time.sleep(0.3)
-    raise AssertionError(f"job did not finish: {status}")
+        return status if status["status"] in ("successful", "failed", "dismissed") else None
+
+    return eventually(final, timeout, f"{job_url} to finish", every=0.3)
 
 
 def test_async_echo_then_results_document(base_url: str) -> None:
@@ -115,16 +111,15 @@ def test_dismiss_cancels_the_slurm_job(base_url: str) -> None:
             headers={"Prefer": "respond-async"},
         )
         job_url = r.headers["Location"]
-        deadline = time.monotonic() + 60
-        status = http.get(job_url).json()
-        while not (status["status"] == "running" and status.get("slurmJobId")):
-            assert time.monotonic() < deadline, status
-            time.sleep(0.3)
+
+        def running() -> dict | None:
             status = http.get(job_url).json()
+            return status if status["status"] == "running" and status.get("slurmJobId") else None
+
+        status = eventually(running, 60, "the job to run on Slurm", every=0.3)
         dismissed = http.delete(job_url)
         assert dismissed.status_code == 200 and dismissed.json()["status"] == "dismissed"
-        deadline = time.monotonic() + 15
-        while status["slurmJobId"] in squeue_ids() and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert status["slurmJobId"] not in squeue_ids()
+        eventually(
+            lambda: status["slurmJobId"] not in squeue_ids(), 15, "the Slurm job to leave squeue"
+        )
         assert http.get(f"{job_url}/results").status_code == 404

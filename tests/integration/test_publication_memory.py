@@ -22,6 +22,8 @@ import pytest
 from tests.conftest import REPO
 from tests.workflow_fixtures import S3Endpoint
 
+pytestmark = pytest.mark.integration
+
 SIZE = 256 << 20
 MAX_RSS_GROWTH_MIB = 64
 
@@ -30,7 +32,7 @@ SCRIPT = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     from gateway.settings_workflow import S3PublicationSettings
-    from gateway.workflow.publication_s3 import S3Outputs
+    from gateway.publication.s3 import S3Outputs
 
     url, key_file, secret_file, bucket, path, sha256 = sys.argv[1:7]
     settings = S3PublicationSettings(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,14 +26,15 @@ from flask.testing import FlaskClient
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
-from gateway.app import Services, build_services, create_app
-from gateway.auth import Principal
+from gateway.app import build_services, build_worker, create_app
 from gateway.cli import app as cli
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.identity.auth import Principal
+from gateway.jobs.records import Job, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
-from gateway.workflow.worker import Worker
+from gateway.services import Services
 from hpc_adapters.base import HpcIdentity
 from tests.conftest import make_settings, worker_thread
+from tests.polling import eventually
 from tests.workflow_fixtures import S3Endpoint
 
 pytestmark = pytest.mark.slurm
@@ -154,16 +154,13 @@ def ended_job(services: Services, tmp_path: Path, owner: Owner | None = None) ->
     for state in (JobState.STAGING, JobState.QUEUED, JobState.RUNNING, JobState.PUBLISHING):
         services.store.transition(job.id, state)
     services.store.update(
-        job.id,
-        workspace=workspace,
-        scheduler_state="COMPLETED",
-        exit_code=0,  # no scheduler job id: a dismissal has nothing to scancel
+        job.id, JobUpdate(workspace=workspace, scheduler_state="COMPLETED", exit_code=0)
     )
     return services.store.get(job.id)
 
 
 def finalise(services: Services, job: Job) -> Job:
-    Worker.from_services(services).finaliser.finalise(job)
+    build_worker(services).finaliser.finalise(job)
     return services.store.get(job.id)
 
 
@@ -343,7 +340,7 @@ def test_dismissal_while_publishing_deletes_the_objects(
     services.publisher.publish(other, process, manifest, files)
     assert keys(s3_endpoint, bucket) == [f"{PREFIX}/{other.id}/ndvi.tif"]
     services.jobs.dismiss(ALICE, other.id)
-    Worker.from_services(services).cleaner.run_once()
+    build_worker(services).cleaner.run_once()
     assert keys(s3_endpoint, bucket) == []
     assert services.store.get(other.id).workspace  # record kept, workspace gone
     assert not Path(other.workspace or "").exists()
@@ -359,7 +356,7 @@ def test_dismissing_a_published_job_deletes_its_objects(
     kept = finalise(services, ended_job(services, tmp_path))
     services.jobs.dismiss(ALICE, done.id)
     assert services.store.get(done.id).state is JobState.REMOVED
-    Worker.from_services(services).cleaner.run_once()
+    build_worker(services).cleaner.run_once()
     assert keys(s3_endpoint, bucket) == [f"{PREFIX}/{kept.id}/ndvi.tif"]
     assert client_of(services).get(f"/jobs/{done.id}/outputs/ndvi.tif").status_code == 404
 
@@ -374,7 +371,7 @@ def test_dismissing_a_locally_published_job_deletes_its_folder(
         folder = services.publication_root / done.id
         assert (folder / "ndvi.tif").is_file() and "backend" not in done.extra["publication"]
         services.jobs.dismiss(ALICE, done.id)
-        Worker.from_services(services).cleaner.run_once()
+        build_worker(services).cleaner.run_once()
         assert not folder.exists()
     finally:
         services.close()
@@ -435,9 +432,7 @@ def test_echo_job_on_the_cluster_publishes_to_s3(
     }
     with worker_thread(services):
         job = services.jobs.submit(ALICE, "echo", body)
-        deadline = time.monotonic() + 180
-        while not services.store.get(job.id).final and time.monotonic() < deadline:
-            time.sleep(0.3)
+        eventually(lambda: services.store.get(job.id).final, 180, "the job to finish", every=0.3)
     done = services.store.get(job.id)
     WORKSPACES.append(done.workspace or "")
     assert done.state is JobState.SUCCESSFUL, done.message

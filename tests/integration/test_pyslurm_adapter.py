@@ -18,7 +18,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,8 @@ from hpc_adapters.base import HpcIdentity, JobSpec, SchedulerState
 from hpc_adapters.errors import AuthenticationError
 from hpc_adapters.localfs import LocalWorkspace
 from hpc_adapters.pyslurm_adapter import PyslurmAdapter, PyslurmUnavailable
-from tests.conftest import REPO, WORK_ROOT, squeue_ids
+from tests.conftest import REPO, WORK_ROOT, require_root, squeue_ids
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 SLURM_CONF = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
@@ -39,8 +39,7 @@ SLURM_CONF = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
 
 @pytest.fixture
 def pyslurm_adapter(cluster: str) -> PyslurmAdapter:
-    if os.geteuid() != 0:
-        pytest.skip("pyslurm submits as other users only from root")
+    require_root("pyslurm submits as other users only from root")
     try:
         return PyslurmAdapter("dev", lambda identity: LocalWorkspace(str(WORK_ROOT), identity))
     except PyslurmUnavailable as exc:
@@ -73,9 +72,7 @@ def test_cancel_of_another_users_job_is_refused(
     status = pyslurm_adapter.statuses([bobs_job])[bobs_job]
     assert status.user == "bob" and status.state.active
     pyslurm_adapter.cancel(bobs_job, HpcIdentity("bob"))
-    deadline = time.monotonic() + 30
-    while bobs_job in squeue_ids() and time.monotonic() < deadline:
-        time.sleep(0.5)
+    eventually(lambda: bobs_job not in squeue_ids(), 30, "bob's job to leave squeue", every=0.5)
     assert pyslurm_adapter.statuses([bobs_job])[bobs_job].state is SchedulerState.CANCELLED
 
 

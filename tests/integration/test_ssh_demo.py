@@ -14,22 +14,22 @@ import pwd
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.app import Services, build_services
-from gateway.auth import Principal
+from gateway.app import build_services, build_worker
+from gateway.identity.auth import Principal
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.settings import Settings, read_yaml
-from gateway.workflow.worker import Worker
 from hpc_adapters.ssh import SshAdapter
-from tests.conftest import REPO, sacct_field
+from tests.conftest import REPO, require_root, sacct_field
 from tests.integration.adapters import SSH_WORK_ROOT, ssh_known_hosts
+from tests.polling import eventually
 
 DEMO = REPO / "deploy" / "config" / "demo.yaml"
 DEMO_SSH = REPO / "deploy" / "config" / "demo-ssh.yaml"
@@ -60,8 +60,7 @@ def demo_ssh_settings(tmp_path: Path, **site_ssh: Any) -> Settings:
 
 @pytest.fixture
 def ssh_services(cluster: str, tmp_path: Path) -> Iterator[Services]:
-    if os.geteuid() != 0:
-        pytest.skip("signing certificates needs the dev CA key (root only): run as root")
+    require_root("signing certificates needs the dev CA key (root only)")
     os.makedirs(SSH_WORK_ROOT, exist_ok=True)
     os.chmod(SSH_WORK_ROOT, 0o1777)
     services = build_services(demo_ssh_settings(tmp_path))
@@ -70,21 +69,19 @@ def ssh_services(cluster: str, tmp_path: Path) -> Iterator[Services]:
 
 
 def run_until(services: Services, job_id: str, done: set[JobState], timeout: float) -> Job:
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run_forever, args=(stop,), daemon=True)
     thread.start()
-    deadline = time.monotonic() + timeout
     try:
-        job = services.store.get(job_id)
-        while job.state not in done and time.monotonic() < deadline:
-            time.sleep(0.2)
-            job = services.store.get(job_id)
+        return eventually(
+            lambda: (job := services.store.get(job_id)).state in done and job,
+            timeout,
+            lambda: f"job {job_id} to reach {sorted(done)}: {services.store.get(job_id).message}",
+        )
     finally:
         stop.set()
         thread.join(timeout=10)
-    assert job.state in done, f"job stuck in {job.state}: {job.message}"
-    return job
 
 
 @pytest.mark.slurm
@@ -112,7 +109,7 @@ def test_unreachable_login_node_is_retried_not_failed(cluster: str, tmp_path: Pa
     services = build_services(demo_ssh_settings(tmp_path, port=1))
     try:
         job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x"}})
-        Worker.from_services(services).run_once()
+        build_worker(services).run_once()
         again = services.store.get(job.id)
         assert again.state in (JobState.ACCEPTED, JobState.STAGING)
         assert again.attempts == 1 and "Retrying" in (again.message or "")
@@ -136,12 +133,15 @@ def test_killing_the_ssh_connections_mid_run_does_not_lose_the_job(
     adapter = getattr(ssh_services.sites.adapter("hpcgw"), "inner", None)
     assert isinstance(adapter, SshAdapter)
     job = ssh_services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x", "pause": 6}})
-    worker = Worker.from_services(ssh_services)
-    deadline = time.monotonic() + 60
-    while ssh_services.store.get(job.id).state is not JobState.RUNNING:
-        assert time.monotonic() < deadline, ssh_services.store.get(job.id).message
+    worker = build_worker(ssh_services)
+
+    def running() -> bool:
+        if ssh_services.store.get(job.id).state is JobState.RUNNING:
+            return True
         worker.run_once()
-        time.sleep(0.3)
+        return False
+
+    eventually(running, 60, lambda: f"the job to run: {ssh_services.store.get(job.id).message}")
     for login in ("alice", adapter.service_user):
         transport = adapter.pool.transport_of(login)
         assert transport is not None

@@ -24,6 +24,8 @@ from hpc_adapters.base import HpcIdentity
 from hpc_adapters.localfs import LocalWorkspace
 from tests.workflow_fixtures import FileServer, S3Endpoint
 
+pytestmark = pytest.mark.integration
+
 LOGIN = "alice"
 
 

@@ -30,7 +30,10 @@ from gateway.staging.curl import CurlFetcher, find_curl
 from gateway.staging.http import HttpFetcher
 from tests.workflow_fixtures import FileServer
 
-pytestmark = pytest.mark.skipif(find_curl() is None, reason="no usable curl binary")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(find_curl() is None, reason="no usable curl binary"),
+]
 
 NAMES = {
     "internal.test": "10.0.0.5",

@@ -32,7 +32,10 @@ from tests.workflow_fixtures import FileServer
 
 LOGIN = "alice"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="hands workspaces to another user")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.needs_root("hands workspaces to another user"),
+]
 
 
 @pytest.fixture

@@ -23,6 +23,8 @@ import pytest
 from tests.conftest import REPO
 from tests.workflow_fixtures import FileServer
 
+pytestmark = pytest.mark.integration
+
 SIZE = 1 << 30
 MAX_RSS_GROWTH_MIB = 64
 

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, build_services
-from gateway.auth import Principal
+from gateway.app import build_services
+from gateway.identity.auth import Principal
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from tests.clusters import HPCGW, MESOCENTRE
 from tests.conftest import REPO, WORK_ROOT, make_settings, worker_thread
 from tests.integration.adapters import (

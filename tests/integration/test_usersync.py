@@ -9,7 +9,6 @@ removed again after each test.
 
 from __future__ import annotations
 
-import os
 import pwd
 import subprocess
 import time
@@ -27,14 +26,15 @@ from typer.testing import CliRunner
 from deploy.idp.server import IdpServer
 from gateway import db
 from gateway.cli import app as cli_app
-from gateway.identity_map import IdentityStatus, IdentityStore
+from gateway.identity.identity_map import IdentityStatus, IdentityStore
 from gateway.jobs.tables import usersync_audit
 from gateway.settings import Settings
 from gateway.usersync import SyncError, sync_users
 from tests.conftest import JWT_KEY, SLURMRESTD, make_settings
 from tests.identity_fixtures import start_idp, usersync_config
+from tests.polling import eventually
 
-pytestmark = [pytest.mark.slurm, pytest.mark.skipif(os.geteuid() != 0, reason="needs root")]
+pytestmark = [pytest.mark.slurm, pytest.mark.needs_root("creates unix and Slurm users")]
 
 GROUP, ACCOUNT = "/gep-test", "gep_test"
 LOGINS = ("gep_carol", "gep_dave", "gep_erin")
@@ -112,12 +112,7 @@ def _sbatch_as(login: str, *extra: str) -> subprocess.CompletedProcess[str]:
 
 
 def _until(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.5)
+    return eventually(predicate, timeout, "the Slurm/unix state the sync set up", every=0.5)
 
 
 def _rest_submit(login: str) -> dict[str, Any]:

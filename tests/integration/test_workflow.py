@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services
-from gateway.auth import Principal
+from gateway.app import build_worker
+from gateway.identity.auth import Principal
+from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
 from tests.conftest import sacct_field, squeue_ids
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -21,13 +24,15 @@ BOB = Principal(sub="sub-bob", username="bob", hpc_login="bob", roles=frozenset(
 
 
 def wait_for(services: Services, job_id: str, states: set[JobState], timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    job = services.store.get(job_id)
-    while job.state not in states and time.monotonic() < deadline:
-        time.sleep(0.2)
+    def reached() -> Job | None:
         job = services.store.get(job_id)
-    assert job.state in states, f"job stuck in {job.state}: {job.message}"
-    return job
+        return job if job.state in states else None
+
+    def stuck() -> str:
+        job = services.store.get(job_id)
+        return f"job {job_id} to reach {sorted(states)} (stuck in {job.state}: {job.message})"
+
+    return eventually(reached, timeout, stuck)
 
 
 def test_echo_runs_as_the_user_and_echoes(services: Services, running_worker: Worker) -> None:
@@ -69,24 +74,23 @@ def test_dismiss_cancels_running_slurm_job(services: Services, running_worker: W
     assert running.scheduler_job_id
     dismissed = services.jobs.dismiss(ALICE, job.id)
     assert dismissed.state is JobState.DISMISSED
-    deadline = time.monotonic() + 30
-    while running.scheduler_job_id in squeue_ids() and time.monotonic() < deadline:
-        time.sleep(0.3)
-    assert running.scheduler_job_id not in squeue_ids()
+    eventually(
+        lambda: running.scheduler_job_id not in squeue_ids(), 30, "the Slurm job to leave squeue"
+    )
     assert sacct_field(running.scheduler_job_id, "State").startswith("CANCELLED")
 
 
 def test_progress_is_reported_while_running(services: Services, running_worker: Worker) -> None:
     job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x", "pause": 6}})
-    deadline = time.monotonic() + 60
     progress_seen = set()
-    while time.monotonic() < deadline:
+
+    def final() -> Job | None:
         current = services.store.get(job.id)
         if current.state is JobState.RUNNING and current.progress:
             progress_seen.add(current.progress)
-        if current.final:
-            break
-        time.sleep(0.3)
+        return current if current.final else None
+
+    current = eventually(final, 60, "the paused echo job to finish", every=0.3)
     assert current.state is JobState.SUCCESSFUL, current.message
     assert any(0 < p < 100 for p in progress_seen), progress_seen
 
@@ -97,11 +101,13 @@ def test_a_new_worker_resumes_after_a_crash(cluster: str, services: Services) ->
     crashed = services.store.claim("crashed-worker", [JobState.ACCEPTED], 1, lease_seconds=0.5)
     assert [j.id for j in crashed] == [job.id]
     time.sleep(0.6)
-    worker = Worker.from_services(services, worker_id="second")
-    deadline = time.monotonic() + 90
-    while not services.store.get(job.id).final and time.monotonic() < deadline:
+    worker = build_worker(services, worker_id="second")
+
+    def resumed() -> Job | None:
         worker.run_once()
-        time.sleep(0.3)
-    done = services.store.get(job.id)
+        current = services.store.get(job.id)
+        return current if current.final else None
+
+    done = eventually(resumed, 90, "the second worker to finish the job", every=0.3)
     assert done.state is JobState.SUCCESSFUL, done.message
     assert done.results == {"string_output": "resume"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +17,16 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from gateway.app import Services, build_services, create_app
-from gateway.auth import Principal
+from gateway.app import build_services, build_worker, create_app
 from gateway.errors import InvalidInput
+from gateway.identity.auth import Principal
+from gateway.jobs.records import JobUpdate
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.worker import Worker
 from hpc_adapters.base import HpcIdentity
 from tests.conftest import make_settings, worker_thread
+from tests.polling import eventually
 from tests.workflow_fixtures import CallbackReceiver, FileServer
 
 pytestmark = pytest.mark.slurm
@@ -33,13 +35,15 @@ ALICE = Principal(sub="dev-user", username="alice", hpc_login="alice", roles=fro
 
 
 def wait_final(services: Services, job_id: str, timeout: float = 180):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    job = services.store.get(job_id)
-    while not job.final and time.monotonic() < deadline:
-        time.sleep(0.2)
+    def final():  # type: ignore[no-untyped-def]
         job = services.store.get(job_id)
-    assert job.final, f"job stuck in {job.state}: {job.message}"
-    return job
+        return job if job.final else None
+
+    def stuck() -> str:
+        job = services.store.get(job_id)
+        return f"job {job_id} to finish (stuck in {job.state}: {job.message})"
+
+    return eventually(final, timeout, stuck)
 
 
 def write_scene(path: Path) -> None:
@@ -126,9 +130,7 @@ def test_ndvi_on_a_stac_item_published_as_stac(
     )
     assert item["bbox"][0] == pytest.approx(3.0, abs=0.1)
 
-    deadline = time.monotonic() + 20
-    while len(callback_receiver.on("/done")) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    eventually(lambda: len(callback_receiver.on("/done")) >= 2, 20, "both /done callbacks")
     bodies = [r.body for r in callback_receiver.on("/done")]
     assert len(bodies) == 2 and all(b["statistics"]["mean"] == pytest.approx(0.5) for b in bodies)
 
@@ -137,14 +139,14 @@ def test_status_documents_show_progress(services: Services, running_worker: Work
     client = create_app(services.settings, services).test_client()
     job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x", "pause": 6}})
     seen: set[tuple[int, str]] = set()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+
+    def finished() -> dict | None:
         doc = client.get(f"/jobs/{job.id}").get_json()
         if doc["status"] == "running":
             seen.add((doc["progress"], doc["message"]))
-        if doc["status"] in ("successful", "failed"):
-            break
-        time.sleep(0.3)
+        return doc if doc["status"] in ("successful", "failed") else None
+
+    doc = eventually(finished, 90, "the paused echo job to finish", every=0.3)
     assert doc["status"] == "successful" and doc["progress"] == 100
     assert any(0 < p < 100 and "pausing" in m for p, m in seen), seen
 
@@ -216,12 +218,11 @@ def test_traversal_in_the_output_manifest_is_refused(
         services.store.transition(job.id, state)
     services.store.update(
         job.id,
-        workspace=workspace,
-        scheduler_state="COMPLETED",
-        exit_code=0,
-        scheduler_job_id="1",
+        JobUpdate(
+            workspace=workspace, scheduler_state="COMPLETED", exit_code=0, scheduler_job_id="1"
+        ),
     )
-    finaliser = Worker.from_services(services).finaliser
+    finaliser = build_worker(services).finaliser
     finaliser.finalise(services.store.get(job.id))
     done = services.store.get(job.id)
     assert done.state is JobState.FAILED, path
@@ -233,15 +234,12 @@ def test_traversal_in_the_output_manifest_is_refused(
 
 def test_dismiss_cleans_the_workspace(services: Services, running_worker: Worker) -> None:
     job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x", "pause": 60}})
-    deadline = time.monotonic() + 60
-    current = services.store.get(job.id)
-    while current.state is not JobState.RUNNING and time.monotonic() < deadline:
-        time.sleep(0.2)
-        current = services.store.get(job.id)
+    current = eventually(
+        lambda: (j := services.store.get(job.id)).state is JobState.RUNNING and j,
+        60,
+        "the job to run",
+    )
     workspace = Path(current.workspace or "")
     assert workspace.is_dir()
     services.jobs.dismiss(ALICE, job.id)
-    deadline = time.monotonic() + 20
-    while workspace.exists() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not workspace.exists()
+    eventually(lambda: not workspace.exists(), 20, f"{workspace} to be removed")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -34,11 +33,12 @@ from owslib.wps import (
 )
 from werkzeug.serving import make_server
 
-from gateway.app import Services, build_services
-from gateway.auth import NoAuth, Principal
+from gateway.app import build_services, start_background_worker
+from gateway.identity.auth import NoAuth, Principal
 from gateway.jobs.states import JobState
-from gateway.workflow.worker import start_background_worker
+from gateway.services import Services
 from tests.conftest import make_settings, sacct_field
+from tests.polling import eventually
 from tests.unit.wps_support import assert_valid
 
 pytestmark = pytest.mark.slurm
@@ -125,11 +125,15 @@ def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def monitor(execution: WPSExecution, timeout: float = 180) -> list[tuple[str, int]]:
     """``monitorExecution`` with a deadline; returns the (status, percent) seen."""
     statuses = [(execution.status, execution.percentCompleted)]
-    deadline = time.monotonic() + timeout
-    while not execution.isComplete():
-        assert time.monotonic() < deadline, f"still {execution.status} after {timeout}s"
+
+    def complete() -> bool:
+        if execution.isComplete():
+            return True
         execution.checkStatus(sleepSecs=0.5)
         statuses.append((execution.status, execution.percentCompleted))
+        return False
+
+    eventually(complete, timeout, lambda: f"the WPS execution to complete ({execution.status})")
     monitorExecution(execution, sleepSecs=1)  # complete now: OWSLib's own finishing steps
     return statuses
 

@@ -17,9 +17,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from gateway.app import Services, build_services, create_app
+from gateway.app import build_services, create_app
 from gateway.jobs.records import Job, NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.settings import Settings
 
 BASE = "http://gw.example:5000"

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from gateway.errors import BadRequest
-from gateway.http_input import MAX_DEPTH, decode_json, pointer_at
+from gateway.strict_json import MAX_DEPTH, decode_json, pointer_at
 from tests.security.conftest import ASYNC, EXECUTE, assert_problem, finished_job, job_count
 
 pytestmark = pytest.mark.unit

@@ -39,9 +39,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from gateway.accounting.reports import ReportError, parse_time
-from gateway.app import Services, build_services, create_app
-from gateway.auth import ROLE_ADMIN, ROLE_USER, Principal
+from gateway.app import build_services, create_app
+from gateway.identity.auth import ROLE_ADMIN, ROLE_USER, Principal
 from gateway.jobs.records import NewJob
+from gateway.services import Services
 from tests.security.conftest import ALICE, finished_job, security_settings
 
 pytestmark = pytest.mark.unit

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from gateway import db
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.jobs.records import Job, JobUpdate, NewJob, Owner, Quote
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, SchedulerState, Usage
@@ -24,6 +24,33 @@ def migrated_engine(tmp_path: Path) -> Engine:
     url = f"sqlite:///{tmp_path}/acc.db"
     db.upgrade(url)
     return db.make_engine(url)
+
+
+def quote_of(process: str, partial: dict[str, Any]) -> Quote:
+    """A whole Quote from the few fields a test cares about.
+
+    Unnamed numbers are 0 (``max_core_hours``: the ``core_hours``), ``project``
+    and ``currency`` empty, so the gateway's defaults apply as for a job without them.
+    """
+    base: dict[str, Any] = {
+        "process_id": process,
+        "process_version": "1.0.0",
+        "site": "dev",
+        "partition": "debug",
+        "project": "",
+        "cores": 1,
+        "memory_mb": 100,
+        "walltime_limit_seconds": 60,
+        "estimated_seconds": 60,
+        "core_hours": 0.0,
+        "max_core_hours": partial.get("core_hours", 0.0),
+        "billing_units": 0.0,
+        "price_per_core_hour": 0.0,
+        "cost": 0.0,
+        "max_cost": 0.0,
+        "currency": "",
+    }
+    return Quote.from_dict({**base, **partial})
 
 
 def make_job(
@@ -44,11 +71,11 @@ def make_job(
             owner=Owner(sub=f"sub-{login}", username=login, hpc_login=login),
             site="dev",
             inputs={},
-            quote=quote,
+            quote=quote_of(process, quote) if quote is not None else None,
         )
     )
     if slurm_id is not None:
-        store.update(job_id, scheduler_job_id=slurm_id)
+        store.update(job_id, JobUpdate(scheduler_job_id=slurm_id))
     if state is not JobState.ACCEPTED:
         store.transition(job_id, state)
     return store.get(job_id)

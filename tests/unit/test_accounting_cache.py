@@ -4,9 +4,7 @@ database statements a submission costs with them (no Slurm needed)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,10 +12,9 @@ import sqlalchemy as sa
 
 from gateway.accounting import tables
 from gateway.accounting.cache import TtlCache
-from gateway.app import Services, build_services
-from gateway.auth import Principal
-from gateway.identity_map import IdentityStatus, IdentityStore
-from gateway.settings import Settings
+from gateway.identity.auth import Principal
+from gateway.identity.identity_map import IdentityStatus, IdentityStore
+from gateway.services import Services
 from processes.registry import ProcessRegistry
 from tests.unit.accounting_fixtures import make_job, usage
 
@@ -63,17 +60,6 @@ def test_a_failed_load_is_not_cached() -> None:
     with pytest.raises(RuntimeError):
         cache.get("a", boom)
     assert cache.get("a", lambda: 1) == 1
-
-
-@pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    settings = Settings(
-        database={"url": f"sqlite:///{tmp_path}/app.db"},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
-    )
-    svc = build_services(settings)
-    yield svc
-    svc.close()
 
 
 def _usage_row(services: Services, elapsed: int) -> None:
@@ -134,7 +120,7 @@ def test_a_submission_costs_two_statements_once_warm(services: Services) -> None
         job = services.jobs.submit(ALICE, "echo", body)
     finally:
         sa.event.remove(services.engine, "before_cursor_execute", count)
-    assert job.quote is not None and job.quote["project"] == "gep"
+    assert job.quote is not None and job.quote.project == "gep"
     assert len(seen) == 2, seen
     assert seen[0].startswith("SELECT accounting_budgets.")
     assert seen[1].startswith("INSERT INTO jobs")

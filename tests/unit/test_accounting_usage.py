@@ -18,6 +18,7 @@ from gateway.accounting.metrics_env import configure_multiprocess
 from gateway.accounting.quotes import Pricing
 from gateway.accounting.usage import UsageRecorder, not_final_reason
 from gateway.app import build_services, create_app
+from gateway.jobs.records import JobQuery
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.settings import Settings, SiteSettings
@@ -256,9 +257,10 @@ def test_execution_records_the_quote_and_budgets_refuse(app: Flask) -> None:
     created = client.post("/processes/echo/execution", json={"inputs": {}}, headers=headers)
     assert created.status_code == 201
     services = app.extensions["hpcgw"]
-    [job] = services.store.page().jobs
-    assert job.quote["core_hours"] == pytest.approx(300 / 3600, abs=1e-6)
-    assert job.quote["project"] == "gep"
+    [job] = services.store.page(JobQuery()).jobs
+    assert job.quote is not None
+    assert job.quote.core_hours == pytest.approx(300 / 3600, abs=1e-6)
+    assert job.quote.project == "gep"
     put = client.put(
         "/accounting/budgets",
         json={"scope": "user", "name": "alice", "period": "month", "limit_core_hours": 0.1},

@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from gateway import db
-from gateway.identity_map import IdentityStatus, IdentityStore, LoginCache
+from gateway.identity.identity_map import IdentityStatus, IdentityStore, LoginCache
+from gateway.identity.oidc import TokenCache, TokenError, TokenValidator
 from gateway.jobs.tables import hpc_identities
-from gateway.oidc import TokenCache, TokenError, TokenValidator
 from gateway.settings import OidcSettings
 from tests.unit.test_oidc import (
     AUDIENCE,

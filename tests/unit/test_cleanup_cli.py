@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from gateway.app import build_services
 from gateway.cli import app
-from gateway.jobs.records import NewJob, Owner
+from gateway.jobs.records import JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.settings import load_settings
 from gateway.staging import build_cache
@@ -51,7 +51,7 @@ def test_cleanup_applies_retention_and_bounds_the_cache(
             inputs={},
         )
     )
-    services.store.transition(job.id, JobState.FAILED, message="x")
+    services.store.transition(job.id, JobState.FAILED, JobUpdate(message="x"))
     folder = services.publication_root / job.id
     folder.mkdir(parents=True)
     (folder / "out.tif").write_bytes(b"x" * 100)

@@ -18,11 +18,11 @@ from gateway.accounting.config import AccountingSettings
 from gateway.accounting.quotes import Pricing
 from gateway.accounting.reports import ReportQuery, run_report
 from gateway.accounting.usage import UsageRecorder
-from gateway.auth import Principal
 from gateway.errors import NoSuchJob
+from gateway.identity.auth import Principal
+from gateway.jobs.service import JobService
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
-from gateway.service import JobService
 from gateway.settings import Settings, SiteSettings
 from gateway.sites import Sites
 from processes.registry import ProcessRegistry

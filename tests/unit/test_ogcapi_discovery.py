@@ -1,21 +1,20 @@
 """OGC API - Processes discovery resources, the pygeoapi plugins and the generated config.
 
 Responses are validated against the components of the OGC OpenAPI document
-shipped in tests/schemas/ogc (an older draft of 1.0: only the components
+shipped in tests/ogc-schemas (an older draft of 1.0: only the components
 whose shape matches the approved standard are used -- landingPage, confClasses,
 processList, processSummary, process, exception).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pygeoapi.openapi import validate_openapi_document
 from pygeoapi.process.base import ProcessorExecuteError
 
-from gateway.app import build_services, create_app
+from gateway.app import create_app
 from gateway.ogcapi.config import pygeoapi_config
 from gateway.ogcapi.documents import CONFORMANCE_CLASSES
 from gateway.ogcapi.manager import GatewayManager
@@ -26,7 +25,6 @@ from gateway.ogcapi.plugin_context import (
     services_for,
 )
 from gateway.ogcapi.processor import HpcProcessor
-from gateway.settings import Settings
 from tests.ogc_schemas import openapi_components, validate
 
 pytestmark = pytest.mark.unit
@@ -35,21 +33,16 @@ BASE = "http://gw.example:5000"
 _CONF = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/"
 
 
-def _settings(tmp_path: Path) -> Settings:
-    return Settings(
-        database={"url": f"sqlite:///{tmp_path}/x.db"},  # type: ignore[arg-type]
-        server={"base_url": BASE},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
-    )
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    return {"server": {"base_url": BASE}}
 
 
 @pytest.fixture
-def app(tmp_path):
-    services = build_services(_settings(tmp_path))
+def app(services):
     application = create_app(services.settings, services)
     application.testing = True
-    yield application
-    services.close()
+    return application
 
 
 @pytest.fixture

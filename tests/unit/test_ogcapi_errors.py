@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 
-from gateway.app import build_services, create_app
-from gateway.auth import Principal
+from gateway.app import create_app
 from gateway.errors import Unauthorized
+from gateway.identity.auth import Principal
 from gateway.ogcapi import register_ogcapi
-from gateway.settings import Settings
 
 pytestmark = pytest.mark.unit
 
@@ -27,19 +25,9 @@ _COMMON = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/"
 _PROC = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 
 
-def _settings(tmp_path: Path, **server: Any) -> Settings:
-    return Settings(
-        database={"url": f"sqlite:///{tmp_path}/x.db"},  # type: ignore[arg-type]
-        server={"base_url": BASE, "sync_timeout_seconds": 0.2, **server},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
-    )
-
-
 @pytest.fixture
-def services(tmp_path):
-    svc = build_services(_settings(tmp_path, max_body_bytes=2000))
-    yield svc
-    svc.close()
+def settings_overrides() -> dict[str, object]:
+    return {"server": {"base_url": BASE, "sync_timeout_seconds": 0.2, "max_body_bytes": 2000}}
 
 
 @pytest.fixture

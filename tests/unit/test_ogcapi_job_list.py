@@ -9,7 +9,6 @@ without the filter the other jobs *are* listed, so an ignored filter fails.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,12 +16,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask.testing import FlaskClient
 
-from gateway.app import Services, build_services, create_app
+from gateway.app import create_app
 from gateway.errors import BadRequest
-from gateway.jobs.records import CreatedRange, NewJob, Owner
+from gateway.jobs.records import CreatedRange, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.job_filters import parse_datetime, parse_durations
-from gateway.settings import Settings
+from gateway.services import Services
 from tests.ogc_schemas import openapi_components, validate
 
 pytestmark = pytest.mark.unit
@@ -34,15 +33,8 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 
 
 @pytest.fixture
-def services(tmp_path) -> Iterator[Services]:
-    settings = Settings(
-        database={"url": f"sqlite:///{tmp_path}/x.db"},  # type: ignore[arg-type]
-        server={"base_url": BASE},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
-    )
-    svc = build_services(settings)
-    yield svc
-    svc.close()
+def settings_overrides() -> dict[str, object]:
+    return {"server": {"base_url": BASE}}
 
 
 @pytest.fixture
@@ -64,7 +56,7 @@ def job_at(services: Services, created: datetime, owner: Owner = ME, **times: An
             inputs={"string_input": "hi"},
         )
     )
-    services.store.update(job.id, created=created, **times)
+    services.store.update(job.id, JobUpdate(created=created, **times))
     return job.id
 
 
@@ -88,14 +80,18 @@ def test_list_entries_are_the_jobs_status_documents(
     """The list reads only a few columns; what it shows must not differ from ``/jobs/{id}``."""
     accepted = job_at(services, T0)
     running = job_at(services, T0 + timedelta(minutes=1))
-    services.store.update(running, scheduler_job_id="4242", progress=30, message="step 3")
+    services.store.update(
+        running, JobUpdate(scheduler_job_id="4242", progress=30, message="step 3")
+    )
     assert services.store.transition(running, JobState.RUNNING)
     done = job_at(services, T0 + timedelta(minutes=2))
-    assert services.store.transition(done, JobState.SUCCESSFUL, results={"x": 1})
-    services.store.update(done, extra={"publication": {"files": {}}, "staged_inputs": {}})
+    assert services.store.transition(done, JobState.SUCCESSFUL, JobUpdate(results={"x": 1}))
+    services.store.update(
+        done, JobUpdate(extra={"publication": {"files": {}}, "staged_inputs": {}})
+    )
     expired = job_at(services, T0 + timedelta(minutes=3))
     assert services.store.transition(expired, JobState.SUCCESSFUL)
-    services.store.update(expired, extra={"publication": {"expired": "2026-04-01"}})
+    services.store.update(expired, JobUpdate(extra={"publication": {"expired": "2026-04-01"}}))
     doc = client.get("/jobs").get_json()
     components = openapi_components()
     validate(doc, "jobList", components)
@@ -160,7 +156,7 @@ def test_min_and_max_duration(client: FlaskClient, services: Services) -> None:
     def ran(job_id: str, state: JobState, seconds: int, until: datetime | None) -> str:
         started = (until or now) - timedelta(seconds=seconds)
         times = {"finished": until} if until else {}
-        assert services.store.transition(job_id, state, started=started, **times)
+        assert services.store.transition(job_id, state, JobUpdate(started=started, **times))
         return job_id
 
     never = job_at(services, now - timedelta(hours=3))  # accepted, never started

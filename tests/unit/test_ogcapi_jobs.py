@@ -10,16 +10,17 @@ from __future__ import annotations
 import email
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateway.app import Services, build_services, create_app
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.app import create_app
+from gateway.jobs.records import Job, JobQuery, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.ogcapi.manager import GatewayManager
-from gateway.settings import Settings
+from gateway.services import Services
 from tests.ogc_schemas import openapi_components, validate
 from tests.unit.test_egress import resolver as offline_resolver
 
@@ -33,20 +34,19 @@ FAILED_TYPE = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/job-
 
 
 @pytest.fixture
-def services(tmp_path) -> Iterator[Services]:
-    settings = Settings(
-        database={"url": f"sqlite:///{tmp_path}/x.db"},  # type: ignore[arg-type]
+def settings_overrides(tmp_path: Path) -> dict[str, object]:
+    return {
         # generous: the stand-in worker finishes in milliseconds, but a loaded CI
         # machine must not turn a synchronous answer into the async fallback
-        server={"base_url": BASE, "sync_timeout_seconds": 20},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
+        "server": {"base_url": BASE, "sync_timeout_seconds": 20},
         # references are checked against an offline resolver, never probed: no DNS here
-        workflow={"egress": {"probe_references": False}},  # type: ignore[arg-type]
-    )
-    svc = build_services(settings)
-    svc.egress.resolver = offline_resolver
-    yield svc
-    svc.close()
+        "workflow": {"egress": {"probe_references": False}, "cache": {"root": str(tmp_path / "c")}},
+    }
+
+
+@pytest.fixture(autouse=True)
+def offline_references(services: Services) -> None:
+    services.egress.resolver = offline_resolver
 
 
 @pytest.fixture
@@ -81,12 +81,16 @@ def new_job(services: Services, owner: Owner = ME, process: str = "echo", **kw: 
 
 
 def succeed(services: Services, job: Job, results: dict[str, Any]) -> None:
-    assert services.store.transition(job.id, JobState.SUCCESSFUL, results=results, progress=100)
+    assert services.store.transition(
+        job.id, JobState.SUCCESSFUL, JobUpdate(results=results, progress=100)
+    )
 
 
 def fail(services: Services, job: Job, detail: str = "Slurm job 7 failed: boom", status: int = 500):
     error = {"type": FAILED_TYPE, "title": "Job failed", "status": status, "detail": detail}
-    assert services.store.transition(job.id, JobState.FAILED, message=detail, error=error)
+    assert services.store.transition(
+        job.id, JobState.FAILED, JobUpdate(message=detail, error=error)
+    )
 
 
 def publish(services: Services, job: Job, name: str, data: bytes) -> str:
@@ -106,7 +110,9 @@ class StandInWorker:
 
     def _run(self) -> None:
         while not self.stop.wait(0.02):
-            for job in self.services.store.page(states=[JobState.ACCEPTED], limit=100).jobs:
+            for job in self.services.store.page(
+                JobQuery(states=frozenset({JobState.ACCEPTED}), limit=100)
+            ).jobs:
                 self.outcome(job)
 
     def __enter__(self) -> StandInWorker:
@@ -267,7 +273,7 @@ def test_job_status(client, services, components):
     assert doc["jobID"] == job.id and doc["status"] == "accepted" and doc["progress"] == 0
     assert doc["created"].endswith("Z")
     assert not any(link["rel"] == REL_RESULTS for link in doc["links"])
-    services.store.update(job.id, scheduler_job_id="4242")
+    services.store.update(job.id, JobUpdate(scheduler_job_id="4242"))
     succeed(services, job, {"string_output": "hi"})
     doc = client.get(f"/jobs/{job.id}").get_json()
     validate(doc, "statusInfo", components)
@@ -506,7 +512,7 @@ def assert_no_such_job(r: Any) -> None:
 def test_dismiss_a_finished_job_removes_it(client, services, components, outcome):
     """/req/dismiss/job-dismiss-success and -status: 200 'dismissed', then the job is gone."""
     job = new_job(services)
-    services.store.update(job.id, scheduler_job_id="4242", workspace="/work/alice/ws")
+    services.store.update(job.id, JobUpdate(scheduler_job_id="4242", workspace="/work/alice/ws"))
     if outcome == "successful":
         href = publish(services, job, "result.txt", b"data")
         succeed(services, job, {"string_output": {"href": href, "type": "text/plain"}})

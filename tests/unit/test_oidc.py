@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from gateway.auth import OidcAuthenticator
 from gateway.errors import ServiceUnavailable, Unauthorized
-from gateway.oidc import JwksCache, ProviderUnavailable, TokenError, TokenValidator
+from gateway.identity.auth import OidcAuthenticator
+from gateway.identity.oidc import JwksCache, ProviderUnavailable, TokenError, TokenValidator
 from gateway.settings import AuthSettings, OidcSettings
 
 pytestmark = pytest.mark.unit

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from gateway.auth import (
+from gateway.errors import Forbidden
+from gateway.identity.auth import (
     ROLE_ADMIN,
     ROLE_USER,
     OidcAuthenticator,
@@ -15,8 +16,7 @@ from gateway.auth import (
     is_public,
     require_role,
 )
-from gateway.errors import Forbidden
-from gateway.identity_map import InvalidLogin, LoginRule, PortalUser
+from gateway.identity.identity_map import InvalidLogin, LoginRule, PortalUser
 from gateway.settings import AuthSettings, IdentityMapSettings, RoleSettings
 
 pytestmark = pytest.mark.unit

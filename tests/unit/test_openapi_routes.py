@@ -20,8 +20,9 @@ from flask import Flask
 from openapi_spec_validator import validate as validate_spec
 from pygeoapi.openapi import validate_openapi_document
 
-from gateway.app import Services, build_services, create_app
+from gateway.app import build_services, create_app
 from gateway.ogcapi.openapi_paths import operations
+from gateway.services import Services
 from gateway.settings import Settings
 
 pytestmark = pytest.mark.unit

@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from gateway.jobs.records import Job, Owner
 from gateway.jobs.states import JobState
+from gateway.publication.publisher import Publisher, build_publisher
+from gateway.publication.s3 import S3Outputs, _translate
 from gateway.settings import Settings
 from gateway.settings_workflow import PublicationSettings, S3PublicationSettings
-from gateway.workflow.publication import Publisher, build_publisher
-from gateway.workflow.publication_s3 import S3Outputs, _translate
 
 pytestmark = pytest.mark.unit
 

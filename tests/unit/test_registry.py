@@ -2,7 +2,7 @@
 
 Descriptions are validated against the ``process`` schema of the OpenAPI
 document bundled by the OGC conformance suite (``api-processes10.yaml``, kept
-offline in ``tests/schemas/ogc``; ``OGC_SCHEMAS_DIR`` overrides). That
+offline in ``tests/ogc-schemas``; ``OGC_SCHEMAS_DIR`` overrides). That
 document's schemas are OpenAPI 3.0 style (boolean ``exclusiveMinimum``), so
 they are applied with a Draft 4 validator.
 """

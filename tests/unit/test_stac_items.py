@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +13,13 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from gateway.app import Services, build_services, create_app
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.app import create_app
+from gateway.jobs.records import Job, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
-from gateway.settings import Settings
-from gateway.workflow.footprint import publication_record
-from gateway.workflow.retention import apply_retention
-from gateway.workflow.stac_items import catalog, job_item
+from gateway.publication.footprint import publication_record
+from gateway.publication.retention import apply_retention
+from gateway.publication.stac_items import catalog, job_item
+from gateway.services import Services
 
 pytestmark = pytest.mark.unit
 
@@ -37,15 +36,8 @@ def validate_offline(doc: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
-    settings = Settings(
-        database={"url": f"sqlite:///{tmp_path}/x.db"},  # type: ignore[arg-type]
-        server={"base_url": BASE},  # type: ignore[arg-type]
-        publication={"root": str(tmp_path / "pub")},  # type: ignore[arg-type]
-    )
-    svc = build_services(settings)
-    yield svc
-    svc.close()
+def settings_overrides() -> dict[str, object]:
+    return {"server": {"base_url": BASE}}
 
 
 @pytest.fixture
@@ -106,12 +98,14 @@ def published_job(services: Services, owner: Owner = ME) -> Job:
         }
     }
     for state in (JobState.STAGING, JobState.QUEUED, JobState.RUNNING, JobState.PUBLISHING):
-        services.store.transition(job.id, state, scheduler_job_id="4242")
+        services.store.transition(job.id, state, JobUpdate(scheduler_job_id="4242"))
     services.store.transition(
         job.id,
         JobState.SUCCESSFUL,
-        results=results,
-        extra={"staged_inputs": staged, "publication": publication_record(folder, results)},
+        JobUpdate(
+            results=results,
+            extra={"staged_inputs": staged, "publication": publication_record(folder, results)},
+        ),
     )
     return services.store.get(job.id)
 
@@ -146,7 +140,7 @@ def test_item_without_footprint_or_core_hours_validates(services: Services) -> N
     job = published_job(services)
     extra = dict(job.extra)
     extra["publication"] = {k: v for k, v in extra["publication"].items() if k != "bbox"}
-    services.store.update(job.id, extra=extra)
+    services.store.update(job.id, JobUpdate(extra=extra))
     item = job_item(services.store.get(job.id), BASE)
     validate_offline(item)
     assert item["geometry"] is None and "bbox" not in item

@@ -3,7 +3,11 @@ tested against real servers in tests/integration/test_staging_curl.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from gateway.staging.curl import _parse_headers, _read_errors
+
+pytestmark = pytest.mark.unit
 
 
 def test_the_final_complete_block_wins_over_informational_ones() -> None:

@@ -2,15 +2,16 @@
 
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from gateway import db
-from gateway.jobs.records import CreatedRange, DurationRange, NewJob, Owner
+from gateway.jobs.records import CreatedRange, DurationRange, JobQuery, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
+from gateway.jobs.status import iso
 from gateway.jobs.store import JobNotFound, JobStore
-from gateway.ogcapi.documents import iso
 
 pytestmark = pytest.mark.unit
 
@@ -68,7 +69,7 @@ def test_keyset_pagination_visits_every_job_once(store):
     store.create(_new(BOB))
     seen, cursor = [], None
     while True:
-        page = store.page(owner_sub=ALICE.sub, limit=10, cursor=cursor)
+        page = store.page(JobQuery(owner_sub=ALICE.sub, limit=10, cursor=cursor))
         seen += [j.id for j in page.jobs]
         cursor = page.next_cursor
         if cursor is None:
@@ -78,7 +79,7 @@ def test_keyset_pagination_visits_every_job_once(store):
 
 def test_bad_cursor_is_value_error(store):
     with pytest.raises(ValueError):
-        store.page(cursor="not-a-cursor")
+        store.page(JobQuery(cursor="not-a-cursor"))
 
 
 def test_claim_is_exclusive_between_workers(store):
@@ -118,7 +119,7 @@ def _listed(store, **filters):
     """Ids of every job the summaries list shows with ``filters``, walking all pages of 2."""
     seen, cursor = [], None
     while True:
-        page = store.summaries(limit=2, cursor=cursor, **filters)
+        page = store.summaries(JobQuery(limit=2, cursor=cursor, **filters))
         seen += [j.id for j in page.jobs]
         cursor = page.next_cursor
         if cursor is None:
@@ -127,12 +128,12 @@ def _listed(store, **filters):
 
 def test_summaries_carry_what_the_full_job_says(store):
     job = store.create(_new())
-    store.update(job.id, scheduler_job_id="77", progress=40, message="halfway")
+    store.update(job.id, JobUpdate(scheduler_job_id="77", progress=40, message="halfway"))
     assert store.transition(job.id, JobState.RUNNING)
     other = store.create(_new())
     assert store.transition(other.id, JobState.SUCCESSFUL)
-    store.update(other.id, extra={"publication": {"files": {}}, "staged_inputs": {}})
-    summaries = {s.id: s for s in store.summaries(limit=10).jobs}
+    store.update(other.id, JobUpdate(extra={"publication": {"files": {}}, "staged_inputs": {}}))
+    summaries = {s.id: s for s in store.summaries(JobQuery(limit=10)).jobs}
     for full in (store.get(job.id), store.get(other.id)):
         s = summaries[full.id]
         assert (s.process_id, s.state, s.response, s.progress, s.message) == (
@@ -153,19 +154,21 @@ def test_summaries_carry_what_the_full_job_says(store):
         assert s.scheduler_job_id == full.scheduler_job_id
         assert s.published == full.published
     assert summaries[other.id].published and not summaries[job.id].published
-    store.update(other.id, extra={"publication": {"files": {}, "expired": "2026-01-01"}})
-    assert not store.summaries(limit=10).jobs[0].published
+    store.update(other.id, JobUpdate(extra={"publication": {"files": {}, "expired": "2026-01-01"}}))
+    assert not store.summaries(JobQuery(limit=10)).jobs[0].published
 
 
 def test_summary_times_are_truncated_to_the_millisecond(store):
     job = store.create(_new())
     store.update(
         job.id,
-        created=datetime(2026, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC),
-        started=datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
-        finished=datetime(2026, 1, 2, 3, 4, 5, 1_000, tzinfo=timezone(timedelta(hours=2))),
+        JobUpdate(
+            created=datetime(2026, 1, 2, 3, 4, 5, 999_999, tzinfo=UTC),
+            started=datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
+            finished=datetime(2026, 1, 2, 3, 4, 5, 1_000, tzinfo=timezone(timedelta(hours=2))),
+        ),
     )
-    [s] = store.summaries(limit=1).jobs
+    [s] = store.summaries(JobQuery(limit=1)).jobs
     assert s.created_text == "2026-01-02T03:04:05.999Z"
     assert s.started_text == "0999-12-31T23:59:59.000Z"
     assert s.finished_text == "2026-01-02T01:04:05.001Z"
@@ -177,7 +180,7 @@ def test_created_range_filters_and_pages(store):
     ids = []
     for minute in range(6):
         job = store.create(_new())
-        store.update(job.id, created=t0 + timedelta(minutes=minute))
+        store.update(job.id, JobUpdate(created=t0 + timedelta(minutes=minute)))
         ids.append(job.id)
     newest_first = ids[::-1]
     window = CreatedRange(t0 + timedelta(minutes=1), t0 + timedelta(minutes=4))
@@ -185,7 +188,7 @@ def test_created_range_filters_and_pages(store):
     assert _listed(store, created=CreatedRange(start=t0 + timedelta(minutes=4))) == ids[:3:-1]
     assert _listed(store, created=CreatedRange(end=t0 + timedelta(minutes=2))) == ids[1::-1]
     assert _listed(store, created=CreatedRange()) == newest_first
-    assert store.page(created=window, limit=10).jobs[0].id == ids[3]
+    assert store.page(JobQuery(created=window, limit=10)).jobs[0].id == ids[3]
 
 
 def test_duration_filters_use_run_time(store):
@@ -193,14 +196,16 @@ def test_duration_filters_use_run_time(store):
     never = store.create(_new())  # never started: no duration
     quick = store.create(_new())  # ran exactly 10 s
     store.update(
-        quick.id, started=now - timedelta(hours=1, seconds=10), finished=now - timedelta(hours=1)
+        quick.id,
+        JobUpdate(started=now - timedelta(hours=1, seconds=10), finished=now - timedelta(hours=1)),
     )
     slow = store.create(_new())  # ran 100 s
     store.update(
-        slow.id, started=now - timedelta(hours=1, seconds=100), finished=now - timedelta(hours=1)
+        slow.id,
+        JobUpdate(started=now - timedelta(hours=1, seconds=100), finished=now - timedelta(hours=1)),
     )
     running = store.create(_new())  # started 50 s ago, still running: 50 s and growing
-    store.update(running.id, started=now - timedelta(seconds=50))
+    store.update(running.id, JobUpdate(started=now - timedelta(seconds=50)))
 
     def listed(low, high):
         return set(_listed(store, duration=DurationRange(low, high)))
@@ -217,3 +222,63 @@ def test_duration_filters_use_run_time(store):
         store, duration=DurationRange(10, 100), created=CreatedRange(start=now - timedelta(days=1))
     )
     assert set(both) == {quick.id, slow.id, running.id}
+
+
+def test_published_filter_pages_are_full_unless_last(store):
+    """The STAC catalog's filter is in the query: no short page that still has a next."""
+    live = {"files": {}}
+    expected = []
+    for i in range(9):
+        job = store.create(_new())
+        store.update(
+            job.id, JobUpdate(created=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
+        )
+        if i % 3 == 0:
+            store.update(job.id, JobUpdate(extra={"publication": live}))
+            expected.append(job.id)
+        elif i % 3 == 1:
+            store.update(
+                job.id, JobUpdate(extra={"publication": {**live, "expired": "2026-02-01"}})
+            )
+    seen, cursor = [], None
+    while True:
+        page = store.page(JobQuery(published=True, limit=2, cursor=cursor))
+        seen += [j.id for j in page.jobs]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+        assert len(page.jobs) == 2
+    assert seen == expected[::-1]
+    assert {s.id for s in store.summaries(JobQuery(published=True, limit=10)).jobs} == set(expected)
+
+
+def test_job_update_sets_only_what_it_names(store):
+    job = store.create(_new())
+    store.update(job.id, JobUpdate(message="one", progress=10))
+    store.update(job.id, JobUpdate(progress=None))  # None sets NULL; message untouched
+    current = store.get(job.id)
+    assert (current.message, current.progress) == ("one", None)
+    assert JobUpdate().values() == {}
+    with pytest.raises(TypeError):
+        JobUpdate(mesage="typo")  # type: ignore[call-arg]
+
+
+def test_the_quote_comes_back_as_a_quote(store):
+    from tests.unit.accounting_fixtures import quote_of
+
+    quote = quote_of("echo", {"core_hours": 0.5, "project": "gep", "basis": {"method": "x"}})
+    job = store.create(replace(_new(), quote=quote))
+    assert store.get(job.id).quote == quote
+    assert store.get(store.create(_new()).id).quote is None
+
+
+def test_an_old_quote_without_newer_fields_still_reads():
+    from gateway.jobs.records import Quote
+
+    quote = Quote.from_dict({"process_id": "echo", "core_hours": 0.5, "unknown": 1})
+    assert (quote.process_id, quote.core_hours, quote.max_cost, quote.currency) == (
+        "echo",
+        0.5,
+        0.0,
+        "",
+    )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.identity_map import HpcIdentity, IdentityStatus, LoginRule, PortalUser
+from gateway.identity.identity_map import HpcIdentity, IdentityStatus, LoginRule, PortalUser
 from gateway.settings import IdentityMapSettings, UnixHookSettings, UserSyncSettings
 from gateway.usersync.commands import CommandResult, SlurmCommands, UnixHook
 from gateway.usersync.plan import ChangeKind, CurrentState, Planner, StepKind

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, build_services
+from gateway.app import build_services, build_worker
+from gateway.services import Services
 from gateway.workflow.worker import Worker, lower_priority
 from tests.conftest import make_settings
 
@@ -22,13 +23,13 @@ def worker(tmp_path: Path) -> Iterator[Worker]:
     services: Services = build_services(
         make_settings(tmp_path, worker={"poll_interval_seconds": 0.5})
     )
-    yield Worker.from_services(services)
+    yield build_worker(services)
     services.close()
 
 
 def test_polls_are_spaced_by_the_interval_or_twice_a_slow_poll(worker: Worker) -> None:
     assert worker.monitor.run_once() == 0  # nothing scheduled: no scheduler call at all
-    assert 0 <= worker.monitor.last_cycle_seconds < worker.interval
+    worker.monitor.last_cycle_seconds = 0.1  # a quick poll (how quick is bench/'s business)
     assert worker.next_poll_delay() == 0.5
     worker.monitor.last_cycle_seconds = 0.45  # e.g. GET /jobs with thousands of jobs
     assert worker.next_poll_delay() == pytest.approx(0.9)
@@ -65,7 +66,7 @@ def test_only_the_worker_threads_run_at_a_lower_priority() -> None:
 def test_pool_size_and_priority_come_from_the_settings(tmp_path: Path) -> None:
     services = build_services(make_settings(tmp_path, worker={"submit_threads": 2, "nice": 10}))
     try:
-        worker = Worker.from_services(services)
+        worker = build_worker(services)
         assert (worker.dispatcher.threads, worker.nice) == (2, 10)
     finally:
         services.close()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.app import Services
+from gateway.services import Services
 from tests.conftest import new_id
 from tests.unit.wps_support import OWS2, OWS11, WpsApp, assert_valid, exception_code, wps_app
 

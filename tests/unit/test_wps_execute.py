@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from gateway.app import Services, build_services
+from gateway.jobs.records import JobUpdate
 from gateway.jobs.states import JobState
-from tests.conftest import make_settings
+from gateway.services import Services
 from tests.unit.test_egress import resolver as offline_resolver
 from tests.unit.wps_support import (
     ALICE,
@@ -73,13 +73,16 @@ ASYNC_1 = (
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
+def settings_overrides(tmp_path: Path) -> dict[str, object]:
     """References checked against an offline resolver and never probed (no DNS here)."""
-    workflow = {"egress": {"probe_references": False}, "cache": {"root": str(tmp_path / "c")}}
-    svc = build_services(make_settings(tmp_path, workflow=workflow))
-    svc.egress.resolver = offline_resolver
-    yield svc
-    svc.close()
+    return {
+        "workflow": {"egress": {"probe_references": False}, "cache": {"root": str(tmp_path / "c")}}
+    }
+
+
+@pytest.fixture(autouse=True)
+def offline_references(services: Services) -> None:
+    services.egress.resolver = offline_resolver
 
 
 @pytest.fixture
@@ -126,7 +129,7 @@ def test_status_location_follows_the_job(wps: WpsApp) -> None:
     job_id = path.rsplit("/", 1)[-1]
     store = wps.services.store
 
-    store.transition(job_id, JobState.RUNNING, progress=40, message="pausing")
+    store.transition(job_id, JobState.RUNNING, JobUpdate(progress=40, message="pausing"))
     root = assert_valid(wps.client.get(path).data)
     started = root.xpath("wps:Status/wps:ProcessStarted", namespaces=NS)[0]
     assert started.get("percentCompleted") == "40" and started.text == "pausing"
@@ -144,7 +147,7 @@ def test_status_location_follows_the_job(wps: WpsApp) -> None:
             "type": "application/json",
         },
     }
-    store.transition(job_id, JobState.SUCCESSFUL, results=results, progress=100)
+    store.transition(job_id, JobState.SUCCESSFUL, JobUpdate(results=results, progress=100))
     response = wps.client.get(path)
     assert response.headers["Cache-Control"] == "no-store"
     root = assert_valid(response.data)
@@ -178,7 +181,9 @@ def test_failed_job_status_has_exception_report(wps: WpsApp) -> None:
     path = status_path(assert_valid(body))
     job_id = path.rsplit("/", 1)[-1]
     detail = "Slurm job 12 failed (exit code 3). Last lines of stderr:\n\x1b[31mboom\x00"
-    wps.services.store.transition(job_id, JobState.FAILED, message=detail, error={"detail": detail})
+    wps.services.store.transition(
+        job_id, JobState.FAILED, JobUpdate(message=detail, error={"detail": detail})
+    )
     root = assert_valid(wps.client.get(path).data)
     text = root.xpath(
         "//wps:ProcessFailed/ows:ExceptionReport/ows:Exception/ows:ExceptionText", namespaces=NS
@@ -298,7 +303,7 @@ def test_wps2_async_execute_get_status_get_result(wps: WpsApp) -> None:
     assert not_ready.status_code == 404
     assert exception_code(not_ready.data) == ("ResultNotReady", job_id)
 
-    wps.services.store.transition(job_id, JobState.RUNNING, progress=30)
+    wps.services.store.transition(job_id, JobState.RUNNING, JobUpdate(progress=30))
     get_status = (
         '<wps:GetStatus xmlns:wps="http://www.opengis.net/wps/2.0" service="WPS" '
         f'version="2.0.0"><wps:JobID>{job_id}</wps:JobID></wps:GetStatus>'

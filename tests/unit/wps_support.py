@@ -22,11 +22,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree
 
-from gateway.app import Services
-from gateway.auth import Principal
 from gateway.errors import Unauthorized
-from gateway.jobs.records import Job
+from gateway.identity.auth import Principal
+from gateway.jobs.records import Job, JobQuery, JobUpdate
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.wps import register_wps
 
 WPS1 = "http://www.opengis.net/wps/1.0.0"
@@ -104,7 +104,7 @@ class FakeEchoWorker:
 
     Each ``<kind>_input`` becomes ``<kind>_output``; outputs requested by
     reference are written to the publication folder and given as hrefs, like
-    :class:`gateway.workflow.publication.Publisher` does.
+    :class:`gateway.publication.publisher.Publisher` does.
     """
 
     def __init__(self, services: Services) -> None:
@@ -123,7 +123,7 @@ class FakeEchoWorker:
     def _run(self) -> None:
         store = self.services.store
         while not self._stop.wait(0.05):
-            for job in store.page(states=[JobState.ACCEPTED], limit=50).jobs:
+            for job in store.page(JobQuery(states=frozenset({JobState.ACCEPTED}), limit=50)).jobs:
                 self.finish(job)
 
     def finish(self, job: Job) -> None:
@@ -132,8 +132,10 @@ class FakeEchoWorker:
             store.transition(
                 job.id,
                 JobState.FAILED,
-                message="echo: failing as requested",
-                error={"detail": "echo: failing as requested"},
+                JobUpdate(
+                    message="echo: failing as requested",
+                    error={"detail": "echo: failing as requested"},
+                ),
             )
             return
         requested = job.outputs_request or {}
@@ -154,11 +156,9 @@ class FakeEchoWorker:
                     "type": "application/json",
                 }
             results[out] = value
-        store.transition(job.id, JobState.RUNNING, progress=50)
+        store.transition(job.id, JobState.RUNNING, JobUpdate(progress=50))
         store.transition(
             job.id,
             JobState.SUCCESSFUL,
-            results=results,
-            progress=100,
-            message="Job completed successfully",
+            JobUpdate(results=results, progress=100, message="Job completed successfully"),
         )

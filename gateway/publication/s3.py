@@ -40,6 +40,11 @@ from botocore.exceptions import (
 )
 
 from gateway.settings_workflow import S3PublicationSettings
+from gateway.workflow.errors import (
+    PublicationError,
+    TransientPublicationError,
+    publication_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +64,6 @@ _DENIED = frozenset(
 _TRANSIENT = frozenset({"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout"})
 #: Objects deleted per DeleteObjects request (the S3 maximum).
 _DELETE_BATCH = 1000
-
-
-class PublicationError(Exception):
-    """Outputs could not be published or removed; ``transient`` when a retry may succeed."""
-
-    def __init__(self, detail: str, transient: bool = False) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -166,14 +162,15 @@ class S3Outputs:
                 manager.upload(str(path), self.bucket, key, extra_args=extra).result()
                 head = client.head_object(Bucket=self.bucket, Key=key)
         except OSError as exc:
-            raise PublicationError(f"cannot read {path.name} to upload it: {exc}", True) from None
+            raise TransientPublicationError(
+                f"cannot read {path.name} to upload it: {exc}"
+            ) from None
         finally:
             manager.shutdown()
         size = path.stat().st_size
         if head.get("ContentLength") != size:
-            raise PublicationError(
-                f"{self.where(key)} holds {head.get('ContentLength')} bytes after uploading {size}",
-                transient=True,
+            raise TransientPublicationError(
+                f"{self.where(key)} holds {head.get('ContentLength')} bytes after uploading {size}"
             )
 
     # -- links --------------------------------------------------------------------
@@ -229,10 +226,9 @@ class S3Outputs:
             failed = answer.get("Errors") or []
             if failed:
                 first = failed[0]
-                raise PublicationError(
+                raise TransientPublicationError(
                     f"cannot delete {self.where(first.get('Key', ''), target)}: "
-                    f"{first.get('Code')} {first.get('Message', '')}".strip(),
-                    transient=True,
+                    f"{first.get('Code')} {first.get('Message', '')}".strip()
                 )
         return sum(int(o.get("Size", 0)) for o in objects)
 
@@ -255,7 +251,7 @@ def _translate(exc: ClientError | BotoCoreError, where: str) -> PublicationError
             "secret_access_key_file, a profile, or AWS_* variables)"
         )
     if isinstance(exc, BotoCoreError):
-        return PublicationError(f"{where}: S3 request failed: {exc}", transient=True)
+        return TransientPublicationError(f"{where}: S3 request failed: {exc}")
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
@@ -269,7 +265,7 @@ def _translate(exc: ClientError | BotoCoreError, where: str) -> PublicationError
         )
     transient = code in _TRANSIENT or (isinstance(status, int) and status >= 500)
     detail = f"{where}: S3 answered {code or status}" + (f": {message}" if message else "")
-    return PublicationError(detail, transient=transient)
+    return publication_error(detail, transient=transient)
 
 
 def _is_job_id(name: str) -> bool:

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.jobs.records import Job
+from gateway.publication.s3 import Link, PublicationError, S3Outputs
 from gateway.settings_workflow import PublicationSettings
-from gateway.workflow.publication_s3 import Link, PublicationError, S3Outputs
+from gateway.workflow.errors import TransientError
 from hpc_adapters.base import WorkspaceFiles
 from processes.definition import ProcessDefinition
 from processes.runtime import OUTPUTS_DIR
@@ -110,7 +111,7 @@ class Publisher:
         when the S3 upload fails (nothing is left in the spool either way).
         """
         # rasterio (GDAL) is loaded by the worker only, not by the HTTP processes
-        from gateway.workflow.footprint import publication_record
+        from gateway.publication.footprint import publication_record
 
         if not self.upload:
             results = self._collect(job, process, manifest, files, self.job_dir(job.id))
@@ -122,7 +123,7 @@ class Publisher:
             record = publication_record(folder, results)
             return self._upload(job.id, folder, results, record, self.s3)
         except PublicationError as exc:
-            if not exc.transient:  # the job fails: leave no partial upload behind
+            if not isinstance(exc, TransientError):  # the job fails: no partial upload left
                 _forget(self.s3, job.id)
             raise
         finally:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
-from gateway.auth import Principal
 from gateway.errors import (
     BadRequest,
     Forbidden,
@@ -26,17 +26,21 @@ from gateway.errors import (
     NoSuchProcess,
     ResultNotReady,
 )
-from gateway.execute_request import ExecuteRequest, parse_execute_request
+from gateway.identity.auth import Principal
+from gateway.jobs.execute_request import ExecuteRequest, parse_execute_request
 from gateway.jobs.records import (
-    CreatedRange,
-    DurationRange,
+    UNSET,
     Job,
     JobPage,
+    JobQuery,
+    JobUpdate,
     NewJob,
+    Quote,
     SummaryPage,
 )
 from gateway.jobs.states import OGC_STATUS_TO_STATES, VISIBLE_STATES, JobState
 from gateway.jobs.store import JobNotFound, JobStore
+from gateway.paging import MAX_PAGE_LIMIT
 from gateway.sites import Sites
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import InvalidJobError, TransientHpcError
@@ -47,11 +51,26 @@ log = logging.getLogger(__name__)
 
 #: Called with (principal, process, request) before a job is stored; may raise
 #: (e.g. QuotaExceeded) and may return a quote to record with the job.
-AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], dict[str, Any] | None]
+#: A check made before a job is stored; raises to refuse it, may return its quote.
+AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], Quote | None]
 
-MAX_PAGE = 1000
 
 _PageT = TypeVar("_PageT", JobPage, SummaryPage)
+
+
+def ogc_states(statuses: Iterable[str]) -> frozenset[JobState]:
+    """The job states behind OGC ``statuses`` (job-list ``status`` filter); empty: all.
+
+    An unknown status is a BadRequest naming the valid ones.
+    """
+    states: set[JobState] = set()
+    for status in statuses:
+        if status not in OGC_STATUS_TO_STATES:
+            raise BadRequest(
+                f"unknown status '{status}'; use one of {sorted(OGC_STATUS_TO_STATES)}"
+            )
+        states |= OGC_STATUS_TO_STATES[status]
+    return frozenset(states)
 
 
 class JobService:
@@ -92,7 +111,7 @@ class JobService:
                 "ask the HPC centre to synchronise your account"
             )
         request = parse_execute_request(process, body)
-        quote: dict[str, Any] | None = None
+        quote: Quote | None = None
         for hook in self._admission:
             quote = hook(principal, process, request) or quote
         new = NewJob(
@@ -134,75 +153,30 @@ class JobService:
             raise NoSuchJob(f"job '{job_id}' was dismissed and removed")
         return job
 
-    def list(
-        self,
-        principal: Principal,
-        *,
-        process_ids: Sequence[str] = (),
-        statuses: Sequence[str] = (),
-        created: CreatedRange | None = None,
-        duration: DurationRange | None = None,
-        limit: int = 10,
-        cursor: str | None = None,
-    ) -> JobPage:
+    def list(self, principal: Principal, query: JobQuery | None = None) -> JobPage:
         """Whole jobs visible to ``principal``, newest first; filters as :meth:`list_summaries`."""
-        return self._listing(
-            self.store.page, principal, process_ids, statuses, created, duration, limit, cursor
-        )
+        return self._listing(self.store.page, principal, query or JobQuery())
 
-    def list_summaries(
-        self,
-        principal: Principal,
-        *,
-        process_ids: Sequence[str] = (),
-        statuses: Sequence[str] = (),
-        created: CreatedRange | None = None,
-        duration: DurationRange | None = None,
-        limit: int = 10,
-        cursor: str | None = None,
-    ) -> SummaryPage:
+    def list_summaries(self, principal: Principal, query: JobQuery | None = None) -> SummaryPage:
         """The job list of ``principal`` (what ``GET /jobs`` shows), newest first.
 
-        Only their own jobs (admins: everyone's), never removed ones; OGC
-        ``statuses``, process ids, a ``created`` range and a run ``duration``
-        range narrow it. A bad status, limit or cursor is a BadRequest.
+        Only their own jobs (admins: everyone's), never removed ones, whatever
+        ``query.owner_sub`` says; the other filters of ``query`` narrow it (build
+        its ``states`` from OGC statuses with :func:`ogc_states`). A bad limit or
+        cursor is a BadRequest.
         """
-        return self._listing(
-            self.store.summaries, principal, process_ids, statuses, created, duration, limit, cursor
-        )
+        return self._listing(self.store.summaries, principal, query or JobQuery())
 
     def _listing(
-        self,
-        read: Callable[..., _PageT],
-        principal: Principal,
-        process_ids: Sequence[str],
-        statuses: Sequence[str],
-        created: CreatedRange | None,
-        duration: DurationRange | None,
-        limit: int,
-        cursor: str | None,
+        self, read: Callable[[JobQuery], _PageT], principal: Principal, query: JobQuery
     ) -> _PageT:
-        if not 1 <= limit <= MAX_PAGE:
-            raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
-        states: set[JobState] = set()
-        for status in statuses:
-            if status not in OGC_STATUS_TO_STATES:
-                raise BadRequest(
-                    f"unknown status '{status}'; use one of {sorted(OGC_STATUS_TO_STATES)}"
-                )
-            states |= OGC_STATUS_TO_STATES[status]
-        if not states:
-            states = set(VISIBLE_STATES)  # removed jobs are never listed
+        if not 1 <= query.limit <= MAX_PAGE_LIMIT:
+            raise BadRequest(f"limit must be between 1 and {MAX_PAGE_LIMIT}")
+        visible = (query.states or VISIBLE_STATES) & VISIBLE_STATES
+        if not visible:
+            raise BadRequest("removed jobs are never listed")
         try:
-            return read(
-                owner_sub=principal.visibility,
-                process_ids=process_ids,
-                states=states,
-                created=created,
-                duration=duration,
-                limit=limit,
-                cursor=cursor,
-            )
+            return read(replace(query, owner_sub=principal.visibility, states=visible))
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
 
@@ -246,9 +220,11 @@ class JobService:
         moved = self.store.transition(
             job.id,
             JobState.DISMISSED,
-            message="Job dismissed by the user",
-            cancel_pending=has_scheduler_job,
-            cleanup_pending=True,
+            JobUpdate(
+                message="Job dismissed by the user",
+                cancel_pending=has_scheduler_job,
+                cleanup_pending=True,
+            ),
         )
         if not moved:  # it moved on meanwhile; if it finished, dismissing it removes it
             current = self.store.get(job.id)
@@ -269,13 +245,13 @@ class JobService:
         cancelled: its Slurm job is over (a cancel still owed from an earlier
         dismiss stays owed). A concurrent removal is not an error.
         """
-        fields: dict[str, Any] = {
-            "message": "Job dismissed by the user; its results and files were removed",
-            "cleanup_pending": True,
-        }
-        if job.finished is not None:
-            fields["finished"] = job.finished
-        if self.store.transition(job.id, JobState.REMOVED, **fields):
+        update = JobUpdate(
+            message="Job dismissed by the user; its results and files were removed",
+            cleanup_pending=True,
+            # keeps the time it really finished (a final target would set it to now)
+            finished=job.finished if job.finished is not None else UNSET,
+        )
+        if self.store.transition(job.id, JobState.REMOVED, update):
             log.info("job %s removed (was %s)", job.id, job.state.value)
         return self.store.get(job.id)
 
@@ -286,7 +262,7 @@ class JobService:
         (used by sites in forward mode); the worker's retries go without it.
         """
         if job.scheduler_job_id is None:
-            self.store.update(job.id, cancel_pending=False)
+            self.store.update(job.id, JobUpdate(cancel_pending=False))
             return True
         adapter = self.sites.adapter(job.site)
         try:
@@ -298,7 +274,7 @@ class JobService:
         except TransientHpcError as exc:
             log.warning("job %s: cancel deferred, site unreachable: %s", job.id, exc.detail)
             return False
-        self.store.update(job.id, cancel_pending=False)
+        self.store.update(job.id, JobUpdate(cancel_pending=False))
         return True
 
 

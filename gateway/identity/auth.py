@@ -5,9 +5,9 @@ Two :class:`Authenticator` implementations sit behind one seam:
 * :class:`NoAuth` (``auth.mode: none``, development): every request is the
   configured default user, never root;
 * :class:`OidcAuthenticator` (``auth.mode: oidc``): an OIDC bearer token
-  (validated by :mod:`gateway.oidc`), roles in Keycloak's conventions mapped to
+  (validated by :mod:`gateway.identity.oidc`), roles in Keycloak's conventions mapped to
   the gateway's two roles, and the HPC login from the identity table written by
-  the user sync (:mod:`gateway.identity_map`).
+  the user sync (:mod:`gateway.identity.identity_map`).
 
 Errors: :class:`~gateway.errors.Unauthorized` (401, with ``WWW-Authenticate``)
 for a missing or invalid token; :class:`~gateway.errors.Forbidden` (403) for a
@@ -196,7 +196,7 @@ def invalid_token(detail: str, realm: str = "ogc-hpc-gateway") -> Unauthorized:
 
 
 class ClaimsValidator(Protocol):
-    """What :class:`OidcAuthenticator` needs from :class:`gateway.oidc.TokenValidator`."""
+    """What :class:`OidcAuthenticator` needs from :class:`gateway.identity.oidc.TokenValidator`."""
 
     def validate(self, token: str) -> dict[str, Any]: ...
 
@@ -218,7 +218,7 @@ class OidcAuthenticator:
         self._username_claim = settings.oidc.username_claim
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
-        from gateway.oidc import ProviderUnavailable, TokenError
+        from gateway.identity.oidc import ProviderUnavailable, TokenError
 
         token = bearer_token(headers, self.realm)
         try:
@@ -274,8 +274,8 @@ def build_authenticator(settings: AuthSettings, engine: Engine) -> Authenticator
     """The authenticator ``auth.mode`` asks for (called by the composition root)."""
     if settings.mode == "none":
         return NoAuth(settings)
-    from gateway.identity_map import IdentityStore
-    from gateway.oidc import TokenValidator
+    from gateway.identity.identity_map import IdentityStore
+    from gateway.identity.oidc import TokenValidator
 
     return OidcAuthenticator(
         settings, TokenValidator(settings.oidc), IdentityStore(engine).active_login

@@ -21,10 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from gateway.jobs.records import Job
+from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.store import JobNotFound, JobStore
+from gateway.publication.s3 import PublicationError, S3Outputs
 from gateway.staging.cache import ContentCache
-from gateway.workflow.publication_s3 import PublicationError, S3Outputs
 
 log = logging.getLogger(__name__)
 
@@ -178,4 +178,4 @@ def _mark_expired(store: JobStore, job: Job, moment: datetime) -> None:
     current = store.get(job.id)
     publication = dict(current.extra.get("publication") or {})
     publication["expired"] = moment.isoformat(timespec="seconds")
-    store.update(job.id, extra={**current.extra, "publication": publication})
+    store.update(job.id, JobUpdate(extra={**current.extra, "publication": publication}))

@@ -1,7 +1,7 @@
 """Who is asking, resolved once per request, and which paths are public.
 
 A ``before_request`` hook calls ``authenticator.authenticate(request.headers)``
-exactly once per request and keeps the :class:`~gateway.auth.Principal` on
+exactly once per request and keeps the :class:`~gateway.identity.auth.Principal` on
 ``flask.g``; handlers (and the pygeoapi manager plugin) read it with
 :func:`request_principal` / :func:`current_principal`. Authentication errors
 (:class:`~gateway.errors.Unauthorized`, ``Forbidden``) propagate to the OGC
@@ -19,8 +19,8 @@ from typing import cast
 
 from flask import Flask, g, has_request_context, request
 
-from gateway.auth import Authenticator, Principal
 from gateway.errors import Unauthorized
+from gateway.identity.auth import Authenticator, Principal
 
 #: Paths served without authentication. An entry ending in ``/`` is a prefix.
 DEFAULT_PUBLIC_PATHS: tuple[str, ...] = ("/", "/conformance", "/openapi", "/static/")

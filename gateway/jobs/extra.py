@@ -1,0 +1,103 @@
+"""Typed records of what a job keeps in its ``extra`` JSON column.
+
+``extra`` holds what only the workflow needs to remember between cycles. Each
+sub-record has a typed form here, read with ``from_dict`` and written back
+with ``to_dict`` in the JSON shape the column has always had:
+
+* ``extra["callbacks"][event]`` -- :class:`CallbackRecord`, the delivery state
+  of one subscriber notification (:mod:`gateway.workflow.callbacks`);
+* ``extra["missing_since"]`` -- :func:`missing_since`, when the scheduler
+  first stopped knowing the job (:mod:`gateway.workflow.monitor`);
+* ``extra["forward_token"]`` -- :func:`forward_token`, the owner's bearer
+  token kept only until submission (slurmrestd *forward* mode).
+
+The publication record and the staged inputs are still plain dicts built by
+:mod:`gateway.publication.footprint` and :mod:`gateway.staging.stager`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+CallbackStatus = Literal["delivered", "retrying", "abandoned"]
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    """Delivery state of one notification (``success``, ``failed`` or ``inProgress``)."""
+
+    status: CallbackStatus | None = None
+    #: Failed attempts so far (0 once delivered).
+    attempts: int = 0
+    #: When the last attempt was made (ISO 8601 text, as stored).
+    at: str | None = None
+    last_error: str | None = None
+    #: ``[progress, message]`` of the last in-progress notification delivered.
+    sent: tuple[int | None, str | None] | None = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> CallbackRecord:
+        if not data:
+            return cls()
+        sent = data.get("sent")
+        return cls(
+            status=data.get("status"),
+            attempts=int(data.get("attempts", 0)),
+            at=data.get("at"),
+            last_error=data.get("last_error"),
+            sent=(sent[0], sent[1]) if isinstance(sent, list | tuple) and len(sent) == 2 else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "status": self.status,
+            "attempts": self.attempts,
+            "at": self.at,
+            "last_error": self.last_error,
+        }
+        if self.sent is not None:
+            doc["sent"] = list(self.sent)
+        return doc
+
+    @property
+    def last_attempt(self) -> datetime | None:
+        return datetime.fromisoformat(self.at) if self.at else None
+
+
+def callback_records(extra: Mapping[str, Any]) -> dict[str, CallbackRecord]:
+    """``extra["callbacks"]`` as typed records, by event."""
+    raw = extra.get("callbacks") or {}
+    return {event: CallbackRecord.from_dict(record) for event, record in raw.items()}
+
+
+def with_callbacks(
+    extra: Mapping[str, Any], records: Mapping[str, CallbackRecord]
+) -> dict[str, Any]:
+    """``extra`` with its ``callbacks`` member replaced by ``records`` (unchanged when empty)."""
+    if not records:
+        return dict(extra)
+    return {**extra, "callbacks": {event: r.to_dict() for event, r in records.items()}}
+
+
+def missing_since(extra: Mapping[str, Any]) -> datetime | None:
+    """When the scheduler first stopped knowing the job, or None."""
+    raw = extra.get("missing_since")
+    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+
+
+def with_missing_since(extra: Mapping[str, Any], when: datetime) -> dict[str, Any]:
+    return {**extra, "missing_since": when.isoformat()}
+
+
+def forward_token(extra: Mapping[str, Any]) -> str | None:
+    """The owner's bearer token kept for a forward-mode submission, or None."""
+    token = extra.get("forward_token")
+    return token if isinstance(token, str) else None
+
+
+def without_forward_token(extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``extra`` once submitted: the token is needed for the submission only, never kept."""
+    return {k: v for k, v in extra.items() if k != "forward_token"}

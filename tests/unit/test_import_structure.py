@@ -1,0 +1,160 @@
+"""The gateway's import graph: no cycles, and no arrow back into an HTTP surface.
+
+Every ``import`` counts -- module level, inside functions and under
+``TYPE_CHECKING`` -- because a lazy import only hides a cycle, it does not
+remove it. ``from package import name`` counts as an arrow to the submodule
+when ``name`` is one, else to the package.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "gateway"
+
+#: The HTTP surfaces and the composition root that builds them.
+SURFACES = (
+    "gateway.app",
+    "gateway.wsgi",
+    "gateway.cli",
+    "gateway.http",
+    "gateway.ogcapi",
+    "gateway.wps",
+    "gateway.accounting.routes",
+    "gateway.accounting.cli",
+    "gateway.usersync.admin_api",
+)
+#: The core: it serves every surface and must import none.
+CORE = (
+    "gateway.services",
+    "gateway.jobs",
+    "gateway.workflow",
+    "gateway.staging",
+    "gateway.publication",
+    "gateway.identity",
+    "gateway.egress",
+    "gateway.accounting",  # except its routes and CLI (surfaces, above)
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+@cache
+def _modules() -> dict[str, Path]:
+    return {
+        _module_name(p): p
+        for p in PACKAGE.rglob("*.py")
+        if "migrations" not in p.relative_to(PACKAGE).parts
+    }
+
+
+def _within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+@cache
+def graph() -> dict[str, frozenset[str]]:
+    """module -> the gateway modules it imports (anywhere in its text)."""
+    modules = _modules()
+    edges: dict[str, frozenset[str]] = {}
+    for name, path in modules.items():
+        targets: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = [f"{node.module}.{a.name}" for a in node.names]
+                found = [s for s in subs if s in modules]
+                targets.update(found or [node.module])
+                if len(found) < len(subs):
+                    targets.add(node.module)
+        edges[name] = frozenset(t for t in targets if t in modules and t != name)
+    return edges
+
+
+def _cycles(edges: dict[str, frozenset[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_graph_sees_known_arrows() -> None:
+    """Guard against a parser that finds nothing (every test below would pass)."""
+    edges = graph()
+    assert "gateway.services" in edges["gateway.app"]
+    assert "gateway.jobs.status" in edges["gateway.workflow.callbacks"]
+
+
+def test_no_import_cycle_among_gateway_modules() -> None:
+    assert _cycles(graph()) == []
+
+
+def test_the_core_never_imports_a_surface() -> None:
+    wrong = []
+    for module, targets in graph().items():
+        if not any(_within(module, core) for core in CORE):
+            continue
+        if any(_within(module, surface) for surface in SURFACES):
+            continue
+        wrong += [f"{module} -> {t}" for t in targets if any(_within(t, s) for s in SURFACES)]
+    assert wrong == []
+
+
+def test_the_worker_side_loads_no_web_framework() -> None:
+    """A worker process imports neither Flask nor pygeoapi (about a second each start)."""
+    code = (
+        "import sys, gateway.workflow.worker, gateway.workflow.callbacks, gateway.services\n"
+        "print(sorted(m for m in ('flask', 'pygeoapi') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.stdout.strip() == "[]"
