@@ -205,7 +205,17 @@ class SchedulerAdapter(Protocol):
         most for ids that have aged out of the controller)."""
 
     def find_by_name(self, name: str) -> list[JobStatus]:
-        """Live jobs carrying ``name`` (used to avoid double submission after a crash)."""
+        """Live jobs carrying ``name``."""
+
+    def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
+        """Jobs named any of ``names``, live *or* already in accounting, submitted
+        at or after ``since``: at most one controller and one accounting call.
+
+        What makes submission at-most-once across crashes: a job whose submission
+        outcome is unknown is looked up by its name and adopted when found.
+        Names never submitted are missing from the result; if the site cannot
+        answer, a TransientHpcError is raised (never an empty, "not found" answer).
+        """
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         """Cancel a pending or running job as its owner."""

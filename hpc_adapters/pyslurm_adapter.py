@@ -299,6 +299,29 @@ class PyslurmAdapter:
     def find_by_name(self, name: str) -> list[JobStatus]:
         return [s for s in self._live() if s.name == name]
 
+    def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
+        """One ``jobs`` RPC; names it lacks -> one slurmdbd query by name since ``since``."""
+        wanted = set(names)
+        if not wanted:
+            return {}
+        found: dict[str, list[JobStatus]] = {}
+        for status in self._live():
+            if status.name in wanted:
+                found.setdefault(status.name, []).append(status)
+        missing = sorted(wanted - set(found))
+        if missing:
+            db = self.slurm.db
+            filt = db.JobFilter(names=missing, start_time=since)
+            try:
+                jobs = list(self._call("db.jobs", lambda: db.Jobs.load(filt)).values())
+            except self._rpc_error as exc:
+                raise SchedulerBusyError(f"slurmdbd did not answer: {exc}") from exc
+            for job in jobs:
+                status = job_status(job)
+                if status.name is not None and status.name in missing:
+                    found.setdefault(status.name, []).append(status)
+        return found
+
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         """Cancel a job of ``identity``. The process may cancel anyone's job, so the
         owner is checked first; pyslurm hides unknown ids, so the controller and then

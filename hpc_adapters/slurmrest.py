@@ -39,6 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
@@ -413,6 +414,26 @@ class SlurmRestAdapter:
     def find_by_name(self, name: str) -> list[JobStatus]:
         """Jobs slurmctld knows (pending, running or recently ended) named ``name``."""
         return [s for s in self._live_jobs() if s.name == name]
+
+    def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
+        """One (conditional) ``GET /jobs``; names it lacks -> one slurmdb query by name
+        (slurmdb's job-name filter spans all time, so ``since`` needs no parameter)."""
+        wanted = set(names)
+        if not wanted:
+            return {}
+        found: dict[str, list[JobStatus]] = {}
+        for status in self._live_jobs():
+            if status.name in wanted:
+                found.setdefault(status.name, []).append(status)
+        missing = sorted(wanted - set(found))
+        if missing:
+            query = self.dialect.db_jobs_by_name_query(missing)
+            data = self._query(self.dialect.db_jobs_path(), query)
+            for record in self.dialect.parse_db_jobs(data):
+                name = record.status.name
+                if name is not None and name in missing:
+                    found.setdefault(name, []).append(record.status)
+        return found
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         """Cancel as ``identity``; an ended job is a no-op, an unknown id InvalidJobError."""

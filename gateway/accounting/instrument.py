@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 from gateway.accounting.metrics import ADAPTER_ERRORS, ADAPTER_SECONDS, record_staging_bytes
@@ -108,6 +109,9 @@ class InstrumentedAdapter:
 
     def find_by_name(self, name: str) -> list[JobStatus]:
         return _timed(self.site, "find_by_name", lambda: self._inner.find_by_name(name))
+
+    def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
+        return _timed(self.site, "find_by_names", lambda: self._inner.find_by_names(names, since))
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         _timed(self.site, "cancel", lambda: self._inner.cancel(job_id, identity))

@@ -1,10 +1,16 @@
 """Dispatcher: accepted job -> workspace, staged inputs, ``inputs.json`` -> Slurm job as the user.
 
-Jobs are claimed with a lease (see :meth:`JobStore.claim`). A worker that dies
-mid-dispatch leaves the job in ``accepted``/``staging`` with a lease that
-expires; the next claim re-runs the dispatch, first asking the scheduler
-whether a job with this job's name already exists, so a job is submitted once.
-Transient errors back off and retry; permanent ones fail the job.
+Jobs are claimed with a lease (see :meth:`JobStore.claim`). ``staging`` is the
+recorded intent to submit: it is written before anything is staged or
+submitted. A worker that dies mid-dispatch (or a submission whose answer was
+lost: a timeout, a reset connection) leaves the job in ``staging``; when it is
+claimed again, the outcome of its submission is unknown, so before anything is
+submitted the site is asked -- ONE :meth:`find_by_names` call per site for all
+such jobs of the cycle, live jobs and accounting alike, by the job's Slurm
+name ``hpcgw-<job id>`` -- and a Slurm job found is *adopted* (the job's
+message says so); only a job the site answers it has never seen is submitted.
+If the site cannot answer, the job waits (backoff) rather than risk a second
+Slurm job. Transient errors back off and retry; permanent ones fail the job.
 
 Submissions are I/O-bound (staging downloads, slurmrestd round trips), so they
 run in a small fixed thread pool: one slow submission does not hold up the
@@ -39,7 +45,7 @@ from gateway.staging.stager import Heartbeat
 from gateway.workflow.batch import job_name, job_spec, workspace_for
 from gateway.workflow.errors import StagingError, TransientStagingError
 from gateway.workflow.retry import RetryPolicy, fail_job
-from hpc_adapters.base import HpcIdentity
+from hpc_adapters.base import HpcIdentity, JobStatus
 from hpc_adapters.errors import PermanentHpcError, TransientHpcError
 from processes.registry import ProcessRegistry
 from processes.runtime import INPUTS_FILE, OUTPUTS_DIR
@@ -127,7 +133,7 @@ class Dispatcher:
             jobs = self.store.claim(
                 self.worker_id, [JobState.ACCEPTED, JobState.STAGING], room, self.lease_seconds
             )
-        for job in jobs:
+        for job in self._recover(jobs):
             self._start(job)
         if wait:
             self.drain()
@@ -151,10 +157,51 @@ class Dispatcher:
 
     def dispatch(self, job: Job) -> None:
         """Stage and submit one claimed job in the calling thread (no pool)."""
-        started = self._begin(job)
-        if started is not None:
-            workspace, extra = started
-            self._apply(job, workspace, extra, self._submit_safely(job, workspace, extra))
+        for pending in self._recover([job]):
+            started = self._begin(pending)
+            if started is not None:
+                workspace, extra = started
+                outcome = self._submit_safely(pending, workspace, extra)
+                self._apply(pending, workspace, extra, outcome)
+
+    # -- recovery: adopt what was submitted before a crash ------------------------
+
+    def _recover(self, jobs: list[Job]) -> list[Job]:
+        """The claimed jobs that still need submitting.
+
+        Jobs in ``staging`` may already be in Slurm: they are looked up by name,
+        one call per site; those found are adopted (``queued`` with that Slurm
+        id), those the site cannot tell about are deferred, the others returned.
+        """
+        doubtful: dict[str, list[Job]] = {}
+        for job in jobs:
+            if job.state is JobState.STAGING:
+                doubtful.setdefault(job.site, []).append(job)
+        if not doubtful:
+            return jobs
+        settled: set[str] = set()
+        for site, site_jobs in doubtful.items():
+            settled |= self._look_up(site, site_jobs)
+        return [j for j in jobs if j.id not in settled]
+
+    def _look_up(self, site: str, jobs: list[Job]) -> set[str]:
+        """Adopt or defer ``jobs`` of ``site`` after one lookup; the ids settled."""
+        names = {job_name(j.id): j for j in jobs}
+        since = min(j.created for j in jobs) - timedelta(minutes=5)
+        try:
+            found = self.sites.adapter(site).find_by_names(list(names), since)
+        except TransientHpcError as exc:
+            for job in jobs:
+                self.retry.defer(job, f"cannot tell yet whether it was submitted: {exc.detail}")
+            return {j.id for j in jobs}
+        except (PermanentHpcError, LookupError) as exc:
+            detail = getattr(exc, "detail", str(exc))
+            for job in jobs:
+                fail_job(self.store, job, f"Submission to the cluster failed: {detail}")
+            return {j.id for j in jobs}
+        for name, statuses in found.items():
+            self._adopt(names[name], site, statuses)
+        return {names[n].id for n in found}
 
     # -- the calling thread: every job state change ----------------------------
 
@@ -199,13 +246,30 @@ class Dispatcher:
         else:
             fail_job(self.store, job, outcome.detail, status=outcome.status)
 
+    def _adopt(self, job: Job, site: str, statuses: list[JobStatus]) -> None:
+        """Record the Slurm job found for ``job`` as its own (the earliest if several)."""
+        first = min(statuses, key=lambda s: (s.submit_time is None, s.submit_time, s.job_id))
+        others = [s.job_id for s in statuses if s is not first]
+        if others:
+            log.warning("job %s: Slurm jobs %s also carry its name", job.id, others)
+        log.info("job %s: adopting Slurm job %s, submitted before a restart", job.id, first.job_id)
+        workspace = job.workspace or workspace_for(self.sites.settings(site), job.id)
+        self._record_submission(job, first.job_id, workspace, dict(job.extra), adopted=True)
+
     def _record_submission(
-        self, job: Job, scheduler_id: str, workspace: str, extra: dict[str, Any]
+        self,
+        job: Job,
+        scheduler_id: str,
+        workspace: str,
+        extra: dict[str, Any],
+        *,
+        adopted: bool = False,
     ) -> None:
         """``queued`` with the Slurm id, in one statement; a forwarded token is dropped.
 
         ``extra`` is the claimed row's plus what staging added: nothing else
-        writes ``extra`` of a job that is being dispatched.
+        writes ``extra`` of a job that is being dispatched. An ``adopted`` job's
+        message says it was found at the site, not submitted again.
         """
         kept: dict[str, Any] | Unset = UNSET
         if forward_token(extra) is not None:  # needed for the submission only: never kept
@@ -213,7 +277,12 @@ class Dispatcher:
         update = JobUpdate(
             scheduler_job_id=scheduler_id,
             scheduler_state="PENDING",
-            message=f"Queued as Slurm job {scheduler_id}",
+            message=(
+                f"Queued as Slurm job {scheduler_id} (recovered after a restart: found at the"
+                " site and adopted, not submitted again)"
+                if adopted
+                else f"Queued as Slurm job {scheduler_id}"
+            ),
             workspace=workspace,
             lease_owner=None,
             lease_until=None,
@@ -237,11 +306,8 @@ class Dispatcher:
 
     def _submit_safely(self, job: Job, workspace: str, extra: dict[str, Any]) -> Outcome:
         """:meth:`_submit`, its errors turned into what the job's record should say."""
-        resumed = job.state is JobState.STAGING
         try:
-            return Submitted(
-                self._submit(job, workspace, extra, check_existing=resumed or job.attempts > 0)
-            )
+            return Submitted(self._submit(job, workspace, extra))
         except TransientHpcError as exc:
             return Retry(exc.detail)
         except PermanentHpcError as exc:
@@ -251,8 +317,11 @@ class Dispatcher:
         except StagingError as exc:
             return Failed(f"Input staging failed: {exc.detail}", status=400)
 
-    def _submit(self, job: Job, workspace: str, extra: dict[str, Any], check_existing: bool) -> str:
+    def _submit(self, job: Job, workspace: str, extra: dict[str, Any]) -> str:
         """Workspace, staged inputs and ``inputs.json``, then the Slurm job; its id.
+
+        Only called for jobs that are known not to be in Slurm yet (fresh, or
+        looked up by :meth:`_recover`).
 
         ``extra`` (the job's, as claimed) gains the staged inputs' summary, which
         is also stored before submitting (a rare write from the pool: only jobs
@@ -260,11 +329,6 @@ class Dispatcher:
         keeps it.
         """
         adapter = self.sites.adapter(job.site)
-        if check_existing:
-            existing = adapter.find_by_name(job_name(job.id))
-            if existing:
-                log.info("job %s: found existing Slurm job %s", job.id, existing[0].job_id)
-                return existing[0].job_id
         site = self.sites.settings(job.site)
         process = self.registry.get(job.process_id)
         identity = HpcIdentity(login=job.owner.hpc_login, token=forward_token(job.extra))

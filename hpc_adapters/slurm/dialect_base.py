@@ -66,6 +66,17 @@ def checked_ids(job_ids: Sequence[str]) -> Sequence[str]:
     return job_ids
 
 
+_JOB_NAME = re.compile(r"^[A-Za-z0-9_.:+-]{1,200}$")
+
+
+def checked_names(names: Sequence[str]) -> Sequence[str]:
+    """``names`` if each is a plain job name (no comma, space or quote); ValueError otherwise."""
+    bad = [n for n in names if not _JOB_NAME.match(n)]
+    if bad or not names:
+        raise ValueError(f"not plain Slurm job names: {bad!r}")
+    return names
+
+
 def epoch(value: object) -> datetime | None:
     """Epoch seconds -> aware UTC datetime; 0, None and NO_VAL give None."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -155,6 +166,11 @@ class Dialect:
 
     def db_jobs_query(self, job_ids: Sequence[str]) -> str:
         raise NotImplementedError
+
+    def db_jobs_by_name_query(self, names: Sequence[str]) -> str:
+        """slurmdb jobs named any of ``names``: ``job_name=a%2Cb`` (every version
+        checked takes the percent-encoded list; a raw comma answers 400)."""
+        return "job_name=" + "%2C".join(checked_names(names))
 
     def parse_errors(self, body: Json) -> list[SlurmApiError]:
         return error_entries(body.get("errors"))

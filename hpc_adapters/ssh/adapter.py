@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, Usage, WorkspaceFiles
 from hpc_adapters.errors import AuthenticationError, InvalidJobError
@@ -82,6 +83,25 @@ class SshAdapter:
         """Jobs slurmctld knows (pending, running or recently ended) named ``name``."""
         squeue = Squeue(name=name)
         return squeue.parse(self.pool.run(self.service_user, squeue))
+
+    def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
+        """One ``squeue -n``; names it lacks -> one ``sacct --name`` (since ``since``)."""
+        wanted = set(names)
+        if not wanted:
+            return {}
+        squeue = Squeue(names=sorted(wanted))
+        found: dict[str, list[JobStatus]] = {}
+        for status in squeue.parse(self.pool.run(self.service_user, squeue)):
+            if status.name in wanted:
+                found.setdefault(status.name, []).append(status)
+        missing = sorted(wanted - set(found))
+        if missing:
+            sacct = Sacct(names=missing, since=since)
+            for record in sacct.parse(self.pool.run(self.service_user, sacct)):
+                name = record.status.name
+                if name is not None and name in missing:
+                    found.setdefault(name, []).append(record.status)
+        return found
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         """``scancel`` as ``identity``; an ended job is a no-op, an unknown id InvalidJobError."""

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from hpc_adapters.base import JobSpec, JobStatus
 from hpc_adapters.errors import JobRejectedError, SchedulerBusyError
+from hpc_adapters.slurm.dialect_base import checked_names
 from hpc_adapters.slurm.dialects import epoch, valid_job_id, wait_status
 from hpc_adapters.slurm.script import render_batch_script, sbatch_options
 from hpc_adapters.slurm.states import parse_state
@@ -177,12 +178,16 @@ class Squeue:
     verb = "squeue"
     idempotent = True
 
-    def __init__(self, job_ids: Sequence[str] = (), name: str | None = None) -> None:
+    def __init__(
+        self, job_ids: Sequence[str] = (), name: str | None = None, names: Sequence[str] = ()
+    ) -> None:
         self.job_ids = list(job_ids)
         self.name = name
         self.filter = f"-j {quoted_ids(self.job_ids)}" if self.job_ids else ""
         if name is not None and "," not in name:  # -n takes a list: filter locally then
             self.filter = f"-n {shlex.quote(name)}"
+        if names:
+            self.filter = f"-n {shlex.quote(','.join(checked_names(names)))}"
 
     def line(self) -> str:
         fmt = ",".join(f"{f}:0|" for f in SQUEUE_FIELDS[:-1]) + f",{SQUEUE_FIELDS[-1]}:0"

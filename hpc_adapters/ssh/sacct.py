@@ -12,8 +12,10 @@ import logging
 import re
 import shlex
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from hpc_adapters.base import JobStatus, Usage
+from hpc_adapters.slurm.dialect_base import checked_names
 from hpc_adapters.slurm.dialects import AccountingRecord, epoch, valid_job_id
 from hpc_adapters.slurm.states import parse_state
 from hpc_adapters.ssh.commands import (
@@ -48,20 +50,37 @@ SACCT_FIELDS = (
 
 
 class Sacct:
-    """``sacct --parsable2 --noheader --allusers -j <ids>``; ``steps`` adds step rows (MaxRSS)."""
+    """``sacct --parsable2 --noheader --allusers -j <ids>`` (or ``--name=<names> -S <since>``);
+    ``steps`` adds step rows (MaxRSS)."""
 
     verb = "sacct"
     idempotent = True
 
-    def __init__(self, job_ids: Sequence[str], steps: bool = False) -> None:
-        self.ids = quoted_ids(job_ids)
+    def __init__(
+        self,
+        job_ids: Sequence[str] = (),
+        steps: bool = False,
+        *,
+        names: Sequence[str] = (),
+        since: datetime | None = None,
+    ) -> None:
+        """Jobs by id, or (``names`` + ``since``) by name: sacct needs a start time
+        with ``--name`` (without ``-j`` it only searches since midnight); it is given
+        in UTC and the command runs with ``TZ=UTC``."""
+        if names:
+            if since is None:
+                raise ValueError("a search by name needs a start time")
+            start = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self.selection = f"--name={shlex.quote(','.join(checked_names(names)))} -S {start}"
+        else:
+            self.selection = f"-j {quoted_ids(job_ids)}"
         self.steps = steps
 
     def line(self) -> str:
         allocations = "" if self.steps else " -X"
         return (
-            f"{EPOCH_TIMES} sacct --parsable2 --noheader --allusers"
-            f"{allocations} -j {self.ids} -o {shlex.quote(','.join(SACCT_FIELDS))}"
+            f"{EPOCH_TIMES} TZ=UTC sacct --parsable2 --noheader --allusers"
+            f"{allocations} {self.selection} -o {shlex.quote(','.join(SACCT_FIELDS))}"
         )
 
     def stdin(self) -> bytes | None:

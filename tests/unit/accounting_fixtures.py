@@ -137,6 +137,9 @@ class FakeAdapter:
     def find_by_name(self, name: str) -> list[JobStatus]:
         return []
 
+    def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
+        return {}
+
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         raise NotImplementedError
 
