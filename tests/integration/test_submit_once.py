@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import Services, build_services
-from gateway.auth import Principal
+from gateway.app import build_services, build_worker
+from gateway.identity.auth import Principal
 from gateway.jobs.states import JobState
+from gateway.services import Services
 from gateway.workflow.batch import job_name
 from gateway.workflow.worker import Worker
 from tests.clusters import CLUSTERS, DevCluster
@@ -75,7 +76,7 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_submitted_again(
     site_services: tuple[Services, DevCluster],
 ) -> None:
     services, dev = site_services
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     crashed = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "once"}})
     fresh = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "fresh"}})
     slurm_id = _crash_after_submitting(services, worker, crashed.id)
@@ -108,7 +109,7 @@ def test_jobs_in_staging_are_looked_up_in_one_call_per_site(
     site_services: tuple[Services, DevCluster],
 ) -> None:
     services, dev = site_services
-    worker = Worker.from_services(services)
+    worker = build_worker(services)
     jobs = [
         services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": str(i)}}) for i in range(3)
     ]
