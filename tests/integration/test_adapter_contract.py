@@ -13,6 +13,7 @@ import pwd
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,6 +32,13 @@ pytestmark = pytest.mark.slurm
 
 S = SchedulerState
 ALICE = HpcIdentity("alice")
+
+
+def recently() -> datetime:
+    """A start time for name lookups: a little before this test's jobs."""
+    return datetime.now(UTC) - timedelta(minutes=10)
+
+
 T = TypeVar("T")
 
 
@@ -152,6 +160,12 @@ def test_find_by_name(adapter_under_test: AdapterUnderTest, workdir: str) -> Non
     found = adapter.find_by_name(spec.name)
     assert [s.job_id for s in found] == [job_id]
     assert adapter.find_by_name(f"never-{uuid.uuid4().hex}") == []
+    # the batched lookup of crash recovery: one controller call, one accounting call
+    adapter_under_test.reset_calls()
+    never = f"never-{uuid.uuid4().hex}"
+    many = adapter.find_by_names([spec.name, never], recently())
+    assert {n: [s.job_id for s in v] for n, v in many.items()} == {spec.name: [job_id]}
+    assert adapter_under_test.wire_calls() <= 2, adapter_under_test.requests
     wait_final(adapter, [job_id])
 
 
@@ -249,7 +263,8 @@ def test_job_aged_out_of_the_controller_is_resolved_from_accounting(
 ) -> None:
     cluster = adapter_under_test.cluster
     adapter = adapter_under_test.adapter
-    job_id = adapter.submit(job(workdir, "sleep 1"), ALICE)
+    spec = job(workdir, "sleep 1")
+    job_id = adapter.submit(spec, ALICE)
     wait_final(adapter, [job_id])
     wait_for(
         f"{job_id} to be purged from slurmctld",
@@ -264,6 +279,9 @@ def test_job_aged_out_of_the_controller_is_resolved_from_accounting(
     assert adapter_under_test.wire_calls() == 2, adapter_under_test.requests
     assert adapter.usages([job_id])[job_id].state is S.COMPLETED
     adapter.cancel(job_id, ALICE)  # ended and purged: still a no-op
+    # crash recovery finds it by name although only accounting knows it now
+    found = adapter.find_by_names([spec.name], recently())
+    assert [(s.job_id, s.state) for s in found[spec.name]] == [(job_id, S.COMPLETED)]
 
 
 def test_usages_of_many_match_sacct(adapter_under_test: AdapterUnderTest, workdir: str) -> None:

@@ -271,3 +271,12 @@ def test_silent_cancel_of_v0040_is_read_back() -> None:
     with pytest.raises(InvalidJobError):  # unknown to slurmctld and to accounting
         adapter.cancel("67000000", HpcIdentity("alice"))
     assert calls[:2] == ["DELETE /slurm/v0.0.40/job/84", "GET /slurm/v0.0.40/job/84"]
+
+
+def test_lookup_by_name_is_one_percent_encoded_list_for_every_version() -> None:
+    for version in supported_versions():
+        query = dialect_for(version).db_jobs_by_name_query(["hpcgw-a", "hpcgw-b"])
+        assert query == "job_name=hpcgw-a%2Chpcgw-b"
+    for bad in (["a,b"], ["a&users=root"], []):
+        with pytest.raises(ValueError):
+            D.db_jobs_by_name_query(bad)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import shlex
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -339,3 +339,17 @@ def test_probe() -> None:
     assert down["slurm_release"] == "23.11.1" and "no controller" in down["controller_error"]
     with pytest.raises(SchedulerBusyError):
         Probe().parse(failed("sinfo: command not found", 127))
+
+
+def test_lookups_by_name_quote_a_list_and_bound_sacct_in_utc() -> None:
+    since = datetime(2026, 12, 4, 21, 0, 5, tzinfo=timezone(timedelta(hours=1)))
+    line = Sacct(names=["hpcgw-a", "hpcgw-b"], since=since).line()
+    argv = shlex.split(line)
+    assert "--name=hpcgw-a,hpcgw-b" in argv and argv[argv.index("-S") + 1] == "2026-12-04T20:00:05"
+    assert "TZ=UTC" in argv and "-X" in argv
+    assert "-n hpcgw-a,hpcgw-b" in Squeue(names=["hpcgw-a", "hpcgw-b"]).line()
+    for bad in (["a,b"], ["x y"], ["$(id)"], []):
+        with pytest.raises(ValueError):
+            Sacct(names=bad, since=since)
+    with pytest.raises(ValueError, match="start time"):
+        Sacct(names=["hpcgw-a"])
