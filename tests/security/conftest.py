@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway.app import build_services, create_app
-from gateway.jobs.records import Job, NewJob, Owner
+from gateway.jobs.records import Job, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.settings import Settings
@@ -73,7 +73,9 @@ def finished_job(services: Services, inputs: dict[str, Any], results: dict[str, 
             inputs=inputs,
         )
     )
-    assert services.store.transition(job.id, JobState.SUCCESSFUL, results=results, progress=100)
+    assert services.store.transition(
+        job.id, JobState.SUCCESSFUL, JobUpdate(results=results, progress=100)
+    )
     return services.store.get(job.id)
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateway.app import build_services, create_app
+from gateway.jobs.records import JobUpdate
 from gateway.ogcapi.config import TEMPLATES
 from gateway.security_headers import CONTENT_SECURITY_POLICY
 from tests.accounting_support import HeaderAuth, as_user
@@ -53,7 +54,8 @@ def test_results_page_shows_stored_markup_as_text(client, services, payload):
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_job_pages_show_a_stored_message_as_text(client, services, payload):
     job = finished_job(services, {"string_input": "x"}, {"string_output": "x"})
-    assert services.store.update(job.id, message=payload)  # e.g. the tail of a job's stderr
+    # e.g. the tail of a job's stderr
+    assert services.store.update(job.id, JobUpdate(message=payload))
     for path in (f"/jobs/{job.id}?f=html", "/jobs?f=html"):
         r = client.get(path)
         assert r.status_code == 200, path

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from gateway.errors import BadRequest
+from gateway.jobs.records import JobQuery
 from gateway.strict_json import MAX_DEPTH, decode_json, pointer_at
 from tests.security.conftest import ASYNC, EXECUTE, assert_problem, finished_job, job_count
 
@@ -268,7 +269,7 @@ def test_query_text_that_is_not_utf8_is_400_naming_the_parameter(client, service
 
 def test_utf8_query_text_is_fine(client, services):
     assert client.get(_kvp_execute("string_input=%C3%A9t%C3%A9")).status_code == 200
-    assert services.store.page(limit=1).jobs[0].inputs["string_input"] == "été"
+    assert services.store.page(JobQuery(limit=1)).jobs[0].inputs["string_input"] == "été"
 
 
 def test_form_fields_that_are_not_utf8_are_an_ows_400(client):
