@@ -47,6 +47,7 @@ from hpc_adapters.errors import (
 from hpc_adapters.slurm.dialects import epoch, valid_job_id
 from hpc_adapters.slurm.script import job_account, output_paths, render_batch_script
 from hpc_adapters.slurm.states import parse_state, state_name
+from hpc_adapters.slurm.statuses import merge_by_name
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -301,26 +302,17 @@ class PyslurmAdapter:
 
     def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
         """One ``jobs`` RPC; names it lacks -> one slurmdbd query by name since ``since``."""
-        wanted = set(names)
-        if not wanted:
-            return {}
-        found: dict[str, list[JobStatus]] = {}
-        for status in self._live():
-            if status.name in wanted:
-                found.setdefault(status.name, []).append(status)
-        missing = sorted(wanted - set(found))
-        if missing:
+
+        def accounting(missing: list[str]) -> list[JobStatus]:
             db = self.slurm.db
             filt = db.JobFilter(names=missing, start_time=since)
             try:
-                jobs = list(self._call("db.jobs", lambda: db.Jobs.load(filt)).values())
+                jobs = self._call("db.jobs", lambda: db.Jobs.load(filt))
             except self._rpc_error as exc:
                 raise SchedulerBusyError(f"slurmdbd did not answer: {exc}") from exc
-            for job in jobs:
-                status = job_status(job)
-                if status.name is not None and status.name in missing:
-                    found.setdefault(status.name, []).append(status)
-        return found
+            return [job_status(job) for job in jobs.values()]
+
+        return merge_by_name(names, lambda _: self._live(), accounting)
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         """Cancel a job of ``identity``. The process may cancel anyone's job, so the

@@ -67,7 +67,7 @@ from hpc_adapters.slurm.dialects import (
     supported_versions,
     valid_job_id,
 )
-from hpc_adapters.slurm.statuses import merge_statuses, valid_ids
+from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, valid_ids
 
 log = logging.getLogger(__name__)
 
@@ -418,22 +418,13 @@ class SlurmRestAdapter:
     def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
         """One (conditional) ``GET /jobs``; names it lacks -> one slurmdb query by name
         (slurmdb's job-name filter spans all time, so ``since`` needs no parameter)."""
-        wanted = set(names)
-        if not wanted:
-            return {}
-        found: dict[str, list[JobStatus]] = {}
-        for status in self._live_jobs():
-            if status.name in wanted:
-                found.setdefault(status.name, []).append(status)
-        missing = sorted(wanted - set(found))
-        if missing:
+
+        def accounting(missing: list[str]) -> list[JobStatus]:
             query = self.dialect.db_jobs_by_name_query(missing)
             data = self._query(self.dialect.db_jobs_path(), query)
-            for record in self.dialect.parse_db_jobs(data):
-                name = record.status.name
-                if name is not None and name in missing:
-                    found.setdefault(name, []).append(record.status)
-        return found
+            return [r.status for r in self.dialect.parse_db_jobs(data)]
+
+        return merge_by_name(names, lambda _: self._live_jobs(), accounting)
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         """Cancel as ``identity``; an ended job is a no-op, an unknown id InvalidJobError."""

@@ -45,3 +45,30 @@ def merge_statuses(
             if record.status.job_id in wanted_set:
                 found[record.status.job_id] = record.status
     return found
+
+
+def merge_by_name(
+    names: Iterable[str],
+    live: Callable[[list[str]], Iterable[JobStatus]],
+    accounting: Callable[[list[str]], Iterable[JobStatus]],
+) -> dict[str, list[JobStatus]]:
+    """Jobs carrying each of ``names``: the controller's, then accounting's for the
+    names it does not know (what ``find_by_names`` is on every transport).
+
+    ``live`` and ``accounting`` each get the names to look for and may answer
+    more jobs than asked; only jobs with a wanted name are kept. Accounting is
+    not asked when the controller knew every name.
+    """
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    found: dict[str, list[JobStatus]] = {}
+    for status in live(wanted):
+        if status.name in wanted:
+            found.setdefault(status.name, []).append(status)
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        for status in accounting(missing):
+            if status.name is not None and status.name in missing:
+                found.setdefault(status.name, []).append(status)
+    return found

@@ -22,7 +22,7 @@ from datetime import datetime
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, Usage, WorkspaceFiles
 from hpc_adapters.errors import AuthenticationError, InvalidJobError
 from hpc_adapters.slurm.dialects import AccountingRecord, valid_job_id
-from hpc_adapters.slurm.statuses import merge_statuses, valid_ids
+from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, valid_ids
 from hpc_adapters.ssh.commands import CancelOutcome, Probe, Sbatch, Scancel, Squeue
 from hpc_adapters.ssh.credentials import checked_login
 from hpc_adapters.ssh.sacct import Sacct
@@ -86,22 +86,16 @@ class SshAdapter:
 
     def find_by_names(self, names: Sequence[str], since: datetime) -> dict[str, list[JobStatus]]:
         """One ``squeue -n``; names it lacks -> one ``sacct --name`` (since ``since``)."""
-        wanted = set(names)
-        if not wanted:
-            return {}
-        squeue = Squeue(names=sorted(wanted))
-        found: dict[str, list[JobStatus]] = {}
-        for status in squeue.parse(self.pool.run(self.service_user, squeue)):
-            if status.name in wanted:
-                found.setdefault(status.name, []).append(status)
-        missing = sorted(wanted - set(found))
-        if missing:
+
+        def live(wanted: list[str]) -> list[JobStatus]:
+            squeue = Squeue(names=wanted)
+            return squeue.parse(self.pool.run(self.service_user, squeue))
+
+        def accounting(missing: list[str]) -> list[JobStatus]:
             sacct = Sacct(names=missing, since=since)
-            for record in sacct.parse(self.pool.run(self.service_user, sacct)):
-                name = record.status.name
-                if name is not None and name in missing:
-                    found.setdefault(name, []).append(record.status)
-        return found
+            return [r.status for r in sacct.parse(self.pool.run(self.service_user, sacct))]
+
+        return merge_by_name(names, live, accounting)
 
     def cancel(self, job_id: str, identity: HpcIdentity) -> None:
         """``scancel`` as ``identity``; an ended job is a no-op, an unknown id InvalidJobError."""

@@ -160,7 +160,12 @@ def fake_pyslurm(live: list[Any], db: list[Any], submit: Any = 99) -> Any:
             cancelled.append(self.job_id)
 
     def load_db(filt: Any) -> dict[int, Any]:
+        if filt.names is not None:
+            return {j.id: j for j in db if getattr(j, "name", None) in filt.names}
         return {j.id: j for j in db if j.id in filt.ids}
+
+    def job_filter(ids: Any = None, names: Any = None, start_time: Any = None) -> Any:
+        return SimpleNamespace(ids=ids or [], names=names, start_time=start_time)
 
     return SimpleNamespace(
         __version__="25.11.0",
@@ -169,9 +174,7 @@ def fake_pyslurm(live: list[Any], db: list[Any], submit: Any = 99) -> Any:
         JobSubmitDescription=Desc,
         Job=Job,
         Jobs=SimpleNamespace(load=lambda: {j.id: j for j in live}),
-        db=SimpleNamespace(
-            JobFilter=lambda ids: SimpleNamespace(ids=ids), Jobs=SimpleNamespace(load=load_db)
-        ),
+        db=SimpleNamespace(JobFilter=job_filter, Jobs=SimpleNamespace(load=load_db)),
         submitted=submitted,
         cancelled=cancelled,
     )
@@ -192,7 +195,7 @@ def test_adapter_submit_status_cancel_usage() -> None:
         SimpleNamespace(id=1, state="RUNNING", name="a", user_name="alice"),
         SimpleNamespace(id=2, state="PENDING", user_name="bob"),
     ]
-    db = [SimpleNamespace(id=3, state="COMPLETED", exit_code=0, cpus=1, elapsed_time=5)]
+    db = [SimpleNamespace(id=3, state="COMPLETED", exit_code=0, cpus=1, elapsed_time=5, name="c")]
     slurm = fake_pyslurm(live, db)
     calls: list[str] = []
     pys = adapter(slurm, calls)
@@ -208,6 +211,10 @@ def test_adapter_submit_status_cancel_usage() -> None:
         "3": S.COMPLETED,
     }
     assert [s.job_id for s in pys.find_by_name("a")] == ["1"]
+    calls.clear()
+    found = pys.find_by_names(["a", "c", "never"], datetime(2026, 1, 1, tzinfo=UTC))
+    assert {n: [s.job_id for s in v] for n, v in found.items()} == {"a": ["1"], "c": ["3"]}
+    assert calls == ["jobs", "db.jobs"]  # live first, accounting only for the rest
     pys.cancel("1", ALICE)
     assert slurm.cancelled == [1]
     with pytest.raises(AuthenticationError, match="does not belong to alice"):
