@@ -13,6 +13,11 @@ with ``to_dict`` in the JSON shape the column has always had:
 
 The publication record and the staged inputs are still plain dicts built by
 :mod:`gateway.publication.footprint` and :mod:`gateway.staging.stager`.
+
+Writers change only their own key, with ``JobUpdate(extra_keys={key: value})``
+(``None`` removes it): the database applies it to the value the row holds at
+write time (:mod:`gateway.jobs.extra_sql`), so two writers of different keys
+never undo each other.
 """
 
 from __future__ import annotations
@@ -73,13 +78,12 @@ def callback_records(extra: Mapping[str, Any]) -> dict[str, CallbackRecord]:
     return {event: CallbackRecord.from_dict(record) for event, record in raw.items()}
 
 
-def with_callbacks(
-    extra: Mapping[str, Any], records: Mapping[str, CallbackRecord]
-) -> dict[str, Any]:
-    """``extra`` with its ``callbacks`` member replaced by ``records`` (unchanged when empty)."""
+def callbacks_key(records: Mapping[str, CallbackRecord]) -> dict[str, Any]:
+    """The ``callbacks`` key holding ``records`` (for ``JobUpdate(extra_keys=...)``);
+    empty when there is nothing to record."""
     if not records:
-        return dict(extra)
-    return {**extra, "callbacks": {event: r.to_dict() for event, r in records.items()}}
+        return {}
+    return {"callbacks": {event: r.to_dict() for event, r in records.items()}}
 
 
 def missing_since(extra: Mapping[str, Any]) -> datetime | None:
@@ -88,16 +92,12 @@ def missing_since(extra: Mapping[str, Any]) -> datetime | None:
     return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 
-def with_missing_since(extra: Mapping[str, Any], when: datetime) -> dict[str, Any]:
-    return {**extra, "missing_since": when.isoformat()}
+def missing_since_key(when: datetime) -> dict[str, Any]:
+    """The ``extra`` key recording ``when`` (for ``JobUpdate(extra_keys=...)``)."""
+    return {"missing_since": when.isoformat()}
 
 
 def forward_token(extra: Mapping[str, Any]) -> str | None:
     """The owner's bearer token kept for a forward-mode submission, or None."""
     token = extra.get("forward_token")
     return token if isinstance(token, str) else None
-
-
-def without_forward_token(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """``extra`` once submitted: the token is needed for the submission only, never kept."""
-    return {k: v for k, v in extra.items() if k != "forward_token"}

@@ -271,10 +271,18 @@ class JobUpdate:
     cancel_pending: bool | Unset = UNSET
     cleanup_pending: bool | Unset = UNSET
     extra: dict[str, Any] | Unset = UNSET
+    #: Top-level keys of ``extra`` to set (``None``: remove), written by the database
+    #: into the value the row holds then (:mod:`gateway.jobs.extra_sql`): a writer of
+    #: one key never undoes another's. Exclusive with ``extra``.
+    extra_keys: Mapping[str, Any] | Unset = UNSET
 
     def values(self) -> dict[str, Any]:
-        """Column name -> new value, for the fields that are set."""
-        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not UNSET}
+        """Column name -> new value, for the column fields that are set."""
+        return {
+            f.name: v
+            for f in fields(self)
+            if f.name != "extra_keys" and (v := getattr(self, f.name)) is not UNSET
+        }
 
     def is_set(self, name: str) -> bool:
         return getattr(self, name) is not UNSET

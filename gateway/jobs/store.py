@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.jobs import tables
+from gateway.jobs.extra_sql import patched_extra
 from gateway.jobs.records import (
     Job,
     JobPage,
@@ -35,6 +36,7 @@ from gateway.jobs.records import (
     Owner,
     Quote,
     SummaryPage,
+    Unset,
     publication_live,
 )
 from gateway.jobs.states import SCHEDULED_STATES, JobState
@@ -358,7 +360,7 @@ class JobStore:
         subscriber notifications owed, see :meth:`due_notifications`).
         """
         now = utcnow()
-        changes = update.values() if update is not None else {}
+        changes = self._columns(update)
         values: dict[str, Any] = {"state": target.value, "updated": now, **changes}
         if target.final:
             values.setdefault("finished", now)
@@ -375,11 +377,25 @@ class JobStore:
         self, job_id: str, update: JobUpdate, *, only_if_state: JobState | None = None
     ) -> bool:
         """Change columns without changing state (progress, message, scheduler id...)."""
-        stmt = _t.update().where(_t.c.id == job_id).values(updated=utcnow(), **update.values())
+        stmt = (
+            _t.update().where(_t.c.id == job_id).values(updated=utcnow(), **self._columns(update))
+        )
         if only_if_state is not None:
             stmt = stmt.where(_t.c.state == only_if_state.value)
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
+
+    def _columns(self, update: JobUpdate | None) -> dict[str, Any]:
+        """The UPDATE's column values; ``extra_keys`` become one per-key expression."""
+        if update is None:
+            return {}
+        values = update.values()
+        keys = update.extra_keys
+        if not isinstance(keys, Unset):
+            if "extra" in values:
+                raise ValueError("a JobUpdate sets either extra or extra_keys, not both")
+            values["extra"] = patched_extra(_t.c.extra, keys, self.engine.dialect.name)
+        return values
 
     def update_many_progress(self, changes: dict[str, tuple[int | None, str | None]]) -> None:
         """Batch progress updates from one monitoring cycle, in one transaction."""
@@ -436,7 +452,7 @@ class JobStore:
         self, job_id: str, update: JobUpdate | None = None, *, retry_in: float | None = None
     ) -> None:
         """Drop the lease; with ``retry_in`` the job becomes due again after that delay."""
-        changes = update.values() if update is not None else {}
+        changes = self._columns(update)
         values: dict[str, Any] = {"lease_owner": None, "lease_until": None, **changes}
         if retry_in is not None:
             values["next_attempt_at"] = utcnow() + timedelta(seconds=retry_in)

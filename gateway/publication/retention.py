@@ -178,4 +178,4 @@ def _mark_expired(store: JobStore, job: Job, moment: datetime) -> None:
     current = store.get(job.id)
     publication = dict(current.extra.get("publication") or {})
     publication["expired"] = moment.isoformat(timespec="seconds")
-    store.update(job.id, JobUpdate(extra={**current.extra, "publication": publication}))
+    store.update(job.id, JobUpdate(extra_keys={"publication": publication}))

@@ -38,8 +38,8 @@ import httpx
 
 from gateway.backoff import RETRYABLE_STATUS, backoff_delay
 from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost, guarded_client
-from gateway.jobs.extra import CallbackRecord, callback_records, with_callbacks
-from gateway.jobs.records import Job, JobUpdate
+from gateway.jobs.extra import CallbackRecord, callback_records, callbacks_key
+from gateway.jobs.records import UNSET, Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.status import status_info
 from gateway.jobs.store import JobStore
@@ -197,10 +197,10 @@ class Notifier:
     ) -> None:
         """Record delivery state; reschedule unless the job moved on meanwhile."""
         current = self.store.get(job.id)
-        extra = with_callbacks(current.extra, records)
+        keys = callbacks_key(records) or UNSET  # only this key: other writers' keys stay
         if current.state is job.state:
             self.store.update(
-                job.id, JobUpdate(extra=extra, next_attempt_at=next_at), only_if_state=job.state
+                job.id, JobUpdate(extra_keys=keys, next_attempt_at=next_at), only_if_state=job.state
             )
-        else:  # e.g. running -> publishing: the new state owns next_attempt_at
-            self.store.update(job.id, JobUpdate(extra=extra))
+        elif keys is not UNSET:  # e.g. running -> publishing: the new state owns next_attempt_at
+            self.store.update(job.id, JobUpdate(extra_keys=keys))

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.jobs.extra import forward_token, without_forward_token
+from gateway.jobs.extra import forward_token
 from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
@@ -271,9 +271,9 @@ class Dispatcher:
         writes ``extra`` of a job that is being dispatched. An ``adopted`` job's
         message says it was found at the site, not submitted again.
         """
-        kept: dict[str, Any] | Unset = UNSET
+        dropped: dict[str, Any] | Unset = UNSET
         if forward_token(extra) is not None:  # needed for the submission only: never kept
-            kept = without_forward_token(extra)
+            dropped = {"forward_token": None}
         update = JobUpdate(
             scheduler_job_id=scheduler_id,
             scheduler_state="PENDING",
@@ -287,7 +287,7 @@ class Dispatcher:
             lease_owner=None,
             lease_until=None,
             next_attempt_at=None,  # from now on: set only when a notification is owed
-            extra=kept,
+            extra_keys=dropped,
         )
         moved = self.store.transition(job.id, JobState.QUEUED, update)
         if moved:
@@ -341,7 +341,7 @@ class Dispatcher:
         summary = staged_summary(inputs)
         if summary:
             extra["staged_inputs"] = summary
-            self.store.update(job.id, JobUpdate(extra=extra))
+            self.store.update(job.id, JobUpdate(extra_keys={"staged_inputs": summary}))
         return adapter.submit(job_spec(job, process, site, workspace), identity)
 
     def _heartbeat(self, job: Job) -> Heartbeat:

@@ -118,7 +118,7 @@ class Finaliser:
                 results=published.results,
                 progress=100,
                 message="Job completed successfully",
-                extra={**self.store.get(job.id).extra, "publication": published.record},
+                extra_keys={"publication": published.record},
                 next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
             ),
         )

@@ -16,7 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from gateway.errors import BadRequest
-from gateway.jobs.extra import missing_since, with_missing_since
+from gateway.jobs.extra import missing_since, missing_since_key
 from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
 from gateway.jobs.states import JobState, state_for_scheduler
 from gateway.jobs.store import JobStore
@@ -117,7 +117,7 @@ class Monitor:
         since = missing_since(job.extra)
         now = datetime.now(UTC)
         if since is None:
-            self.store.update(job.id, JobUpdate(extra=with_missing_since(job.extra, now)))
+            self.store.update(job.id, JobUpdate(extra_keys=missing_since_key(now)))
             return
         if now - since > LOST_GRACE:
             fail_job(

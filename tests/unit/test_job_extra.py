@@ -9,11 +9,10 @@ import pytest
 from gateway.jobs.extra import (
     CallbackRecord,
     callback_records,
+    callbacks_key,
     forward_token,
     missing_since,
-    with_callbacks,
-    with_missing_since,
-    without_forward_token,
+    missing_since_key,
 )
 
 pytestmark = pytest.mark.unit
@@ -33,15 +32,14 @@ def test_callback_records_round_trip_the_stored_shape() -> None:
     assert records["success"].attempts == 2 and records["success"].status == "retrying"
     assert records["success"].last_attempt == datetime(2026, 1, 1, tzinfo=UTC)
     assert records["inProgress"].sent == (40, "halfway")
-    assert with_callbacks(stored, records) == stored
-    assert with_callbacks(stored, {}) == stored
+    assert {**stored, **callbacks_key(records)} == stored
+    assert callbacks_key({}) == {}
     assert CallbackRecord.from_dict(None) == CallbackRecord()
 
 
 def test_missing_since_and_forward_token() -> None:
     when = datetime(2026, 2, 3, 4, 5, tzinfo=UTC)
     assert missing_since({}) is None
-    assert missing_since(with_missing_since({"a": 1}, when)) == when
+    assert missing_since({"a": 1, **missing_since_key(when)}) == when
     extra = {"forward_token": "t0k", "a": 1}
     assert forward_token(extra) == "t0k" and forward_token({}) is None
-    assert without_forward_token(extra) == {"a": 1}

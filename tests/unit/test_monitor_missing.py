@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.jobs.extra import missing_since, with_missing_since
+from gateway.jobs.extra import missing_since, missing_since_key
 from gateway.jobs.records import JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
@@ -44,7 +44,7 @@ def test_unknown_job_is_noted_then_failed_after_the_grace(tmp_path: Path) -> Non
     assert store.get(job.id).state is JobState.QUEUED
 
     long_ago = datetime.now(UTC) - LOST_GRACE - timedelta(seconds=1)
-    store.update(job.id, JobUpdate(extra=with_missing_since(noted.extra, long_ago)))
+    store.update(job.id, JobUpdate(extra_keys=missing_since_key(long_ago)))
     monitor.check_site("dev")
     failed = store.get(job.id)
     assert failed.state is JobState.FAILED

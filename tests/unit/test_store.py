@@ -282,3 +282,50 @@ def test_an_old_quote_without_newer_fields_still_reads():
         0.0,
         "",
     )
+
+
+def test_writers_of_different_extra_keys_never_undo_each_other(store):
+    """Each writer sets its own key from a copy read earlier; none is lost.
+
+    The whole-column write the workers used to make loses the other writer's key
+    (shown first); ``extra_keys`` is applied by the database to the row as it is.
+    """
+    job = store.create(replace(_new(), forward_token="t0k"))
+    store.update(job.id, JobUpdate(extra_keys={"a": 1}))
+    assert store.get(job.id).extra == {"forward_token": "t0k", "a": 1}
+    stale = store.get(job.id)
+    store.update(job.id, JobUpdate(extra_keys={"missing_since": "2026-12-04T20:00:00"}))
+    store.update(job.id, JobUpdate(extra={**stale.extra, "publication": {"files": ["x"]}}))
+    assert "missing_since" not in store.get(job.id).extra  # the hazard
+    store.update(job.id, JobUpdate(extra={**stale.extra}))
+
+    store.update(job.id, JobUpdate(extra_keys={"missing_since": "2026-12-04T20:00:00"}))
+    store.update(job.id, JobUpdate(extra_keys={"publication": {"files": ["y"], "n": 2}}))
+    assert store.transition(
+        job.id, JobState.STAGING, JobUpdate(extra_keys={"forward_token": None, "b": [1, "ü"]})
+    )
+    assert store.get(job.id).extra == {
+        "a": 1,
+        "missing_since": "2026-12-04T20:00:00",
+        "publication": {"files": ["y"], "n": 2},
+        "b": [1, "ü"],
+    }
+    with pytest.raises(ValueError, match="not extra keys"):
+        store.update(job.id, JobUpdate(extra_keys={"a.b": 1}))
+    with pytest.raises(ValueError, match="either extra or extra_keys"):
+        store.update(job.id, JobUpdate(extra={}, extra_keys={"a": 2}))
+
+
+def test_concurrent_key_writers_keep_every_key(store):
+    job = store.create(_new())
+
+    def writer(key: str) -> None:
+        for i in range(25):
+            store.update(job.id, JobUpdate(extra_keys={key: i}))
+
+    threads = [threading.Thread(target=writer, args=(f"k{n}",)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get(job.id).extra == {f"k{n}": 24 for n in range(4)}
