@@ -10,10 +10,14 @@ cross-check an adapter's answers with the cluster it talked to.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-import time
 from dataclasses import dataclass
+
+import pytest
+
+from tests.polling import eventually
 
 
 @dataclass(frozen=True)
@@ -49,13 +53,17 @@ class DevCluster:
         return self.run("sacct", "-j", job_id, "-X", "-n", "-P", "-o", field).stdout.strip()
 
     def sacct_settled(self, job_id: str, field: str, expected: str, timeout: float = 30) -> str:
-        """Poll ``sacct`` until ``field`` reads ``expected`` (slurmdbd lags the controller)."""
-        deadline = time.monotonic() + timeout
-        value = self.sacct_field(job_id, field)
-        while value != expected and time.monotonic() < deadline:
-            time.sleep(0.5)
-            value = self.sacct_field(job_id, field)
-        return value
+        """Poll ``sacct`` until ``field`` reads ``expected`` (slurmdbd lags the controller);
+        the last value read when it never does (the caller's assertion shows it)."""
+        seen: list[str] = []
+
+        def settled() -> bool:
+            seen.append(self.sacct_field(job_id, field))
+            return seen[-1] == expected
+
+        with contextlib.suppress(pytest.fail.Exception):
+            eventually(settled, timeout, f"sacct {field} of {job_id} to read {expected}", every=0.5)
+        return seen[-1]
 
     def squeue_ids(self) -> set[str]:
         return set(self.run("squeue", "-h", "-o", "%i").stdout.split())

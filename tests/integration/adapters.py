@@ -41,7 +41,7 @@ from hpc_adapters.pyslurm_adapter import PyslurmAdapter, PyslurmUnavailable
 from hpc_adapters.slurmrest import MintingTokenSource, SlurmRestAdapter
 from hpc_adapters.ssh import CertificateSigner, SshAdapter, SshPool
 from tests.clusters import CLUSTERS, HPCGW, DevCluster, cluster_problem
-from tests.conftest import WORK_ROOT
+from tests.conftest import WORK_ROOT, require_root
 
 SERVICE_USER = os.environ.get("HPCGW_SERVICE_USER", "hpcgw")
 #: An address where nothing listens, for the "site unreachable" case.
@@ -195,8 +195,7 @@ def require_cluster(cluster: DevCluster) -> None:
 @pytest.fixture(params=list(PAIRS))
 def adapter_under_test(request: pytest.FixtureRequest, cluster: str) -> Iterator[AdapterUnderTest]:
     """Each adapter kind on each dev cluster it supports."""
-    if os.geteuid() != 0:
-        pytest.skip("the contract suite creates workspaces owned by alice: run it as root")
+    require_root("the contract suite creates workspaces owned by alice")
     require_cluster(CLUSTERS[request.param.rsplit("-", 1)[1]])
     under_test = PAIRS[request.param]()
     yield under_test

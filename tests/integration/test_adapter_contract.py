@@ -10,7 +10,6 @@ work root; facts are cross-checked with *that cluster's* Slurm CLI (``sacct``,
 from __future__ import annotations
 
 import pwd
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ import pytest
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, SchedulerAdapter, SchedulerState
 from hpc_adapters.errors import InvalidJobError, JobRejectedError, TransportError
 from tests.conftest import WORK_ROOT
+from tests.polling import eventually
 
 if TYPE_CHECKING:
     from tests.integration.adapters import AdapterUnderTest
@@ -46,15 +46,8 @@ T = TypeVar("T")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
-    """Poll ``probe`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(every)
+    """:func:`tests.polling.eventually`, with what is awaited first (reads as a sentence)."""
+    return eventually(probe, timeout, what, every=every)
 
 
 def wait_final(

@@ -14,7 +14,6 @@ import logging
 import os
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,8 +27,9 @@ from gateway.settings import SiteSettings
 from gateway.sites import Sites, log_sites
 from hpc_adapters.errors import UnsupportedApiError
 from tests.clusters import CLUSTERS, HPCGW, MESOCENTRE, DevCluster
-from tests.conftest import WORK_ROOT
+from tests.conftest import WORK_ROOT, require_root
 from tests.integration.adapters import make_slurmrest, require_cluster
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -72,8 +72,7 @@ def _free_port() -> int:
 @pytest.fixture
 def old_slurmrestd(cluster: str) -> Iterator[str]:
     """A real slurmrestd 22.05 serving only OpenAPI v0.0.37, on a free loopback port."""
-    if os.geteuid() != 0:
-        pytest.fail("starting a slurmrestd as nobody needs root")
+    require_root("starting a slurmrestd as nobody needs root")
     port = _free_port()
     argv = ["/usr/sbin/slurmrestd", "-u", "nobody", "-g", "nogroup", "-a", "rest_auth/jwt"]
     proc = subprocess.Popen(
@@ -83,14 +82,16 @@ def old_slurmrestd(cluster: str) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
+
+    def answers() -> bool:
+        assert proc.poll() is None, "slurmrestd exited at start"
         try:
             httpx.get(f"{url}/openapi/v3", timeout=1)
-            break
         except httpx.HTTPError:
-            assert proc.poll() is None and time.monotonic() < deadline, "slurmrestd did not start"
-            time.sleep(0.2)
+            return False
+        return True
+
+    eventually(answers, 20, f"the v0.0.37-only slurmrestd on {url}")
     yield url
     proc.terminate()
     proc.wait(timeout=10)

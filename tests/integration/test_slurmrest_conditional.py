@@ -10,7 +10,6 @@ resets it), never assumed.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,8 +20,9 @@ import pytest
 from hpc_adapters.base import HpcIdentity, JobSpec, SchedulerState
 from hpc_adapters.slurmrest import MintingTokenSource, SlurmRestAdapter
 from tests.clusters import CLUSTERS
-from tests.conftest import WORK_ROOT
+from tests.conftest import WORK_ROOT, require_root
 from tests.integration.adapters import SERVICE_USER, local_files, require_cluster
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -52,8 +52,7 @@ def _unchanged(response: httpx.Response) -> bool:
 
 @pytest.fixture(params=list(CLUSTERS))
 def wired(request: pytest.FixtureRequest, cluster: str) -> Iterator[tuple[SlurmRestAdapter, Wire]]:
-    if os.geteuid() != 0:
-        pytest.skip("creates workspaces owned by alice: run as root")
+    require_root("creates workspaces owned by alice")
     dev = CLUSTERS[request.param]
     require_cluster(dev)
     wire = Wire()
@@ -88,29 +87,36 @@ def test_unchanged_list_is_reused_and_a_later_change_is_seen(
     spec = JobSpec(name=f"cond-{uuid.uuid4().hex[:8]}", script="sleep 300", workdir=workdir)
     job_id = adapter.submit(spec, ALICE)
     try:
-        deadline = time.monotonic() + 60
-        while adapter.statuses([job_id])[job_id].state is not SchedulerState.RUNNING:
-            assert time.monotonic() < deadline, "the job did not start"
-            time.sleep(0.5)
-        # Poll until slurmctld reports "no change" (other jobs on the cluster may delay it).
-        deadline = time.monotonic() + 120
-        while True:
+
+        def started() -> bool:
+            return adapter.statuses([job_id])[job_id].state is SchedulerState.RUNNING
+
+        eventually(started, 60, "the job to start", every=0.5)
+
+        def no_change_answered() -> bool:
             before = len(wire.seen)
             status = adapter.statuses([job_id])[job_id]
             assert status.state is SchedulerState.RUNNING and status.name == spec.name
-            if wire.seen[before:] == [(wire.seen[-1][0], True)]:
-                break
-            assert time.monotonic() < deadline, f"slurmrestd never said no change: {wire.seen}"
-            time.sleep(0.5)
+            return wire.seen[before:] == [(wire.seen[-1][0], True)]
+
+        # other jobs on the cluster may delay slurmctld's "no change"
+        eventually(
+            no_change_answered,
+            120,
+            lambda: f"slurmrestd to say no change: {wire.seen[-3:]}",
+            every=0.5,
+        )
         query, _ = wire.seen[-1]
         assert query.startswith("update_time=")
         assert int(query.split("=", 1)[1]) <= time.time() - 1
         assert [s.job_id for s in adapter.find_by_name(spec.name)] == [job_id]
     finally:
         CLUSTERS[adapter.site].scancel(job_id)
+
     # The cancel came after the cached list: it must be seen, not the cached RUNNING forever.
-    deadline = time.monotonic() + 60
-    while (state := adapter.statuses([job_id])[job_id].state).active:
-        assert time.monotonic() < deadline, f"the cancel was never seen: {wire.seen[-3:]}"
-        time.sleep(0.5)
+    def ended() -> SchedulerState | None:
+        state = adapter.statuses([job_id])[job_id].state
+        return None if state.active else state
+
+    state = eventually(ended, 60, lambda: f"the cancel to be seen: {wire.seen[-3:]}", every=0.5)
     assert state is SchedulerState.CANCELLED

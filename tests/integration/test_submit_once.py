@@ -11,8 +11,6 @@ submitted normally, in the same cycle.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +23,10 @@ from gateway.services import Services
 from gateway.workflow.batch import job_name
 from gateway.workflow.worker import Worker
 from tests.clusters import CLUSTERS, DevCluster
-from tests.conftest import REPO, WORK_ROOT, make_settings
+from tests.conftest import REPO, WORK_ROOT, make_settings, require_root
 from tests.integration.adapters import require_cluster
 from tests.integration.test_workflow import wait_for
+from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
 
@@ -38,8 +37,7 @@ ALICE = Principal(sub="sub-alice", username="alice", hpc_login="alice", roles=fr
 def site_services(
     request: pytest.FixtureRequest, cluster: str, tmp_path: Path
 ) -> Iterator[tuple[Services, DevCluster]]:
-    if os.geteuid() != 0:
-        pytest.fail("jobs run as alice in root-made workspaces: run as root")
+    require_root("jobs run as alice in root-made workspaces")
     dev = CLUSTERS[request.param]
     require_cluster(dev)
     site = {
@@ -82,10 +80,12 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_submitted_again(
     slurm_id = _crash_after_submitting(services, worker, crashed.id)
     assert services.store.get(crashed.id).state is JobState.STAGING
     # the lost Slurm job runs, ends and leaves slurmctld: only accounting knows it now
-    deadline = time.monotonic() + 180
-    while dev.in_controller(slurm_id) or not _slurm_jobs_named(dev, job_name(crashed.id)):
-        assert time.monotonic() < deadline, f"Slurm job {slurm_id} never left slurmctld"
-        time.sleep(2)
+    eventually(
+        lambda: not dev.in_controller(slurm_id) and _slurm_jobs_named(dev, job_name(crashed.id)),
+        180,
+        f"Slurm job {slurm_id} to leave slurmctld",
+        every=2,
+    )
 
     worker.dispatcher.run_once()  # one cycle: the staging job is looked up, the fresh one sent
 
@@ -94,11 +94,12 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_submitted_again(
     assert "adopted, not submitted again" in (adopted.message or "")
     sent = services.store.get(fresh.id)
     assert sent.state is JobState.QUEUED and sent.scheduler_job_id not in (None, slurm_id)
-    for _ in range(60):  # follow both to the end with the real monitor and finaliser
+
+    def both_ended() -> bool:  # followed to the end by the real monitor and finaliser
         worker.run_once()
-        if all(services.store.get(j).state.final for j in (crashed.id, fresh.id)):
-            break
-        time.sleep(0.5)
+        return all(services.store.get(j).state.final for j in (crashed.id, fresh.id))
+
+    eventually(both_ended, 60, "both jobs to end", every=0.5)
     done = wait_for(services, crashed.id, {JobState.SUCCESSFUL, JobState.FAILED}, timeout=5)
     assert done.state is JobState.SUCCESSFUL and done.results == {"string_output": "once"}
     assert _slurm_jobs_named(dev, job_name(crashed.id)) == [slurm_id]  # exactly one, ever

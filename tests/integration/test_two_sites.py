@@ -21,7 +21,7 @@ from gateway.identity.auth import Principal
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from tests.clusters import HPCGW, MESOCENTRE
-from tests.conftest import REPO, WORK_ROOT, make_settings, worker_thread
+from tests.conftest import REPO, WORK_ROOT, make_settings, require_root, worker_thread
 from tests.integration.adapters import (
     SSH_CA_KEY,
     SSH_SERVICE_USER,
@@ -65,8 +65,7 @@ def _sites(adapter: str) -> dict[str, object]:
 def meso_services(
     request: pytest.FixtureRequest, cluster: str, tmp_path: Path
 ) -> Iterator[Services]:
-    if os.geteuid() != 0:
-        pytest.fail("jobs run as alice in root-made workspaces: run as root")
+    require_root("jobs run as alice in root-made workspaces")
     require_cluster(MESOCENTRE)
     if request.param == "ssh":
         os.makedirs(SSH_WORK_ROOT, exist_ok=True)
