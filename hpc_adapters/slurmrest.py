@@ -3,7 +3,7 @@
 Requests carry ``X-SLURM-USER-NAME``/``X-SLURM-USER-TOKEN``; slurmrestd
 (``rest_auth/jwt``) passes the JWT to slurmctld/slurmdbd, so a job submitted
 with alice's token runs as alice. Tokens come from a :class:`TokenSource`
-(:class:`MintingTokenSource` signs HS256 JWTs with the site key;
+(:mod:`hpc_adapters.slurm_tokens`: :class:`MintingTokenSource` signs HS256 JWTs with the site key;
 :class:`ForwardedTokenSource` presents the user's own token). Request bodies
 and response parsing belong to the version's :class:`Dialect`.
 
@@ -40,15 +40,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
-import jwt
 
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, Usage, WorkspaceFiles
 from hpc_adapters.errors import (
     AuthenticationError,
-    HpcError,
     InvalidJobError,
     JobRejectedError,
     SchedulerBusyError,
@@ -67,27 +65,29 @@ from hpc_adapters.slurm.dialects import (
     supported_versions,
     valid_job_id,
 )
+from hpc_adapters.slurm.errnos import (
+    ALREADY_DONE,
+    INVALID_JOB,
+    NOTHING_FOUND,
+    classify,
+    describe,
+)
 from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, valid_ids
+from hpc_adapters.slurm_tokens import (
+    ForwardedTokenSource,
+    MintingTokenSource,
+    TokenSource,
+    checked_login,
+)
+
+__all__ = ["ForwardedTokenSource", "MintingTokenSource", "SlurmRestAdapter", "TokenSource"]
 
 log = logging.getLogger(__name__)
 
-_LOGIN = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: Ids per slurmdb query (keeps the URL short; still one call for any sane batch).
 DB_BATCH = 200
 
-# Slurm error numbers (slurm/slurm_errno.h) grouped by what the caller should do.
-_AUTH = {1007, 2002, *range(6000, 6100)}
-_BUSY = {
-    -1, 4, 11,  # unspecified, EINTR, EAGAIN
-    *range(1000, 1007), *range(1800, 1900),  # slurmctld communication
-    2008, 2016, 2020, 2026, 2105, 2125, 2131,  # try again / standby / disabled
-    *range(5000, 5100),  # socket errors (5005 is also how a refused token looks)
-    7000, 7008,  # slurmdbd connection
-}  # fmt: skip
-_INVALID_JOB = 2017
-_ALREADY_DONE = 2021
-_NOTHING_FOUND = 9003
 #: slurmrestd's answer to a conditional ``GET /jobs`` when no job changed (22.05).
 _NOT_MODIFIED = 304
 #: 401/403, and 24.11's 511 for a token slurmctld or slurmdbd refuses.
@@ -101,94 +101,6 @@ class _LiveList:
     jobs: list[JobStatus]
     #: Gateway clock (epoch seconds) just before the request was sent.
     asked_at: float
-
-
-class TokenSource(Protocol):
-    """Gives the slurmrestd token to present for an identity."""
-
-    def token_for(self, identity: HpcIdentity) -> str:
-        """Return a JWT for ``identity.login``; AuthenticationError if there is none."""
-
-
-class MintingTokenSource:
-    """Mints HS256 JWTs (``sun``, ``iat``, ``exp``) with the site's Slurm JWT key.
-
-    Tokens are cached per login and re-minted ``renew_before`` seconds before
-    they expire. The key file is read once, at construction.
-    """
-
-    def __init__(
-        self,
-        key_file: str,
-        lifespan: int = 900,
-        *,
-        renew_before: int = 60,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        try:
-            with open(key_file, "rb") as fh:
-                self._key = fh.read()
-        except OSError as exc:
-            raise AuthenticationError(f"cannot read the Slurm JWT key: {exc.strerror}") from exc
-        if len(self._key) < 16:
-            raise AuthenticationError(f"the Slurm JWT key in {key_file} is too short")
-        self.lifespan = lifespan
-        self.renew_before = min(renew_before, lifespan // 2)
-        self._clock = clock
-        self._cache: dict[str, tuple[str, int]] = {}
-        self._lock = threading.Lock()
-
-    def token_for(self, identity: HpcIdentity) -> str:
-        login = _checked_login(identity.login)
-        now = int(self._clock())
-        with self._lock:
-            cached = self._cache.get(login)
-            if cached is not None and cached[1] - self.renew_before > now:
-                return cached[0]
-            exp = now + self.lifespan
-            token = jwt.encode({"sun": login, "iat": now, "exp": exp}, self._key, "HS256")
-            self._cache[login] = (token, exp)
-            return token
-
-
-class ForwardedTokenSource:
-    """Presents ``identity.token`` (forward mode); else asks ``fallback`` if given.
-
-    Seam for the identity-forwarding work: a site that trusts the portal's
-    tokens gets them as they are; until then the fallback mints.
-    """
-
-    def __init__(self, fallback: TokenSource | None = None) -> None:
-        self.fallback = fallback
-
-    def token_for(self, identity: HpcIdentity) -> str:
-        if identity.token:
-            return identity.token
-        if self.fallback is not None:
-            return self.fallback.token_for(identity)
-        raise AuthenticationError(f"no forwarded token for {identity.login!r}")
-
-
-def _checked_login(login: str) -> str:
-    if not _LOGIN.match(login):
-        raise AuthenticationError(f"not a valid HPC login name: {login!r}")
-    return login
-
-
-def _classify(errors: Sequence[SlurmApiError]) -> type[HpcError] | None:
-    """The error class the first classifiable Slurm error calls for, if any."""
-    for err in errors:
-        if err.code in _AUTH:
-            return AuthenticationError
-        if err.code in _BUSY:
-            return SchedulerBusyError
-        if err.code == _INVALID_JOB:
-            return InvalidJobError
-    return None
-
-
-def _describe(errors: Sequence[SlurmApiError]) -> str:
-    return "; ".join(f"{e.message} (slurm error {e.code})" for e in errors) or "no detail"
 
 
 class SlurmRestAdapter:
@@ -231,7 +143,7 @@ class SlurmRestAdapter:
         self._dialect: Dialect | None = None if api_version == AUTO else dialect_for(api_version)
         self._dialect_lock = threading.Lock()
         self.token_source = token_source
-        self.service = HpcIdentity(login=_checked_login(service_user))
+        self.service = HpcIdentity(login=checked_login(service_user))
         self.files_factory = files_factory
         self.base_environment = dict(
             base_environment or {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
@@ -283,7 +195,7 @@ class SlurmRestAdapter:
     ) -> tuple[int, Json]:
         """One HTTP exchange; returns (status, JSON body) or raises from the tree."""
         headers = {
-            "X-SLURM-USER-NAME": _checked_login(identity.login),
+            "X-SLURM-USER-NAME": checked_login(identity.login),
             "X-SLURM-USER-TOKEN": self.token_source.token_for(identity),
         }
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
@@ -333,12 +245,12 @@ class SlurmRestAdapter:
 
     def _raise_for_errors(self, path: str, status: int, data: Json) -> None:
         """Raise from the tree for the Slurm errors of a monitoring answer (9003 = empty)."""
-        errors = [e for e in self.dialect.parse_errors(data) if e.code != _NOTHING_FOUND]
+        errors = [e for e in self.dialect.parse_errors(data) if e.code != NOTHING_FOUND]
         if errors:
-            cls = _classify(errors) or SchedulerBusyError
+            cls = classify(errors) or SchedulerBusyError
             if cls is InvalidJobError:
                 cls = SchedulerBusyError
-            raise cls(f"slurmrestd {path} failed (HTTP {status}): {_describe(errors)}")
+            raise cls(f"slurmrestd {path} failed (HTTP {status}): {describe(errors)}")
 
     def _live_jobs(self) -> list[JobStatus]:
         """Every job slurmctld knows, with ONE conditional ``GET /jobs``.
@@ -392,12 +304,12 @@ class SlurmRestAdapter:
         result = self.dialect.parse_submit(data)
         if result.job_id is not None:
             if result.errors:
-                log.warning("job %s accepted with: %s", result.job_id, _describe(result.errors))
+                log.warning("job %s accepted with: %s", result.job_id, describe(result.errors))
             return result.job_id
         if not result.errors:
             raise SchedulerBusyError(f"slurmrestd answered HTTP {status} without a job id")
-        detail = _describe(result.errors)
-        cls = _classify(result.errors)
+        detail = describe(result.errors)
+        cls = classify(result.errors)
         if cls is AuthenticationError:
             raise AuthenticationError(f"Slurm refused {identity.login!r}: {detail}")
         if cls is SchedulerBusyError:
@@ -434,9 +346,9 @@ class SlurmRestAdapter:
         errors = self.dialect.cancel_errors(data)
         if not errors and not self.dialect.cancel_reports_outcome:
             errors = self._cancel_outcome(job_id, identity)
-        if not errors or all(e.code == _ALREADY_DONE for e in errors):
+        if not errors or all(e.code == ALREADY_DONE for e in errors):
             return
-        cls = _classify(errors)
+        cls = classify(errors)
         if cls is InvalidJobError:
             # Purged from slurmctld, or never existed: accounting knows which.
             if any(r.status.job_id == job_id for r in self._accounting([job_id])):
@@ -445,7 +357,7 @@ class SlurmRestAdapter:
             raise InvalidJobError(f"Slurm does not know job {job_id}")
         if cls is AuthenticationError:
             raise AuthenticationError(f"Slurm refused to let {identity.login!r} cancel {job_id}")
-        raise SchedulerBusyError(f"cancel of {job_id} failed (HTTP {status}): {_describe(errors)}")
+        raise SchedulerBusyError(f"cancel of {job_id} failed (HTTP {status}): {describe(errors)}")
 
     def _cancel_outcome(self, job_id: str, identity: HpcIdentity) -> list[SlurmApiError]:
         """What a cancel did, for dialects whose DELETE answers success regardless.
@@ -456,10 +368,10 @@ class SlurmRestAdapter:
         active and owned by the caller -> busy (retried later).
         """
         status, data = self._call("GET", self.dialect.job_path(job_id), self.service)
-        errors = [e for e in self.dialect.parse_errors(data) if e.code != _NOTHING_FOUND]
+        errors = [e for e in self.dialect.parse_errors(data) if e.code != NOTHING_FOUND]
         jobs = [j for j in self.dialect.parse_jobs(data) if j.job_id == job_id]
         if not jobs:
-            return errors or [SlurmApiError(_INVALID_JOB, "Invalid job id specified")]
+            return errors or [SlurmApiError(INVALID_JOB, "Invalid job id specified")]
         job = jobs[0]
         if not job.state.active or "CANCELLED" in job.raw_state:
             return []
