@@ -29,6 +29,7 @@ from gateway.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
+from gateway.http.store_down import STORE_DOWN, store_unavailable
 from gateway.ogcapi.context import F_HTML, html_response, json_response, ogcapi
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,12 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
         return error_response(_from_http_exception(exc))
+
+    def _store_down(exc: Exception) -> Response:
+        return error_response(store_unavailable(exc))
+
+    for store_error in STORE_DOWN:
+        app.register_error_handler(store_error, _store_down)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
 from gateway.errors import GatewayError, NoSuchProcess
+from gateway.http.store_down import STORE_DOWN, store_unavailable
 from gateway.identity.auth import Authenticator, Principal
 from gateway.services import Services
 from gateway.wps import kvp
@@ -179,6 +180,11 @@ def _hook_error(exc: GatewayError) -> Response:
     return error_response(from_gateway(exc, version), version)
 
 
+def _store_down(exc: Exception) -> Response:
+    """The job store is down: an OWS report with status 503 (and Retry-After)."""
+    return _hook_error(store_unavailable(exc))
+
+
 def _unexpected(exc: Exception) -> Response:
     """Last resort: log the traceback, answer an OWS report without it (never a bare 500)."""
     if isinstance(exc, HTTPException):
@@ -212,5 +218,7 @@ def register_wps(app: Flask, services: Services, authenticator: Authenticator) -
         "/wps/status/<wps_job_id:job_id>", "status", lambda job_id: job_status(ctx, job_id)
     )
     blueprint.register_error_handler(GatewayError, _hook_error)
+    for store_error in STORE_DOWN:
+        blueprint.register_error_handler(store_error, _store_down)
     blueprint.register_error_handler(Exception, _unexpected)
     app.register_blueprint(blueprint)
