@@ -184,7 +184,6 @@ render() {
         -e "s|@LOG_DIR@|$C_LOG|g" \
         -e "s|@RUN_DIR@|$C_RUN|g" \
         -e "s|@NODE_NAME@|$C_NODE|g" \
-        -e "s|@MESO_RELEASE@|${MESO_RELEASE:-24.11}|g" \
         -e "s|@MESO_ETC@|$MESO_ETC|g" \
         -e "s|@MESO_PREFIX@|$C_PREFIX|g" \
         -e "s|@MESO_JWT_KEY@|$MESO_JWT_KEY|g" \

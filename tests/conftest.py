@@ -17,7 +17,6 @@ Waiting is done with :func:`tests.polling.eventually`; the ``settings`` and
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import uuid
@@ -25,13 +24,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from gateway.app import build_services, build_worker
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.workflow.worker import Worker
+from tests.clusters import HPCGW, DevCluster, cluster_problem
 from tests.polling import eventually
 
 #: The test tiers (pytest markers, see pyproject.toml); every test has one.
@@ -72,26 +71,19 @@ def require_root(why: str) -> None:
     pytest.skip(why)
 
 
-def _cluster_problem() -> str | None:
-    if not Path(JWT_KEY).exists():
-        return f"no Slurm JWT key at {JWT_KEY}"
-    if shutil.which("sbatch") is None:
-        return "Slurm client tools are not installed"
-    try:
-        httpx.get(f"{SLURMRESTD}/openapi/v3", timeout=3)
-    except httpx.HTTPError as exc:
-        return f"slurmrestd not reachable at {SLURMRESTD}: {exc}"
-    return None
-
-
-@pytest.fixture(scope="session")
-def cluster() -> str:
-    """The slurmrestd URL of a running dev cluster (skip or fail when it is down)."""
-    problem = _cluster_problem()
+def require_cluster(dev: DevCluster) -> None:
+    """Fail (under ``HPCGW_REQUIRE_CLUSTER=1``) or skip when the dev cluster ``dev`` is down."""
+    problem = cluster_problem(dev)
     if problem:
         if REQUIRE_CLUSTER:
             pytest.fail(f"dev cluster required but unavailable: {problem}")
         pytest.skip(f"dev cluster unavailable: {problem}")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> str:
+    """The slurmrestd URL of the running hpcgw dev cluster (skip or fail when it is down)."""
+    require_cluster(HPCGW)
     WORK_ROOT.mkdir(parents=True, exist_ok=True, mode=0o755)
     return SLURMRESTD
 

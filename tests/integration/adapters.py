@@ -40,8 +40,8 @@ from hpc_adapters.localfs import LocalWorkspace
 from hpc_adapters.pyslurm_adapter import PyslurmAdapter, PyslurmUnavailable
 from hpc_adapters.slurmrest import MintingTokenSource, SlurmRestAdapter
 from hpc_adapters.ssh import CertificateSigner, SshAdapter, SshPool
-from tests.clusters import CLUSTERS, HPCGW, DevCluster, cluster_problem
-from tests.conftest import WORK_ROOT, require_root
+from tests.clusters import CLUSTERS, HPCGW, DevCluster
+from tests.conftest import WORK_ROOT, require_cluster, require_root
 
 SERVICE_USER = os.environ.get("HPCGW_SERVICE_USER", "hpcgw")
 #: An address where nothing listens, for the "site unreachable" case.
@@ -181,15 +181,6 @@ UNREACHABLE: dict[str, Callable[[], AdapterUnderTest]] = {
     "slurmrest": lambda: make_slurmrest(HPCGW, "auto", UNREACHABLE_URL),
     "ssh": lambda: make_ssh(HPCGW, "127.0.0.1:1"),
 }
-
-
-def require_cluster(cluster: DevCluster) -> None:
-    """Fail (under ``HPCGW_REQUIRE_CLUSTER=1``) or skip when ``cluster`` is down."""
-    problem = cluster_problem(cluster)
-    if problem:
-        if os.environ.get("HPCGW_REQUIRE_CLUSTER") == "1":
-            pytest.fail(f"dev cluster required but unavailable: {problem}")
-        pytest.skip(f"dev cluster unavailable: {problem}")
 
 
 @pytest.fixture(params=list(PAIRS))

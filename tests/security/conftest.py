@@ -61,18 +61,22 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+def accepted_job(services: Services, inputs: dict[str, Any]) -> Job:
+    """An echo job of alice's, as just accepted."""
+    new = NewJob(
+        id=str(uuid.uuid4()),
+        process_id="echo",
+        process_version="1.0.0",
+        owner=ALICE,
+        site="dev",
+        inputs=inputs,
+    )
+    return services.store.create(new)
+
+
 def finished_job(services: Services, inputs: dict[str, Any], results: dict[str, Any]) -> Job:
     """A successful echo job of alice's with ``results`` (what the finaliser stores)."""
-    job = services.store.create(
-        NewJob(
-            id=str(uuid.uuid4()),
-            process_id="echo",
-            process_version="1.0.0",
-            owner=ALICE,
-            site="dev",
-            inputs=inputs,
-        )
-    )
+    job = accepted_job(services, inputs)
     assert services.store.transition(
         job.id, JobState.SUCCESSFUL, JobUpdate(results=results, progress=100)
     )

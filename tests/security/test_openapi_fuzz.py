@@ -17,7 +17,6 @@ import atexit
 import os
 import shutil
 import tempfile
-import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -41,9 +40,8 @@ from schemathesis.specs.openapi.checks import (
 from gateway.accounting.reports import ReportError, parse_time
 from gateway.app import build_services, create_app
 from gateway.identity.auth import ROLE_ADMIN, ROLE_USER, Principal
-from gateway.jobs.records import NewJob
 from gateway.services import Services
-from tests.security.conftest import ALICE, finished_job, security_settings
+from tests.security.conftest import ALICE, accepted_job, finished_job, security_settings
 
 pytestmark = pytest.mark.unit
 
@@ -136,16 +134,7 @@ def _app() -> tuple[Flask, Services, Path, list[str]]:
     settings_ = security_settings(tmp)
     services = build_services(settings_)
     done = finished_job(services, {"string_input": "hi"}, {"string_output": "hi"})
-    waiting = services.store.create(
-        NewJob(
-            id=str(uuid.uuid4()),
-            process_id="echo",
-            process_version="1.0.0",
-            owner=ALICE,
-            site="dev",
-            inputs={"string_input": "x"},
-        )
-    )
+    waiting = accepted_job(services, {"string_input": "x"})
     app = create_app(settings_, services, authenticator=_AdminAlice())
     # also when the test is deselected (the module is imported at collection)
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
