@@ -57,7 +57,7 @@ def test_relative_links_stay_inside_the_repository(document: str) -> None:
 
 
 def test_nothing_reads_outside_the_repository() -> None:
-    """A user's clone has no ``../shared``: code, tests and scripts carry what they need."""
+    """A user's clone has no shared folder beside it: the tree carries what it needs."""
     shared = "shared"  # spelt apart so this test's own text is no finding
     needles = (f"../{shared}", f'.parent / "{shared}"', "parent.parent.parent")
     found = []
