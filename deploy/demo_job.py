@@ -75,9 +75,7 @@ def echo_job(base: str, token: str | None) -> int:
 
 def ndvi_job(item_url: str, base: str, token: str) -> int:
     """NDVI of the mirror Item's ``image`` asset; prints the published STAC Item and quicklook."""
-    body = {
-        "inputs": {"image": {"href": item_url, "asset": "image"}, "red_band": 3, "nir_band": 4}
-    }
+    body = {"inputs": {"image": {"href": item_url, "asset": "image"}, "red_band": 3, "nir_band": 4}}
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
         print(f"input item:    {item_url}")

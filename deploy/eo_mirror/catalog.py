@@ -105,7 +105,9 @@ def _footprint(scene: Scene) -> dict[str, object]:
     """The scene's footprint as a GeoJSON polygon in WGS84 (its corners reprojected)."""
     west, south, east, north = scene.bounds
     ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
-    geometry = transform_geom(f"EPSG:{EPSG}", "EPSG:4326", {"type": "Polygon", "coordinates": [ring]})
+    geometry = transform_geom(
+        f"EPSG:{EPSG}", "EPSG:4326", {"type": "Polygon", "coordinates": [ring]}
+    )
     return dict(geometry)
 
 

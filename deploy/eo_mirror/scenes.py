@@ -15,6 +15,7 @@ EPSG:32631, 10 m pixels, 256 x 256) and is drawn from one seeded landscape
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +61,7 @@ class Scene:
     bands: tuple[Band, ...]
     pixels: np.ndarray
     #: Known facts about the scene (the shift or the change), published as Item properties.
-    truth: dict[str, object] = field(default_factory=dict)
+    truth: Mapping[str, object] = field(default_factory=dict)
 
     @property
     def transform(self) -> Affine:

@@ -45,7 +45,7 @@ def check_loopback(host: str) -> str:
 class _Handler(SimpleHTTPRequestHandler):
     """Files only: no directory listings; requests logged through :mod:`logging`."""
 
-    extensions_map = {  # noqa: RUF012 -- the base class's own class attribute
+    extensions_map = {
         **SimpleHTTPRequestHandler.extensions_map,
         ".json": "application/json",
         ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
@@ -55,7 +55,7 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_error(404, "no directory listings")
         return None
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 -- base signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.info("%s %s", self.address_string(), format % args)
 
 
@@ -68,6 +68,7 @@ class MirrorServer:
 
     def __init__(self, root: Path, host: str = DEFAULT_HOST, port: int = 0) -> None:
         self.root = root
+        self.host = host
         handler = partial(_Handler, directory=str(root))
         v6 = ":" in check_loopback(host)
         self.httpd = (_Server6 if v6 else ThreadingHTTPServer)((host, port), handler)
@@ -77,9 +78,8 @@ class MirrorServer:
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:8190``."""
-        host, port = self.httpd.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
-        return f"http://{shown}:{port}"
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{shown}:{self.httpd.server_port}"
 
     def start(self) -> MirrorServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

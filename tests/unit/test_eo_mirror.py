@@ -63,8 +63,9 @@ def test_optical_pair_is_shifted_by_the_known_offset(mirror_root: Path) -> None:
     second = read(mirror_root, "demo-optical-20260611")[3]
     dx, dy = OPTICAL_SHIFT
     errors = {
-        (sx, sy): np.abs(second[10 + sy : 240 + sy, 10 + sx : 240 + sx] - first[10:240, 10:240])
-        .mean()
+        (sx, sy): np.abs(
+            second[10 + sy : 240 + sy, 10 + sx : 240 + sx] - first[10:240, 10:240]
+        ).mean()
         for sx in range(-4, 5)
         for sy in range(-4, 5)
     }
