@@ -21,7 +21,11 @@ demo_eo_job() {
   eo_mirror start
   local item
   item=$(eo_mirror urls | sed -n 's/^ndvi_item //p')
-  .venv/bin/python deploy/demo_job.py --ndvi "$item" http://127.0.0.1:5000 "$(deploy/idp/run.sh token alice)"
+  .venv/bin/python deploy/demo_job.py --ndvi "$item" http://127.0.0.1:5000 "$(deploy/idp/run.sh token alice)" || {
+    echo "(a gateway started before its configuration allowed the mirror refuses it:" \
+      "deploy/demo.sh stop && deploy/demo.sh)" >&2
+    return 1
+  }
 }
 
 if [ "${1:-}" = stop ]; then
