@@ -27,6 +27,8 @@ import pytest
 from deploy.eo_mirror.catalog import ensure_mirror
 from deploy.eo_mirror.server import MirrorServer
 from deploy.idp.server import IdpServer
+from gateway.db import make_engine
+from gateway.identity.identity_map import IdentityStatus, IdentityStore
 from tests.conftest import REPO
 from tests.e2e.conftest import free_port, running_gateway, write_config
 from tests.identity_fixtures import auth_config, idp, password_token
@@ -102,9 +104,20 @@ def demo(cluster: str, idp: IdpServer, tmp_path_factory: pytest.TempPathFactory)
     )
     try:
         with running_gateway(tmp, config, port) as url:
+            provision(f"sqlite:///{tmp}/hpcgw.db", idp, "alice")
             yield Demo(url, idp, mirror.url)
     finally:
         mirror.stop()
+
+
+def provision(database_url: str, idp: IdpServer, name: str) -> None:
+    """What ``hpcgw users sync`` records for a portal user (HPC login = user name here)."""
+    engine = make_engine(database_url)
+    try:
+        user = idp.realm.user_by_name(name)
+        IdentityStore(engine).save(user.id, name, name, IdentityStatus.ACTIVE, ["gep"])
+    finally:
+        engine.dispose()
 
 
 def script_for(blocks: list[Block], demo: Demo) -> str:
@@ -140,7 +153,9 @@ def test_readme_shell_blocks_work_as_pasted(demo: Demo, tmp_path: Path) -> None:
     assert done.stdout.count("== README block at line") == sum(b.run for b in blocks), shown
     assert '"string_output"' in done.stdout and '"hi"' in done.stdout, shown  # echo results
     assert '"valid_pixels"' in done.stdout, shown  # NDVI statistics
-    assert "demo-optical-20260601" in done.stdout, shown  # the mirror's catalog
+    assert '"id": "hpcgw-demo-mirror"' in done.stdout, shown  # the mirror's catalog
+    assert '"demo:change_db": 6.0' in done.stdout, shown  # the SAR pair's known change
+    print(done.stdout)  # shown with -s / -rP: what a reader of the README would see
     assert (tmp_path / "quicklook.png").read_bytes().startswith(PNG_MAGIC)
     # the NDVI job ran on the mirror scene, as alice
     token = password_token(demo.idp, "alice")
