@@ -91,7 +91,11 @@ def ndvi_job(item_url: str, base: str, token: str) -> int:
             quicklook = item.get("assets", {}).get("quicklook", {}).get("href")
             png = client.get(quicklook).content if quicklook else b""
             kind = "PNG" if png.startswith(PNG_MAGIC) else "not a PNG!"
-            print(f"quicklook:     {quicklook} ({kind}, {len(png)} bytes; needs the bearer token)")
+            print(f"quicklook:     {quicklook} ({kind}, {len(png)} bytes)")
+            print(
+                '  open it:     curl -H "Authorization: Bearer $(deploy/idp/run.sh token alice)"'
+                f" -o quicklook.png {quicklook}"
+            )
             stats = item.get("properties", {}).get("hpcgw:values", {}).get("statistics", {})
             if stats.get("mean") is not None:
                 print(f"NDVI mean:     {stats['mean']:.3f} over {stats['valid_pixels']} pixels")
