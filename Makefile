@@ -33,8 +33,8 @@ stop-demo:
 	bash deploy/demo.sh stop
 
 lint: venv
-	$(BIN)/ruff check gateway processes hpc_adapters tests bench deploy/pyslurm_pairs.py
-	$(BIN)/ruff format --check gateway processes hpc_adapters tests bench deploy/pyslurm_pairs.py
+	$(BIN)/ruff check gateway processes hpc_adapters tests bench deploy/pyslurm_pairs.py deploy/eo_mirror deploy/demo_job.py
+	$(BIN)/ruff format --check gateway processes hpc_adapters tests bench deploy/pyslurm_pairs.py deploy/eo_mirror deploy/demo_job.py
 	$(BIN)/mypy
 
 unit: venv

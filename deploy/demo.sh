@@ -2,8 +2,9 @@
 # `make demo`: start the development identity provider (Keycloak stand-in, realm gep
 # on 127.0.0.1:8180), synchronise its users to Slurm/unix accounts, start the gateway
 # (SQLite, embedded worker) on 127.0.0.1:5000 if it is not already up, then run one
-# echo job as alice through the HTTP API and print its URLs.
-# `deploy/demo.sh stop` stops the gateway and the identity provider.
+# echo job as alice through the HTTP API and print its URLs; then start the local EO
+# mirror (deploy/eo_mirror, 127.0.0.1:8190) and run an NDVI job on one of its scenes.
+# `deploy/demo.sh stop` stops the gateway, the identity provider and the EO mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # HPCGW_CONFIG=deploy/config/demo-ssh.yaml runs the same demo through the SSH adapter.
@@ -11,6 +12,21 @@ export HPCGW_CONFIG=${HPCGW_CONFIG:-deploy/config/demo.yaml}
 run=var/demo
 pidfile=$run/gateway.pid
 mkdir -p "$run"
+
+# -- the local EO mirror (deploy/eo_mirror/README.md) and the NDVI job on one of its scenes --
+eo_mirror() { bash deploy/eo_mirror/run.sh "$@"; }
+demo_eo_job() {
+  echo
+  echo "== EO job: NDVI on a scene of the local EO mirror"
+  eo_mirror start
+  local item
+  item=$(eo_mirror urls | sed -n 's/^ndvi_item //p')
+  .venv/bin/python deploy/demo_job.py --ndvi "$item" http://127.0.0.1:5000 "$(deploy/idp/run.sh token alice)" || {
+    echo "(a gateway started before its configuration allowed the mirror refuses it:" \
+      "deploy/demo.sh stop && deploy/demo.sh)" >&2
+    return 1
+  }
+}
 
 if [ "${1:-}" = stop ]; then
   if [ -f "$pidfile" ] && kill -- "-$(cat "$pidfile")" 2>/dev/null; then
@@ -20,6 +36,7 @@ if [ "${1:-}" = stop ]; then
   fi
   rm -f "$pidfile"
   deploy/idp/run.sh stop
+  eo_mirror stop
   exit 0
 fi
 
@@ -56,6 +73,7 @@ else
   echo "gateway started on http://127.0.0.1:5000 (log: $run/gateway.log, stop: deploy/demo.sh stop)"
 fi
 .venv/bin/python deploy/demo_job.py http://127.0.0.1:5000 "$(deploy/idp/run.sh token alice)"
+demo_eo_job
 cat <<'TXT'
 
 Try it yourself (tokens last 5 minutes):

@@ -11,12 +11,46 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
+from typing import Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 GIB = 1024**3
 MIB = 1024**2
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Origin(NamedTuple):
+    """``scheme://host:port`` of an allow-listed service (``egress.allow_origins``)."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, value: str) -> Origin:
+        """The origin ``value`` names (port defaults by scheme); ValueError when it is
+        not an http(s) origin: a path, query, user name or other scheme is refused."""
+        try:
+            parts = urlsplit(value.strip())
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"allow_origins: {value!r} is not a URL: {exc}") from None
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").rstrip(".")
+        extra = parts.path not in ("", "/") or parts.query or parts.fragment or parts.username
+        if scheme not in _DEFAULT_PORTS or not host or extra:
+            raise ValueError(
+                f"allow_origins: {value!r} is not an origin like http://host:port "
+                "(http or https, a host, no path)"
+            )
+        return cls(scheme, host, port or _DEFAULT_PORTS[scheme])
+
+    @property
+    def text(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
 
 class EgressSettings(BaseModel):
@@ -25,11 +59,15 @@ class EgressSettings(BaseModel):
     By default only public unicast addresses are reachable. ``allow_cidrs``
     opens address ranges (e.g. an internal mirror's subnet, ``127.0.0.0/8`` in
     tests); ``allow_hosts`` trusts host names whatever they resolve to (an
-    entry starting with ``.`` matches any sub-domain).
+    entry starting with ``.`` matches any sub-domain). ``allow_origins`` is the
+    narrowest: one ``scheme://host:port`` each (e.g. the demo's EO mirror,
+    ``http://127.0.0.1:8190``), exactly that scheme, host and port and nothing
+    else on the same address.
     """
 
     allow_cidrs: list[str] = Field(default_factory=list)
     allow_hosts: list[str] = Field(default_factory=list)
+    allow_origins: list[str] = Field(default_factory=list)
     #: Redirects followed per request; every hop is checked again.
     max_redirects: int = Field(default=5, ge=0, le=20)
     connect_timeout_seconds: float = Field(default=10.0, gt=0)
@@ -62,6 +100,11 @@ class EgressSettings(BaseModel):
     @classmethod
     def _hosts(cls, values: list[str]) -> list[str]:
         return [v.strip().lower().rstrip(".") for v in values if v.strip()]
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, values: list[str]) -> list[str]:
+        return [Origin.parse(v).text for v in values]
 
 
 class StagingSettings(BaseModel):

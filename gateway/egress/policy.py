@@ -2,7 +2,8 @@
 
 A destination is allowed when its scheme is allowed, it names a host, and
 *every* address the host resolves to is a public unicast address -- or lies
-in an allow-listed CIDR, or the host name itself is allow-listed. Refused by
+in an allow-listed CIDR, or the host name itself is allow-listed, or the URL's
+scheme, host and port are an allow-listed origin (``egress.allow_origins``). Refused by
 default: loopback, link-local (incl. the 169.254.169.254 metadata service),
 private (RFC 1918, ``fc00::/7``), shared (``100.64/10``), multicast,
 unspecified, reserved and documentation ranges, and IPv6 forms that embed
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from gateway.egress.errors import EgressRefused, UnresolvableHost
-from gateway.settings_workflow import EgressSettings
+from gateway.settings_workflow import EgressSettings, Origin
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``(host, port) -> addresses``; raises :class:`UnresolvableHost` when the name does not resolve.
@@ -96,9 +97,11 @@ class EgressPolicy:
         allow_hosts: Iterable[str] = (),
         schemes: Sequence[str] = ("http", "https"),
         resolver: Resolver = system_resolver,
+        allow_origins: Iterable[str] = (),
     ) -> None:
         self.allow_networks = tuple(ipaddress.ip_network(c, strict=False) for c in allow_cidrs)
         self.allow_hosts = tuple(h.lower().rstrip(".") for h in allow_hosts)
+        self.allow_origins = frozenset(Origin.parse(o) for o in allow_origins)
         self.schemes = tuple(schemes)
         self.resolver = resolver
 
@@ -106,7 +109,12 @@ class EgressPolicy:
     def from_settings(
         cls, settings: EgressSettings, resolver: Resolver = system_resolver
     ) -> EgressPolicy:
-        return cls(settings.allow_cidrs, settings.allow_hosts, resolver=resolver)
+        return cls(
+            settings.allow_cidrs,
+            settings.allow_hosts,
+            resolver=resolver,
+            allow_origins=settings.allow_origins,
+        )
 
     def host_allowed(self, host: str) -> bool:
         """True when ``host`` is allow-listed by name (exact, or ``.suffix``)."""
@@ -141,6 +149,9 @@ class EgressPolicy:
     def check_host(self, scheme: str, host: str, port: int) -> Destination:
         """Resolve ``host`` once and check every address; raises :class:`EgressRefused`.
 
+        An allow-listed origin (exactly this scheme, host as written and port) skips
+        the address checks; the same host on another port is judged like any other.
+
         A host that is neither an IP address nor a valid DNS name (percent-encoded
         ``%31%32%37.0.0.1``, ``127.1``, ``0x7f.1``, spaces...) is refused before any
         resolution: what the resolver would make of it is not ours to guess.
@@ -152,7 +163,8 @@ class EgressPolicy:
             raise EgressRefused(f"'{host}' is not a valid host name or IP address")
         else:
             addresses = self.resolver(host, port)
-        if not self.host_allowed(host):
+        origin = Origin(scheme, host.lower().strip("[]").rstrip("."), port)
+        if origin not in self.allow_origins and not self.host_allowed(host):
             for addr in addresses:
                 reason = self.address_allowed(addr)
                 if reason:

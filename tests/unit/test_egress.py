@@ -6,6 +6,7 @@ import ipaddress
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from gateway.egress import (
     EgressPolicy,
@@ -14,6 +15,7 @@ from gateway.egress import (
     guarded_client,
     refusal_reason,
 )
+from gateway.settings_workflow import EgressSettings
 
 pytestmark = pytest.mark.unit
 
@@ -141,6 +143,30 @@ def test_host_allow_list() -> None:
     allowing.check_url("https://mirror.hpc.internal/x")
     with pytest.raises(EgressRefused):
         allowing.check_url("https://internal.example.org/x")
+
+
+def test_origin_allow_list_is_one_port_of_one_host() -> None:
+    allowing = policy(allow_origins=["http://127.0.0.1:8190"])
+    allowing.check_url("http://127.0.0.1:8190/catalog.json")
+    for other in (
+        "http://127.0.0.1:5000/jobs",  # another loopback port (the gateway itself)
+        "http://127.0.0.1/",  # the default port
+        "https://127.0.0.1:8190/",  # another scheme
+        "http://127.0.0.2:8190/",  # another loopback address
+        "http://loop.example.org:8190/",  # a name for the same address
+    ):
+        with pytest.raises(EgressRefused, match="loopback"):
+            allowing.check_url(other)
+
+
+def test_origin_settings_are_validated() -> None:
+    assert EgressSettings(allow_origins=["HTTP://127.0.0.1:8190/"]).allow_origins == [
+        "http://127.0.0.1:8190"
+    ]
+    assert EgressSettings(allow_origins=["https://[::1]"]).allow_origins == ["https://[::1]:443"]
+    for bad in ("127.0.0.1:8190", "ftp://127.0.0.1:21", "http://127.0.0.1:8190/data", "http://"):
+        with pytest.raises(ValidationError, match="allow_origins"):
+            EgressSettings(allow_origins=[bad])
 
 
 def test_refusal_reason_public_is_none() -> None:
