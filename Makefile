@@ -79,7 +79,7 @@ fuzz: venv
 	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_openapi_fuzz.py
 
 BENCH_SIZE ?= full
-bench: venv cluster
+bench: venv cluster keycloak
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run --size $(BENCH_SIZE)
 

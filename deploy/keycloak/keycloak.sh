@@ -37,7 +37,12 @@ alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
 install_dist() {
   [ -x "$HOME_DIR/bin/kc.sh" ] && return 0
-  command -v mvn >/dev/null || { echo "Maven (mvn) is needed to fetch Keycloak" >&2; exit 1; }
+  if ! command -v mvn >/dev/null || ! command -v java >/dev/null; then
+    echo "== installing Maven and a Java runtime (Debian packages maven, default-jre-headless)"
+    local sudo=; [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven default-jre-headless
+  fi
   local dl=$CACHE/$VERSION.download
   echo "== fetching org.keycloak:keycloak-quarkus-dist:$VERSION (tar.gz, ~160 MB) with Maven"
   mkdir -p "$dl"

@@ -107,7 +107,9 @@ def _cases(
         return f"{head}.{_b64(json.dumps(forged).encode())}.{sig}"
 
     return {
-        "alg none, the realm's kid": lambda: _handmade({"alg": "none", "kid": realm_key["kid"]}, good),
+        "alg none, the realm's kid": lambda: _handmade(
+            {"alg": "none", "kid": realm_key["kid"]}, good
+        ),
         "HS256 keyed with the realm's public key": lambda: _handmade(
             {"alg": "HS256", "typ": "JWT", "kid": realm_key["kid"]}, good, pem
         ),

@@ -3,8 +3,8 @@
 Slurm must trust the provider's keys (``AuthAltParameters=jwks=<file>``). The
 shared dev cluster is never reconfigured for this: the test starts its own
 slurmctld (cluster ``hpcgwfwd``, no nodes ever register, no accounting) and its
-own slurmrestd on free ports, with ``jwks=`` pointing at the stand-in's keys,
-and stops both afterwards. The keys are the real Keycloak's (``deploy/keycloak``,
+own slurmrestd on free ports, with ``jwks=`` pointing at the realm's keys, and
+stops both afterwards. The keys are the real Keycloak's (``deploy/keycloak``,
 realm ``gep``), copied into a file as ``deploy/keycloak/keycloak.sh jwks FILE``
 does; the realm's ``sun`` mapper puts the user attribute ``hpc_login`` in the
 token. A job accepted there proves Slurm authenticated the RS256 token as the
@@ -176,9 +176,7 @@ def _submit(url: str, login: str, token: str) -> dict[str, Any]:
         return {"errors": [{"error": f"HTTP {resp.status_code}"}]}
 
 
-def test_users_own_token_submits_as_that_user(
-    forward_slurmrestd: str, keycloak: Keycloak
-) -> None:
+def test_users_own_token_submits_as_that_user(forward_slurmrestd: str, keycloak: Keycloak) -> None:
     token = password_token(keycloak, "alice")
     # the very token the gateway accepted is the one Slurm accepts
     claims = TokenValidator(OidcSettings(issuer=keycloak.issuer)).validate(token)
@@ -227,7 +225,9 @@ def test_slurm_refuses_tokens_it_should_not_trust(
     sub = keycloak.user_id("alice")
     valid = imported_key.sign(claims_for(keycloak, sub, sun="alice"))
     assert _submit(forward_slurmrestd, "alice", valid).get("job_id")
-    expired = imported_key.sign(claims_for(keycloak, sub, sun="alice", iat=now - 600, exp=now - 300))
+    expired = imported_key.sign(
+        claims_for(keycloak, sub, sun="alice", iat=now - 600, exp=now - 300)
+    )
     assert not _submit(forward_slurmrestd, "alice", expired).get("job_id")
 
 

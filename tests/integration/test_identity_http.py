@@ -54,7 +54,9 @@ def gateway(
 
 @pytest.fixture(scope="module")
 def tokens(keycloak: Keycloak, gateway: Any) -> dict[str, str]:
-    return {name: password_token(keycloak, name) for name in ("alice", "bob", "admin", "carol", "eve")}
+    return {
+        name: password_token(keycloak, name) for name in ("alice", "bob", "admin", "carol", "eve")
+    }
 
 
 def _h(token: str, **extra: str) -> dict[str, str]:
