@@ -141,22 +141,20 @@ def _runs_as_alice_and_is_hers(
     assert user == "alice"
 
 
-def test_portal_forwards_the_users_token(gateway: Any, keycloak: Keycloak) -> None:
-    url, services = gateway
-    token = _portal_login(keycloak, "alice")
-    resp = _submit(url, token)
-    assert resp.status_code == 201, resp.text
-    _runs_as_alice_and_is_hers(
-        url, services, resp.headers["Location"], password_token(keycloak, "alice")
-    )
-
-
-def test_portal_exchanges_the_users_token(gateway: Any, keycloak: Keycloak) -> None:
-    url, services = gateway
-    exchanged = _exchange(keycloak, _portal_login(keycloak, "alice"))
+def _portal_token(kc: Keycloak, how: str) -> str:
+    """alice's token as the portal sends it: (a) as signed in, or (b) exchanged."""
+    signed_in = _portal_login(kc, "alice")
+    if how == "forwarded":
+        return signed_in
+    exchanged = _exchange(kc, signed_in)
     assert exchanged.status_code == 200, exchanged.text
-    token = exchanged.json()["access_token"]
-    resp = _submit(url, token)
+    return str(exchanged.json()["access_token"])
+
+
+@pytest.mark.parametrize("how", ["forwarded", "exchanged"])
+def test_portal_submits_for_alice(how: str, gateway: Any, keycloak: Keycloak) -> None:
+    url, services = gateway
+    resp = _submit(url, _portal_token(keycloak, how))
     assert resp.status_code == 201, resp.text
     _runs_as_alice_and_is_hers(
         url, services, resp.headers["Location"], password_token(keycloak, "alice")
