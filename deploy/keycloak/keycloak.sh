@@ -62,7 +62,17 @@ secret() {  # a generated secret, kept per checkout
 }
 
 start() {
-  if up; then echo "Keycloak already running at $URL"; return 0; fi
+  if up; then
+    local used
+    used=$(readlink "$HOME_DIR/data" 2>/dev/null || true)
+    if [ -n "$used" ] && [ "$used" != "$STATE/data" ]; then
+      echo "Keycloak at $URL runs with the realm state of another checkout ($used):" \
+        "its secrets are not in $STATE. Stop it there first:" \
+        "KC_STATE=${used%/data} $0 stop" >&2
+      exit 1
+    fi
+    echo "Keycloak already running at $URL"; return 0
+  fi
   install_dist
   mkdir -p "$STATE"
   export HPCGW_SYNC_SECRET HPCGW_PORTAL_SECRET KC_BOOTSTRAP_ADMIN_PASSWORD
