@@ -269,6 +269,7 @@ def make_identity(user: str, want_oidc: bool = True) -> Identity:
         auth_settings={"mode": "oidc", "oidc": {"issuer": issuer, "audience": ["ogc-gateway"]}},
         sub=sub,
         user=user,
+        issuer=issuer,
     )
 
 
