@@ -68,6 +68,7 @@ class Keycloak:
             realm_name=REALM,
             user_realm_name="master",
             client_id="admin-cli",
+            timeout=300,  # a realm import of thousands of users on a loaded machine
         )
         return KeycloakAdmin(connection=connection)
 

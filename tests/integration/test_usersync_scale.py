@@ -56,7 +56,19 @@ def scale_realm(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) ->
     """The scale realm; yields the file holding its sync client's secret."""
     _delete_realm(keycloak)
     secret = secrets.token_urlsafe(24)
+    users = [
+        {
+            "username": f"u{i:04d}",
+            "enabled": i % 20 != 0,
+            "email": f"u{i:04d}@example.org",
+            "firstName": "User",
+            "lastName": f"Number{i}",
+            "groups": [_team(i)],
+        }
+        for i in range(USERS)
+    ]
     admin = keycloak.admin()
+    # one import (like --import-realm): a single transaction, no partial imports
     admin.create_realm(
         {
             "realm": REALM,
@@ -72,6 +84,7 @@ def scale_realm(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) ->
                 }
             ],
             "users": [
+                *users,
                 {
                     "username": f"service-account-{SYNC_CLIENT}",
                     "enabled": True,
@@ -79,7 +92,7 @@ def scale_realm(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) ->
                     "clientRoles": {
                         "realm-management": ["view-users", "query-users", "query-groups"]
                     },
-                }
+                },
             ],
             "groups": [
                 {
@@ -96,21 +109,6 @@ def scale_realm(keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory) ->
         },
         skip_exists=False,
     )
-    users = [
-        {
-            "username": f"u{i:04d}",
-            "enabled": i % 20 != 0,
-            "email": f"u{i:04d}@example.org",
-            "firstName": "User",
-            "lastName": f"Number{i}",
-            "groups": [_team(i)],
-        }
-        for i in range(USERS)
-    ]
-    for start in range(0, USERS, 500):
-        admin.partial_import_realm(
-            REALM, {"ifResourceExists": "FAIL", "users": users[start : start + 500]}
-        )
     secret_file = tmp_path_factory.mktemp("scale") / "sync.secret"
     secret_file.write_text(secret)
     yield secret_file
