@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools pyslurm fuzz
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && \
@@ -43,6 +43,14 @@ unit: venv
 test-tools:
 	$(SUDO) bash deploy/install-test-tools.sh
 
+# Keycloak (realm gep, dev mode) on 127.0.0.1:8180: fetched once with Maven into
+# ~/.cache/hpcgw/keycloak, see deploy/keycloak/README.md. It keeps running afterwards.
+keycloak:
+	bash deploy/keycloak/keycloak.sh start
+
+keycloak-stop:
+	bash deploy/keycloak/keycloak.sh stop
+
 # pyslurm for this host's Slurm, from a cached wheel (first build: minutes of CPU;
 # cache ~/.cache/hpcgw-wheels in CI). Needs libslurm-dev and the pyslurm source:
 # its GitHub tag by default (PyPI has no release for Slurm 22.05), or PYSLURM_SOURCE.
@@ -53,7 +61,7 @@ pyslurm: venv cluster
 # pyslurm tests are skipped and say why; where it is installed they must pass.
 # `make cluster` brings up both dev clusters (hpcgw: Slurm 22.05, mesocentre: 24.11,
 # built once and cached in ~/.cache/hpcgw); every test tier uses both.
-test: venv cluster test-tools
+test: venv cluster test-tools keycloak
 	@timeout 1200 bash deploy/install-pyslurm.sh $(BIN)/python || \
 	  echo "[make test] pyslurm not installed (see above): the pyslurm adapter tests will be skipped"
 	@$(BIN)/python deploy/pyslurm_pairs.py
@@ -71,7 +79,7 @@ fuzz: venv
 	  $(BIN)/python -m pytest -q -p no:cacheprovider tests/security/test_openapi_fuzz.py
 
 BENCH_SIZE ?= full
-bench: venv cluster
+bench: venv cluster keycloak
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run --size $(BENCH_SIZE)
 

@@ -2,9 +2,9 @@
 
 Same approach as the end-to-end tests (own temporary config, own SQLite file or
 PostgreSQL database, own workspace root), written here so the suite does not
-import the tests. Also: bearer tokens from the development identity provider
-(``deploy/idp``) when it and ``gateway.identity.oidc`` are available, and a peak-RSS
-sampler for the gateway's process tree.
+import the tests. Also: bearer tokens from the development Keycloak
+(``deploy/keycloak``, ``make keycloak``) when it answers and ``gateway.identity.oidc``
+is available, and a peak-RSS sampler for the gateway's process tree.
 """
 
 from __future__ import annotations
@@ -191,7 +191,7 @@ class Identity:
     auth_settings: dict[str, Any] | None = None
     sub: str | None = None
     user: str = "alice"
-    _server: Any = None
+    issuer: str | None = None
     _token: str | None = None
     _token_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -201,7 +201,8 @@ class Identity:
             return {}
         with self._lock:
             if self._token is None or time.monotonic() - self._token_at > 120:
-                self._token = _password_token(self._server.issuer, self.user)
+                assert self.issuer is not None
+                self._token = _password_token(self.issuer, self.user)
                 self._token_at = time.monotonic()
             return {"Authorization": f"Bearer {self._token}"}
 
@@ -222,9 +223,7 @@ class Identity:
             engine.dispose()
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        """Nothing to stop: Keycloak is shared and keeps running."""
 
 
 def _password_token(issuer: str, user: str) -> str:
@@ -243,42 +242,35 @@ def _password_token(issuer: str, user: str) -> str:
 
 
 def make_identity(user: str, want_oidc: bool = True) -> Identity:
-    """Real bearer tokens from the Keycloak stand-in if it (and gateway.identity.oidc) work here."""
+    """Real bearer tokens from the development Keycloak if it (and gateway.identity.oidc) work."""
     if not want_oidc:
         return Identity("none", "auth off (requested)")
+    url = os.environ.get("HPCGW_KEYCLOAK_URL", "http://127.0.0.1:8180")
+    issuer = f"{url}/realms/gep"
     try:
         import gateway.identity.oidc  # noqa: F401
-        from deploy.idp.server import IdpServer, load_realm
         from gateway.settings import AuthSettings
 
         AuthSettings(mode="oidc")  # the settings tree knows the mode
-        realm = load_realm(REPO / "deploy" / "idp" / "realm-gep.json", None)
-        realm.token_lifespan = 3600
-        server = IdpServer(realm).start()
-    except Exception as exc:  # any missing/broken piece: fall back, and say so
-        return Identity(
-            "none", f"auth off: OIDC stand-in unavailable ({type(exc).__name__}: {exc})"
-        )
-    ident = Identity(
-        "oidc",
-        "real RS256 bearer tokens from deploy/idp (Keycloak stand-in), validated by the "
-        "gateway (JWKS); HPC login row written directly instead of `hpcgw users sync`",
-        auth_settings={
-            "mode": "oidc",
-            "oidc": {"issuer": server.issuer, "audience": ["ogc-gateway"]},
-        },
-        user=user,
-        _server=server,
-    )
-    try:
-        token = ident.headers()["Authorization"].split()[1]
+        token = _password_token(issuer, user)
         import jwt
 
-        ident.sub = str(jwt.decode(token, options={"verify_signature": False})["sub"])
-    except Exception as exc:
-        server.stop()
-        return Identity("none", f"auth off: stand-in gave no token ({exc})")
-    return ident
+        sub = str(jwt.decode(token, options={"verify_signature": False})["sub"])
+    except Exception as exc:  # any missing/broken piece: fall back, and say so
+        return Identity(
+            "none",
+            f"auth off: no token from Keycloak at {issuer} (make keycloak): "
+            f"{type(exc).__name__}: {exc}",
+        )
+    return Identity(
+        "oidc",
+        f"real RS256 bearer tokens from Keycloak ({issuer}), validated by the gateway "
+        "(JWKS); HPC login row written directly instead of `hpcgw users sync`",
+        auth_settings={"mode": "oidc", "oidc": {"issuer": issuer, "audience": ["ogc-gateway"]}},
+        sub=sub,
+        user=user,
+        issuer=issuer,
+    )
 
 
 # -- memory -------------------------------------------------------------------------

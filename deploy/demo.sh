@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# `make demo`: start the development identity provider (Keycloak stand-in, realm gep
+# `make demo`: start Keycloak (deploy/keycloak, dev mode, realm gep
 # on 127.0.0.1:8180), synchronise its users to Slurm/unix accounts, start the gateway
 # (SQLite, embedded worker) on 127.0.0.1:5000 if it is not already up, then run one
 # echo job as alice through the HTTP API and print its URLs; then start the local EO
 # mirror (deploy/eo_mirror, 127.0.0.1:8190) and run an NDVI job on one of its scenes.
-# `deploy/demo.sh stop` stops the gateway, the identity provider and the EO mirror.
+# `deploy/demo.sh stop` stops the gateway, Keycloak and the EO mirror.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # HPCGW_CONFIG=deploy/config/demo-ssh.yaml runs the same demo through the SSH adapter.
@@ -21,7 +21,7 @@ demo_eo_job() {
   eo_mirror start
   local item
   item=$(eo_mirror urls | sed -n 's/^ndvi_item //p')
-  .venv/bin/python deploy/demo_job.py --ndvi "$item" http://127.0.0.1:5000 "$(deploy/idp/run.sh token alice)" || {
+  .venv/bin/python deploy/demo_job.py --ndvi "$item" http://127.0.0.1:5000 "$(deploy/keycloak/keycloak.sh token alice)" || {
     echo "(a gateway started before its configuration allowed the mirror refuses it:" \
       "deploy/demo.sh stop && deploy/demo.sh)" >&2
     return 1
@@ -35,7 +35,7 @@ if [ "${1:-}" = stop ]; then
     echo "gateway not running"
   fi
   rm -f "$pidfile"
-  deploy/idp/run.sh stop
+  deploy/keycloak/keycloak.sh stop
   eo_mirror stop
   exit 0
 fi
@@ -50,7 +50,7 @@ grep -q ':2223 ' "$run/ssh_known_hosts" 2>/dev/null || for port in 2222 2223; do
   done
 done >"$run/ssh_known_hosts"
 
-deploy/idp/run.sh start
+deploy/keycloak/keycloak.sh start
 echo "== hpcgw users sync (Keycloak group /hpc-users -> Slurm account gep), on both clusters"
 .venv/bin/hpcgw users sync
 # mesocentre's accounting is its own (Slurm 24.11, its own slurmdbd): the same sync with
@@ -72,12 +72,12 @@ else
   up || { echo "gateway did not start; see $run/gateway.log" >&2; tail -20 "$run/gateway.log" >&2; exit 1; }
   echo "gateway started on http://127.0.0.1:5000 (log: $run/gateway.log, stop: deploy/demo.sh stop)"
 fi
-.venv/bin/python deploy/demo_job.py http://127.0.0.1:5000 "$(deploy/idp/run.sh token alice)"
+.venv/bin/python deploy/demo_job.py http://127.0.0.1:5000 "$(deploy/keycloak/keycloak.sh token alice)"
 demo_eo_job
 cat <<'TXT'
 
 Try it yourself (tokens last 5 minutes):
-  TOKEN=$(deploy/idp/run.sh token alice)      # or: curl -d grant_type=password -d client_id=ogc-gateway \
+  TOKEN=$(deploy/keycloak/keycloak.sh token alice)  # or: curl -d grant_type=password -d client_id=ogc-gateway \
                                               #   -d username=alice -d password=alice \
                                               #   http://127.0.0.1:8180/realms/gep/protocol/openid-connect/token
   curl -X POST http://127.0.0.1:5000/processes/echo/execution -H "Authorization: Bearer $TOKEN" \

@@ -93,7 +93,8 @@ def ndvi_job(item_url: str, base: str, token: str) -> int:
             kind = "PNG" if png.startswith(PNG_MAGIC) else "not a PNG!"
             print(f"quicklook:     {quicklook} ({kind}, {len(png)} bytes)")
             print(
-                '  open it:     curl -H "Authorization: Bearer $(deploy/idp/run.sh token alice)"'
+                "  open it:     curl -H"
+                ' "Authorization: Bearer $(deploy/keycloak/keycloak.sh token alice)"'
                 f" -o quicklook.png {quicklook}"
             )
             stats = item.get("properties", {}).get("hpcgw:values", {}).get("statistics", {})

@@ -46,6 +46,9 @@ class Principal:
     is_admin: bool = False
     #: The caller's own bearer token, kept for slurmrestd *forward* mode.
     token: str | None = None
+    #: The OAuth client that obtained the token on the user's behalf (a portal such as
+    #: ``gep-portal``: its ``azp``), when that is not the gateway's own client.
+    via_client: str | None = None
 
     def owner(self) -> Owner:
         """The job owner record; callers must check ``hpc_login`` first."""
@@ -215,6 +218,7 @@ class OidcAuthenticator:
         self._validator = validator
         self._hpc_login_of = hpc_login_of
         self._roles = RoleMapper(settings.roles, settings.oidc.client_id)
+        self._client_id = settings.oidc.client_id
         self._username_claim = settings.oidc.username_claim
 
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
@@ -232,6 +236,16 @@ class OidcAuthenticator:
         sub = str(claims["sub"])
         username = claims.get(self._username_claim)
         username = username if isinstance(username, str) and username else sub
+        client = service_account_client(claims)
+        if client is not None:
+            raise Forbidden(
+                f"this is the service-account token of client '{client}', not a user's: "
+                "a client cannot act as a user with its own token; send the signed-in "
+                "user's access token, or exchange it for one (OAuth 2.0 token exchange)",
+                headers={
+                    "WWW-Authenticate": f'Bearer realm="{self.realm}", error="insufficient_scope"'
+                },
+            )
         roles = self._roles.roles(claims)
         if not roles:
             raise Forbidden(
@@ -245,6 +259,7 @@ class OidcAuthenticator:
         hpc_login = self._hpc_login_of(sub)
         if hpc_login is None and not is_admin:
             raise not_provisioned(username)
+        azp = claims.get("azp")
         return Principal(
             sub=sub,
             username=username,
@@ -252,7 +267,26 @@ class OidcAuthenticator:
             roles=roles,
             is_admin=is_admin,
             token=token,
+            via_client=azp if isinstance(azp, str) and azp and azp != self._client_id else None,
         )
+
+
+def service_account_client(claims: Mapping[str, Any]) -> str | None:
+    """The client whose *service account* this token belongs to, or None for a user's token.
+
+    Keycloak issues client-credentials tokens to the user ``service-account-<clientId>``
+    and, with its ``service_account`` scope, adds a ``client_id`` (older: ``clientId``)
+    claim; either sign is enough.
+    """
+    for name in ("client_id", "clientId"):
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    azp = claims.get("azp")
+    username = claims.get("preferred_username")
+    if isinstance(azp, str) and username == f"service-account-{azp}":
+        return azp
+    return None
 
 
 def not_provisioned(username: str) -> Forbidden:

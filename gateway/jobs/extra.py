@@ -9,7 +9,9 @@ with ``to_dict`` in the JSON shape the column has always had:
 * ``extra["missing_since"]`` -- :func:`missing_since`, when the scheduler
   first stopped knowing the job (:mod:`gateway.workflow.monitor`);
 * ``extra["forward_token"]`` -- :func:`forward_token`, the owner's bearer
-  token kept only until submission (slurmrestd *forward* mode).
+  token kept only until submission (slurmrestd *forward* mode);
+* ``extra["submitted_via"]`` -- :func:`submitted_via`, the client (a portal such
+  as ``gep-portal``) that submitted on the owner's behalf, written at creation.
 
 The publication record and the staged inputs are still plain dicts built by
 :mod:`gateway.publication.footprint` and :mod:`gateway.staging.stager`.
@@ -101,3 +103,10 @@ def forward_token(extra: Mapping[str, Any]) -> str | None:
     """The owner's bearer token kept for a forward-mode submission, or None."""
     token = extra.get("forward_token")
     return token if isinstance(token, str) else None
+
+
+def submitted_via(extra: Mapping[str, Any]) -> str | None:
+    """The client (portal) that submitted the job for its owner, or None."""
+    record = extra.get("submitted_via")
+    client = record.get("client") if isinstance(record, dict) else None
+    return client if isinstance(client, str) else None

@@ -94,6 +94,8 @@ class NewJob:
     project: str | None = None
     #: The user's bearer token for slurmrestd forward mode; dropped at submission.
     forward_token: str | None = None
+    #: The client (portal) that submitted on the owner's behalf, kept for the record.
+    submitted_via: str | None = None
 
 
 @dataclass(frozen=True)

@@ -127,9 +127,16 @@ class JobService:
             quote=quote,
             subscriber=request.subscriber,
             forward_token=self._forwardable(principal),
+            submitted_via=principal.via_client,
         )
         job = self.store.create(new)
-        log.info("job %s accepted: process=%s user=%s", job.id, process.id, principal.username)
+        log.info(
+            "job %s accepted: process=%s user=%s via=%s",
+            job.id,
+            process.id,
+            principal.username,
+            principal.via_client or "-",
+        )
         return job
 
     def _forwardable(self, principal: Principal) -> str | None:

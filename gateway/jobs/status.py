@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.jobs.extra import submitted_via
 from gateway.jobs.records import Job, JobSummary
 from gateway.jobs.states import JobState
 
@@ -92,6 +93,10 @@ def status_info(
     if job.scheduler_job_id is not None:
         # extension: the Slurm job id, for users and HPC support staff
         doc["slurmJobId"] = job.scheduler_job_id
+    via = submitted_via(job.extra) if isinstance(job, Job) else None
+    if via is not None:
+        # extension: the portal that submitted on the owner's behalf
+        doc["submittedVia"] = via
     doc["links"] = links
     return doc
 

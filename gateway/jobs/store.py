@@ -264,7 +264,7 @@ class JobStore:
             "cleanup_pending": False,
             "quote": new.quote.to_dict() if new.quote is not None else None,
             "subscriber": new.subscriber,
-            "extra": {"forward_token": new.forward_token} if new.forward_token else {},
+            "extra": _initial_extra(new),
         }
         with self.engine.begin() as conn:
             conn.execute(_t.insert().values(**values))
@@ -538,3 +538,13 @@ class JobStore:
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(_t)).scalar_one())
+
+
+def _initial_extra(new: NewJob) -> dict[str, Any]:
+    """``extra`` of a new job: the forward token (until submission), the submitting client."""
+    extra: dict[str, Any] = {}
+    if new.forward_token:
+        extra["forward_token"] = new.forward_token
+    if new.submitted_via:
+        extra["submitted_via"] = {"client": new.submitted_via}
+    return extra

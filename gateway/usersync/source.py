@@ -3,7 +3,10 @@
 The sync authenticates as a *service-account* client (client-credentials
 grant) that holds the ``realm-management`` roles ``view-users`` and
 ``query-groups``; no user password is involved. Only the members of the
-configured groups are read (one group lookup plus paged member lists per group).
+configured groups are read: one group lookup per configured path, then the
+paged member lists (python-keycloak pages by 100) of that group **and of every
+group below it**, as in Keycloak a sub-group's members are members of its
+parents. A user found in several of those groups counts once.
 """
 
 from __future__ import annotations
@@ -86,8 +89,26 @@ class KeycloakDirectory:
                     if getattr(exc, "response_code", None) == 404:
                         raise DirectoryError(f"Keycloak group '{path}' does not exist") from exc
                     raise
-                members = admin.get_group_members(group["id"])
-                result[path] = [portal_user(rep, frozenset({path})) for rep in members]
+                members: dict[str, Mapping[str, Any]] = {}
+                for group_id in _subtree(admin, group):
+                    for rep in admin.get_group_members(group_id):
+                        members.setdefault(str(rep["id"]), rep)
+                result[path] = [portal_user(rep, frozenset({path})) for rep in members.values()]
         except (KeycloakError, RequestException) as exc:
             raise DirectoryError(f"cannot read users from Keycloak: {exc}") from exc
         return result
+
+
+def _subtree(admin: Any, group: Mapping[str, Any]) -> list[str]:
+    """The id of ``group`` and of all groups below it (children read page by page).
+
+    Children are only asked for where Keycloak's ``subGroupCount`` says there are some.
+    """
+    ids: list[str] = []
+    pending = [group]
+    while pending:
+        current = pending.pop()
+        ids.append(str(current["id"]))
+        if current.get("subGroupCount", 1):
+            pending.extend(admin.get_group_children(str(current["id"])))
+    return ids

@@ -1,11 +1,12 @@
 """The README's shell examples, run as pasted, against a demo-like gateway and EO mirror.
 
-What the test starts itself, each on a free port: the development identity
-provider (realm ``gep``), the demo's EO mirror (``deploy/eo_mirror``) and
-``hpcgw serve --with-worker`` signing users in with that provider and
+What the test uses: the real Keycloak of ``deploy/keycloak`` (realm ``gep``,
+started once by ``make test``); what it starts itself, each on a free port: the
+demo's EO mirror (``deploy/eo_mirror``) and
+``hpcgw serve --with-worker`` signing users in with Keycloak and
 allow-listing exactly that mirror, like ``deploy/config/demo.yaml``. The
-README's demo addresses (gateway :5000, identity provider :8180, mirror :8190)
-are replaced by those URLs; nothing else in a block is changed.
+README's demo addresses (gateway :5000, Keycloak :8180, mirror :8190)
+are replaced by the URLs in use; nothing else in a block is changed.
 
 Every ```` ```sh ```` block of README.md runs, in order, in one bash (``-e -o
 pipefail``), unless the line before its fence is a marker
@@ -26,14 +27,13 @@ import pytest
 
 from deploy.eo_mirror.catalog import ensure_mirror
 from deploy.eo_mirror.server import MirrorServer
-from deploy.idp.server import IdpServer
 from gateway.db import make_engine
 from gateway.identity.identity_map import IdentityStatus, IdentityStore
 from tests.conftest import REPO
 from tests.e2e.conftest import free_port, running_gateway, write_config
-from tests.identity_fixtures import auth_config, idp, password_token
+from tests.identity_fixtures import Keycloak, auth_config, keycloak, password_token
 
-__all__ = ["idp"]
+__all__ = ["keycloak"]
 
 README = REPO / "README.md"
 SKIP_MARKER = re.compile(r"<!-- readme-example: not run \(.+\) -->")
@@ -83,20 +83,22 @@ def test_readme_blocks_are_either_run_or_marked() -> None:
 @dataclass(frozen=True)
 class Demo:
     gateway: str
-    idp: IdpServer
+    idp: Keycloak
     mirror: str
 
 
 @pytest.fixture(scope="module")
-def demo(cluster: str, idp: IdpServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """Identity provider, EO mirror and gateway, each on a free port (demo-like settings)."""
+def demo(
+    cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Demo]:
+    """Keycloak, and an EO mirror and a gateway each on a free port (demo-like settings)."""
     mirror = MirrorServer(ensure_mirror(tmp_path_factory.mktemp("mirror") / "v")).start()
     tmp = tmp_path_factory.mktemp("readme-gateway")
     port = free_port()
     config = write_config(
         tmp,
         port,
-        auth=auth_config(idp),
+        auth=auth_config(keycloak),
         workflow={
             "egress": {"allow_origins": [mirror.url]},
             "cache": {"root": str(tmp / "cache")},
@@ -104,18 +106,17 @@ def demo(cluster: str, idp: IdpServer, tmp_path_factory: pytest.TempPathFactory)
     )
     try:
         with running_gateway(tmp, config, port) as url:
-            provision(f"sqlite:///{tmp}/hpcgw.db", idp, "alice")
-            yield Demo(url, idp, mirror.url)
+            provision(f"sqlite:///{tmp}/hpcgw.db", keycloak, "alice")
+            yield Demo(url, keycloak, mirror.url)
     finally:
         mirror.stop()
 
 
-def provision(database_url: str, idp: IdpServer, name: str) -> None:
+def provision(database_url: str, kc: Keycloak, name: str) -> None:
     """What ``hpcgw users sync`` records for a portal user (HPC login = user name here)."""
     engine = make_engine(database_url)
     try:
-        user = idp.realm.user_by_name(name)
-        IdentityStore(engine).save(user.id, name, name, IdentityStatus.ACTIVE, ["gep"])
+        IdentityStore(engine).save(kc.user_id(name), name, name, IdentityStatus.ACTIVE, ["gep"])
     finally:
         engine.dispose()
 
@@ -170,7 +171,7 @@ def test_readme_shell_blocks_work_as_pasted(demo: Demo, tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_another_loopback_port_is_still_refused(demo: Demo) -> None:
-    """Only the mirror's origin is allowed: the identity provider, on the same loopback
+    """Only the mirror's origin is allowed: Keycloak, on the same loopback
     address, is refused with 400 before any job exists."""
     token = password_token(demo.idp, "alice")
     elsewhere = f"{demo.idp.url}/realms/gep/protocol/openid-connect/certs"

@@ -3,9 +3,12 @@
 Slurm must trust the provider's keys (``AuthAltParameters=jwks=<file>``). The
 shared dev cluster is never reconfigured for this: the test starts its own
 slurmctld (cluster ``hpcgwfwd``, no nodes ever register, no accounting) and its
-own slurmrestd on free ports, with ``jwks=`` pointing at the stand-in's keys,
-and stops both afterwards. A job accepted there proves Slurm authenticated the
-RS256 token as the user named by its ``sun`` claim; it never runs.
+own slurmrestd on free ports, with ``jwks=`` pointing at the realm's keys, and
+stops both afterwards. The keys are the real Keycloak's (``deploy/keycloak``,
+realm ``gep``), copied into a file as ``deploy/keycloak/keycloak.sh jwks FILE``
+does; the realm's ``sun`` mapper puts the user attribute ``hpc_login`` in the
+token. A job accepted there proves Slurm authenticated the RS256 token as the
+user named by its ``sun`` claim; it never runs.
 """
 
 from __future__ import annotations
@@ -26,17 +29,23 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from deploy.idp.server import IdpServer
 from gateway.identity.oidc import TokenValidator
 from gateway.settings import OidcSettings
 from hpc_adapters.base import HpcIdentity, JobSpec
 from hpc_adapters.errors import AuthenticationError, HpcError
 from hpc_adapters.slurmrest import ForwardedTokenSource, SlurmRestAdapter
 from tests.conftest import JWT_KEY
-from tests.identity_fixtures import idp, password_token
+from tests.identity_fixtures import (
+    ImportedKey,
+    Keycloak,
+    claims_for,
+    imported_key,
+    keycloak,
+    password_token,
+)
 from tests.polling import eventually
 
-__all__ = ["idp"]
+__all__ = ["imported_key", "keycloak"]
 
 pytestmark = [pytest.mark.slurm, pytest.mark.needs_root("starts a private slurmctld")]
 
@@ -83,8 +92,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.fixture(scope="module")
-def forward_slurmrestd(cluster: str, idp: IdpServer) -> Iterator[str]:
-    """URL of a private slurmrestd whose slurmctld trusts the stand-in's JWKS."""
+def forward_slurmrestd(
+    cluster: str, keycloak: Keycloak, imported_key: ImportedKey
+) -> Iterator[str]:
+    """URL of a private slurmrestd whose slurmctld trusts the realm's JWKS."""
     if shutil.which("slurmctld") is None or shutil.which("slurmrestd") is None:
         pytest.skip("slurmctld/slurmrestd not installed")
     root = Path(tempfile.mkdtemp(prefix="hpcgw-fwd-"))
@@ -93,7 +104,7 @@ def forward_slurmrestd(cluster: str, idp: IdpServer) -> Iterator[str]:
     (root / "state").mkdir()
     os.chown(root / "state", slurm.pw_uid, slurm.pw_gid)
     jwks = root / "jwks.json"
-    jwks.write_text(httpx.get(f"{idp.issuer}/protocol/openid-connect/certs").text)
+    jwks.write_text(httpx.get(f"{keycloak.issuer}/protocol/openid-connect/certs").text)
     jwks.chmod(0o644)
     conf = root / "slurm.conf"
     conf.write_text(
@@ -165,10 +176,10 @@ def _submit(url: str, login: str, token: str) -> dict[str, Any]:
         return {"errors": [{"error": f"HTTP {resp.status_code}"}]}
 
 
-def test_users_own_token_submits_as_that_user(forward_slurmrestd: str, idp: IdpServer) -> None:
-    token = password_token(idp, "alice")
+def test_users_own_token_submits_as_that_user(forward_slurmrestd: str, keycloak: Keycloak) -> None:
+    token = password_token(keycloak, "alice")
     # the very token the gateway accepted is the one Slurm accepts
-    claims = TokenValidator(OidcSettings(issuer=idp.issuer)).validate(token)
+    claims = TokenValidator(OidcSettings(issuer=keycloak.issuer)).validate(token)
     assert claims["sun"] == "alice"
     adapter = SlurmRestAdapter(
         site="forward",
@@ -193,8 +204,10 @@ def test_users_own_token_submits_as_that_user(forward_slurmrestd: str, idp: IdpS
     adapter.close()
 
 
-def test_slurm_refuses_tokens_it_should_not_trust(forward_slurmrestd: str, idp: IdpServer) -> None:
-    alice = password_token(idp, "alice")
+def test_slurm_refuses_tokens_it_should_not_trust(
+    forward_slurmrestd: str, keycloak: Keycloak, imported_key: ImportedKey
+) -> None:
+    alice = password_token(keycloak, "alice")
     assert _submit(forward_slurmrestd, "alice", alice).get("job_id")
     # alice's token cannot act as bob
     assert not _submit(forward_slurmrestd, "bob", alice).get("job_id")
@@ -205,13 +218,16 @@ def test_slurm_refuses_tokens_it_should_not_trust(forward_slurmrestd: str, idp: 
         {"sun": "alice", "iat": now, "exp": now + 60},
         other,
         "RS256",
-        headers={"kid": idp.realm.key.kid},
+        headers={"kid": jwt.get_unverified_header(alice)["kid"]},
     )
     assert not _submit(forward_slurmrestd, "alice", forged).get("job_id")
-    # an expired provider token
-    user = idp.realm.user_by_name("alice")
-    client = idp.realm.clients["ogc-gateway"]
-    expired = idp.realm.sign(idp.realm.access_claims(user, client, iat=now - 600, exp=now - 300))
+    # signed by a key the realm publishes: accepted while valid, refused once expired
+    sub = keycloak.user_id("alice")
+    valid = imported_key.sign(claims_for(keycloak, sub, sun="alice"))
+    assert _submit(forward_slurmrestd, "alice", valid).get("job_id")
+    expired = imported_key.sign(
+        claims_for(keycloak, sub, sun="alice", iat=now - 600, exp=now - 300)
+    )
     assert not _submit(forward_slurmrestd, "alice", expired).get("job_id")
 
 

@@ -1,62 +1,62 @@
 """The OGC API with OIDC on: 401/403 rules, per-user isolation (404 on every route), admins.
 
-The gateway app runs in-process (Flask test client) trusting the dev identity
-provider; jobs are only stored (no worker), so no cluster is needed.
+The gateway app runs in-process (Flask test client) trusting the real Keycloak of
+``deploy/keycloak`` (realm ``gep``); jobs are only stored (no worker), so no
+cluster is needed. ``carol`` (role, no HPC account) and ``eve`` (no role) are
+created in the realm for this module and deleted afterwards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from deploy.idp.server import IdpServer
 from gateway.app import build_services, create_app
 from gateway.identity.identity_map import IdentityStatus, IdentityStore
 from gateway.services import Services
 from tests.conftest import make_settings
-from tests.identity_fixtures import auth_config, idp, password_token
+from tests.identity_fixtures import (
+    Keycloak,
+    auth_config,
+    delete_users,
+    fresh_user,
+    keycloak,
+    password_token,
+)
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["idp"]
+__all__ = ["keycloak"]
 
 ECHO = {"inputs": {"string_input": "hello"}}
 
 
 @pytest.fixture(scope="module")
 def gateway(
-    idp: IdpServer, tmp_path_factory: pytest.TempPathFactory
+    keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[FlaskClient, Services]]:
     tmp = tmp_path_factory.mktemp("identity-http")
-    settings = make_settings(tmp, auth=auth_config(idp))
+    settings = make_settings(tmp, auth=auth_config(keycloak))
     services = build_services(settings)
     identities = IdentityStore(services.engine)
     for name in ("alice", "bob"):
-        user = idp.realm.user_by_name(name)
-        identities.save(user.id, name, name, IdentityStatus.ACTIVE, ["gep"])
-    idp.realm.create_user(
-        {
-            "username": "carol",
-            "enabled": True,
-            "realmRoles": ["hpc-user"],
-            "credentials": [{"type": "password", "value": "carol"}],
-        }
-    )
-    idp.realm.create_user(
-        {"username": "eve", "enabled": True, "credentials": [{"type": "password", "value": "eve"}]}
-    )
+        identities.save(keycloak.user_id(name), name, name, IdentityStatus.ACTIVE, ["gep"])
+    fresh_user(keycloak, "carol", roles=("hpc-user",))
+    fresh_user(keycloak, "eve")
     app = create_app(settings, services)
     yield app.test_client(), services
     services.close()
+    delete_users(keycloak, "carol", "eve")
 
 
 @pytest.fixture(scope="module")
-def tokens(idp: IdpServer, gateway: Any) -> dict[str, str]:
-    return {name: password_token(idp, name) for name in ("alice", "bob", "admin", "carol", "eve")}
+def tokens(keycloak: Keycloak, gateway: Any) -> dict[str, str]:
+    return {
+        name: password_token(keycloak, name) for name in ("alice", "bob", "admin", "carol", "eve")
+    }
 
 
 def _h(token: str, **extra: str) -> dict[str, str]:
@@ -119,11 +119,11 @@ def test_user_without_role_gets_403(gateway: Any, tokens: dict[str, str]) -> Non
 
 
 def test_jobs_record_owner_and_hpc_login(
-    gateway: Any, tokens: dict[str, str], idp: IdpServer
+    gateway: Any, tokens: dict[str, str], keycloak: Keycloak
 ) -> None:
     client, services = gateway
     job = services.store.get(_submit(client, tokens["alice"]))
-    assert job.owner.sub == idp.realm.user_by_name("alice").id
+    assert job.owner.sub == keycloak.user_id("alice")
     assert (job.owner.username, job.owner.hpc_login) == ("alice", "alice")
 
 
@@ -189,14 +189,14 @@ def test_admin_endpoints_need_the_admin_role(gateway: Any, tokens: dict[str, str
 
 
 def test_disabled_mapping_is_not_provisioned(
-    gateway: Any, tokens: dict[str, str], idp: IdpServer, tmp_path: Path
+    gateway: Any, tokens: dict[str, str], keycloak: Keycloak
 ) -> None:
     client, services = gateway
     store = IdentityStore(services.engine)
-    bob = idp.realm.user_by_name("bob")
-    store.save(bob.id, "bob", "bob", IdentityStatus.DISABLED, [])
+    bob = keycloak.user_id("bob")
+    store.save(bob, "bob", "bob", IdentityStatus.DISABLED, [])
     try:
         resp = client.get("/jobs", headers=_h(tokens["bob"]))
         assert resp.status_code == 403 and "not provisioned" in resp.get_json()["detail"]
     finally:
-        store.save(bob.id, "bob", "bob", IdentityStatus.ACTIVE, ["gep"])
+        store.save(bob, "bob", "bob", IdentityStatus.ACTIVE, ["gep"])

@@ -1,15 +1,17 @@
-"""User sync against the real slurmdbd (sacctmgr), real unix accounts and the dev identity provider.
+"""User sync against the real slurmdbd (sacctmgr), real unix accounts and the real Keycloak.
 
 Uses test-only names so the shared cluster's alice/bob are never touched:
 Keycloak group ``/gep-test`` -> Slurm account ``gep_test``, users ``carol`` and
 ``dave`` -> HPC logins ``gep_carol``/``gep_dave`` (rule ``gep_{preferred_username}``),
 unix accounts created through the default ``useradd`` hook. Everything is
-removed again after each test.
+removed again after each test (the Keycloak group and users included; they are
+created through the admin API in the shared ``gep`` realm).
 """
 
 from __future__ import annotations
 
 import pwd
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +25,6 @@ import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
-from deploy.idp.server import IdpServer
 from gateway import db
 from gateway.cli import app as cli_app
 from gateway.identity.identity_map import IdentityStatus, IdentityStore
@@ -31,10 +32,12 @@ from gateway.jobs.tables import usersync_audit
 from gateway.settings import Settings
 from gateway.usersync import SyncError, sync_users
 from tests.conftest import JWT_KEY, SLURMRESTD, make_settings
-from tests.identity_fixtures import start_idp, usersync_config
+from tests.identity_fixtures import Keycloak, delete_users, fresh_user, keycloak, usersync_config
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.slurm, pytest.mark.needs_root("creates unix and Slurm users")]
+
+__all__ = ["keycloak"]
 
 GROUP, ACCOUNT = "/gep-test", "gep_test"
 LOGINS = ("gep_carol", "gep_dave", "gep_erin")
@@ -140,25 +143,32 @@ def _rest_submit(login: str) -> dict[str, Any]:
     return dict(resp.json())
 
 
+REALM_USERS = ("carol", "dave", "frank.smith")
+
+
+def _delete_group(kc: Keycloak) -> None:
+    admin = kc.admin()
+    for group in admin.get_groups({"search": GROUP.lstrip("/")}):
+        if group.get("path") == GROUP:
+            admin.delete_group(group["id"])
+
+
 @pytest.fixture
-def realm_idp(cluster: str) -> Iterator[IdpServer]:
-    server = start_idp()
-    realm = server.realm
-    realm.add_group("gep-test")
-    group = realm.group_by_path(GROUP)
-    assert group is not None
-    for name in ("carol", "dave", "Frank.Smith"):
-        realm.create_user(
-            {"username": name, "enabled": True, "realmRoles": ["hpc-user"], "groups": [GROUP]}
-        )
+def realm(cluster: str, keycloak: Keycloak) -> Iterator[Keycloak]:
+    """Group /gep-test with carol, dave and frank.smith (not a valid login) in the realm."""
+    _delete_group(keycloak)
+    keycloak.admin().create_group({"name": GROUP.lstrip("/")})
+    for name in REALM_USERS:
+        fresh_user(keycloak, name, roles=("hpc-user",), groups=(GROUP,))
     _cleanup()
-    yield server
-    server.stop()
+    yield keycloak
+    delete_users(keycloak, *REALM_USERS)
+    _delete_group(keycloak)
     _cleanup()
 
 
 @pytest.fixture
-def settings(realm_idp: IdpServer, tmp_path: Path) -> Settings:
+def settings(realm: Keycloak, tmp_path: Path) -> Settings:
     # Test users get uids from a range of their own, so a uid freed by the clean-up is
     # never reused by a real user (accounting history is keyed by uid).
     create = [
@@ -177,9 +187,7 @@ def settings(realm_idp: IdpServer, tmp_path: Path) -> Settings:
         "GID_MAX=61999",
         "{login}",
     ]
-    sync = usersync_config(
-        realm_idp, tmp_path / "sync.secret", groups={GROUP: ACCOUNT}, unix={"create": create}
-    )
+    sync = usersync_config(realm, groups={GROUP: ACCOUNT}, unix={"create": create})
     s = make_settings(
         tmp_path, usersync=sync, auth={"identity": {"rule": "gep_{preferred_username}"}}
     )
@@ -196,11 +204,20 @@ def _audit_rows(engine: sa.Engine) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(sa.select(usersync_audit))]
 
 
-def _group_remove(server: IdpServer, username: str) -> None:
-    group = server.realm.group_by_path(GROUP)
-    user = server.realm.user_by_name(username)
-    assert group is not None and user is not None
-    user.group_ids.discard(group.id)
+def _group_id(kc: Keycloak) -> str:
+    return str(kc.admin().get_group_by_path(GROUP)["id"])
+
+
+def _group_remove(kc: Keycloak, username: str) -> None:
+    kc.admin().group_user_remove(kc.user_id(username), _group_id(kc))
+
+
+def _group_add(kc: Keycloak, username: str) -> None:
+    kc.admin().group_user_add(kc.user_id(username), _group_id(kc))
+
+
+def _set_enabled(kc: Keycloak, username: str, enabled: bool) -> None:
+    kc.admin().update_user(kc.user_id(username), {"enabled": enabled})
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing(settings: Settings, tmp_path: Path) -> None:
@@ -220,7 +237,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(settings: Settings, tmp_pat
 
 
 def test_sync_creates_is_idempotent_and_disabled_users_cannot_submit(
-    settings: Settings, realm_idp: IdpServer
+    settings: Settings, realm: Keycloak
 ) -> None:
     engine = _engine(settings)
     store = IdentityStore(engine)
@@ -234,7 +251,7 @@ def test_sync_creates_is_idempotent_and_disabled_users_cannot_submit(
     assert 61000 <= pwd.getpwnam("gep_carol").pw_uid <= 61999
     mapped = {i.hpc_login: i for i in store.all()}
     assert set(mapped) == {"gep_carol", "gep_dave"}
-    assert mapped["gep_carol"].sub == realm_idp.realm.user_by_name("carol").id
+    assert mapped["gep_carol"].sub == realm.user_id("carol")
     assert mapped["gep_carol"].active and mapped["gep_carol"].accounts == (ACCOUNT,)
     actions = [(r["action"], r["outcome"]) for r in _audit_rows(engine)]
     assert ("create_account", "ok") in actions and ("add_association", "ok") in actions
@@ -259,8 +276,8 @@ def test_sync_creates_is_idempotent_and_disabled_users_cannot_submit(
     held_id = held.stdout.strip().split(";")[0]
 
     # -- carol and dave leave the portal group: disabled, not deleted
-    _group_remove(realm_idp, "carol")
-    realm_idp.realm.user_by_name("dave").enabled = False
+    _group_remove(realm, "carol")
+    _set_enabled(realm, "dave", False)
     report = sync_users(settings, engine, actor="test")
     assert report.ok, report.lines()
     assert {c.kind.value for c in report.plan.changes} == {"disable"}
@@ -284,25 +301,23 @@ def test_sync_creates_is_idempotent_and_disabled_users_cannot_submit(
     assert sync_users(settings, engine, actor="test").plan.empty
 
     # -- carol comes back: enabled again with her old login
-    group = realm_idp.realm.group_by_path(GROUP)
-    assert group is not None
-    realm_idp.realm.user_by_name("carol").group_ids.add(group.id)
+    _group_add(realm, "carol")
     report = sync_users(settings, engine, actor="test")
     assert [(c.kind.value, c.login) for c in report.plan.changes] == [("enable", "gep_carol")]
     assert report.ok, report.lines()
     assert ("gep_carol", ACCOUNT) in _associations()
     assert _expiry("gep_carol") == "never"
-    assert store.get(realm_idp.realm.user_by_name("carol").id).active  # type: ignore[union-attr]
+    assert store.get(realm.user_id("carol")).active  # type: ignore[union-attr]
     back = _until(lambda: (r := _sbatch_as("gep_carol")).returncode == 0 and r)
     assert back, "gep_carol could not submit after being enabled again"
     _run("scancel", back.stdout.strip().split(";")[0])
 
 
-def test_mass_disable_is_refused_without_force(settings: Settings, realm_idp: IdpServer) -> None:
+def test_mass_disable_is_refused_without_force(settings: Settings, realm: Keycloak) -> None:
     engine = _engine(settings)
     assert sync_users(settings, engine).ok
     for name in ("carol", "dave"):
-        _group_remove(realm_idp, name)
+        _group_remove(realm, name)
     strict = settings.model_copy(
         update={"usersync": settings.usersync.model_copy(update={"max_disables": 1})}
     )
@@ -313,9 +328,17 @@ def test_mass_disable_is_refused_without_force(settings: Settings, realm_idp: Id
     assert _associations() == set()
 
 
-def test_unreachable_directory_changes_nothing(settings: Settings, realm_idp: IdpServer) -> None:
+def test_unreachable_directory_changes_nothing(settings: Settings) -> None:
+    """Keycloak not answering (a port nothing listens on; the outage itself, a frozen
+    Keycloak, is in test_identity_keys.py): the sync refuses and changes nothing."""
     engine = _engine(settings)
-    realm_idp.stop()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    unreachable = settings.usersync.keycloak.model_copy(update={"server_url": closed})
+    down = settings.model_copy(
+        update={"usersync": settings.usersync.model_copy(update={"keycloak": unreachable})}
+    )
     with pytest.raises(SyncError, match="Keycloak"):
-        sync_users(settings, engine)
+        sync_users(down, engine)
     assert not _account_exists() and IdentityStore(engine).all() == []

@@ -285,6 +285,16 @@ def test_job_status(client, services, components):
     assert html.status_code == 200 and job.id.encode() in html.data
 
 
+def test_job_status_names_the_portal_that_submitted_it(client, services, components):
+    direct = client.get(f"/jobs/{new_job(services).id}").get_json()
+    assert "submittedVia" not in direct
+    via = new_job(services, submitted_via="gep-portal")
+    assert via.extra == {"submitted_via": {"client": "gep-portal"}}
+    doc = client.get(f"/jobs/{via.id}").get_json()
+    validate(doc, "statusInfo", components)
+    assert doc["submittedVia"] == "gep-portal"
+
+
 def test_internal_states_map_to_ogc_status(client, services):
     job = new_job(services)
     services.store.transition(job.id, JobState.QUEUED)

@@ -98,6 +98,28 @@ def test_username_falls_back_to_sub() -> None:
     assert principal.username == "s4" and principal.visibility == "s4"
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"azp": "gep-portal", "preferred_username": "service-account-gep-portal"},
+        {"azp": "gep-portal", "client_id": "gep-portal", "preferred_username": "x"},
+        {"azp": "gep-portal", "clientId": "gep-portal"},
+    ],
+)
+def test_a_clients_service_account_token_cannot_act_as_a_user(claims: dict[str, Any]) -> None:
+    token = {"sub": "s-1", "realm_access": {"roles": ["hpc-user"]}, **claims}
+    with pytest.raises(Forbidden, match="service-account token of client 'gep-portal'"):
+        _auth(token, {"s-1": "gep_x"}).authenticate(HDR)
+
+
+def test_a_portal_acting_for_a_user_is_recorded_the_gateways_own_client_is_not() -> None:
+    claims = {"sub": "u-1", "preferred_username": "alice", "realm_access": {"roles": ["hpc-user"]}}
+    via_portal = _auth({**claims, "azp": "gep-portal"}, {"u-1": "alice"}).authenticate(HDR)
+    assert via_portal.via_client == "gep-portal" and via_portal.hpc_login == "alice"
+    direct = _auth({**claims, "azp": "ogc-gateway"}, {"u-1": "alice"}).authenticate(HDR)
+    assert direct.via_client is None
+
+
 def test_require_role() -> None:
     user = Principal("s", "u", "u", frozenset({ROLE_USER}))
     admin = Principal("a", "a", None, frozenset({ROLE_USER, ROLE_ADMIN}), is_admin=True)
