@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Tools the test suite needs beyond the Python packages: headless Chromium and its
-# matching chromedriver (Debian packages), for the dashboard's browser tests.
+# matching chromedriver (Debian packages), for the dashboard's browser tests, and
+# nginx (nginx-light), the TLS reverse proxy of the deployment tests.
 # Idempotent: installs nothing when both are present. Called by `make test`.
 set -euo pipefail
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

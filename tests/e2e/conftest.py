@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -62,12 +63,9 @@ def write_config(tmp: Path, port: int, **extra: object) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def gateway_url(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start ``hpcgw serve --with-worker`` and yield its base URL; stop it afterwards."""
-    tmp = tmp_path_factory.mktemp("gateway")
-    port = free_port()
-    config = write_config(tmp, port)
+@contextmanager
+def running_gateway(tmp: Path, config: Path, port: int) -> Iterator[str]:
+    """Run ``hpcgw serve --with-worker`` with ``config`` until the block ends; yields its URL."""
     log = (tmp / "gateway.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--with-worker"],
@@ -94,12 +92,23 @@ def gateway_url(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         proc.wait(timeout=20)
     if proc.poll() is not None:
         pytest.fail(f"gateway did not start:\n{(tmp / 'gateway.log').read_text()[-3000:]}")
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def gateway_url(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start ``hpcgw serve --with-worker`` and yield its base URL; stop it afterwards."""
+    tmp = tmp_path_factory.mktemp("gateway")
+    port = free_port()
+    with running_gateway(tmp, write_config(tmp, port), port) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
