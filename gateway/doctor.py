@@ -149,8 +149,8 @@ def _workspace_problem(root: Path) -> str | None:
     if os.geteuid() != 0 and not (info.st_mode & stat.S_ISGID and info.st_mode & stat.S_IWGRP):
         return (
             f"{root}: mode {stat.filemode(info.st_mode)}; without root the gateway does not "
-            "chown, so make it set-group-ID and group-writable (chmod 2770) with a group "
-            "shared by the service account and the users"
+            "chown: run the worker as root with CAP_CHOWN (deploy/systemd/chown-workspaces.conf) "
+            "or make the root set-group-ID and group-writable (chmod 2770)"
         )
     return None
 

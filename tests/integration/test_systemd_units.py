@@ -63,6 +63,22 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     assert result.returncode == 0 and not ours, "\n".join(ours) or result.stderr
 
 
+def test_the_chown_drop_in_verifies_and_keeps_only_three_capabilities(tmp_path: Path) -> None:
+    copy = _copy(tmp_path)
+    dropins = copy / "hpcgw-worker@.service.d"
+    dropins.mkdir()
+    shutil.copy(UNITS / "chown-workspaces.conf", dropins)
+    result = _verify(copy, "hpcgw-worker@2.service")
+    ours = [line for line in (result.stdout + result.stderr).splitlines() if "hpcgw" in line]
+    assert result.returncode == 0 and not ours, "\n".join(ours) or result.stderr
+    service = _service_section(UNITS / "chown-workspaces.conf")
+    assert service["CapabilityBoundingSet"].split() == [
+        "CAP_CHOWN",
+        "CAP_FOWNER",
+        "CAP_DAC_OVERRIDE",
+    ]
+
+
 def test_verify_catches_a_broken_directive(tmp_path: Path) -> None:
     """The check above can fail: a bad value in the shared hardening drop-in is reported."""
     copy = _copy(tmp_path)
