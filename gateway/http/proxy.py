@@ -11,7 +11,8 @@ only when the peer address (``REMOTE_ADDR``) is in the configured list, and
 removes the headers from every other request, so nothing downstream can read a
 forged one. The links in documents come from ``server.base_url`` (the worker
 writes them too, without a request); when a trusted proxy forwards another
-public root than that, the mismatch is logged once, as it means wrong links.
+public root than that (in its headers), the mismatch is logged once, as it
+means wrong links.
 """
 
 from __future__ import annotations
@@ -56,10 +57,13 @@ class TrustedProxyFix:
         return any(address in network for network in self.trusted)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        forwarded = [k for k in environ if k.startswith(_FORWARDED_PREFIX)]
         if self.is_trusted(environ.get("REMOTE_ADDR")):
             environ[PROXIED] = True
-            return self.fixed(environ, self._checking(environ, start_response))
-        for key in [k for k in environ if k.startswith(_FORWARDED_PREFIX)]:
+            if forwarded and not self._warned:  # (a local health check forwards nothing)
+                start_response = self._checking(environ, start_response)
+            return self.fixed(environ, start_response)
+        for key in forwarded:
             del environ[key]
         return self.app(environ, start_response)
 

@@ -86,7 +86,7 @@ def running_gateway(tmp: Path, config: Path, port: int) -> Iterator[str]:
             return False
 
     try:
-        eventually(up_or_dead, 60, "the gateway to answer /conformance", every=0.3)
+        eventually(up_or_dead, 120, "the gateway to answer /conformance", every=0.3)
     except pytest.fail.Exception:
         proc.kill()
         proc.wait(timeout=20)

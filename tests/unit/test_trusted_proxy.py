@@ -93,6 +93,15 @@ def test_a_proxy_forwarding_another_url_than_base_url_is_logged(
     assert "server.base_url" in caplog.text
 
 
+def test_a_direct_request_from_a_trusted_address_is_no_mismatch(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A local health check (no forwarded header) says nothing about the proxy."""
+    with caplog.at_level(logging.WARNING, logger="gateway.http.proxy"):
+        app.test_client().get("/conformance", environ_base={"REMOTE_ADDR": "10.0.0.5"})
+    assert "server.base_url" not in caplog.text
+
+
 def test_a_bad_trusted_proxy_entry_is_a_configuration_error() -> None:
     with pytest.raises(ValueError, match="trusted_proxies"):
         load_settings(server={"trusted_proxies": ["not-an-address"]})
