@@ -58,8 +58,8 @@ def checks(settings: Settings) -> Iterator[tuple[str, Callable[[], list[Finding]
 
 def check_database(url: str) -> Finding:
     """Reachable and migrated to the head revision(s) of this release."""
-    where = sa.engine.make_url(url).render_as_string(hide_password=True)
     parsed = sa.engine.make_url(url)
+    where = parsed.render_as_string(hide_password=True)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         if not Path(parsed.database).is_file():
             return Finding(
