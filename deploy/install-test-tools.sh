@@ -17,3 +17,8 @@ SUDO=""
 echo "[install-test-tools] installing ${need[*]}"
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+# The tests run their own nginx on loopback ports; the package's service (port 80 on
+# every address, started by the package on a systemd host) is not wanted here.
+if [[ " ${need[*]} " == *" nginx-light "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now nginx.service >/dev/null 2>&1 || true
+fi
