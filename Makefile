@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop dist
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && \
@@ -39,6 +39,11 @@ lint: venv
 
 unit: venv
 	$(BIN)/python -m pytest -m unit -q
+
+# The installable wheel (docs/installing.md): dist/ogc_hpc_gateway-<version>-py3-none-any.whl
+dist: venv
+	rm -rf dist build
+	$(BIN)/pip wheel -q --no-deps -w dist .
 
 test-tools:
 	$(SUDO) bash deploy/install-test-tools.sh
@@ -84,4 +89,4 @@ bench: venv cluster keycloak
 	$(BIN)/python -m bench.run --size $(BENCH_SIZE)
 
 clean:
-	rm -rf var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache dist build

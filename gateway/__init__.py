@@ -10,6 +10,7 @@ Module map (the full picture is ``docs/architecture.md``)::
     backoff        the one backoff formula and retryable HTTP statuses
     paging         page-limit constants and the one limit parser
     sites          one scheduler adapter per configured site
+    doctor         read-only deployment checks (``hpcgw doctor``)
 
     jobs/          records, states, store, status document, execute request, JobService
     identity/      auth (Principal, authenticators), oidc, identity_map (user -> HPC login)
@@ -20,7 +21,7 @@ Module map (the full picture is ``docs/architecture.md``)::
     accounting/    quotes, budgets, usage, metrics (routes, cli: its surfaces)
     usersync/      portal users -> Slurm associations (admin_api: its surface)
 
-    http/          shared by the Flask surfaces: authentication hook, JSON helpers
+    http/          shared by the Flask surfaces: authentication hook, JSON helpers, trusted proxies
     ogcapi/        surface: OGC API - Processes (pygeoapi inside)
     wps/           surface: WPS 1.0.0 / 2.0.0
     cli, wsgi      surface: the ``hpcgw`` command, gunicorn

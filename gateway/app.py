@@ -156,6 +156,7 @@ def create_app(
     to present fixed identities without an identity provider).
     """
     from gateway.accounting.routes import public_paths, register_accounting
+    from gateway.http.proxy import TrustedProxyFix
     from gateway.http_input import install_body_limit
     from gateway.identity.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
@@ -174,4 +175,6 @@ def create_app(
     app.register_blueprint(admin_users_blueprint)
     register_accounting(app)
     install_security_headers(app)
+    srv = settings.server
+    app.wsgi_app = TrustedProxyFix(app.wsgi_app, srv.trusted_proxies, srv.base_url)  # type: ignore[method-assign]
     return app

@@ -153,6 +153,20 @@ def _metrics_dir(settings: Settings, *, clean: bool) -> None:
     configure_multiprocess(settings.accounting.metrics.multiprocess_dir, clean=clean)
 
 
+@app.command()
+def doctor(config: ConfigOpt = None) -> None:
+    """Check this deployment (database, sites, identity provider, storage); change nothing.
+
+    Prints one line per check and what to fix; exit status 1 when something is wrong.
+    """
+    from gateway.doctor import report, run_checks
+
+    _logging("ERROR")
+    findings = run_checks(_settings(config))
+    typer.echo(report(findings))
+    raise typer.Exit(0 if all(f.ok for f in findings) else 1)
+
+
 @sites_app.command("check")
 def sites_check(
     config: ConfigOpt = None,

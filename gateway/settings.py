@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, IPvAnyNetwork, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,8 +29,12 @@ from gateway.settings_workflow import PublicationSettings, WorkflowSettings
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 5000
-    #: Public URL of the gateway, used in links (Location headers, hrefs).
+    #: Public URL of the gateway, used in links (Location headers, hrefs); behind a
+    #: reverse proxy the proxy's URL with its path prefix, e.g. ``https://gep.example.org/hpc``.
     base_url: str = "http://127.0.0.1:5000"
+    #: Peers (addresses or CIDRs) whose ``X-Forwarded-For/Proto/Host/Port/Prefix``
+    #: headers are honoured (the reverse proxy); from any other peer they are dropped.
+    trusted_proxies: list[IPvAnyNetwork] = Field(default_factory=list)
     #: gunicorn worker processes for ``hpcgw serve``.
     workers: int = 2
     threads: int = 8

@@ -109,6 +109,20 @@ def _get_json(client: httpx.Client, url: str) -> dict[str, Any]:
     return doc
 
 
+def provider_keys(settings: OidcSettings) -> tuple[str, int]:
+    """The JWKS URL and how many usable signing keys it offers (``hpcgw doctor``).
+
+    Reads discovery (unless ``jwks_uri`` is set) and the JWKS once, as a token
+    check would; raises :class:`ProviderUnavailable` saying what is wrong.
+    """
+    with httpx.Client(timeout=settings.http_timeout_seconds, verify=settings.verify_tls) as client:
+        jwks_uri = settings.jwks_uri or discover(client, settings.issuer).jwks_uri
+        keys = _parse_jwks(_get_json(client, jwks_uri))
+    if not keys:
+        raise ProviderUnavailable(f"{jwks_uri} offers no usable RSA/EC signing key")
+    return jwks_uri, len(keys)
+
+
 class JwksCache:
     """Signing keys by ``kid``, re-read on an unknown kid at most once per interval.
 
