@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.idp.server import IdpServer
 from tests.clusters import HPCGW, MESOCENTRE
 from tests.conftest import REPO, WORK_ROOT
-from tests.identity_fixtures import auth_config, idp  # noqa: F401
+from tests.identity_fixtures import Keycloak, auth_config, keycloak  # noqa: F401
 
 pytestmark = pytest.mark.slurm
 
@@ -62,7 +61,7 @@ def _doctor(config: Path, *, as_service_account: bool = False) -> subprocess.Com
 
 def test_a_healthy_deployment_passes_and_is_left_unchanged(
     cluster: str,
-    idp: IdpServer,  # noqa: F811
+    keycloak: Keycloak,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "hpcgw.db"
@@ -71,7 +70,7 @@ def test_a_healthy_deployment_passes_and_is_left_unchanged(
     config = tmp_path / "gateway.yaml"
     settings = {
         "database": {"url": f"sqlite:///{database}"},
-        "auth": auth_config(idp),
+        "auth": auth_config(keycloak),
         "sites": {
             "dev": _site(HPCGW.rest_url, HPCGW.jwt_key),
             "meso": _site(MESOCENTRE.rest_url, MESOCENTRE.jwt_key),
