@@ -31,7 +31,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.gatewayproc import free_port
+from bench.gatewayproc import free_port, gateway_config
 
 log = logging.getLogger("bench")
 
@@ -98,51 +98,36 @@ CLUSTERS = {
 
 
 def fleet_config(
-    tmp: Path,
-    *,
-    db_url: str,
-    work_root: Path,
-    default_site: str,
-    port: int,
-    user: str,
-    lease_seconds: float,
+    tmp: Path, *, db_url: str, work_root: Path, default_site: str, user: str, lease_seconds: float
 ) -> dict[str, Any]:
-    """One member's configuration: both clusters declared, jobs sent to ``default_site``.
+    """One member's configuration (on a free port): both clusters declared, jobs sent to
+    ``default_site``.
 
     Short leases (a killed worker's jobs are taken over after ``lease_seconds``)
     and quick usage reads keep a fault run short; everything else is the default.
     """
-    return {
-        "server": {
-            "host": "127.0.0.1",
-            "port": port,
-            "base_url": f"http://127.0.0.1:{port}",
-            "workers": 2,
-            "sync_timeout_seconds": 60,
-        },
-        "database": {"url": db_url},
-        "auth": {
-            "mode": "none",
-            "default_user": {"sub": f"chaos-{user}", "username": user, "hpc_login": user},
-        },
-        "sites": {name: c.site(work_root) for name, c in CLUSTERS.items()},
-        "default_site": default_site,
-        "worker": {
+    config = gateway_config(
+        tmp, free_port(), db_url=db_url, work_root=work_root, user=user, poll_interval=0.3
+    )
+    config.update(
+        sites={name: c.site(work_root) for name, c in CLUSTERS.items()},
+        default_site=default_site,
+        worker={
             "poll_interval_seconds": 0.3,
             "backoff_base_seconds": 0.5,
             "backoff_max_seconds": 5.0,
             "lease_seconds": lease_seconds,
         },
-        "accounting": {
+        accounting={
             "usage_delay_seconds": 1.0,
             "usage_retry_seconds": 1.0,
             "usage_retry_max_seconds": 5.0,
             "usage_sweep_seconds": 5.0,
             "usage_lease_seconds": lease_seconds,
         },
-        "publication": {"root": str(tmp / "published")},
-        "workflow": {"cache": {"root": str(tmp / "cache")}},
-    }
+        workflow={"cache": {"root": str(tmp / "cache")}},
+    )
+    return config
 
 
 @dataclass
@@ -276,13 +261,7 @@ def single_instance(tmp: Path, work_root: Path, user: str, site: str, lease: flo
     """``hpcgw serve --with-worker`` on a SQLite file: the demo's deployment."""
     db_url = f"sqlite:///{tmp}/hpcgw.db"
     config = fleet_config(
-        tmp,
-        db_url=db_url,
-        work_root=work_root,
-        default_site=site,
-        port=free_port(),
-        user=user,
-        lease_seconds=lease,
+        tmp, db_url=db_url, work_root=work_root, default_site=site, user=user, lease_seconds=lease
     )
     return Fleet(db_url, [Member("gateway", "serve+worker", tmp / "gateway", config)])
 
@@ -298,7 +277,6 @@ def two_by_two(tmp: Path, work_root: Path, user: str, db_url: str, lease: float)
             db_url=db_url,
             work_root=work_root,
             default_site=site,
-            port=free_port(),
             user=user,
             lease_seconds=lease,
         )

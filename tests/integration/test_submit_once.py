@@ -14,17 +14,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gateway.app import build_services, build_worker
 from gateway.identity.auth import Principal
 from gateway.jobs.extra import Recovery
-from gateway.jobs.records import JobUpdate
+from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.workflow.batch import job_name
-from gateway.workflow.dispatcher import Abandoned, Submitted
+from gateway.workflow.dispatcher import Abandoned, Dispatcher, Submitted
 from gateway.workflow.worker import Worker
 from tests.clusters import CLUSTERS, DevCluster
 from tests.conftest import REPO, WORK_ROOT, make_settings, require_root
@@ -145,6 +146,17 @@ def _stall_past_lease(services: Services, job_id: str) -> None:
     services.store.update(job_id, JobUpdate(lease_until=past))
 
 
+def _claimed_and_staging(
+    services: Services, dispatcher: Dispatcher, text: str
+) -> tuple[Job, tuple[str, dict[str, Any]]]:
+    """A new job claimed by ``dispatcher`` and moved to ``staging`` (workspace, extra)."""
+    services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": text}})
+    [claimed] = services.store.claim(dispatcher.worker_id, [JobState.ACCEPTED], 1, 60.0)
+    started = dispatcher._begin(claimed)
+    assert started is not None
+    return claimed, started
+
+
 def _run_to_the_end(services: Services, worker: Worker, job_id: str) -> JobState:
     def ended() -> JobState | None:
         worker.run_once()
@@ -159,10 +171,8 @@ def test_a_worker_stalled_past_its_lease_does_not_submit_a_job_taken_over(
 ) -> None:
     services, dev = site_services
     stalled, other = build_worker(services).dispatcher, build_worker(services)
-    job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "stalled"}})
-    [claimed] = services.store.claim(stalled.worker_id, [JobState.ACCEPTED], 1, 60.0)
-    started = stalled._begin(claimed)
-    assert started is not None
+    claimed, started = _claimed_and_staging(services, stalled, "stalled")
+    job = claimed
     _stall_past_lease(services, job.id)
     other.dispatcher.run_once()  # takes it over: looked up, not found, submitted
     taken = services.store.get(job.id)
@@ -184,10 +194,8 @@ def test_a_submission_adopted_by_another_worker_meanwhile_is_not_cancelled(
     its outcome it must leave the job alone (it used to cancel the adopted Slurm job)."""
     services, dev = site_services
     stalled, other = build_worker(services).dispatcher, build_worker(services)
-    job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "adopted"}})
-    [claimed] = services.store.claim(stalled.worker_id, [JobState.ACCEPTED], 1, 60.0)
-    started = stalled._begin(claimed)
-    assert started is not None
+    claimed, started = _claimed_and_staging(services, stalled, "adopted")
+    job = claimed
     outcome = stalled._submit_safely(claimed, *started)
     assert isinstance(outcome, Submitted)
     _stall_past_lease(services, job.id)
