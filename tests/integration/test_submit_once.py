@@ -157,6 +157,11 @@ def _claimed_and_staging(
     return claimed, started
 
 
+def _accounted(dev: DevCluster, name: str) -> list[str]:
+    """The Slurm jobs of that name in accounting, once slurmdbd has any (it lags)."""
+    return eventually(lambda: _slurm_jobs_named(dev, name), 60, f"{name} in sacct", every=1)
+
+
 def _run_to_the_end(services: Services, worker: Worker, job_id: str) -> JobState:
     def ended() -> JobState | None:
         worker.run_once()
@@ -183,7 +188,7 @@ def test_a_worker_stalled_past_its_lease_does_not_submit_a_job_taken_over(
     stalled._apply(claimed, *started, outcome)
 
     assert _run_to_the_end(services, other, job.id) is JobState.SUCCESSFUL
-    assert _slurm_jobs_named(dev, job_name(job.id)) == [taken.scheduler_job_id]
+    assert _accounted(dev, job_name(job.id)) == [taken.scheduler_job_id]
 
 
 def test_a_submission_adopted_by_another_worker_meanwhile_is_not_cancelled(
@@ -210,5 +215,5 @@ def test_a_submission_adopted_by_another_worker_meanwhile_is_not_cancelled(
     assert _run_to_the_end(services, other, job.id) is JobState.SUCCESSFUL
     done = services.store.get(job.id)
     assert f"Slurm job {outcome.scheduler_id} was recovered after a restart" in (done.message or "")
-    assert _slurm_jobs_named(dev, job_name(job.id)) == [outcome.scheduler_id]
+    assert _accounted(dev, job_name(job.id)) == [outcome.scheduler_id]
     assert dev.sacct_settled(outcome.scheduler_id, "State", "COMPLETED") == "COMPLETED"
