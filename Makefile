@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop dist
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench chaos stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop dist
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && \
@@ -87,6 +87,14 @@ BENCH_SIZE ?= full
 bench: venv cluster keycloak
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python -m bench.run --size $(BENCH_SIZE)
+
+# Exactly once under process kills: N jobs, K SIGKILLs of random gateway processes, on
+# SQLite (one serve --with-worker) and PostgreSQL (two serve + two worker); counts
+# correct final states, lost jobs, duplicate Slurm jobs and core-hours (bench/README.md).
+# CHAOS_SIZE=smoke: 40 jobs, 3 kills (~3 min); full: 1,000 jobs, 10 kills.
+CHAOS_SIZE ?= smoke
+chaos: venv cluster
+	$(BIN)/python -m bench.chaos --size $(CHAOS_SIZE)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache dist build

@@ -93,6 +93,9 @@ class AccountingSettings(BaseModel):
     #: end is given up (logged as an error, never recorded with guessed numbers).
     #: Longer than the sweep look-back, so the sweep does not queue it again.
     usage_give_up_hours: float = Field(default=168.0, gt=0)
+    #: One worker at a time reads usage, under a named lease of this length; a
+    #: worker killed while holding it is replaced after at most this long.
+    usage_lease_seconds: float = Field(default=60.0, gt=0)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @field_validator("prices")

@@ -180,7 +180,9 @@ class UsageRecorder:
             return 0
 
     def _cycle(self) -> int:
-        if not self.store.acquire_lease(LEASE_NAME, self.worker_id, 60.0):
+        if not self.store.acquire_lease(
+            LEASE_NAME, self.worker_id, self.settings.usage_lease_seconds
+        ):
             return 0
         if time.monotonic() >= self._next_sweep:
             self._next_sweep = time.monotonic() + self.settings.usage_sweep_seconds

@@ -12,6 +12,9 @@ with ``to_dict`` in the JSON shape the column has always had:
   token kept only until submission (slurmrestd *forward* mode);
 * ``extra["submitted_via"]`` -- :func:`submitted_via`, the client (a portal such
   as ``gep-portal``) that submitted on the owner's behalf, written at creation.
+* ``extra["submission_recovered"]`` -- :class:`Recovery`, set when the job's
+  Slurm job was found at the site after a crash and adopted, never cleared
+  (:mod:`gateway.workflow.dispatcher`).
 
 The publication record and the staged inputs are still plain dicts built by
 :mod:`gateway.publication.footprint` and :mod:`gateway.staging.stager`.
@@ -110,3 +113,40 @@ def submitted_via(extra: Mapping[str, Any]) -> str | None:
     record = extra.get("submitted_via")
     client = record.get("client") if isinstance(record, dict) else None
     return client if isinstance(client, str) else None
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The job's Slurm job was submitted before a crash, then found and adopted."""
+
+    slurm_job_id: str
+    #: When it was adopted (ISO 8601 text, as stored), and by which worker.
+    at: str
+    worker: str
+
+    @classmethod
+    def of(cls, extra: Mapping[str, Any]) -> Recovery | None:
+        raw = extra.get("submission_recovered")
+        if not isinstance(raw, Mapping) or not raw.get("slurm_job_id"):
+            return None
+        return cls(str(raw["slurm_job_id"]), str(raw.get("at", "")), str(raw.get("worker", "")))
+
+    def key(self) -> dict[str, Any]:
+        """The ``extra`` key recording it (for ``JobUpdate(extra_keys=...)``)."""
+        return {
+            "submission_recovered": {
+                "slurm_job_id": self.slurm_job_id,
+                "at": self.at,
+                "worker": self.worker,
+            }
+        }
+
+    def note(self) -> str:
+        """What the job's final message adds, so users and operators see it afterwards."""
+        return f" (Slurm job {self.slurm_job_id} was recovered after a restart)"
+
+
+def recovered_note(extra: Mapping[str, Any]) -> str:
+    """:meth:`Recovery.note` of a recovered job, else the empty string."""
+    recovery = Recovery.of(extra)
+    return recovery.note() if recovery is not None else ""

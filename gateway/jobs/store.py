@@ -448,6 +448,22 @@ class JobStore:
                     claimed.append(row.id)
         return [self.get(job_id) for job_id in claimed]
 
+    def renew_leases(self, owner: str, ids: Sequence[str], lease_seconds: float) -> set[str]:
+        """Extend ``owner``'s unexpired leases on ``ids``; the ids it still holds.
+
+        A lease that has expired (or was taken over) is not renewed: the job may be
+        another worker's now, and the caller must not act on it any more.
+        """
+        if not ids:
+            return set()
+        now = utcnow()
+        mine = sa.and_(_t.c.id.in_(list(ids)), _t.c.lease_owner == owner, _t.c.lease_until >= now)
+        with self.engine.begin() as conn:
+            conn.execute(
+                _t.update().where(mine).values(lease_until=now + timedelta(seconds=lease_seconds))
+            )
+            return {r[0] for r in conn.execute(sa.select(_t.c.id).where(mine))}
+
     def release(
         self, job_id: str, update: JobUpdate | None = None, *, retry_in: float | None = None
     ) -> None:

@@ -12,15 +12,23 @@ message says so); only a job the site answers it has never seen is submitted.
 If the site cannot answer, the job waits (backoff) rather than risk a second
 Slurm job. Transient errors back off and retry; permanent ones fail the job.
 
+A lease is what makes a job one worker's: the leases of submissions under way
+are renewed every third of a lease, and right before calling the scheduler the
+pool renews the job's lease once more and gives up if it is gone (the *fence*):
+a worker that stalled past its lease never submits a job another worker may
+have looked up and submitted meanwhile. A killed worker renews nothing, so its
+jobs are taken over once their leases lapse (``worker.lease_seconds``).
+
 Submissions are I/O-bound (staging downloads, slurmrestd round trips), so they
 run in a small fixed thread pool: one slow submission does not hold up the
 others, nor -- with ``wait=False`` -- the worker's other stages. The pool does
 the I/O only; the job's state changes (``staging`` before, ``queued``, retry or
 failure after) are written by the thread that calls :meth:`Dispatcher.run_once`.
 So one thread per worker writes job states, and no write transaction waits for
-the GIL behind a busy pool (on SQLite that would stall the API's inserts). Each
-job costs three writes in the common case (claim, ``staging`` with its
-workspace, ``queued`` with its Slurm id); the row is not re-read in between.
+the GIL behind a busy pool (on SQLite that would stall the API's inserts) --
+except the fence, one short conditional UPDATE. Each job costs four writes in
+the common case (claim, ``staging`` with its workspace, the fence, ``queued``
+with its Slurm id); the row is not re-read in between.
 """
 
 from __future__ import annotations
@@ -29,14 +37,15 @@ import contextlib
 import json
 import logging
 import posixpath
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.jobs.extra import forward_token
-from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
+from gateway.jobs.extra import Recovery, forward_token
+from gateway.jobs.records import UNSET, Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.sites import Sites
@@ -46,7 +55,7 @@ from gateway.workflow.batch import job_name, job_spec, workspace_for
 from gateway.workflow.errors import StagingError, TransientStagingError
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity, JobStatus
-from hpc_adapters.errors import PermanentHpcError, TransientHpcError
+from hpc_adapters.errors import HpcError, PermanentHpcError, TransientHpcError
 from processes.registry import ProcessRegistry
 from processes.runtime import INPUTS_FILE, OUTPUTS_DIR
 
@@ -75,7 +84,19 @@ class Failed:
     status: int = 500
 
 
-Outcome = Submitted | Retry | Failed
+@dataclass(frozen=True)
+class Abandoned:
+    """The lease was lost before submitting (this worker stalled past it): another
+    worker owns the job now, so this one neither submits nor records anything."""
+
+    detail: str
+
+
+Outcome = Submitted | Retry | Failed | Abandoned
+
+
+class LeaseLost(Exception):
+    """Raised before submitting when the job's lease is no longer this worker's."""
 
 
 @dataclass
@@ -115,6 +136,7 @@ class Dispatcher:
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: dict[str, _InFlight] = {}
+        self._next_renewal = 0.0
 
     def run_once(self, wait: bool = True) -> int:
         """Record finished submissions, then claim due jobs and start their submissions
@@ -127,6 +149,7 @@ class Dispatcher:
         call records them.
         """
         self._settle()
+        self._renew()
         room = min(self.batch, self.threads) - len(self._inflight)
         jobs: list[Job] = []
         if room > 0:
@@ -138,6 +161,17 @@ class Dispatcher:
         if wait:
             self.drain()
         return len(jobs)
+
+    def _renew(self) -> None:
+        """Keep the leases of submissions under way (every third of a lease): a slow
+        submission of a live worker is never taken over; a dead worker's lapse."""
+        now = time.monotonic()
+        if not self._inflight or now < self._next_renewal:
+            return
+        self._next_renewal = now + self.lease_seconds / 3
+        held = self.store.renew_leases(self.worker_id, list(self._inflight), self.lease_seconds)
+        for job_id in set(self._inflight) - held:
+            log.warning("job %s: lease lost during its submission", job_id)
 
     def drain(self) -> None:
         """Wait for every submission under way, and record them."""
@@ -239,7 +273,9 @@ class Dispatcher:
             self._apply(flight.job, flight.workspace, flight.extra, outcome)
 
     def _apply(self, job: Job, workspace: str, extra: dict[str, Any], outcome: Outcome) -> None:
-        if isinstance(outcome, Submitted):
+        if isinstance(outcome, Abandoned):
+            log.warning("job %s: not submitted by this worker: %s", job.id, outcome.detail)
+        elif isinstance(outcome, Submitted):
             self._record_submission(job, outcome.scheduler_id, workspace, extra)
         elif isinstance(outcome, Retry):
             self.retry.defer(job, outcome.detail)
@@ -271,9 +307,12 @@ class Dispatcher:
         writes ``extra`` of a job that is being dispatched. An ``adopted`` job's
         message says it was found at the site, not submitted again.
         """
-        dropped: dict[str, Any] | Unset = UNSET
+        keys: dict[str, Any] = {}
         if forward_token(extra) is not None:  # needed for the submission only: never kept
-            dropped = {"forward_token": None}
+            keys["forward_token"] = None
+        if adopted:  # kept for good: the final message says so too
+            now = datetime.now(UTC).isoformat()
+            keys.update(Recovery(scheduler_id, now, self.worker_id).key())
         update = JobUpdate(
             scheduler_job_id=scheduler_id,
             scheduler_state="PENDING",
@@ -287,15 +326,36 @@ class Dispatcher:
             lease_owner=None,
             lease_until=None,
             next_attempt_at=None,  # from now on: set only when a notification is owed
-            extra_keys=dropped,
+            extra_keys=keys or UNSET,
         )
         moved = self.store.transition(job.id, JobState.QUEUED, update)
         if moved:
             log.info("job %s submitted as Slurm job %s", job.id, scheduler_id)
             return
-        # Dismissed while we were submitting: the Slurm job must not run on.
-        log.info("job %s was dismissed during submission; cancelling %s", job.id, scheduler_id)
-        self.store.update(job.id, JobUpdate(scheduler_job_id=scheduler_id, cancel_pending=True))
+        self._not_recorded(job, scheduler_id)
+
+    def _not_recorded(self, job: Job, scheduler_id: str) -> None:
+        """The job left ``staging`` while its submission was under way."""
+        current = self.store.get(job.id)
+        if current.scheduler_job_id == scheduler_id:
+            return  # another worker found this very Slurm job and adopted it: all is well
+        if current.scheduler_job_id is None:
+            # Dismissed while we were submitting: the Slurm job must not run on.
+            log.info("job %s was dismissed during submission; cancelling %s", job.id, scheduler_id)
+            update = JobUpdate(scheduler_job_id=scheduler_id, cancel_pending=True)
+            self.store.update(job.id, update)
+            return
+        # Another worker submitted it too (this one stalled past its lease): ours goes.
+        log.error(
+            "job %s: Slurm job %s is a second submission (the job has %s); cancelling it",
+            job.id,
+            scheduler_id,
+            current.scheduler_job_id,
+        )
+        try:
+            self.sites.adapter(job.site).cancel(scheduler_id, HpcIdentity(job.owner.hpc_login))
+        except HpcError as exc:
+            log.error("job %s: Slurm job %s not cancelled: %s", job.id, scheduler_id, exc.detail)
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
@@ -308,6 +368,8 @@ class Dispatcher:
         """:meth:`_submit`, its errors turned into what the job's record should say."""
         try:
             return Submitted(self._submit(job, workspace, extra))
+        except LeaseLost as exc:
+            return Abandoned(str(exc))
         except TransientHpcError as exc:
             return Retry(exc.detail)
         except PermanentHpcError as exc:
@@ -342,6 +404,10 @@ class Dispatcher:
         if summary:
             extra["staged_inputs"] = summary
             self.store.update(job.id, JobUpdate(extra_keys={"staged_inputs": summary}))
+        # the fence: submit only while the lease is still this worker's (a worker that
+        # stalled past it may have been replaced by one that looked the job up already)
+        if not self.store.renew_leases(self.worker_id, [job.id], self.lease_seconds):
+            raise LeaseLost(f"job {job.id}: lease expired before submission")
         return adapter.submit(job_spec(job, process, site, workspace), identity)
 
     def _heartbeat(self, job: Job) -> Heartbeat:

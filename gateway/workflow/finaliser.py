@@ -12,6 +12,7 @@ import posixpath
 from collections.abc import Callable
 
 from gateway.errors import BadRequest
+from gateway.jobs.extra import recovered_note
 from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
@@ -117,7 +118,7 @@ class Finaliser:
             JobUpdate(
                 results=published.results,
                 progress=100,
-                message="Job completed successfully",
+                message="Job completed successfully" + recovered_note(job.extra),
                 extra_keys={"publication": published.record},
                 next_attempt_at=notification_due(job, JobState.SUCCESSFUL),
             ),
@@ -146,6 +147,7 @@ class Finaliser:
         detail = f"Slurm job {job.scheduler_job_id} failed: {why}"
         if job.exit_code:
             detail += f" (exit code {job.exit_code})"
+        detail += recovered_note(job.extra)
         return _with_stderr(detail + ".", self._stderr(job, files))
 
     def _stderr(self, job: Job, files: WorkspaceFiles) -> str:

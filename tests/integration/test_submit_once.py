@@ -56,7 +56,7 @@ def site_services(
 def _crash_after_submitting(services: Services, worker: Worker, job_id: str) -> str:
     """What a worker killed right after ``sbatch`` leaves: a Slurm job, a job in staging."""
     dispatcher = worker.dispatcher
-    [claimed] = services.store.claim("doomed-worker", [JobState.ACCEPTED], 1, 60.0)
+    [claimed] = services.store.claim(dispatcher.worker_id, [JobState.ACCEPTED], 1, 60.0)
     started = dispatcher._begin(claimed)
     assert started is not None
     workspace, extra = started

@@ -106,6 +106,19 @@ def test_expired_lease_is_taken_over(store):
     assert store.claim("w3", [JobState.ACCEPTED], 5, 60) == []
 
 
+def test_only_the_holder_of_an_unexpired_lease_renews_it(store):
+    mine, theirs, lapsed = (store.create(_new()) for _ in range(3))
+    assert [j.id for j in store.claim("w1", [JobState.ACCEPTED], 1, 60)] == [mine.id]
+    assert [j.id for j in store.claim("w2", [JobState.ACCEPTED], 1, 60)] == [theirs.id]
+    assert [j.id for j in store.claim("w1", [JobState.ACCEPTED], 1, -1)] == [lapsed.id]
+    ids = [mine.id, lapsed.id, theirs.id]
+    assert store.renew_leases("w1", ids, 60) == {mine.id}
+    # the lapsed one stays claimable by anyone; the renewed one is not
+    assert [j.id for j in store.claim("w3", [JobState.ACCEPTED], 5, 60)] == [lapsed.id]
+    assert store.renew_leases("w1", [lapsed.id], 60) == set()
+    assert store.renew_leases("w1", [], 60) == set()
+
+
 def test_named_lease_has_one_holder(store):
     assert store.acquire_lease("monitor:dev", "w1", 60)
     assert not store.acquire_lease("monitor:dev", "w2", 60)
