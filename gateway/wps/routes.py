@@ -21,9 +21,11 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
-from gateway.errors import GatewayError, NoSuchProcess
+from gateway.errors import GatewayError, NoSuchJob, NoSuchProcess
 from gateway.http.store_down import STORE_DOWN, store_unavailable
 from gateway.identity.auth import Authenticator, Principal
+from gateway.jobs.records import Job
+from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.wps import kvp
 from gateway.wps.capabilities import capabilities_1, capabilities_2, negotiate
@@ -86,12 +88,23 @@ def _processes(ctx: WpsContext, req: DescribeProcess) -> list[ProcessDefinition]
     return found
 
 
+def _live_job(ctx: WpsContext, principal: Principal, job_id: str) -> Job:
+    """The job, unless it was dismissed: WPS 2.0 (OGC 14-065, 9.10) forgets a dismissed
+    job, so its GetStatus, GetResult and a second Dismiss answer NoSuchJob. (The OGC
+    API keeps its own rule: the status of a dismissed job says ``dismissed``.)"""
+    job = ctx.services.jobs.get(principal, job_id)
+    if job.state is JobState.DISMISSED:
+        raise NoSuchJob(f"job '{job_id}' was dismissed")
+    return job
+
+
 def _job_operation(ctx: WpsContext, req: JobRequest) -> Response:
     principal = _principal(ctx)
     jobs = ctx.services.jobs
     try:
+        job = _live_job(ctx, principal, req.job_id)
         if req.operation == "GetStatus":
-            return xml_response(status_info(jobs.get(principal, req.job_id)))
+            return xml_response(status_info(job))
         if req.operation == "Dismiss":
             return xml_response(status_info(jobs.dismiss(principal, req.job_id)))
         job = jobs.results(principal, req.job_id)

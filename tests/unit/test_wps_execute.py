@@ -384,9 +384,14 @@ def test_wps2_auto_mode_and_dismiss(wps: WpsApp) -> None:
     dismiss = wps.client.get(f"/wps?service=WPS&version=2.0.0&request=Dismiss&jobId={job_id}")
     info = assert_valid(dismiss.data)
     assert info.xpath("wps2:Status/text()", namespaces=NS) == ["Dismissed"]
+    # WPS 2.0 (9.10, Dismiss): the job is forgotten -- GetStatus, GetResult and a
+    # second Dismiss answer NoSuchJob in a schema-valid OWS 2.0 report ...
+    for operation in ("GetStatus", "GetResult", "Dismiss"):
+        gone = wps.client.get(f"/wps?service=WPS&version=2.0.0&request={operation}&jobId={job_id}")
+        assert gone.status_code == 404, operation
+        assert exception_code(gone.data) == ("NoSuchJob", job_id), operation
+    # ... while the OGC API keeps its rule: the dismissed job's status says dismissed
     assert wps.services.jobs.get(ALICE, job_id).state is JobState.DISMISSED
-    gone = wps.client.get(f"/wps?service=WPS&version=2.0.0&request=GetResult&jobId={job_id}")
-    assert exception_code(gone.data)[0] == "NoSuchJob"
 
 
 def test_wps2_dismiss_of_a_finished_job_removes_it(wps: WpsApp) -> None:
