@@ -8,7 +8,9 @@ Every failure becomes an OWS ExceptionReport (OWS 1.1 for WPS 1.0.0, OWS 2.0
 for WPS 2.0.0) with its HTTP status -- never an HTML error page or a trace.
 The caller is authenticated per request (``authenticator.authenticate``) for
 every operation that touches jobs; GetCapabilities and DescribeProcess are
-public discovery, like the OGC API process list.
+public discovery, like the OGC API process list (``/wps`` is among the public
+paths while ``auth.public_discovery`` is on; off, the app's authentication hook
+asks a token for every ``/wps`` request).
 """
 
 from __future__ import annotations
