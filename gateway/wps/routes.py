@@ -41,7 +41,7 @@ from gateway.wps.exceptions import (
 )
 from gateway.wps.execute import run_execute, xml_response
 from gateway.wps.model import DescribeProcess, Execute, GetCapabilities, JobRequest, WpsRequest
-from gateway.wps.outputs import output_type, raw_response
+from gateway.wps.outputs import raw_response
 from gateway.wps.status import execute_response_1, result_2, status_info
 from gateway.wps.xml import WPS2, XmlSyntaxError, parse_xml
 from gateway.wps.xmlrequest import parse_xml_request, xml_version
@@ -118,7 +118,8 @@ def _job_operation(ctx: WpsContext, req: JobRequest) -> Response:
     if job.interface == "wps2" and job.response == "raw" and job.results:
         name = next((k for k in process.outputs if k in job.results), next(iter(job.results)))
         return raw_response(
-            output_type(process, name),
+            process,
+            name,
             job.results[name],
             publication_root=ctx.services.publication_root,
             job_id=job.id,

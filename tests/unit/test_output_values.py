@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import email
 import email.policy
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from gateway.errors import InvalidInput
 from gateway.jobs.execute_request import parse_execute_request
 from gateway.ogcapi.multipart import RelatedBody, split_media_type
 from gateway.publication.values import encode_value
+from gateway.wps.outputs import raw_response
 from processes.registry import ProcessRegistry
 
 pytestmark = pytest.mark.unit
@@ -134,3 +137,16 @@ def test_a_missing_required_input_is_refused_naming_it() -> None:
     ndvi = ProcessRegistry.builtin(only=["ndvi"]).get("ndvi")
     with pytest.raises(InvalidInput, match="missing required input 'image'"):
         parse_execute_request(ndvi, {"inputs": {}})
+
+
+def test_wps_raw_output_of_binary_content_is_its_bytes() -> None:
+    echo = ProcessRegistry.builtin(only=["echo"]).get("echo")
+    with Flask("raw").test_request_context():
+        binary = raw_response(
+            echo, "binary_output", "AAEC/w==", publication_root=Path("/nonexistent"), job_id="x"
+        )
+        literal = raw_response(
+            echo, "string_output", "hi", publication_root=Path("/nonexistent"), job_id="x"
+        )
+    assert (binary.mimetype, binary.get_data()) == ("application/octet-stream", b"\x00\x01\x02\xff")
+    assert (literal.content_type, literal.get_data()) == ("text/plain; charset=utf-8", b"hi")
