@@ -21,8 +21,6 @@ from email.generator import BytesGenerator
 from email.message import EmailMessage, MIMEPart
 from email.policy import HTTP
 
-OCTET = "application/octet-stream"
-
 
 class _BinaryGenerator(BytesGenerator):
     """``BytesGenerator`` that writes ``binary`` bodies byte for byte."""
