@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Response, send_file
+from flask import Response
 
 from gateway.errors import ServiceUnavailable
+from gateway.http.responses import send_published
 from gateway.jobs.records import Job
 from gateway.ogcapi.documents import REL_RESULTS
 from gateway.ogcapi.multipart import RelatedBody
@@ -163,7 +164,7 @@ class ResultsEncoder:
         if output.is_link:
             path = self._local(job, output.value)
             assert path is not None  # by_reference otherwise
-            response = send_file(path, mimetype=media_type_of(path.name, output.value.get("type")))
+            response = send_published(path, media_type_of(path.name, output.value.get("type")))
             response.headers.update(headers)
             return response
         body, media = self._value_bytes(output.name, output.value)

@@ -33,9 +33,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, request
 
 from gateway.errors import JobFailed, NoSuchProcess, NotFound
+from gateway.http.responses import send_published
 from gateway.http.security import current_principal
 from gateway.jobs.records import Job, JobQuery, SummaryPage
 from gateway.jobs.service import ogc_states
@@ -254,4 +255,4 @@ def output_file(job_id: str, name: str) -> Response:
     for value in (job.results or {}).values():
         if isinstance(value, dict) and str(value.get("href", "")).endswith(f"/outputs/{name}"):
             declared = value.get("type")
-    return send_file(path, mimetype=media_type_of(path.name, declared), conditional=True)
+    return send_published(path, media_type_of(path.name, declared), conditional=True)

@@ -14,9 +14,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from flask import Response, redirect, send_file
+from flask import Response, redirect
 from lxml import etree
 
+from gateway.http.responses import send_published
 from gateway.publication.values import encode_value
 from gateway.wps.datatypes import BBOX, LITERAL, IoType, io_type, is_xml_type, literal_text
 from gateway.wps.xml import O1, O2, W1, W2, XLINK, parse_fragment, qn, safe_text
@@ -150,7 +151,7 @@ def raw_response(
         media = str(value.get("type") or "application/octet-stream")
         path = _published_file(publication_root, job_id, value["href"])
         if path is not None:
-            return send_file(path, mimetype=media)
+            return send_published(path, media)
         return redirect(value["href"], code=303)  # type: ignore[return-value]
     io = output_type(process, name)
     if io.kind == LITERAL and not isinstance(value, dict | list):
