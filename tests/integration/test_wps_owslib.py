@@ -248,6 +248,9 @@ def test_owslib_runs_ndvi_and_downloads_the_geotiff(
         pytest.skip("published outputs are served by the OGC API routes, absent here")
     out = tmp_path / "ndvi.tif"
     execution.getOutput(filepath=str(out), identifier="ndvi")
+    served = httpx.get(outputs["ndvi"].reference, headers={"Authorization": TOKEN})
+    assert served.headers["Content-Type"] == "image/tiff; application=geotiff"
+    assert served.content == out.read_bytes()
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 32631
         assert np.allclose(ds.read(1), 0.5)
