@@ -70,6 +70,8 @@ def _complex_fill(element: etree._Element, io: IoType, value: Any) -> etree._Ele
         mime = "application/json"
         element.text = safe_text(json.dumps(value))
     element.set("mimeType", mime)
+    if io.encoding and isinstance(value, str):
+        element.set("encoding", io.encoding)
     return element
 
 
