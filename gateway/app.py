@@ -157,6 +157,7 @@ def create_app(
     """
     from gateway.accounting.routes import public_paths, register_accounting
     from gateway.http.proxy import TrustedProxyFix
+    from gateway.http.security import public_paths_of
     from gateway.http_input import install_body_limit
     from gateway.identity.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
@@ -169,7 +170,7 @@ def create_app(
     install_body_limit(app, settings.server.max_body_bytes)
     app.extensions["hpcgw"] = services
     authenticator = authenticator or build_authenticator(settings.auth, services.engine)
-    public = [*settings.auth.public_paths, *public_paths(settings)]
+    public = [*public_paths_of(settings.auth), *public_paths(settings)]
     register_ogcapi(app, services, authenticator, public_paths=public)
     register_wps(app, services, authenticator)
     app.register_blueprint(admin_users_blueprint)

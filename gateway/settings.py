@@ -160,6 +160,11 @@ class AuthSettings(BaseModel):
     public_paths: list[str] = Field(
         default_factory=lambda: ["/", "/conformance", "/openapi", "/static/"]
     )
+    #: Discovery without a token: the process list and descriptions and the WPS
+    #: GetCapabilities / DescribeProcess (portals and catalogues harvest them
+    #: anonymously). Off: they need a token like everything else. Operations on
+    #: jobs are authenticated either way.
+    public_discovery: bool = True
 
 
 class KeycloakAdminSettings(BaseModel):

@@ -10,9 +10,10 @@ Nothing here knows pygeoapi or any one protocol.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from flask import Response, request
+from flask import Response, request, send_file
 
 from gateway.errors import BadRequest, UnsupportedMediaType
 from gateway.http_input import decode_json
@@ -36,6 +37,15 @@ def json_response(
 
 def html_response(html: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(html, status=status, headers=headers or {}, content_type=HTML)
+
+
+def send_published(path: Path, media_type: str, *, conditional: bool = False) -> Response:
+    """A published output file with exactly ``media_type`` as its ``Content-Type``
+    (``image/tiff; application=geotiff``, ``text/plain; charset=utf-8``): werkzeug
+    would append a second ``charset`` to a ``text/*`` type that has one."""
+    response = send_file(path, mimetype=media_type.split(";")[0], conditional=conditional)
+    response.headers["Content-Type"] = media_type
+    return response
 
 
 def read_json_body() -> Any:

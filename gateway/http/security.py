@@ -8,8 +8,14 @@ exactly once per request and keeps the :class:`~gateway.identity.auth.Principal`
 error handler like any other :class:`~gateway.errors.GatewayError`.
 
 :data:`DEFAULT_PUBLIC_PATHS` is the one place listing what anonymous clients
-may read; ``register_ogcapi(..., public_paths=...)`` overrides it (the OIDC
-work passes its own list from settings).
+may read; ``register_ogcapi(..., public_paths=...)`` overrides it (the
+composition root passes :func:`public_paths_of` the settings). Discovery --
+the process list and descriptions, and the ``/wps`` endpoint, whose
+GetCapabilities and DescribeProcess portals and generic WPS clients harvest
+without credentials -- is public too unless ``auth.public_discovery`` is off
+(:data:`DISCOVERY_PATHS`). Everything that creates, reads or changes a job stays
+authenticated: ``POST /processes/{id}/execution`` is not under a public path, and
+the WPS endpoint authenticates Execute, GetStatus, GetResult and Dismiss itself.
 """
 
 from __future__ import annotations
@@ -21,26 +27,47 @@ from flask import Flask, g, has_request_context, request
 
 from gateway.errors import Unauthorized
 from gateway.identity.auth import Authenticator, Principal
+from gateway.settings import AuthSettings
 
-#: Paths served without authentication. An entry ending in ``/`` is a prefix.
+#: Paths served without authentication. An entry ending in ``/`` is a prefix; a
+#: ``*`` segment matches any one path segment.
 DEFAULT_PUBLIC_PATHS: tuple[str, ...] = ("/", "/conformance", "/openapi", "/static/")
+#: Discovery, public while ``auth.public_discovery`` is on (the default).
+DISCOVERY_PATHS: tuple[str, ...] = ("/processes", "/processes/*", "/wps")
 
 _G_KEY = "hpcgw_principal"
 
 
+def public_paths_of(auth: AuthSettings) -> list[str]:
+    """The public paths ``auth`` configures: its own list, plus discovery unless turned off."""
+    return [*auth.public_paths, *(DISCOVERY_PATHS if auth.public_discovery else ())]
+
+
 class PublicPaths:
-    """Exact paths plus prefixes (entries ending in ``/``, except ``/`` itself)."""
+    """Exact paths, prefixes (entries ending in ``/``, except ``/`` itself) and
+    patterns (entries with a ``*`` segment, which matches one non-empty segment)."""
 
     def __init__(self, paths: Iterable[str]) -> None:
         entries = [p if p.startswith("/") else "/" + p for p in paths]
-        self.exact = frozenset(entries)
-        self.prefixes = tuple(p for p in entries if p.endswith("/") and p != "/")
+        self.exact = frozenset(e for e in entries if "*" not in e.split("/"))
+        self.prefixes = tuple(p for p in self.exact if p.endswith("/") and p != "/")
+        self.patterns = tuple(e.strip("/").split("/") for e in entries if "*" in e.split("/"))
 
     def __contains__(self, path: object) -> bool:
         if not isinstance(path, str):
             return False
         trimmed = path.rstrip("/") or "/"
-        return path in self.exact or trimmed in self.exact or path.startswith(self.prefixes)
+        if path in self.exact or trimmed in self.exact or path.startswith(self.prefixes):
+            return True
+        segments = trimmed.strip("/").split("/")
+        return any(_matches(pattern, segments) for pattern in self.patterns)
+
+
+def _matches(pattern: list[str], segments: list[str]) -> bool:
+    return len(pattern) == len(segments) and all(
+        (want == "*" and bool(got)) or want == got
+        for want, got in zip(pattern, segments, strict=True)
+    )
 
 
 def install_authentication(

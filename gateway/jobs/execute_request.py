@@ -10,6 +10,8 @@ each input is checked against its JSON schema and its ``minOccurs`` /
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,7 @@ import jsonschema
 from jsonschema import Draft202012Validator
 
 from gateway.errors import InvalidInput
+from gateway.publication.values import BASE64_ENCODINGS
 from processes.definition import ProcessDefinition
 
 _RESPONSES = ("raw", "document")
@@ -35,8 +38,17 @@ class ExecuteRequest:
 
     inputs: dict[str, Any]
     outputs: dict[str, dict[str, Any]]
+    #: ``raw`` or ``document``: the synchronous answer's encoding (1.0's default: raw).
     response: str
     subscriber: dict[str, str] | None
+    #: The request named ``response`` itself. Only then does ``GET /jobs/{id}/results``
+    #: use the raw encodings; a job that did not ask reads the results document there.
+    response_given: bool = False
+
+    @property
+    def results_response(self) -> str:
+        """The encoding ``GET /jobs/{id}/results`` answers for this job (kept with the job)."""
+        return self.response if self.response_given else "document"
 
 
 def is_reference(value: Any) -> bool:
@@ -110,7 +122,22 @@ def _validate_one(name: str, schema: dict[str, Any], value: Any) -> Any:
         raise InvalidInput(f"input '{name}'{at}: {exc.message}") from None
     except jsonschema.SchemaError as exc:  # a broken process definition is our bug, say so
         raise InvalidInput(f"input '{name}': process schema is invalid: {exc.message}") from None
+    _check_encoding(name, schema, value)
     return value
+
+
+def _check_encoding(name: str, schema: dict[str, Any], value: Any) -> None:
+    """``contentEncoding: base64`` (or ``binary``, which JSON carries as base64): the
+    string must decode. JSON Schema leaves the keyword unchecked (an annotation)."""
+    if schema.get("contentEncoding") not in BASE64_ENCODINGS or not isinstance(value, str):
+        return
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(
+            f"input '{name}': not valid base64 (the schema's contentEncoding is "
+            f"{schema['contentEncoding']})"
+        ) from None
 
 
 def _validate_inputs(process: ProcessDefinition, raw: Any) -> dict[str, Any]:
@@ -189,12 +216,13 @@ def parse_execute_request(process: ProcessDefinition, body: Any) -> ExecuteReque
     """Validate a decoded JSON execute body for ``process``."""
     if not isinstance(body, dict):
         raise InvalidInput("the execute request must be a JSON object")
-    response = body.get("response", "raw")
-    if response not in _RESPONSES:
+    response = body.get("response")
+    if response is not None and response not in _RESPONSES:
         raise InvalidInput("'response' must be 'raw' or 'document'")
     return ExecuteRequest(
         inputs=_validate_inputs(process, body.get("inputs")),
         outputs=_validate_outputs(process, body.get("outputs")),
-        response=response,
+        response=response or "raw",
         subscriber=_validate_subscriber(body.get("subscriber")),
+        response_given=response is not None,
     )

@@ -122,7 +122,7 @@ class JobService:
             site=self.default_site,
             inputs=request.inputs,
             outputs_request=request.outputs or None,
-            response=request.response,
+            response=request.results_response,
             interface=interface,
             quote=quote,
             subscriber=request.subscriber,

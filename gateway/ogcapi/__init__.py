@@ -9,7 +9,7 @@ exception handlers and the routes:
 
 =========================================  ===================================
 ``GET /``, ``/conformance``, ``/openapi``  discovery (public by default)
-``GET /processes``, ``/processes/{id}``    process list / description
+``GET /processes``, ``/processes/{id}``    process list / description (public by default)
 ``POST /processes/{id}/execution``         execute (sync, or async on Prefer)
 ``GET /jobs``                              job list (limit, processID, status)
 ``GET|DELETE /jobs/{id}``                  status info / dismiss

@@ -405,6 +405,7 @@ def _wps_paths() -> dict[str, Any]:
         "/wps": {
             "get": {
                 "summary": "WPS request in key-value-pair encoding",
+                "description": _WPS_AUTH,
                 "tags": ["wps"],
                 "operationId": "wpsGet",
                 "parameters": kvp,
@@ -412,6 +413,7 @@ def _wps_paths() -> dict[str, Any]:
             },
             "post": {
                 "summary": "WPS request as an XML document (or a form-encoded KVP body)",
+                "description": _WPS_AUTH,
                 "tags": ["wps"],
                 "operationId": "wpsPost",
                 "requestBody": {
@@ -575,6 +577,13 @@ def _example_path(template: str) -> str:
     return re.sub(r"\{[^}/]+\}", "x", template)
 
 
+#: How the one WPS endpoint is authenticated (see apply_security).
+_WPS_AUTH = (
+    "GetCapabilities and DescribeProcess are public discovery (unless auth.public_discovery "
+    "is off); Execute, GetStatus, GetResult and Dismiss need an access token."
+)
+
+
 def _unauthorised(path: str) -> dict[str, Any]:
     """The 401 of an operation: an OWS exception report under /wps, else a problem."""
     text = "A valid access token is required"
@@ -588,7 +597,9 @@ def apply_security(oas: dict[str, Any], settings: Settings, public_paths: Iterab
 
     With ``auth.mode: oidc`` every operation needs an access token (bearer, from
     the OpenID Connect provider) except those on public paths; ``/metrics``
-    with a scrape token file takes that static bearer token instead.
+    with a scrape token file takes that static bearer token instead. A public
+    ``/wps`` (discovery public) takes a token optionally: GetCapabilities and
+    DescribeProcess need none, Execute and the job operations do (401 otherwise).
     """
     schemes: dict[str, Any] = {}
     oidc = settings.auth.mode == "oidc"
@@ -615,11 +626,15 @@ def apply_security(oas: dict[str, Any], settings: Settings, public_paths: Iterab
         }
     for path, operation in operations(oas):
         is_public = _example_path(path) in public
+        # /wps is one endpoint for every operation: public discovery, token for jobs
+        token_optional = is_public and path == "/wps"
         if path == "/metrics" and metrics.bearer_token_file:
             operation["security"] = [{"metricsToken": []}]
+        elif oidc and token_optional:
+            operation["security"] = [{}, *oas["security"]]
         elif oidc and is_public:
             operation["security"] = []
-        if oidc and not is_public:
+        if oidc and (token_optional or not is_public):
             operation.setdefault("responses", {}).setdefault("401", _unauthorised(path))
     if schemes:
         oas.setdefault("components", {}).setdefault("securitySchemes", {}).update(schemes)

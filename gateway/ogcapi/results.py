@@ -6,36 +6,39 @@ synchronous execute response depends on the execute request's ``response``
 (18-062r2, /req/core/process-execute-sync-*):
 
 * ``document`` -> 200, ``application/json``, the results mapping;
-* ``raw``, one output by value -> 200 with the bare value: a string output whose
-  schema names a ``contentMediaType`` (or a qualified value with a
-  ``mediaType``) is sent as-is with that type; any other value is a JSON
-  instance of the output's schema and is sent as ``application/json``. A file
-  output requested by value is streamed from the publication store;
+* ``raw``, one output by value -> 200 with the bare value, as
+  :func:`gateway.publication.values.encode_value` gives it: a string output whose
+  schema names a ``contentMediaType`` (or a qualified value with a ``mediaType``)
+  is sent as that document (base64 decoded for ``contentEncoding: base64``), a
+  literal string as ``text/plain``, any other value as ``application/json``. A
+  file output requested by value is streamed from the publication store;
 * ``raw``, every output by reference -> 204 with one ``Link`` header per output;
-* ``raw``, several outputs -> 200 ``multipart/related`` (RFC 2387), one part per
-  output with ``Content-ID: <output id>``; outputs by reference, and files too
-  large to inline, are empty parts with ``Content-Location``;
+* ``raw``, several outputs -> 200 ``multipart/related`` (RFC 2387, built by
+  :mod:`gateway.ogcapi.multipart` with the ``email`` package), one part per
+  output with its own ``Content-Type`` and ``Content-ID: <output id>``; outputs
+  by reference, and files too large to inline, are empty parts with
+  ``Content-Location``;
 * ``raw`` with no output produced -> 204.
 """
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Response, send_file
+from flask import Response
 
 from gateway.errors import ServiceUnavailable
+from gateway.http.responses import send_published
 from gateway.jobs.records import Job
 from gateway.ogcapi.documents import REL_RESULTS
+from gateway.ogcapi.multipart import RelatedBody
 from gateway.publication.publisher import PublicationError, Publisher
+from gateway.publication.values import encode_value
 
-JSON = "application/json"
 OCTET = "application/octet-stream"
 #: Largest published file inlined in a multipart response (larger: Content-Location).
 INLINE_FILE_MAX = 1_048_576
@@ -111,13 +114,10 @@ class ResultsEncoder:
         self.base_url = base_url
         self.inline_max = inline_max
 
-    def response(self, job: Job, headers: dict[str, str] | None = None) -> Response:
+    def raw(self, job: Job, headers: dict[str, str] | None = None) -> Response:
+        """The raw encoding of ``job``'s results (the callers answer ``document`` themselves)."""
         headers = dict(headers or {})
         results = job.results or {}
-        if job.response == "document":
-            return Response(
-                json.dumps(results, ensure_ascii=False), 200, headers, content_type=JSON
-            )
         outputs = self._outputs(job, results)
         if not outputs:
             return Response(status=204, headers=headers)
@@ -156,21 +156,15 @@ class ResultsEncoder:
     # -- encodings ----------------------------------------------------------
 
     def _value_bytes(self, name: str, value: Any) -> tuple[bytes, str]:
-        """A bare inline value and its media type (see module docstring)."""
-        schema = self.declared.get(name, {}).get("schema", {})
-        media = schema.get("contentMediaType") if isinstance(schema, dict) else None
-        if isinstance(value, dict) and "value" in value and "href" not in value:
-            media = value.get("mediaType") or media
-            value = value["value"]
-        if isinstance(value, str) and media:
-            return value.encode("utf-8"), str(media)
-        return json.dumps(value, ensure_ascii=False).encode("utf-8"), JSON
+        """A bare inline value and its media type (see :func:`encode_value`)."""
+        encoded = encode_value(self.declared.get(name, {}).get("schema", {}), value)
+        return encoded.data, encoded.media_type
 
     def _one_value(self, job: Job, output: _Output, headers: dict[str, str]) -> Response:
         if output.is_link:
             path = self._local(job, output.value)
             assert path is not None  # by_reference otherwise
-            response = send_file(path, mimetype=media_type_of(path.name, output.value.get("type")))
+            response = send_published(path, media_type_of(path.name, output.value.get("type")))
             response.headers.update(headers)
             return response
         body, media = self._value_bytes(output.name, output.value)
@@ -187,25 +181,18 @@ class ResultsEncoder:
         return response
 
     def _multipart(self, job: Job, outputs: list[_Output], headers: dict[str, str]) -> Response:
-        boundary = f"hpcgw-{uuid.uuid4().hex}"
-        chunks: list[bytes] = []
-        root_type = ""
+        related = RelatedBody()
         for output in outputs:
-            part_headers = {"Content-ID": f"<{output.name}>"}
-            data = b""
-            if output.is_link:
-                ref = output.value
-                path = None if output.by_reference else self._local(job, ref)
-                part_headers["Content-Type"] = media_type_of(ref["href"], ref.get("type"))
-                if path is not None and path.stat().st_size <= self.inline_max:
-                    data = path.read_bytes()
-                else:
-                    part_headers["Content-Location"] = ref["href"]
+            if not output.is_link:
+                data, media = self._value_bytes(output.name, output.value)
+                related.add(output.name, media, data)
+                continue
+            ref = output.value
+            media = media_type_of(ref["href"], ref.get("type"))
+            path = None if output.by_reference else self._local(job, ref)
+            if path is not None and path.stat().st_size <= self.inline_max:
+                related.add(output.name, media, path.read_bytes())
             else:
-                data, part_headers["Content-Type"] = self._value_bytes(output.name, output.value)
-            root_type = root_type or part_headers["Content-Type"]
-            head = "".join(f"{k}: {v}\r\n" for k, v in part_headers.items())
-            chunks.append(f"--{boundary}\r\n{head}\r\n".encode() + data + b"\r\n")
-        chunks.append(f"--{boundary}--\r\n".encode())
-        content_type = f'multipart/related; boundary="{boundary}"; type="{root_type}"'
-        return Response(b"".join(chunks), 200, headers, content_type=content_type)
+                related.add(output.name, media, b"", location=ref["href"])
+        body, content_type = related.encode()
+        return Response(body, 200, headers, content_type=content_type)

@@ -19,10 +19,11 @@ the server's limit) and is then echoed in ``Preference-Applied``;
 ``respond-async`` wins over ``wait`` when both are given (the process can run
 asynchronously, and the client said it prefers that).
 
-``GET /jobs/{id}/results`` always answers the results *document* (JSON
-mapping), whatever ``response`` the execute request named. (1.0's
-/req/core/job-results-async-raw-* would apply the raw encodings there too;
-kept as the document by product decision -- clients poll, then read JSON.)
+``GET /jobs/{id}/results`` answers the raw encodings (a bare value, ``Link``
+headers, ``multipart/related`` for several outputs) when the execute request
+named ``"response": "raw"`` (18-062r2 /req/core/job-results-async-raw-*), and
+the results *document* (JSON mapping) otherwise -- also when the request left
+``response`` out: clients that poll and then read JSON keep working.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, request, send_file
+from flask import Blueprint, Response, request
 
 from gateway.errors import JobFailed, NoSuchProcess, NotFound
+from gateway.http.responses import send_published
 from gateway.http.security import current_principal
 from gateway.jobs.records import Job, JobQuery, SummaryPage
 from gateway.jobs.service import ogc_states
@@ -99,7 +101,9 @@ def execute(process_id: str) -> Response:
             {"Location": location, **applied},
         )
     headers = {"Link": f"<{location}>; rel=monitor", **applied}
-    return _results(state, job.id, headers, document=job.response == "document")
+    # the synchronous answer follows the request (1.0's default: raw), whatever the
+    # job keeps for GET /jobs/{id}/results (document unless raw was named)
+    return _results(state, job.id, headers, document=body.get("response") == "document")
 
 
 def _sync_wait(limit: float) -> tuple[float, dict[str, str]]:
@@ -127,7 +131,7 @@ def _results(
         return _failure(state.services.jobs.get(principal, job_id), exc, headers or {})
     if document:
         return json_response(job.results or {}, headers=headers)
-    return _encoder(state, job).response(job, headers)
+    return _encoder(state, job).raw(job, headers)
 
 
 def _encoder(state: OgcApi, job: Job) -> ResultsEncoder:
@@ -232,7 +236,8 @@ def results(job_id: str) -> Response:
         text = json.dumps(job.results or {}, indent=2, ensure_ascii=False, default=str)
         data: dict[str, Any] = {"job": {"id": job.id}, "result_text": text}
         return html_response(state.render("jobs/results/index.html", data))
-    return _results(state, job_id, document=True)
+    job = state.services.jobs.get(current_principal(), job_id)
+    return _results(state, job_id, document=job.response != "raw")
 
 
 @blueprint.get("/jobs/<job_id>/outputs/<path:name>")
@@ -250,4 +255,4 @@ def output_file(job_id: str, name: str) -> Response:
     for value in (job.results or {}).values():
         if isinstance(value, dict) and str(value.get("href", "")).endswith(f"/outputs/{name}"):
             declared = value.get("type")
-    return send_file(path, mimetype=media_type_of(path.name, declared), conditional=True)
+    return send_published(path, media_type_of(path.name, declared), conditional=True)

@@ -24,7 +24,6 @@ published (dismissal).
 
 from __future__ import annotations
 
-import json
 import logging
 import posixpath
 import re
@@ -36,6 +35,7 @@ from typing import Any
 
 from gateway.jobs.records import Job
 from gateway.publication.s3 import Link, PublicationError, S3Outputs
+from gateway.publication.values import encode_value
 from gateway.settings_workflow import PublicationSettings
 from gateway.workflow.errors import TransientError
 from hpc_adapters.base import WorkspaceFiles
@@ -152,12 +152,13 @@ class Publisher:
             if not isinstance(entry, dict):
                 raise ManifestError(f"output '{name}': entry must be an object")
             mode = requested.get(name, {}).get("transmissionMode", "value")
-            results[name] = self._one(job, name, entry, mode, files, folder)
+            results[name] = self._one(job, process, name, entry, mode, files, folder)
         return results
 
     def _one(
         self,
         job: Job,
+        process: ProcessDefinition,
         name: str,
         entry: dict[str, Any],
         mode: str,
@@ -167,9 +168,12 @@ class Publisher:
         if "value" in entry:
             if mode != "reference":
                 return entry["value"]
-            filename = f"{name}.json"
-            _dest(folder, filename).write_text(json.dumps(entry["value"]), encoding="utf-8")
-            return {"href": self.href(job.id, filename), "type": "application/json"}
+            # the value's own bytes and media type (XML as XML, text as text), not JSON
+            schema = (process.outputs.get(name) or {}).get("schema") or {}
+            encoded = encode_value(schema, entry["value"])
+            filename = f"{name}{encoded.extension}"
+            _dest(folder, filename).write_bytes(encoded.data)
+            return {"href": self.href(job.id, filename), "type": encoded.media_type}
         path = entry.get("path")
         if not isinstance(path, str):
             raise ManifestError(f"output '{name}': needs 'value' or 'path'")

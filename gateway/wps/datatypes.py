@@ -5,6 +5,7 @@ output is derived from its JSON schema:
 
 * ``format: ogc-bbox``                      -> BoundingBoxData
 * ``contentMediaType`` (also in oneOf/anyOf) -> ComplexData with those mime types
+  (and ``encoding="base64"`` for ``contentEncoding: base64`` / ``binary``)
 * ``type: object`` / ``array``              -> ComplexData, ``application/json``
 * ``string`` / ``number`` / ``integer`` / ``boolean`` -> LiteralData with the
   XML Schema data type (``string``, ``double``, ``integer``, ``boolean``;
@@ -25,6 +26,7 @@ from typing import Any
 
 from gateway.errors import BadRequest
 from gateway.http_input import decode_json
+from gateway.publication.values import BASE64_ENCODINGS
 from gateway.wps.exceptions import invalid
 from gateway.wps.model import InputValue
 
@@ -58,6 +60,8 @@ class IoType:
     minimum: float | None = None
     maximum: float | None = None
     crs: tuple[str, ...] = field(default=(CRS84,))
+    #: ``base64`` when the schema's ``contentEncoding`` says the content is base64 text.
+    encoding: str | None = None
 
     def data_type_uri(self, version: str) -> str:
         return (_XS_2 if version.startswith("2") else _XS_1) + self.data_type
@@ -96,8 +100,12 @@ def io_type(schema: dict[str, Any]) -> IoType:
         return IoType(kind=BBOX, crs=(str(default_crs or CRS84),))
     media = _media_types(schema)
     if media:
+        base64 = schema.get("contentEncoding") in BASE64_ENCODINGS
         return IoType(
-            kind=COMPLEX, mime_types=tuple(media), json_content=kind in ("object", "array")
+            kind=COMPLEX,
+            mime_types=tuple(media),
+            json_content=kind in ("object", "array"),
+            encoding="base64" if base64 else None,
         )
     if kind in ("object", "array") or (kind is None and "properties" in schema):
         return IoType(kind=COMPLEX, mime_types=(JSON_TYPE,), json_content=True)

@@ -65,11 +65,12 @@ def _data_type(maker: ElementMaker, ows: str, io: IoType, version: str) -> etree
 # -- WPS 1.0.0 -------------------------------------------------------------------------
 
 
-def _formats_1(mime_types: tuple[str, ...]) -> list[etree._Element]:
-    return [
-        U.Default(U.Format(U.MimeType(mime_types[0]))),
-        U.Supported(*[U.Format(U.MimeType(m)) for m in mime_types]),
-    ]
+def _formats_1(io: IoType) -> list[etree._Element]:
+    def one(mime: str) -> etree._Element:
+        encoding = [U.Encoding(io.encoding)] if io.encoding else []
+        return U.Format(U.MimeType(mime), *encoding)
+
+    return [U.Default(one(io.mime_types[0])), U.Supported(*[one(m) for m in io.mime_types])]
 
 
 def _crs_1(io: IoType) -> list[etree._Element]:
@@ -86,7 +87,7 @@ def _input_1(io_id: str, desc: dict[str, Any]) -> etree._Element:
     elif io.kind == BBOX:
         data = U.BoundingBoxData(*_crs_1(io))
     else:
-        data = U.ComplexData(*_formats_1(io.mime_types))
+        data = U.ComplexData(*_formats_1(io))
     max_occurs = desc.get("maxOccurs", 1)
     return U.Input(
         *t.values(),
@@ -104,7 +105,7 @@ def _output_1(io_id: str, desc: dict[str, Any]) -> etree._Element:
     elif io.kind == BBOX:
         data = U.BoundingBoxOutput(*_crs_1(io))
     else:
-        data = U.ComplexOutput(*_formats_1(io.mime_types))
+        data = U.ComplexOutput(*_formats_1(io))
     return U.Output(*t.values(), data)
 
 
@@ -157,9 +158,10 @@ def _data_description_2(io: IoType) -> etree._Element:
                 for i, c in enumerate(io.crs)
             ],
         )
+    encoding = {"encoding": io.encoding} if io.encoding else {}
     return W2.ComplexData(
         *[
-            W2.Format(mimeType=m, **({"default": "true"} if i == 0 else {}))
+            W2.Format(mimeType=m, **encoding, **({"default": "true"} if i == 0 else {}))
             for i, m in enumerate(io.mime_types)
         ]
     )

@@ -22,7 +22,7 @@ from gateway.wps.context import WpsContext
 from gateway.wps.datatypes import COMPLEX, is_xml_type, to_json
 from gateway.wps.exceptions import NO_APPLICABLE, NO_SUCH_MODE, WpsError, invalid
 from gateway.wps.model import Execute, InputValue
-from gateway.wps.outputs import input_type, output_type, raw_response
+from gateway.wps.outputs import input_type, raw_response
 from gateway.wps.status import execute_response_1, failure_text, result_2, status_info
 from gateway.wps.xml import XML_MEDIA_TYPE, to_bytes
 from processes.definition import ProcessDefinition
@@ -127,7 +127,8 @@ def _raw(ctx: WpsContext, process: ProcessDefinition, job: Job, req: Execute) ->
     if not wanted or wanted[0] not in results:
         raise WpsError(NO_APPLICABLE, f"job '{job.id}' produced no value for the raw output")
     return raw_response(
-        output_type(process, wanted[0]),
+        process,
+        wanted[0],
         results[wanted[0]],
         publication_root=ctx.services.publication_root,
         job_id=job.id,

@@ -14,9 +14,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from flask import Response, redirect, send_file
+from flask import Response, redirect
 from lxml import etree
 
+from gateway.http.responses import send_published
+from gateway.publication.values import encode_value
 from gateway.wps.datatypes import BBOX, LITERAL, IoType, io_type, is_xml_type, literal_text
 from gateway.wps.xml import O1, O2, W1, W2, XLINK, parse_fragment, qn, safe_text
 from processes.definition import ProcessDefinition
@@ -68,6 +70,8 @@ def _complex_fill(element: etree._Element, io: IoType, value: Any) -> etree._Ele
         mime = "application/json"
         element.text = safe_text(json.dumps(value))
     element.set("mimeType", mime)
+    if io.encoding and isinstance(value, str):
+        element.set("encoding", io.encoding)
     return element
 
 
@@ -136,17 +140,26 @@ def _published_file(root: Path, job_id: str, href: str) -> Path | None:
     return path
 
 
-def raw_response(io: IoType, value: Any, *, publication_root: Path, job_id: str) -> Response:
-    """The bare value of one output (RawDataOutput / ``response="raw"``)."""
+def raw_response(
+    process: ProcessDefinition, name: str, value: Any, *, publication_root: Path, job_id: str
+) -> Response:
+    """The bare value of output ``name`` (RawDataOutput / ``response="raw"``).
+
+    A published file is streamed with its media type; a literal is its text; a
+    complex value is its own bytes (:func:`gateway.publication.values.encode_value`:
+    XML as XML, base64 content decoded).
+    """
     if is_reference(value):
         media = str(value.get("type") or "application/octet-stream")
         path = _published_file(publication_root, job_id, value["href"])
         if path is not None:
-            return send_file(path, mimetype=media)
+            return send_published(path, media)
         return redirect(value["href"], code=303)  # type: ignore[return-value]
-    if isinstance(value, str):
-        mime = io.mime_types[0] if io.kind != LITERAL and io.mime_types else "text/plain"
-        return Response(value, content_type=f"{mime}; charset=utf-8")
+    io = output_type(process, name)
     if io.kind == LITERAL and not isinstance(value, dict | list):
         return Response(literal_text(value), content_type="text/plain; charset=utf-8")
-    return Response(json.dumps(value), content_type="application/json")
+    encoded = encode_value((process.outputs.get(name) or {}).get("schema") or {}, value)
+    media = encoded.media_type
+    if media.startswith("text/") and "charset" not in media:
+        media = f"{media}; charset=utf-8"
+    return Response(encoded.data, content_type=media)

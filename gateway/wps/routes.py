@@ -8,7 +8,9 @@ Every failure becomes an OWS ExceptionReport (OWS 1.1 for WPS 1.0.0, OWS 2.0
 for WPS 2.0.0) with its HTTP status -- never an HTML error page or a trace.
 The caller is authenticated per request (``authenticator.authenticate``) for
 every operation that touches jobs; GetCapabilities and DescribeProcess are
-public discovery, like the OGC API process list.
+public discovery, like the OGC API process list (``/wps`` is among the public
+paths while ``auth.public_discovery`` is on; off, the app's authentication hook
+asks a token for every ``/wps`` request).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
-from gateway.errors import GatewayError, NoSuchProcess
+from gateway.errors import GatewayError, NoSuchJob, NoSuchProcess
 from gateway.http.store_down import STORE_DOWN, store_unavailable
 from gateway.identity.auth import Authenticator, Principal
+from gateway.jobs.records import Job
+from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.wps import kvp
 from gateway.wps.capabilities import capabilities_1, capabilities_2, negotiate
@@ -37,7 +41,7 @@ from gateway.wps.exceptions import (
 )
 from gateway.wps.execute import run_execute, xml_response
 from gateway.wps.model import DescribeProcess, Execute, GetCapabilities, JobRequest, WpsRequest
-from gateway.wps.outputs import output_type, raw_response
+from gateway.wps.outputs import raw_response
 from gateway.wps.status import execute_response_1, result_2, status_info
 from gateway.wps.xml import WPS2, XmlSyntaxError, parse_xml
 from gateway.wps.xmlrequest import parse_xml_request, xml_version
@@ -86,12 +90,23 @@ def _processes(ctx: WpsContext, req: DescribeProcess) -> list[ProcessDefinition]
     return found
 
 
+def _live_job(ctx: WpsContext, principal: Principal, job_id: str) -> Job:
+    """The job, unless it was dismissed: WPS 2.0 (OGC 14-065, 9.10) forgets a dismissed
+    job, so its GetStatus, GetResult and a second Dismiss answer NoSuchJob. (The OGC
+    API keeps its own rule: the status of a dismissed job says ``dismissed``.)"""
+    job = ctx.services.jobs.get(principal, job_id)
+    if job.state is JobState.DISMISSED:
+        raise NoSuchJob(f"job '{job_id}' was dismissed")
+    return job
+
+
 def _job_operation(ctx: WpsContext, req: JobRequest) -> Response:
     principal = _principal(ctx)
     jobs = ctx.services.jobs
     try:
+        job = _live_job(ctx, principal, req.job_id)
         if req.operation == "GetStatus":
-            return xml_response(status_info(jobs.get(principal, req.job_id)))
+            return xml_response(status_info(job))
         if req.operation == "Dismiss":
             return xml_response(status_info(jobs.dismiss(principal, req.job_id)))
         job = jobs.results(principal, req.job_id)
@@ -103,7 +118,8 @@ def _job_operation(ctx: WpsContext, req: JobRequest) -> Response:
     if job.interface == "wps2" and job.response == "raw" and job.results:
         name = next((k for k in process.outputs if k in job.results), next(iter(job.results)))
         return raw_response(
-            output_type(process, name),
+            process,
+            name,
             job.results[name],
             publication_root=ctx.services.publication_root,
             job_id=job.id,

@@ -11,6 +11,7 @@ requested ``exit_code``. Runs on the cluster: standard library only.
 
 from __future__ import annotations
 
+import base64
 import math
 import sys
 import time
@@ -28,10 +29,25 @@ ECHOED = {
     "object_input": "object_output",
     "bounding_box_input": "bounding_box_output",
     "xml_input": "xml_output",
+    "array_input": "array_output",
+    "binary_input": "binary_output",
+    "mixed_input": "mixed_output",
+    "enum_input": "enum_output",
 }
 #: Inputs whose value is never a JSON object: a qualified value
 #: ({"value": ..., "mediaType": ...}) or a staged reference is unwrapped.
-_SCALAR_INPUTS = {"string_input", "number_input", "integer_input", "boolean_input", "xml_input"}
+_SCALAR_INPUTS = {
+    "string_input",
+    "number_input",
+    "integer_input",
+    "boolean_input",
+    "xml_input",
+    "binary_input",
+    "mixed_input",
+    "enum_input",
+}
+#: Inputs whose content is bytes: staged by reference, they are echoed base64-encoded.
+_BINARY_INPUTS = {"binary_input"}
 MAX_PAUSE_SECONDS = 240
 EXIT_INVALID_INPUT = 2
 
@@ -40,13 +56,19 @@ class InvalidInput(ValueError):
     """An input value the runner cannot use; reported on stderr, exit code 2."""
 
 
-def _staged_text(ref: dict[str, Any], workspace: Path) -> str:
-    """Content of an input staged by the gateway ({"href": ..., "path": "inputs/x"})."""
+def _staged_text(ref: dict[str, Any], workspace: Path, *, binary: bool = False) -> str:
+    """Content of an input staged by the gateway ({"href": ..., "path": "inputs/x"}).
+
+    Text as it is; with ``binary`` the file's bytes, base64-encoded (the JSON form
+    of a ``contentEncoding: base64`` value).
+    """
     root = workspace.resolve()
     path = (root / str(ref["path"])).resolve()
     if not path.is_relative_to(root):
         raise InvalidInput(f"staged input path {ref['path']!r} is outside the workspace")
     try:
+        if binary:
+            return base64.b64encode(path.read_bytes()).decode("ascii")
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read staged input {ref['path']!r}: {exc}") from exc
@@ -56,7 +78,7 @@ def _plain(name: str, value: Any, workspace: Path) -> Any:
     """The bare value of one input (unwrapping qualified values and references)."""
     if isinstance(value, dict):
         if name in _SCALAR_INPUTS and "path" in value:
-            return _staged_text(value, workspace)
+            return _staged_text(value, workspace, binary=name in _BINARY_INPUTS)
         if name != "object_input" and "value" in value and "bbox" not in value:
             return value["value"]
     return value

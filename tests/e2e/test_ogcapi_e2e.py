@@ -23,14 +23,21 @@ def test_owslib_lists_describes_and_runs_echo(gateway_url: str) -> None:
     ids = {p["id"] for p in client.processes()}
     assert {"echo", "ndvi"} <= ids
     echo = client.process("echo")
-    assert "string_input" in echo["inputs"]
-    status = client.execute("echo", {"string_input": "from owslib"}, async_=True)
+    assert {"string_input", "array_input", "binary_input", "mixed_input", "enum_input"} <= set(
+        echo["inputs"]
+    )
+    inputs = {"string_input": "from owslib", "array_input": [1, 2], "enum_input": "Value2"}
+    status = client.execute("echo", inputs, async_=True)
     assert status["status"] in ("accepted", "running")
     with httpx.Client(timeout=30) as http:
         final = wait_final(http, f"{gateway_url}/jobs/{status['jobID']}")
         assert final["status"] == "successful", final
         results = http.get(f"{gateway_url}/jobs/{status['jobID']}/results").json()
-    assert results == {"string_output": "from owslib"}
+    assert results == {
+        "string_output": "from owslib",
+        "array_output": [1, 2],
+        "enum_output": "Value2",
+    }
 
 
 def test_async_execution_with_curl_semantics(gateway_url: str) -> None:

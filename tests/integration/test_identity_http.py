@@ -9,6 +9,7 @@ created in the realm for this module and deleted afterwards.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -71,16 +72,59 @@ def _submit(client: FlaskClient, token: str) -> str:
     return str(resp.headers["Location"]).rstrip("/").rsplit("/", 1)[-1]
 
 
-@pytest.mark.parametrize("path", ["/", "/conformance", "/openapi"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/conformance",
+        "/openapi",
+        # discovery, public by default (auth.public_discovery)
+        "/processes",
+        "/processes/echo",
+        "/processes/echo?f=html",
+        "/wps?service=WPS&request=GetCapabilities",
+        "/wps?service=WPS&version=1.0.0&request=DescribeProcess&identifier=echo",
+        "/wps?service=WPS&version=2.0.0&request=DescribeProcess&identifier=echo",
+    ],
+)
 def test_public_paths_need_no_token(gateway: Any, path: str) -> None:
     client, _ = gateway
     assert client.get(path, headers={"Accept": "application/json"}).status_code == 200
 
 
 @pytest.mark.parametrize(
+    "query",
+    [
+        "service=WPS&version=2.0.0&request=GetStatus&jobId=00000000-0000-0000-0000-000000000000",
+        "service=WPS&version=2.0.0&request=Dismiss&jobId=00000000-0000-0000-0000-000000000000",
+        "service=WPS&version=1.0.0&request=Execute&identifier=echo&DataInputs=string_input=x",
+    ],
+)
+def test_wps_job_operations_still_need_a_token(gateway: Any, query: str) -> None:
+    client, _ = gateway
+    resp = client.get(f"/wps?{query}")
+    assert resp.status_code == 401 and resp.mimetype == "text/xml"
+    assert b"exceptionCode=" in resp.data
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer realm=")
+
+
+def test_discovery_can_be_made_private(keycloak: Keycloak, tmp_path: Path, tokens: Any) -> None:
+    settings = make_settings(tmp_path, auth=auth_config(keycloak, public_discovery=False))
+    services = build_services(settings)
+    try:
+        client = create_app(settings, services).test_client()
+        for path in ("/processes", "/processes/echo", "/wps?service=WPS&request=GetCapabilities"):
+            assert client.get(path).status_code == 401, path
+        # (admin: this fresh store has no HPC logins, and admins need none)
+        assert client.get("/processes", headers=_h(tokens["admin"])).status_code == 200
+        assert client.get("/").status_code == 200  # the landing page stays public
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("GET", "/processes"),
         ("GET", "/jobs"),
         ("POST", "/processes/echo/execution"),
         ("GET", "/jobs/00000000-0000-0000-0000-000000000000"),

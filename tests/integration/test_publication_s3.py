@@ -436,14 +436,15 @@ def test_echo_job_on_the_cluster_publishes_to_s3(
     done = services.store.get(job.id)
     WORKSPACES.append(done.workspace or "")
     assert done.state is JobState.SUCCESSFUL, done.message
-    assert keys(s3_endpoint, bucket) == [f"{PREFIX}/{job.id}/string_output.json"]
+    # the literal's own text, not a JSON string
+    assert keys(s3_endpoint, bucket) == [f"{PREFIX}/{job.id}/string_output.txt"]
     client = client_of(services)
     results = client.get(f"/jobs/{job.id}/results").get_json()
     href = results["string_output"]["href"]
     moved = client.get(href.removeprefix(services.settings.server.base_url))
     assert moved.status_code == 302
     downloaded = httpx.get(moved.headers["Location"], timeout=30)
-    assert downloaded.json() == "published to S3"
-    assert downloaded.headers["Content-Type"] == "application/json"
+    assert downloaded.content == b"published to S3"
+    assert downloaded.headers["Content-Type"] == "text/plain; charset=utf-8"
     fact = done.extra["publication"]["files"]["string_output"]
     assert fact["sha256"] == sha256(downloaded.content)

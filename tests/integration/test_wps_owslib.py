@@ -248,6 +248,99 @@ def test_owslib_runs_ndvi_and_downloads_the_geotiff(
         pytest.skip("published outputs are served by the OGC API routes, absent here")
     out = tmp_path / "ndvi.tif"
     execution.getOutput(filepath=str(out), identifier="ndvi")
+    served = httpx.get(outputs["ndvi"].reference, headers={"Authorization": TOKEN})
+    assert served.headers["Content-Type"] == "image/tiff; application=geotiff"
+    assert served.content == out.read_bytes()
     with rasterio.open(out) as ds:
         assert ds.crs.to_epsg() == 32631
         assert np.allclose(ds.read(1), 0.5)
+
+
+def test_owslib_gets_referenced_outputs_as_their_own_bytes(
+    gateway: Gateway, tmp_path: Path
+) -> None:
+    """WPS 1.0 ``wps:Reference``: OWSLib's getOutput downloads the XML as XML and the
+    literal as its text (no JSON quotes); plain HTTP sees their own media types."""
+    wps = WebProcessingService(
+        f"{gateway.url}/wps", version="1.0.0", headers={"Authorization": TOKEN}
+    )
+    xml_text = '<doc xmlns="urn:x"><a b="1">text</a></doc>'
+    execution = wps.execute(
+        "echo",
+        inputs=[
+            ("string_input", "hello_literal"),
+            ("xml_input", ComplexDataInput(xml_text, mimeType="application/xml")),
+        ],
+        output=[("string_output", True), ("xml_output", True)],
+        mode=ASYNC,
+    )
+    monitor(execution)
+    assert execution.isSucceeded(), [e.text for e in execution.errors]
+    outputs = {o.identifier: o for o in execution.processOutputs}
+    assert outputs["xml_output"].mimeType == "application/xml"
+    for name, expected in (("string_output", b"hello_literal"), ("xml_output", None)):
+        target = tmp_path / name
+        execution.getOutput(filepath=str(target), identifier=name)
+        if expected is not None:
+            assert target.read_bytes() == expected
+    root = etree.parse(str(tmp_path / "xml_output")).getroot()  # a document, not a JSON string
+    assert (root.tag, root[0].get("b")) == ("{urn:x}doc", "1")
+    literal = httpx.get(outputs["string_output"].reference, headers={"Authorization": TOKEN})
+    assert literal.headers["Content-Type"] == "text/plain; charset=utf-8"
+    xml = httpx.get(outputs["xml_output"].reference, headers={"Authorization": TOKEN})
+    assert xml.headers["Content-Type"].startswith("application/xml")
+
+
+WPS2_NS = {"wps": "http://www.opengis.net/wps/2.0", "xlink": "http://www.w3.org/1999/xlink"}
+
+
+def _execute_2(mode: str, inputs: str, outputs: str) -> bytes:
+    return (
+        '<wps:Execute xmlns:wps="http://www.opengis.net/wps/2.0" '
+        'xmlns:ows="http://www.opengis.net/ows/2.0" service="WPS" version="2.0.0" '
+        f'response="document" mode="{mode}"><ows:Identifier>echo</ows:Identifier>'
+        f"{inputs}{outputs}</wps:Execute>"
+    ).encode()
+
+
+def test_wps2_reference_href_serves_the_literal_as_text(gateway: Gateway) -> None:
+    """WPS 2.0 ``Output/Reference/@xlink:href``: the output's own bytes and media type."""
+    body = _execute_2(
+        "sync",
+        '<wps:Input id="string_input"><wps:Data>hello_literal</wps:Data></wps:Input>',
+        '<wps:Output id="string_output" transmission="reference"/>',
+    )
+    headers = {"Authorization": TOKEN, "Content-Type": "text/xml"}
+    result = httpx.post(f"{gateway.url}/wps", content=body, headers=headers, timeout=120)
+    root = assert_valid(result.content)
+    href = root.xpath("//wps:Output/wps:Reference/@xlink:href", namespaces=WPS2_NS)[0]
+    served = httpx.get(href, headers={"Authorization": TOKEN})
+    assert served.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert served.content == b"hello_literal"
+
+
+def test_wps2_dismissed_job_is_no_such_job(gateway: Gateway) -> None:
+    """WPS 2.0 Dismiss, then GetStatus / GetResult: ``NoSuchJob`` (schema-valid OWS 2.0
+    reports); the OGC API's status of the same job still says ``dismissed``."""
+    headers = {"Authorization": TOKEN, "Content-Type": "text/xml"}
+    body = _execute_2("async", '<wps:Input id="pause"><wps:Data>60</wps:Data></wps:Input>', "")
+    accepted = httpx.post(f"{gateway.url}/wps", content=body, headers=headers, timeout=30)
+    job_id = assert_valid(accepted.content).xpath("wps:JobID/text()", namespaces=WPS2_NS)[0]
+    kvp = f"{gateway.url}/wps?service=WPS&version=2.0.0&jobId={job_id}&request="
+    auth = {"Authorization": TOKEN}
+
+    def running() -> bool:
+        status = assert_valid(httpx.get(kvp + "GetStatus", headers=auth).content)
+        return status.xpath("wps:Status/text()", namespaces=WPS2_NS) == ["Running"]
+
+    eventually(running, 90, "the echo job to run on Slurm")
+    dismissed = assert_valid(httpx.get(kvp + "Dismiss", headers=auth).content)
+    assert dismissed.xpath("wps:Status/text()", namespaces=WPS2_NS) == ["Dismissed"]
+    for operation in ("GetStatus", "GetResult"):
+        gone = httpx.get(kvp + operation, headers=auth)
+        report = assert_valid(gone.content)
+        assert gone.status_code == 404 and etree.QName(report).localname == "ExceptionReport"
+        assert report[0].get("exceptionCode") == "NoSuchJob", operation
+    if gateway.ogcapi:
+        ogc = httpx.get(f"{gateway.url}/jobs/{job_id}", headers=auth)
+        assert ogc.status_code == 200 and ogc.json()["status"] == "dismissed"

@@ -8,6 +8,7 @@ accepted jobs the way the real finaliser does (results mapping or error doc).
 from __future__ import annotations
 
 import email
+import email.policy
 import threading
 import uuid
 from collections.abc import Callable
@@ -187,9 +188,10 @@ def test_sync_execution_raw_single_value(client, services):
             "/processes/echo/execution",
             json={"inputs": {"xml_input": "<a>1</a>"}, "response": "raw"},
         )
-    # a JSON-schema string output is a JSON instance; one with a contentMediaType is sent as is
-    assert r.status_code == 200 and r.mimetype == "application/json"
-    assert r.get_json() == "hi"
+    # a literal string is its own text (no JSON quotes); one with a contentMediaType is
+    # that document, sent as is
+    assert r.status_code == 200 and r.mimetype == "text/plain"
+    assert r.data == b"hi"
     assert xml.status_code == 200 and xml.mimetype == "application/xml"
     assert xml.data == b"<a>1</a>"
 
@@ -402,6 +404,7 @@ def test_results_document(client, services):
 
 
 NDVI_IMAGE = {"image": {"href": "https://data.example.org/scene.tif"}}
+ASYNC = {"Prefer": "respond-async"}
 
 
 def ndvi_outcome(services: Services) -> Callable[[Job], None]:
@@ -458,22 +461,62 @@ def test_raw_outputs_by_reference_are_link_headers(client, services):
     assert 'title="quicklook"' in links[2] and 'type="image/png"' in links[2]
 
 
+def related_parts(response: Any) -> list[Any]:
+    """The parts of a ``multipart/related`` answer, read by the standard MIME parser."""
+    head = b"Content-Type: " + response.headers["Content-Type"].encode() + b"\r\n\r\n"
+    message = email.message_from_bytes(head + response.data, policy=email.policy.default)
+    assert message.get_content_type() == "multipart/related"
+    return list(message.iter_parts())
+
+
 def test_raw_several_outputs_are_multipart_related(client, services):
     outputs = {"statistics": {}, "quicklook": {"transmissionMode": "reference"}}
     r = run_sync(
         client, services, "ndvi", {"inputs": NDVI_IMAGE, "outputs": outputs, "response": "raw"}
     )
     assert r.status_code == 200 and r.mimetype == "multipart/related"
-    message = email.message_from_bytes(
-        b"Content-Type: " + r.headers["Content-Type"].encode() + b"\r\n\r\n" + r.data
-    )
-    parts = message.get_payload()
+    assert r.mimetype_params["type"] == "image/png"  # the first part's (RFC 2387 'type')
+    parts = related_parts(r)
     # parts in the process description's output order
     assert [p["Content-ID"] for p in parts] == ["<quicklook>", "<statistics>"]
     assert parts[0]["Content-Location"].endswith("/outputs/quicklook.png")
-    assert parts[0].get_payload() == ""
+    assert parts[0].get_content_type() == "image/png" and parts[0].get_content() == b""
     assert parts[1].get_content_type() == "application/json"
-    assert parts[1].get_payload().strip() == '{"valid_pixels": 4}'
+    assert parts[1].get_content() == b'{"valid_pixels": 4}'
+
+
+def test_raw_multipart_parts_carry_each_outputs_own_bytes(client, services):
+    """A GeoTIFF part byte for byte (CR/LF untouched), the text outputs as text."""
+    tiff = b"II*\x00\n\r\n\x00\xff\r"
+
+    def outcome(job: Job) -> None:
+        href = publish(services, job, "ndvi.tif", tiff)
+        results = {"ndvi": {"href": href, "type": "image/tiff; application=geotiff"}}
+        succeed(services, job, {**results, "statistics": {"mean": 0.5}})
+
+    outputs = {"ndvi": {}, "statistics": {}}
+    body = {"inputs": NDVI_IMAGE, "outputs": outputs, "response": "raw"}
+    with StandInWorker(services, outcome):
+        r = client.post("/processes/ndvi/execution", json=body)
+    parts = related_parts(r)
+    assert [(p.get_content_type(), p["Content-ID"]) for p in parts] == [
+        ("image/tiff", "<ndvi>"),
+        ("application/json", "<statistics>"),
+    ]
+    assert parts[0].get_param("application") == "geotiff"
+    assert parts[0].get_content() == tiff
+
+
+def test_raw_two_echo_outputs_are_two_parts_of_their_own_types(client, services):
+    body = {"inputs": {"string_input": "hi", "xml_input": "<a>1</a>"}, "response": "raw"}
+    with StandInWorker(services, echo_outcome(services)):
+        r = client.post("/processes/echo/execution", json=body)
+    parts = related_parts(r)
+    assert [(p["Content-ID"], p.get_content_type()) for p in parts] == [
+        ("<xml_output>", "application/xml"),
+        ("<string_output>", "text/plain"),
+    ]
+    assert [p.get_content() for p in parts] == [b"<a>1</a>", "hi"]
 
 
 def test_raw_without_any_output_is_204(client, services):
@@ -481,13 +524,30 @@ def test_raw_without_any_output_is_204(client, services):
     assert r.status_code == 204
 
 
-def test_results_endpoint_always_answers_the_document(client, services):
+def test_results_endpoint_answers_raw_when_raw_was_asked(client, services):
+    """/req/core/job-results-async-raw-mixed-multi: the execute request named raw."""
     job = new_job(
         services,
         process="ndvi",
         response="raw",
         outputs_request={"quicklook": {}, "statistics": {}},
     )
+    ndvi_outcome(services)(job)
+    r = client.get(f"/jobs/{job.id}/results")
+    assert r.status_code == 200 and r.mimetype == "multipart/related"
+    parts = related_parts(r)
+    assert [(p["Content-ID"], p.get_content_type()) for p in parts] == [
+        ("<quicklook>", "image/png"),
+        ("<statistics>", "application/json"),
+    ]
+    assert parts[0].get_content() == b"\x89PNG-bytes"
+
+
+def test_results_endpoint_answers_the_document_unless_raw_was_asked(client, services):
+    body = {"inputs": NDVI_IMAGE, "outputs": {"quicklook": {}, "statistics": {}}}
+    submitted = client.post("/processes/ndvi/execution", json=body, headers=ASYNC)
+    job = services.store.get(submitted.get_json()["jobID"])
+    assert job.response == "document"  # 'response' left out: the document at /results
     ndvi_outcome(services)(job)
     r = client.get(f"/jobs/{job.id}/results")
     assert r.status_code == 200 and r.mimetype == "application/json"

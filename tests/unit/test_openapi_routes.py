@@ -179,7 +179,7 @@ def test_no_security_when_authentication_is_off(make_app):
 
 def test_oidc_security_follows_the_public_paths(make_app):
     issuer = "https://id.example.org/realms/gep"
-    auth = {"mode": "oidc", "oidc": {"issuer": issuer}, "public_paths": ["/", "/openapi", "/wps"]}
+    auth = {"mode": "oidc", "oidc": {"issuer": issuer}, "public_paths": ["/", "/openapi"]}
     app = make_app(auth=auth)
     document = openapi(app)
     schemes = document["components"]["securitySchemes"]
@@ -192,13 +192,25 @@ def test_oidc_security_follows_the_public_paths(make_app):
     assert schemes["oidc"]["openIdConnectUrl"] == f"{issuer}/.well-known/openid-configuration"
     assert document["security"] == [{"bearerAuth": []}, {"oidc": []}]
     paths = document["paths"]
-    for public in (paths["/"]["get"], paths["/openapi"]["get"], paths["/wps"]["post"]):
-        assert public["security"] == [] and "401" not in public["responses"]
+    public = (
+        paths["/"]["get"],
+        paths["/openapi"]["get"],
+        paths["/processes"]["get"],  # discovery: public by default
+        paths["/processes/echo"]["get"],
+    )
+    for operation in public:
+        assert operation["security"] == [] and "401" not in operation["responses"]
+    # one endpoint for discovery (public) and jobs (token): the token is optional
+    for method in ("get", "post"):
+        wps = paths["/wps"][method]
+        assert wps["security"] == [{}, {"bearerAuth": []}, {"oidc": []}]
+        assert "401" in wps["responses"] and "Execute" in wps["description"]
     for guarded in (
         paths["/jobs/{jobId}"]["delete"],
+        paths["/processes/echo/execution"]["post"],
         paths["/processes/{processId}/quotations"]["post"],
         paths["/conformance"]["get"],  # not public in this configuration
-        paths["/wps/status/{jobId}"]["get"],  # a prefix would need "/wps/"
+        paths["/wps/status/{jobId}"]["get"],
     ):
         assert "security" not in guarded and "401" in guarded["responses"]
     # what the app really answers without a token is what the document says
@@ -209,6 +221,18 @@ def test_oidc_security_follows_the_public_paths(make_app):
         described = paths[template or path]["get"]["responses"]["401"]["content"]
         assert r.mimetype in described, path  # and text/html, for f=html
     assert client.get("/openapi").status_code == 200
+
+
+def test_private_discovery_is_described_as_guarded(make_app):
+    auth = {"mode": "oidc", "oidc": {"issuer": "https://id.example.org/realms/gep"}}
+    app = make_app(auth={**auth, "public_discovery": False})
+    paths = openapi(app)["paths"]
+    for guarded in (paths["/processes"]["get"], paths["/wps"]["get"], paths["/wps"]["post"]):
+        assert "security" not in guarded and "401" in guarded["responses"]
+    client = app.test_client()
+    assert client.get("/processes").status_code == 401
+    wps = client.get("/wps?service=WPS&request=GetCapabilities")
+    assert wps.status_code == 401 and wps.mimetype == "text/xml"
 
 
 def test_metrics_scrape_token_is_its_own_scheme(make_app, tmp_path):

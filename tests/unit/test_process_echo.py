@@ -26,6 +26,10 @@ ECHO_PAIRS = {
     "object_input": "object_output",
     "bounding_box_input": "bounding_box_output",
     "xml_input": "xml_output",
+    "array_input": "array_output",
+    "binary_input": "binary_output",
+    "mixed_input": "mixed_output",
+    "enum_input": "enum_output",
 }
 XML = '<?xml version="1.0"?>\n<doc xmlns="urn:test"><a b="1">text &amp; more</a></doc>\n'
 
@@ -78,6 +82,10 @@ def test_every_input_is_echoed_unchanged(tmp_path: Path) -> None:
             "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
         },
         "xml_input": XML,
+        "array_input": [1, 2, 3],
+        "binary_input": "AAEC/w==",
+        "mixed_input": "plain text",
+        "enum_input": "Value2",
     }
     ws = _workspace(tmp_path, {**inputs, "pause": 0, "exit_code": 0})
     done = run_echo(ws)
@@ -111,6 +119,26 @@ def test_staged_xml_reference_is_echoed_as_its_content(tmp_path: Path) -> None:
     done = run_echo(ws)
     assert done.returncode == 0, done.stderr
     assert _manifest(ws) == {"xml_output": {"value": XML}}
+
+
+def test_staged_references_of_the_mixed_and_binary_inputs(tmp_path: Path) -> None:
+    """Text by reference is echoed as its text, bytes as their base64 form."""
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "note.txt").write_text("from a URL\n", encoding="utf-8")
+    (tmp_path / "inputs" / "blob.bin").write_bytes(b"\x00\x01\x02\xff")
+    ws = _workspace(
+        tmp_path,
+        {
+            "mixed_input": {"href": "https://example.org/note.txt", "path": "inputs/note.txt"},
+            "binary_input": {"href": "https://example.org/blob.bin", "path": "inputs/blob.bin"},
+        },
+    )
+    done = run_echo(ws)
+    assert done.returncode == 0, done.stderr
+    assert _manifest(ws) == {
+        "mixed_output": {"value": "from a URL\n"},
+        "binary_output": {"value": "AAEC/w=="},
+    }
 
 
 def test_staged_path_outside_workspace_is_refused(tmp_path: Path) -> None:
@@ -227,3 +255,6 @@ def test_invalid_values_are_rejected_by_the_schemas(echo_description) -> None:
     assert not _valid(echo_description, "pause", 241)
     assert not _valid(echo_description, "exit_code", 256)
     assert not _valid(echo_description, "boolean_input", "true")
+    assert not _valid(echo_description, "enum_input", "Value4")
+    assert not _valid(echo_description, "array_input", [1])  # minItems 2
+    assert not _valid(echo_description, "array_input", [1, "2"])

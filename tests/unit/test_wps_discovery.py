@@ -172,3 +172,31 @@ def test_describe_unknown_process(wps: WpsApp) -> None:
     r2 = wps.client.get("/wps?service=WPS&request=DescribeProcess&version=2.0.0&identifier=nope")
     assert r2.status_code == 404
     assert exception_code(r2.data) == ("NoSuchProcess", "nope")
+
+
+def test_describe_echo_input_kinds_in_both_versions(wps: WpsApp) -> None:
+    """The array, base64, inline-or-reference and enum inputs, schema-valid in 1.0 and 2.0."""
+    one = assert_valid(
+        _get(wps, "service=WPS&request=DescribeProcess&version=1.0.0&identifier=echo")
+    )
+
+    def input_1(name: str) -> str:
+        return f"//Input[ows:Identifier='{name}']"
+
+    binary = one.xpath(f"{input_1('binary_input')}/ComplexData/Default/Format", namespaces=NS)[0]
+    assert binary.findtext("MimeType") == "application/octet-stream"
+    assert binary.findtext("Encoding") == "base64"
+    mime = one.xpath(f"{input_1('array_input')}//Default/Format/MimeType/text()", namespaces=NS)
+    assert mime == ["application/json"]
+    mime = one.xpath(f"{input_1('mixed_input')}//Default/Format/MimeType/text()", namespaces=NS)
+    assert mime == ["text/plain"]
+    allowed = one.xpath(
+        f"{input_1('enum_input')}//ows:AllowedValues/ows:Value/text()", namespaces=NS
+    )
+    assert allowed == ["Value1", "Value2", "Value3"]
+
+    two = assert_valid(
+        _get(wps, "service=WPS&request=DescribeProcess&version=2.0.0&identifier=echo")
+    )
+    fmt = two.xpath("//wps2:Input[ows2:Identifier='binary_input']//wps2:Format", namespaces=NS)[0]
+    assert (fmt.get("mimeType"), fmt.get("encoding")) == ("application/octet-stream", "base64")

@@ -384,9 +384,14 @@ def test_wps2_auto_mode_and_dismiss(wps: WpsApp) -> None:
     dismiss = wps.client.get(f"/wps?service=WPS&version=2.0.0&request=Dismiss&jobId={job_id}")
     info = assert_valid(dismiss.data)
     assert info.xpath("wps2:Status/text()", namespaces=NS) == ["Dismissed"]
+    # WPS 2.0 (9.10, Dismiss): the job is forgotten -- GetStatus, GetResult and a
+    # second Dismiss answer NoSuchJob in a schema-valid OWS 2.0 report ...
+    for operation in ("GetStatus", "GetResult", "Dismiss"):
+        gone = wps.client.get(f"/wps?service=WPS&version=2.0.0&request={operation}&jobId={job_id}")
+        assert gone.status_code == 404, operation
+        assert exception_code(gone.data) == ("NoSuchJob", job_id), operation
+    # ... while the OGC API keeps its rule: the dismissed job's status says dismissed
     assert wps.services.jobs.get(ALICE, job_id).state is JobState.DISMISSED
-    gone = wps.client.get(f"/wps?service=WPS&version=2.0.0&request=GetResult&jobId={job_id}")
-    assert exception_code(gone.data)[0] == "NoSuchJob"
 
 
 def test_wps2_dismiss_of_a_finished_job_removes_it(wps: WpsApp) -> None:
@@ -425,3 +430,20 @@ def test_wps2_failed_job_result_is_an_exception(wps: WpsApp) -> None:
     assert status == 500
     code, _ = exception_code(data)
     assert code == "NoApplicableCode" and b"failing as requested" in data
+
+
+def test_binary_content_is_base64_in_documents_and_bytes_when_raw(wps: WpsApp) -> None:
+    """contentEncoding base64: ComplexData encoding="base64" in the (XSD-valid) document,
+    the decoded bytes in a RawDataOutput."""
+    base = "/wps?service=WPS&request=Execute&version=1.0.0&identifier=echo"
+    inputs = "&DataInputs=binary_input=AAEC%2Fw%3D%3D"
+    with FakeEchoWorker(wps.services):
+        doc = wps.client.get(base + inputs)
+        raw = wps.client.get(base + inputs + "&RawDataOutput=binary_output")
+    data = assert_valid(doc.data).xpath("//wps:Output/wps:Data/wps:ComplexData", namespaces=NS)[0]
+    assert (data.get("encoding"), data.get("mimeType"), data.text) == (
+        "base64",
+        "application/octet-stream",
+        "AAEC/w==",
+    )
+    assert (raw.mimetype, raw.data) == ("application/octet-stream", b"\x00\x01\x02\xff")
