@@ -24,6 +24,7 @@ published (dismissal).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import posixpath
@@ -57,6 +58,9 @@ _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 OCTET = "application/octet-stream"
 #: Folder under the publication root where files wait for their S3 upload.
 SPOOL = ".s3-spool"
+#: Folder under the publication root where a job's files are gathered before
+#: they are renamed into place (never served).
+PARTIAL = ".partial"
 
 
 class ManifestError(ValueError):
@@ -114,20 +118,54 @@ class Publisher:
         from gateway.publication.footprint import publication_record
 
         if not self.upload:
-            results = self._collect(job, process, manifest, files, self.job_dir(job.id))
-            return Publication(results, publication_record(self.job_dir(job.id), results))
+            return self._publish_locally(job, process, manifest, files)
         assert self.s3 is not None  # build_publisher guarantees it
         folder = self.spool_dir(job.id)
         try:
             results = self._collect(job, process, manifest, files, folder)
             record = publication_record(folder, results)
             return self._upload(job.id, folder, results, record, self.s3)
+        except OSError as exc:  # the spool's filesystem full or unwritable
+            _forget(self.s3, job.id)
+            raise _store_error(exc) from exc
         except PublicationError as exc:
             if not isinstance(exc, TransientError):  # the job fails: no partial upload left
                 _forget(self.s3, job.id)
             raise
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _publish_locally(
+        self,
+        job: Job,
+        process: ProcessDefinition,
+        manifest: dict[str, Any],
+        files: WorkspaceFiles,
+    ) -> Publication:
+        """Collect into ``<root>/.partial/<job id>``, then rename it to the job's folder.
+
+        Nothing is served from the partial folder (``/jobs/<id>/outputs/<file>``
+        reads the job's folder only), and a publication that fails -- the store's
+        filesystem full, a copy refused -- leaves nothing behind: no half-published
+        output is ever linked. A job published again (a worker died after the
+        rename) replaces its folder whole.
+        """
+        from gateway.publication.footprint import publication_record
+
+        partial = self.root / PARTIAL / job.id
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            results = self._collect(job, process, manifest, files, partial)
+            record = publication_record(partial, results)
+            final = self.job_dir(job.id)
+            shutil.rmtree(final, ignore_errors=True)
+            if partial.is_dir():  # only jobs with file outputs have one
+                partial.rename(final)
+        except OSError as exc:
+            raise _store_error(exc) from exc
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        return Publication(results, record)
 
     def _collect(
         self,
@@ -265,6 +303,15 @@ def _forget(s3: S3Outputs, job_id: str) -> None:
         s3.delete_job(job_id)
     except PublicationError as exc:
         log.warning("job %s: partial upload not removed: %s", job_id, exc.detail)
+
+
+def _store_error(exc: OSError) -> PublicationError:
+    """The job's failure when the publication store cannot take its outputs."""
+    if exc.errno == errno.ENOSPC:
+        return PublicationError(
+            "the publication store is full (no space left on device); nothing was published"
+        )
+    return PublicationError(f"cannot store the outputs: {exc.strerror or exc}")
 
 
 def _dest(folder: Path, filename: str) -> Path:
