@@ -14,7 +14,6 @@ database (:func:`scratch_database`).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -28,12 +27,9 @@ from gateway.app import build_services
 from gateway.services import Services
 from tests.clusters import DevCluster
 from tests.conftest import REPO, WORK_ROOT, make_settings, require_cluster, require_root
+from tests.integration.test_store_postgres import PG_URL
 
 DEVCLUSTER = REPO / "deploy" / "devcluster.sh"
-#: Where the dev PostgreSQL is (the role may create databases).
-PG_URL = os.environ.get(
-    "HPCGW_TEST_DATABASE_URL", "postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:5432/hpcgw_test"
-)
 
 
 def daemon(action: str, name: str, cluster: str = "mesocentre") -> None:

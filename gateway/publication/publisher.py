@@ -112,13 +112,26 @@ class Publisher:
         """Copy declared file outputs out (and upload them); return results and record.
 
         Raises :class:`ManifestError` for a bad manifest, :class:`PublicationError`
-        when the S3 upload fails (nothing is left in the spool either way).
+        when the S3 upload fails or the store's filesystem is full (nothing is
+        left in the store or the spool either way).
         """
         # rasterio (GDAL) is loaded by the worker only, not by the HTTP processes
         from gateway.publication.footprint import publication_record
 
         if not self.upload:
-            return self._publish_locally(job, process, manifest, files)
+            # gathered in <root>/.partial/<job id> (never served), renamed into place
+            # only when complete: a failed publication leaves nothing to link or serve
+            partial = self.root / PARTIAL / job.id
+            shutil.rmtree(partial, ignore_errors=True)
+            try:
+                results = self._collect(job, process, manifest, files, partial)
+                record = publication_record(partial, results)
+                self._move_into_place(partial, self.job_dir(job.id))
+            except OSError as exc:  # the store's filesystem full or unwritable
+                raise _store_error(exc) from exc
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+            return Publication(results, record)
         assert self.s3 is not None  # build_publisher guarantees it
         folder = self.spool_dir(job.id)
         try:
@@ -135,37 +148,13 @@ class Publisher:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _publish_locally(
-        self,
-        job: Job,
-        process: ProcessDefinition,
-        manifest: dict[str, Any],
-        files: WorkspaceFiles,
-    ) -> Publication:
-        """Collect into ``<root>/.partial/<job id>``, then rename it to the job's folder.
-
-        Nothing is served from the partial folder (``/jobs/<id>/outputs/<file>``
-        reads the job's folder only), and a publication that fails -- the store's
-        filesystem full, a copy refused -- leaves nothing behind: no half-published
-        output is ever linked. A job published again (a worker died after the
-        rename) replaces its folder whole.
-        """
-        from gateway.publication.footprint import publication_record
-
-        partial = self.root / PARTIAL / job.id
-        shutil.rmtree(partial, ignore_errors=True)
-        try:
-            results = self._collect(job, process, manifest, files, partial)
-            record = publication_record(partial, results)
-            final = self.job_dir(job.id)
-            shutil.rmtree(final, ignore_errors=True)
-            if partial.is_dir():  # only jobs with file outputs have one
-                partial.rename(final)
-        except OSError as exc:
-            raise _store_error(exc) from exc
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
-        return Publication(results, record)
+    @staticmethod
+    def _move_into_place(partial: Path, final: Path) -> None:
+        """Replace the job's folder by the complete ``partial`` one (a job published
+        again after a crash replaces its folder whole)."""
+        shutil.rmtree(final, ignore_errors=True)
+        if partial.is_dir():  # only jobs with file outputs have one
+            partial.rename(final)
 
     def _collect(
         self,
