@@ -93,8 +93,8 @@ def test_slurmctld_restarted_the_gateway_follows_queued_and_running_jobs(tmp_pat
     cpus = MESOCENTRE.node_cpus()
     with site_services(tmp_path, MESOCENTRE) as services, worker_thread(services):
         # one more job than the node has CPUs: some run, at least one stays queued
-        jobs = [_submit(services, f"ok-{i}", pause=5) for i in range(cpus)]
-        jobs.append(_submit(services, "fails", pause=5, exit_code=3))
+        jobs = [_submit(services, f"ok-{i}", pause=10) for i in range(cpus)]
+        jobs.append(_submit(services, "fails", pause=10, exit_code=3))
         eventually(
             lambda: (
                 all(services.store.get(j.id).scheduler_job_id for j in jobs)
@@ -131,7 +131,7 @@ def test_slurmdbd_down_when_jobs_end_usage_is_read_later_exactly_once(tmp_path: 
         site_services(tmp_path, MESOCENTRE, accounting=FAST_USAGE) as services,
         worker_thread(services),
     ):
-        jobs = [_submit(services, "ok", pause=3), _submit(services, "no", pause=3, exit_code=3)]
+        jobs = [_submit(services, "ok", pause=8), _submit(services, "no", pause=8, exit_code=3)]
         for job in jobs:
             wait_for(services, job.id, {JobState.RUNNING}, 120)
         with stopped("slurmdbd"):
