@@ -98,6 +98,7 @@ def small_filesystem(path: Path, size: str = "256k") -> Iterator[Path]:
         yield path
     finally:
         subprocess.run(["umount", "-l", str(path)], check=False)
+        path.rmdir()
 
 
 def fill(folder: Path) -> Path:
