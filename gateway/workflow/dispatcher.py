@@ -306,19 +306,9 @@ class Dispatcher:
         if moved:
             log.info("job %s submitted as Slurm job %s", job.id, scheduler_id)
             return
-        now = self.store.get(job.id)
-        if now.state is JobState.DISMISSED:
-            # Dismissed while we were submitting: the Slurm job must not run on.
-            log.info("job %s was dismissed during submission; cancelling %s", job.id, scheduler_id)
-            self.store.update(job.id, JobUpdate(scheduler_job_id=scheduler_id, cancel_pending=True))
-        elif now.scheduler_job_id != scheduler_id:  # another worker recorded it meanwhile
-            log.error(
-                "job %s: Slurm job %s not recorded, the job is already %s as Slurm job %s",
-                job.id,
-                scheduler_id,
-                now.state.value,
-                now.scheduler_job_id,
-            )
+        # Dismissed while we were submitting: the Slurm job must not run on.
+        log.info("job %s was dismissed during submission; cancelling %s", job.id, scheduler_id)
+        self.store.update(job.id, JobUpdate(scheduler_job_id=scheduler_id, cancel_pending=True))
 
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
