@@ -11,7 +11,7 @@
 # plus PostgreSQL 15 (:5432) for the gateway's job store.
 #
 # Usage: deploy/devcluster.sh install|start|status|stop|token USER [LIFESPAN] [CLUSTER]
-#        |cli CLUSTER COMMAND [ARGS...]|env
+#        |cli CLUSTER COMMAND [ARGS...]|env|daemon stop|start NAME [CLUSTER]
 # Every subcommand is idempotent. See deploy/devcluster/README.md.
 set -euo pipefail
 
@@ -732,8 +732,7 @@ stop_slurm_daemons() {
     wait_gone 20 $pids
 }
 
-stop_cluster() {
-    use_cluster "$1"
+stop_slurmrestd() {
     local pids
     if rest_supervisor_up; then
         pids=$(cat "$C_REST_PID")
@@ -749,19 +748,36 @@ stop_cluster() {
         wait_gone 10 $pids
     fi
     rm -f "$C_REST_PID"
-    stop_slurm_daemons
-    if pids=$(daemon_pid slurmdbd); then
-        say "$C_NAME slurmdbd: stopping"
-        kill "$pids" 2>/dev/null || true
-        wait_gone 15 "$pids"
+}
+
+# stop_daemon NAME TIMEOUT : SIGTERM the selected cluster's slurmctld, slurmd or
+# slurmdbd (by pid file) and wait until it is gone; slurmctld saves its state.
+stop_daemon() {
+    local pid
+    if pid=$(daemon_pid "$1"); then
+        say "$C_NAME $1: stopping"
+        kill "$pid" 2>/dev/null || true
+        wait_gone "$2" "$pid"
     fi
+}
+
+stop_sshd() {
+    local pid
     if sshd_up; then
         say "$C_NAME sshd:$C_SSH_PORT stopping"
-        pids=$(cat "$C_SSHD_PID")
-        kill "$pids" 2>/dev/null || true
-        wait_gone 10 "$pids"
+        pid=$(cat "$C_SSHD_PID")
+        kill "$pid" 2>/dev/null || true
+        wait_gone 10 "$pid"
     fi
     rm -f "$C_SSHD_PID"
+}
+
+stop_cluster() {
+    use_cluster "$1"
+    stop_slurmrestd
+    stop_slurm_daemons
+    stop_daemon slurmdbd 15
+    stop_sshd
 }
 
 cmd_stop() {
@@ -791,6 +807,30 @@ cmd_stop() {
         pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast || true
     fi
     say "stopped"
+}
+
+# daemon stop|start NAME [CLUSTER] : one daemon of one cluster (default hpcgw),
+# for the fault tests (tests/faults.py). NAME: slurmrestd, slurmctld, slurmdbd,
+# sshd (the login node's listener: open connections stay), or postgresql.
+cmd_daemon() {
+    need_root
+    local action=${1:-} name=${2:-}
+    [ -n "$name" ] || die "usage: $0 daemon stop|start NAME [CLUSTER]"
+    use_cluster "${3:-hpcgw}"
+    C_CONF_CHANGED=0
+    case "$action:$name" in
+        stop:slurmrestd) stop_slurmrestd ;;
+        start:slurmrestd) start_slurmrestd ;;
+        stop:slurmctld) stop_daemon slurmctld 30 ;;
+        start:slurmctld) start_slurmctld ;;
+        stop:slurmdbd) stop_daemon slurmdbd 15 ;;
+        start:slurmdbd) start_slurmdbd ;;
+        stop:sshd) stop_sshd ;;
+        start:sshd) start_sshd ;;
+        stop:postgresql) pg_ctlcluster "$PG_VERSION" "$PG_CLUSTER" stop -m fast ;;
+        start:postgresql) start_postgres ;;
+        *) die "usage: $0 daemon stop|start slurmrestd|slurmctld|slurmdbd|sshd|postgresql [CLUSTER]" ;;
+    esac
 }
 
 # ------------------------------------------------------------ token / env ----
@@ -885,6 +925,9 @@ usage: $0 COMMAND
   cli CLUSTER COMMAND [ARGS...]
                         run a Slurm command (sacct, squeue, sinfo, ...) on CLUSTER
   env                   print shell exports describing the clusters
+  daemon stop|start NAME [CLUSTER]
+                        stop or start one daemon (slurmrestd, slurmctld, slurmdbd,
+                        sshd, postgresql) of CLUSTER (default hpcgw), for fault tests
 EOF
 }
 
@@ -899,6 +942,7 @@ main() {
         token) cmd_token "$@" ;;
         cli) cmd_cli "$@" ;;
         env) cmd_env "$@" ;;
+        daemon) cmd_daemon "$@" ;;
         -h|--help|help) usage ;;
         *) usage >&2; exit 2 ;;
     esac

@@ -17,6 +17,16 @@ from sqlalchemy.engine import Engine
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
+#: What SQLAlchemy raises when the database cannot serve a request right now
+#: (PostgreSQL restarted, the network to it cut, the pool exhausted, SQLite
+#: locked beyond its timeout): a wait, not a bug. The API answers 503
+#: (:mod:`gateway.http.store_down`); the worker keeps what it has not recorded.
+STORE_DOWN: tuple[type[Exception], ...] = (
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,
+)
+
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()

@@ -2,7 +2,7 @@
 
 During a database outage (PostgreSQL restarted, the network to it cut, the
 pool exhausted, SQLite locked beyond its timeout) SQLAlchemy raises one of
-:data:`STORE_DOWN`. Without this the request would end in the generic
+:data:`gateway.db.STORE_DOWN`. Without this the request would end in the generic
 "unexpected error" 500; it is not a bug of the request nor of the server but
 a wait, so clients are told to retry. Nothing half-done is kept: the job row
 is written in one transaction, so a request that failed here created nothing.
@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
-
+from gateway.db import STORE_DOWN
 from gateway.errors import ServiceUnavailable
+
+__all__ = ["RETRY_AFTER_SECONDS", "STORE_DOWN", "store_unavailable"]
 
 log = logging.getLogger(__name__)
 
-#: What SQLAlchemy raises when the database cannot serve the request right now.
-STORE_DOWN: tuple[type[Exception], ...] = (
-    sa.exc.OperationalError,
-    sa.exc.InterfaceError,
-    sa.exc.TimeoutError,
-)
 #: Seconds a client is asked to wait before retrying.
 RETRY_AFTER_SECONDS = 5
 

@@ -24,6 +24,7 @@ published (dismissal).
 
 from __future__ import annotations
 
+import errno
 import logging
 import posixpath
 import re
@@ -57,6 +58,9 @@ _SAFE_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 OCTET = "application/octet-stream"
 #: Folder under the publication root where files wait for their S3 upload.
 SPOOL = ".s3-spool"
+#: Folder under the publication root where a job's files are gathered before
+#: they are renamed into place (never served).
+PARTIAL = ".partial"
 
 
 class ManifestError(ValueError):
@@ -108,26 +112,49 @@ class Publisher:
         """Copy declared file outputs out (and upload them); return results and record.
 
         Raises :class:`ManifestError` for a bad manifest, :class:`PublicationError`
-        when the S3 upload fails (nothing is left in the spool either way).
+        when the S3 upload fails or the store's filesystem is full (nothing is
+        left in the store or the spool either way).
         """
         # rasterio (GDAL) is loaded by the worker only, not by the HTTP processes
         from gateway.publication.footprint import publication_record
 
         if not self.upload:
-            results = self._collect(job, process, manifest, files, self.job_dir(job.id))
-            return Publication(results, publication_record(self.job_dir(job.id), results))
+            # gathered in <root>/.partial/<job id> (never served), renamed into place
+            # only when complete: a failed publication leaves nothing to link or serve
+            partial = self.root / PARTIAL / job.id
+            shutil.rmtree(partial, ignore_errors=True)
+            try:
+                results = self._collect(job, process, manifest, files, partial)
+                record = publication_record(partial, results)
+                self._move_into_place(partial, self.job_dir(job.id))
+            except OSError as exc:  # the store's filesystem full or unwritable
+                raise _store_error(exc) from exc
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+            return Publication(results, record)
         assert self.s3 is not None  # build_publisher guarantees it
         folder = self.spool_dir(job.id)
         try:
             results = self._collect(job, process, manifest, files, folder)
             record = publication_record(folder, results)
             return self._upload(job.id, folder, results, record, self.s3)
+        except OSError as exc:  # the spool's filesystem full or unwritable
+            _forget(self.s3, job.id)
+            raise _store_error(exc) from exc
         except PublicationError as exc:
             if not isinstance(exc, TransientError):  # the job fails: no partial upload left
                 _forget(self.s3, job.id)
             raise
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    @staticmethod
+    def _move_into_place(partial: Path, final: Path) -> None:
+        """Replace the job's folder by the complete ``partial`` one (a job published
+        again after a crash replaces its folder whole)."""
+        shutil.rmtree(final, ignore_errors=True)
+        if partial.is_dir():  # only jobs with file outputs have one
+            partial.rename(final)
 
     def _collect(
         self,
@@ -269,6 +296,15 @@ def _forget(s3: S3Outputs, job_id: str) -> None:
         s3.delete_job(job_id)
     except PublicationError as exc:
         log.warning("job %s: partial upload not removed: %s", job_id, exc.detail)
+
+
+def _store_error(exc: OSError) -> PublicationError:
+    """The job's failure when the publication store cannot take its outputs."""
+    if exc.errno == errno.ENOSPC:
+        return PublicationError(
+            "the publication store is full (no space left on device); nothing was published"
+        )
+    return PublicationError(f"cannot store the outputs: {exc.strerror or exc}")
 
 
 def _dest(folder: Path, filename: str) -> Path:

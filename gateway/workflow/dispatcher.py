@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateway.db import STORE_DOWN
 from gateway.jobs.extra import Recovery, forward_token
 from gateway.jobs.records import UNSET, Job, JobUpdate
 from gateway.jobs.states import JobState
@@ -261,16 +262,28 @@ class Dispatcher:
         return workspace, dict(job.extra)
 
     def _settle(self) -> None:
-        """Record the outcome of every finished submission."""
+        """Record the outcome of every finished submission.
+
+        When the job store cannot take the record (PostgreSQL restarting), the
+        outcome -- a Slurm job id, typically -- stays in memory and is recorded
+        at a later cycle, once the store is back: the job does not wait for its
+        lease to expire and for the lookup by name to find its Slurm job again.
+        """
         done = [k for k, f in self._inflight.items() if f.future.done()]
         for job_id in done:
-            flight = self._inflight.pop(job_id)
+            flight = self._inflight[job_id]
             try:
                 outcome = flight.future.result()
             except Exception as exc:  # a bug, or the database gone: the lease will expire
+                del self._inflight[job_id]
                 log.error("job %s: dispatch crashed (%s)", job_id, type(exc).__name__, exc_info=exc)
                 continue
-            self._apply(flight.job, flight.workspace, flight.extra, outcome)
+            try:
+                self._apply(flight.job, flight.workspace, flight.extra, outcome)
+            except STORE_DOWN as exc:
+                log.warning("job %s: outcome not recorded yet, job store down: %s", job_id, exc)
+                return  # kept in _inflight: recorded at the next cycle
+            del self._inflight[job_id]
 
     def _apply(self, job: Job, workspace: str, extra: dict[str, Any], outcome: Outcome) -> None:
         if isinstance(outcome, Abandoned):

@@ -11,7 +11,6 @@ accepted before the outage is still there.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from gateway.app import build_services, create_app
 from gateway.services import Services
 from tests.conftest import make_settings
+from tests.faults import scratch_database
 from tests.integration.test_store_postgres import PG_URL
 
 pytestmark = pytest.mark.postgres
@@ -53,22 +53,16 @@ class Outage:
 
 @pytest.fixture
 def outage_services(tmp_path: Path) -> Iterator[tuple[Services, Outage]]:
-    admin = sa.create_engine(PG_URL)
-    name = f"outage_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL required but unavailable: {exc}")
-    url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    services = build_services(make_settings(tmp_path, database={"url": url}))
-    outage = Outage(admin, name)
-    yield services, outage
-    outage.end()
-    services.close()
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database() as url:
+        admin = sa.create_engine(PG_URL)
+        services = build_services(make_settings(tmp_path, database={"url": url}))
+        outage = Outage(admin, url.rsplit("/", 1)[1])
+        try:
+            yield services, outage
+        finally:
+            outage.end()
+            services.close()
+            admin.dispose()
 
 
 def test_an_outage_of_the_job_store_is_503_with_retry_after_and_nothing_is_lost(

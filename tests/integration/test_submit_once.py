@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.app import build_services, build_worker
+from gateway.app import build_worker
 from gateway.identity.auth import Principal
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.workflow.batch import job_name
 from gateway.workflow.worker import Worker
 from tests.clusters import CLUSTERS, DevCluster
-from tests.conftest import REPO, WORK_ROOT, make_settings, require_root
-from tests.integration.adapters import require_cluster
+from tests.faults import site_services as on_site
+from tests.faults import slurm_jobs_named
 from tests.integration.test_workflow import wait_for
 from tests.polling import eventually
 
@@ -37,20 +37,9 @@ ALICE = Principal(sub="sub-alice", username="alice", hpc_login="alice", roles=fr
 def site_services(
     request: pytest.FixtureRequest, cluster: str, tmp_path: Path
 ) -> Iterator[tuple[Services, DevCluster]]:
-    require_root("jobs run as alice in root-made workspaces")
     dev = CLUSTERS[request.param]
-    require_cluster(dev)
-    site = {
-        "adapter": "slurmrest",
-        "slurmrest": {"url": dev.rest_url, "jwt_key_file": dev.jwt_key, "api_version": "auto"},
-        "workspace_root": str(WORK_ROOT),
-        "pythonpath": str(REPO),
-        "default_partition": dev.partition,
-    }
-    settings = make_settings(tmp_path, sites={dev.name: site}, default_site=dev.name)
-    services = build_services(settings)
-    yield services, dev
-    services.close()
+    with on_site(tmp_path, dev) as services:
+        yield services, dev
 
 
 def _crash_after_submitting(services: Services, worker: Worker, job_id: str) -> str:
@@ -65,11 +54,6 @@ def _crash_after_submitting(services: Services, worker: Worker, job_id: str) -> 
     return slurm_id
 
 
-def _slurm_jobs_named(dev: DevCluster, name: str) -> list[str]:
-    out = dev.run("sacct", "-X", "-n", "-P", "-S", "now-1hours", "--name", name, "-o", "JobID")
-    return out.stdout.split()
-
-
 def test_a_job_submitted_before_a_crash_is_adopted_not_submitted_again(
     site_services: tuple[Services, DevCluster],
 ) -> None:
@@ -81,7 +65,7 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_submitted_again(
     assert services.store.get(crashed.id).state is JobState.STAGING
     # the lost Slurm job runs, ends and leaves slurmctld: only accounting knows it now
     eventually(
-        lambda: not dev.in_controller(slurm_id) and _slurm_jobs_named(dev, job_name(crashed.id)),
+        lambda: not dev.in_controller(slurm_id) and slurm_jobs_named(dev, job_name(crashed.id)),
         180,
         f"Slurm job {slurm_id} to leave slurmctld",
         every=2,
@@ -102,7 +86,7 @@ def test_a_job_submitted_before_a_crash_is_adopted_not_submitted_again(
     eventually(both_ended, 60, "both jobs to end", every=0.5)
     done = wait_for(services, crashed.id, {JobState.SUCCESSFUL, JobState.FAILED}, timeout=5)
     assert done.state is JobState.SUCCESSFUL and done.results == {"string_output": "once"}
-    assert _slurm_jobs_named(dev, job_name(crashed.id)) == [slurm_id]  # exactly one, ever
+    assert slurm_jobs_named(dev, job_name(crashed.id)) == [slurm_id]  # exactly one, ever
     assert dev.sacct_field(slurm_id, "User") == "alice"
 
 
