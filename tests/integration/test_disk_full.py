@@ -32,7 +32,7 @@ from tests.integration.test_workflow import wait_for
 pytestmark = pytest.mark.slurm
 
 BY_REFERENCE = {"string_output": {"transmissionMode": "reference"}}
-OUTPUT = "string_output.json"
+OUTPUT = "string_output.txt"
 
 
 def _execute(client: FlaskClient, text: str) -> str:
@@ -78,7 +78,8 @@ def test_a_full_publication_store_fails_the_job_cleanly_and_the_next_job_works(
         href = client.get(f"/jobs/{next_id}/results").get_json()["string_output"]["href"]
         assert href.endswith(f"/jobs/{next_id}/outputs/{OUTPUT}")
         served = client.get(f"/jobs/{next_id}/outputs/{OUTPUT}")
-        assert served.status_code == 200 and served.get_json() == "room again"
+        assert served.status_code == 200 and served.get_data(as_text=True) == "room again"
+        assert served.mimetype == "text/plain"  # the literal as its own bytes
 
 
 def test_a_full_workspace_filesystem_fails_the_job_before_slurm_and_the_next_job_works(
