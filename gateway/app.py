@@ -19,11 +19,13 @@ from sqlalchemy.engine import Engine
 
 from gateway import db
 from gateway.accounting.instrument import instrument_builder
+from gateway.accounting.quotes import Pricing
 from gateway.accounting.service import Accounting
 from gateway.egress import EgressPolicy
 from gateway.identity.auth import Authenticator
 from gateway.jobs.service import AdmissionHook, JobService
 from gateway.jobs.store import JobStore
+from gateway.routing.router import Router
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sites import Sites, build_adapter
@@ -60,8 +62,17 @@ def build_services(settings: Settings) -> Services:
         accounting = Accounting(
             settings.accounting, engine, store, sites, settings.sites, settings.default_site
         )
-        admission.append(accounting.admit)
-    jobs = JobService(store, registry, sites, settings.default_site, admission=admission)
+    router = Router(
+        settings=settings.routing,
+        site_settings=settings.sites,
+        sites=sites,
+        pricing=accounting.pricing if accounting else Pricing(settings.accounting, settings.sites),
+        default_site=settings.default_site,
+        accounting=accounting,
+    )
+    jobs = JobService(
+        store, registry, sites, settings.default_site, admission=admission, router=router
+    )
     return Services(
         settings=settings,
         engine=engine,

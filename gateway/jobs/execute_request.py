@@ -26,6 +26,8 @@ _TRANSMISSION = ("value", "reference")
 _SUBSCRIBER_KEYS = ("successUri", "inProgressUri", "failedUri")
 _HREF_SCHEMES = ("http", "https", "s3", "file")
 _STAC_KEYS = ("asset", "role")
+#: Execute-request extension member naming the HPC site the client wants.
+SITE_MEMBER = "hpcSite"
 _BRACKETED = re.compile(r"\[[^\]]*\](:[0-9]*)?")
 
 
@@ -37,6 +39,8 @@ class ExecuteRequest:
     outputs: dict[str, dict[str, Any]]
     response: str
     subscriber: dict[str, str] | None
+    #: The site the client asked for (extension member ``hpcSite``, docs/federation.md).
+    site: str | None = None
 
 
 def is_reference(value: Any) -> bool:
@@ -185,6 +189,14 @@ def _validate_subscriber(raw: Any) -> dict[str, str] | None:
     return out
 
 
+def _validate_site(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput(f"'{SITE_MEMBER}' must be the name of an HPC site")
+    return raw.strip()
+
+
 def parse_execute_request(process: ProcessDefinition, body: Any) -> ExecuteRequest:
     """Validate a decoded JSON execute body for ``process``."""
     if not isinstance(body, dict):
@@ -197,4 +209,5 @@ def parse_execute_request(process: ProcessDefinition, body: Any) -> ExecuteReque
         outputs=_validate_outputs(process, body.get("outputs")),
         response=response,
         subscriber=_validate_subscriber(body.get("subscriber")),
+        site=_validate_site(body.get(SITE_MEMBER)),
     )

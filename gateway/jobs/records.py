@@ -94,6 +94,8 @@ class NewJob:
     project: str | None = None
     #: The user's bearer token for slurmrestd forward mode; dropped at submission.
     forward_token: str | None = None
+    #: Why the job goes to ``site`` (``extra["routing"]``, see gateway.routing.router).
+    routing: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,13 @@ class Job:
     def published(self) -> bool:
         """The job has published results that have not expired (it has a STAC Item)."""
         return publication_live(self.extra.get("publication"))
+
+    @property
+    def routing_reason(self) -> str | None:
+        """Why the job runs at its site (None for jobs from before routing)."""
+        routing = self.extra.get("routing")
+        reason = routing.get("reason") if isinstance(routing, dict) else None
+        return reason if isinstance(reason, str) else None
 
 
 def publication_live(publication: Any) -> bool:

@@ -257,14 +257,14 @@ class JobStore:
             "created": now,
             "updated": now,
             "progress": 0,
-            "message": "Job accepted",
+            "message": _accepted_message(new),
             "attempts": 0,
             "next_attempt_at": now,
             "cancel_pending": False,
             "cleanup_pending": False,
             "quote": new.quote.to_dict() if new.quote is not None else None,
             "subscriber": new.subscriber,
-            "extra": {"forward_token": new.forward_token} if new.forward_token else {},
+            "extra": _new_extra(new),
         }
         with self.engine.begin() as conn:
             conn.execute(_t.insert().values(**values))
@@ -538,3 +538,19 @@ class JobStore:
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(_t)).scalar_one())
+
+
+def _accepted_message(new: NewJob) -> str:
+    """``Job accepted``, with where it goes and why when it was routed."""
+    reason = (new.routing or {}).get("reason")
+    return f"Job accepted for {new.site}: {reason}" if reason else "Job accepted"
+
+
+def _new_extra(new: NewJob) -> dict[str, Any]:
+    """The ``extra`` a new job starts with: its routing record, the forwarded token."""
+    extra: dict[str, Any] = {}
+    if new.forward_token:
+        extra["forward_token"] = new.forward_token
+    if new.routing is not None:
+        extra["routing"] = new.routing
+    return extra
