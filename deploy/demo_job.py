@@ -5,7 +5,6 @@ Usage: demo_job.py BASE_URL [BEARER_TOKEN]
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ def main(base: str, token: str | None) -> int:
             if status["status"] in ("successful", "failed", "dismissed"):
                 break
             time.sleep(0.5)
+        print(f"job routed:    {status.get('hpcSite')} - {status.get('routingReason')}")
         print(f"job status:    {status.get('status')} - {status.get('message')}")
         print(f"job results:   {job_url}/results")
         if status.get("status") == "successful":
@@ -41,7 +41,7 @@ def main(base: str, token: str | None) -> int:
     slurm_id = status.get("slurmJobId") or ""
     if slurm_id:
         # job ids are per cluster: ask the accounting of the site the job went to
-        site = os.environ.get("HPCGW_DEFAULT_SITE", "hpcgw")
+        site = status.get("hpcSite", "hpcgw")
         sacct = "/opt/slurm-24.11/bin/sacct" if site == "mesocentre" else "sacct"
         acct = subprocess.run(
             [sacct, "-j", str(slurm_id), "-X", "-n", "-o", "JobID,Cluster,User,State,Elapsed"],

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.accounting.quotes import DEFAULT_PARTITION, Pricing
 from gateway.errors import BadRequest, Forbidden, QuotaExceeded, ServiceUnavailable
 from gateway.identity.auth import Principal
-from gateway.jobs.execute_request import ExecuteRequest
+from gateway.jobs.execute_request import SITE_MEMBER, ExecuteRequest
 from gateway.jobs.records import Quote
 from gateway.routing.config import RoutingSettings
 from gateway.routing.locality import local_inputs
@@ -52,13 +52,38 @@ class Routed:
     """Where a job goes, why, the quote it keeps, and what was known of every site."""
 
     decision: Decision
-    quote: Quote | None
     facts: tuple[SiteFacts, ...]
+    #: The quote of every eligible site (empty without accounting).
+    quotes: Mapping[str, Quote]
     requested: str | None = None
 
     @property
     def site(self) -> str:
         return self.decision.site
+
+    @property
+    def quote(self) -> Quote | None:
+        """The quote at the chosen site (what the job keeps)."""
+        return self.quotes.get(self.decision.site)
+
+    def offers(self) -> list[dict[str, Any]]:
+        """Every site as a quotation shows it: its facts, its quote, the one chosen,
+        and the member that pins an execution to it."""
+        offers = []
+        for facts in self.facts:
+            doc = {"site": facts.site, "selected": facts.site == self.site, **site_summary(facts)}
+            quote = self.quotes.get(facts.site)
+            if quote is not None:
+                doc.update(
+                    partition=quote.partition,
+                    estimatedSeconds=quote.estimated_seconds,
+                    coreHours=quote.core_hours,
+                    maxCost=quote.max_cost,
+                )
+            if facts.eligible:
+                doc["pin"] = {SITE_MEMBER: facts.site}
+            offers.append(doc)
+        return offers
 
     def record(self) -> dict[str, Any]:
         """What the job keeps in ``extra["routing"]`` (and its status documents show)."""
@@ -111,12 +136,22 @@ class Router:
     # -- the decision ---------------------------------------------------------
 
     def route(
-        self, principal: Principal, process: ProcessDefinition, request: ExecuteRequest
+        self,
+        principal: Principal,
+        process: ProcessDefinition,
+        request: ExecuteRequest,
+        *,
+        purpose: str = "submission",
     ) -> Routed:
-        """Where a job of ``process`` for ``principal`` goes; raises gateway errors."""
+        """Where a job of ``process`` for ``principal`` goes; raises gateway errors.
+
+        ``purpose`` ``quotation`` quotes every site the same way but does not
+        refuse a site for a budget (the quotation shows the budgets' standing).
+        """
         quotes: dict[str, Quote] = {}
         facts = tuple(
-            self.facts_for(name, principal, process, request, quotes) for name in self.site_settings
+            self.facts_for(name, principal, process, request, quotes, purpose=purpose)
+            for name in self.site_settings
         )
         try:
             decision = decide(
@@ -131,7 +166,7 @@ class Router:
             raise BadRequest(exc.detail) from None
         except NoEligibleSite as exc:
             raise self._no_site(exc) from None
-        return Routed(decision, quotes.get(decision.site), facts, request.site)
+        return Routed(decision, facts, quotes, request.site)
 
     def _no_site(self, exc: NoEligibleSite) -> Exception:
         kinds = {f.refusal for f in exc.facts}
@@ -153,6 +188,8 @@ class Router:
         process: ProcessDefinition,
         request: ExecuteRequest,
         quotes: dict[str, Quote],
+        *,
+        purpose: str = "submission",
     ) -> SiteFacts:
         """The hard filters, cheapest first, then what ranks an eligible site."""
         settings = self.site_settings[site]
@@ -169,12 +206,14 @@ class Router:
         price = self.pricing.price(site, partition)
         cost = price * resources.cores * resources.walltime_minutes / 60.0
         if self.accounting is not None:
-            quote = self.accounting.quote(principal, process, request, site=site, purpose="routing")
-            status = self.accounting.budget_refusal(principal, quote)
+            quote = self.accounting.quote(principal, process, request, site=site, purpose=purpose)
+            quotes[site] = quote
+            status = None
+            if purpose == "submission":
+                status = self.accounting.budget_refusal(principal, quote)
             if status is not None:
                 self.accounting.count_refusal(status)
                 return SiteFacts(site, Refusal.BUDGET, f"budget: {status.refusal()}")
-            quotes[site] = quote
             cost = quote.cost
         part_load = None
         if load is not None:
