@@ -178,6 +178,9 @@ class JobSummary:
     scheduler_job_id: str | None
     #: The job has published results that have not expired (it has a STAC Item).
     published: bool = False
+    site: str = ""
+    #: Why the job runs at ``site`` (``extra.routing.reason``), if it was routed.
+    routing_reason: str | None = None
 
     @property
     def final(self) -> bool:
@@ -263,6 +266,8 @@ class JobUpdate:
     """
 
     message: str | Unset | None = UNSET
+    #: Only while ``accepted`` (routing's failover moves a job not yet submitted).
+    site: str | Unset = UNSET
     progress: int | Unset | None = UNSET
     created: datetime | Unset = UNSET
     started: datetime | Unset | None = UNSET

@@ -92,11 +92,10 @@ def status_info(
     if job.scheduler_job_id is not None:
         # extension: the Slurm job id, for users and HPC support staff
         doc["slurmJobId"] = job.scheduler_job_id
-    if isinstance(job, Job):
-        # extension: where the job runs and why (docs/federation.md)
-        doc["hpcSite"] = job.site
-        if job.routing_reason is not None:
-            doc["routingReason"] = job.routing_reason
+    # extension: where the job runs and why (docs/federation.md)
+    doc["hpcSite"] = job.site
+    if job.routing_reason is not None:
+        doc["routingReason"] = job.routing_reason
     doc["links"] = links
     return doc
 

@@ -103,6 +103,8 @@ _SUMMARY_COLUMNS = (
     _t.c.scheduler_job_id,
     # only this member of ``extra``, as text: NULL (nothing to decode) unless published
     _t.c.extra["publication"].as_string().label("publication"),
+    _t.c.site,
+    _t.c.extra[("routing", "reason")].as_string().label("routing_reason"),
 )
 #: A job with published results that have not expired (it has a STAC Item); the
 #: SQL twin of :func:`~gateway.jobs.records.publication_live`.
@@ -132,6 +134,8 @@ def _row_to_summary(row: sa.Row[Any]) -> JobSummary:
         message=row.message,
         scheduler_job_id=row.scheduler_job_id,
         published=row.publication is not None and publication_live(json.loads(row.publication)),
+        site=row.site,
+        routing_reason=row.routing_reason,
     )
 
 

@@ -22,5 +22,7 @@ class RoutingSettings(BaseModel):
     check_associations: bool = True
     #: Expected starts closer than this are equal, so price decides.
     queue_tie_seconds: float = Field(default=60.0, ge=0)
+    #: Seconds between health probes of each site (the worker's probe stage).
+    probe_seconds: float = Field(default=15.0, gt=0)
     #: ``Retry-After`` of a 503 when no site is eligible.
     retry_after_seconds: int = Field(default=60, ge=1)

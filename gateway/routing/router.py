@@ -23,6 +23,7 @@ from gateway.identity.auth import Principal
 from gateway.jobs.execute_request import SITE_MEMBER, ExecuteRequest
 from gateway.jobs.records import Quote
 from gateway.routing.config import RoutingSettings
+from gateway.routing.health import HealthView
 from gateway.routing.locality import local_inputs
 from gateway.routing.policy import (
     Decision,
@@ -124,6 +125,7 @@ class Router:
         default_site: str,
         accounting: Accounting | None = None,
         readings: SiteReadings | None = None,
+        health: HealthView | None = None,
     ) -> None:
         self.settings = settings
         self.site_settings = dict(site_settings)
@@ -132,6 +134,8 @@ class Router:
         self.default_site = default_site
         self.accounting = accounting
         self.readings = readings or SiteReadings(sites, settings)
+        #: The worker's health probes: a site whose latest probe failed is down.
+        self.health = health
 
     # -- the decision ---------------------------------------------------------
 
@@ -142,15 +146,20 @@ class Router:
         request: ExecuteRequest,
         *,
         purpose: str = "submission",
+        exclude: str | None = None,
     ) -> Routed:
         """Where a job of ``process`` for ``principal`` goes; raises gateway errors.
 
-        ``purpose`` ``quotation`` quotes every site the same way but does not
-        refuse a site for a budget (the quotation shows the budgets' standing).
+        Only a ``submission`` refuses a site for a budget: a ``quotation``
+        shows the budgets' standing instead, and a ``reroute`` (failover, the
+        job was admitted already) keeps its admission. ``exclude`` is a site
+        known to be down (failover).
         """
         quotes: dict[str, Quote] = {}
         facts = tuple(
-            self.facts_for(name, principal, process, request, quotes, purpose=purpose)
+            SiteFacts(name, Refusal.DOWN, "down (failover)")
+            if name == exclude
+            else self.facts_for(name, principal, process, request, quotes, purpose=purpose)
             for name in self.site_settings
         )
         try:
@@ -232,7 +241,12 @@ class Router:
     def _reading_refusal(
         self, site: str, principal: Principal
     ) -> tuple[SiteFacts | None, SiteLoad | None]:
-        """Down (its cached load or associations unreadable) or no association there."""
+        """Down (its last probe failed, or its cached load or associations are unreadable)
+        or no association there."""
+        probe = self.health.down(site) if self.health is not None else None
+        if probe is not None:
+            since = probe.since.strftime("%H:%M:%S")
+            return SiteFacts(site, Refusal.DOWN, f"down since {since} UTC ({probe.detail})"), None
         load = self.readings.load(site)
         if isinstance(load, Down):
             return SiteFacts(site, Refusal.DOWN, f"down ({load.detail})"), None
