@@ -2,7 +2,8 @@
 
 The dispatcher calls :class:`Rerouter` for each job it claims in state
 ``accepted`` (it holds the job's lease, so nothing else moves the job
-meanwhile). When the site's latest health probe says it is down, the router
+meanwhile). When the site's latest health probe (or the router's cached reading of
+its queue) says it is down, the router
 decides again for the job's owner, without that site; the job then carries
 its new site and a reason that says so (``re-routed from mesocentre (down:
 ...): queue: hpcgw 0 min``), in its status, its ``extra.routing`` record and
@@ -25,6 +26,7 @@ from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
 from gateway.routing.health import HealthView
+from gateway.routing.readings import Down
 from gateway.routing.router import Router
 from processes.registry import ProcessRegistry, UnknownProcess
 
@@ -49,10 +51,10 @@ class Rerouter:
     def __call__(self, job: Job) -> Job | None:
         if job.state is not JobState.ACCEPTED:
             return job
-        down = self.health.down(job.site)
-        if down is None:
+        detail = self._down(job.site)
+        if detail is None:
             return job
-        why = f"{job.site} is down ({down.detail or 'probe failed'})"
+        why = f"{job.site} is down ({detail})"
         routing = job.extra.get("routing")
         if isinstance(routing, dict) and routing.get("requested"):
             self._wait(job, f"{why}; the job asked for it and waits")
@@ -66,7 +68,7 @@ class Rerouter:
             detail = getattr(exc, "detail", str(exc))
             self._wait(job, f"{why} and no other site can take it now: {detail}")
             return None
-        reason = f"re-routed from {job.site} ({down.detail or 'down'}): {routed.decision.reason}"
+        reason = f"re-routed from {job.site} (down: {detail}): {routed.decision.reason}"
         record = {**routed.record(), "reason": reason, "reroutedFrom": job.site}
         self.store.update(
             job.id,
@@ -86,6 +88,16 @@ class Rerouter:
             reason,
         )
         return replace(job, site=routed.site, extra={**job.extra, "routing": record})
+
+    def _down(self, site: str) -> str | None:
+        """Why ``site`` is down now, or None: its latest probe, else the router's cached
+        reading of its queue (the same one every routing decision uses, so a dispatcher
+        that claims a job before the first probe still sees the outage)."""
+        probe = self.health.down(site)
+        if probe is not None:
+            return probe.detail or "probe failed"
+        reading = self.router.readings.load(site)
+        return reading.detail if isinstance(reading, Down) else None
 
     def _wait(self, job: Job, message: str) -> None:
         log.info("job %s waits: %s", job.id, message)
