@@ -194,6 +194,21 @@ class UnixHookSettings(BaseModel):
     enable: list[str] = Field(default_factory=lambda: ["usermod", "--expiredate", "", "{login}"])
 
 
+class SiteSyncSettings(BaseModel):
+    """How the user sync reaches one site's accounting (``usersync.sites.<site>``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sacctmgr: str = "sacctmgr"
+    scancel: str = "scancel"
+    #: Slurm cluster name for sacctmgr (None: the one of its slurm.conf).
+    cluster: str | None = None
+    #: ``SLURM_CONF`` for this site's commands (None: the commands' own default).
+    slurm_conf: str | None = None
+    #: Keycloak group path -> Slurm account *at this site* (None: ``usersync.groups``).
+    groups: dict[str, str] | None = None
+
+
 class UserSyncSettings(BaseModel):
     """Keycloak users/groups -> Slurm users, accounts, associations and unix accounts."""
 
@@ -215,6 +230,9 @@ class UserSyncSettings(BaseModel):
     max_disables: int = Field(default=20, ge=0)
     command_timeout_seconds: float = 60.0
     unix: UnixHookSettings = Field(default_factory=UnixHookSettings)
+    #: Sync every one of these sites (each its own sacctmgr and group -> account
+    #: mapping); empty: one site, through the commands above.
+    sites: dict[str, SiteSyncSettings] = Field(default_factory=dict)
 
 
 class SlurmRestSettings(BaseModel):
