@@ -16,7 +16,9 @@ A probe older than three periods is *stale*: nothing is concluded from it
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,7 @@ from sqlalchemy.engine import Engine
 from gateway.accounting.cache import TtlCache
 from gateway.routing.tables import site_health
 from gateway.sites import Sites, probe_site
+from hpc_adapters.errors import HpcError
 
 log = logging.getLogger(__name__)
 
@@ -147,16 +150,31 @@ class HealthProber:
         self._clock = clock
         self._next = 0.0
         self._last: dict[str, bool] = {}
+        self._thread: threading.Thread | None = None
 
     def run_once(self) -> int:
-        """Probe the sites if a period has passed; returns how many were probed."""
-        if self._clock() < self._next:
+        """Start a round of probes in the background if a period has passed.
+
+        In a thread of its own: a site that times out must not hold up the
+        worker's cycle (dispatching to the other sites). Returns 0: probing is
+        not job work, it never shortens the worker's sleep.
+        """
+        if self._clock() < self._next or (self._thread and self._thread.is_alive()):
             return 0
         self._next = self._clock() + self.probe_seconds
-        names = list(self.sites.names())
-        for name in names:
-            self.probe(name)
-        return len(names)
+        for name in self.sites.names():  # built here, not racing the worker's threads
+            with contextlib.suppress(LookupError, ValueError, HpcError):
+                self.sites.adapter(name)
+        self._thread = threading.Thread(target=self.probe_all, name="hpcgw-probe", daemon=True)
+        self._thread.start()
+        return 0
+
+    def probe_all(self) -> None:
+        for name in list(self.sites.names()):
+            try:
+                self.probe(name)
+            except sa.exc.SQLAlchemyError as exc:  # the job store is down: next round
+                log.warning("site %s: probe not recorded: %s", name, exc)
 
     def probe(self, name: str) -> SiteHealth:
         started = time.monotonic()
