@@ -216,6 +216,14 @@ class SiteLoad:
     """Every partition's load, read in one or two scheduler calls (never one per job)."""
 
     partitions: Mapping[str, PartitionLoad] = field(default_factory=dict)
+    #: The partition a job naming none runs in (Slurm's ``Default=YES``), when known.
+    default_partition: str | None = None
+
+    def partition(self, name: str | None) -> PartitionLoad | None:
+        """The load of ``name``; None names the default partition (else the first listed)."""
+        if name is None:
+            name = self.default_partition or next(iter(self.partitions), None)
+        return self.partitions.get(name) if name is not None else None
 
 
 @runtime_checkable

@@ -398,10 +398,10 @@ class SlurmRestAdapter:
 
     def load(self) -> SiteLoad:
         """Every partition's CPUs and queue: ``GET /partitions`` + one ``GET /jobs``."""
-        totals = self.dialect.parse_partition_cpus(self._query(self.dialect.partitions_path()))
+        totals, default = self.dialect.parse_partitions(self._query(self.dialect.partitions_path()))
         now = self._clock()
         jobs = self.dialect.parse_queue(self._query(self.dialect.jobs_path()), now)
-        return site_load(totals, jobs)
+        return site_load(totals, jobs, default)
 
     def associations(self) -> dict[str, frozenset[str]]:
         """Every user's accounts at this site: one slurmdb ``GET /associations``."""

@@ -226,9 +226,7 @@ class Router:
             cost = quote.cost
         part_load = None
         if load is not None:
-            part_load = load.partitions.get(partition)
-            if part_load is None and partition == DEFAULT_PARTITION and len(load.partitions) == 1:
-                part_load = next(iter(load.partitions.values()))
+            part_load = load.partition(None if partition == DEFAULT_PARTITION else partition)
         return SiteFacts(
             site,
             local_data=local_inputs(request.inputs, settings.data),

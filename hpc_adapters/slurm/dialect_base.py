@@ -227,10 +227,11 @@ class Dialect:
         """A count or epoch in this version's encoding (plain int here)."""
         return as_int(value)
 
-    def parse_partition_cpus(self, body: Json) -> dict[str, int]:
+    def parse_partitions(self, body: Json) -> tuple[dict[str, int], str | None]:
         """Partition name -> CPUs of a ``GET /partitions`` answer (22.05: ``total_cpus``,
-        23.11+: ``cpus.total``)."""
+        23.11+: ``cpus.total``), and the one flagged ``default`` if any says so."""
         totals: dict[str, int] = {}
+        default: str | None = None
         for part in map(as_dict, as_list(body.get("partitions"))):
             name = as_str(part.get("name"))
             cpus = self.number(part.get("total_cpus"))
@@ -238,7 +239,13 @@ class Dialect:
                 cpus = self.number(as_dict(part.get("cpus")).get("total"))
             if name and cpus is not None:
                 totals[name] = cpus
-        return totals
+            flags = [
+                *as_list(part.get("flags")),
+                *as_list(as_dict(part.get("partition")).get("flags")),
+            ]
+            if name and any(isinstance(f, str) and f.upper() == "DEFAULT" for f in flags):
+                default = name
+        return totals, default
 
     def parse_queue(self, body: Json, now: float) -> list[QueuedJob]:
         """The pending and running jobs of a ``GET /jobs`` answer, for :func:`site_load`."""

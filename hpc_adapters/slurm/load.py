@@ -39,8 +39,11 @@ def split_partitions(value: str | None) -> tuple[str, ...]:
     return tuple(p for p in (value or "").split(",") if p)
 
 
-def site_load(totals: dict[str, int], jobs: Iterable[QueuedJob]) -> SiteLoad:
-    """Each partition of ``totals`` (name -> CPUs) with the running and pending work in it."""
+def site_load(
+    totals: dict[str, int], jobs: Iterable[QueuedJob], default: str | None = None
+) -> SiteLoad:
+    """Each partition of ``totals`` (name -> CPUs, in Slurm's order) with the running and
+    pending work in it; ``default`` is Slurm's default partition when known."""
     busy = dict.fromkeys(totals, 0)
     pending = dict.fromkeys(totals, 0)
     pending_work = dict.fromkeys(totals, 0)
@@ -67,7 +70,8 @@ def site_load(totals: dict[str, int], jobs: Iterable[QueuedJob]) -> SiteLoad:
                 soonest_end_seconds=soonest.get(name),
             )
             for name, total in totals.items()
-        }
+        },
+        default_partition=default,
     )
 
 

@@ -1,6 +1,7 @@
 """The two monitoring commands routing needs over SSH: the site's load and its associations.
 
-``QueueLoad`` runs ``sinfo`` (CPUs per partition, ``%C`` = allocated/idle/other/total)
+``QueueLoad`` runs ``sinfo`` (CPUs per partition, ``%C`` = allocated/idle/other/total,
+the default partition marked ``*`` by ``%P``)
 and ``squeue`` (every pending and running job: partitions, CPUs, time limit,
 time left) in ONE command line; ``Associations`` one ``sacctmgr show
 associations``. Both run as the site's service login; see
@@ -31,7 +32,7 @@ class QueueLoad:
 
     def line(self) -> str:
         return (
-            "sinfo -h -o '%R|%C' && echo " + _SEPARATOR + " && "
+            "sinfo -h -o '%P|%C' && echo " + _SEPARATOR + " && "
             "squeue -h -a -t PENDING,RUNNING -o '%P|%C|%l|%L|%T'"
         )
 
@@ -47,8 +48,11 @@ def parse_queue_load(text: str) -> SiteLoad:
     """The load from ``sinfo`` rows, the separator, then ``squeue`` rows."""
     head, _, tail = text.partition(_SEPARATOR)
     totals: dict[str, int] = {}
+    default: str | None = None
     for row in head.splitlines():
         name, _, cpus = row.strip().partition("|")
+        if name.endswith("*"):  # sinfo %P marks the default partition
+            name = default = name[:-1]
         fields = cpus.split("/")
         if name and len(fields) == 4 and fields[3].isdigit():
             totals[name] = totals.get(name, 0) + int(fields[3])
@@ -68,7 +72,7 @@ def parse_queue_load(text: str) -> SiteLoad:
                 remaining_seconds=slurm_duration(left),
             )
         )
-    return site_load(totals, jobs)
+    return site_load(totals, jobs, default)
 
 
 class Associations:

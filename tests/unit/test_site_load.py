@@ -20,7 +20,10 @@ def _n(value: int) -> dict[str, object]:
 
 def test_v0038_partitions_and_jobs() -> None:
     dialect = dialect_for("v0.0.38")
-    totals = dialect.parse_partition_cpus({"partitions": [{"name": "debug", "total_cpus": 2}]})
+    totals, default = dialect.parse_partitions(
+        {"partitions": [{"name": "debug", "total_cpus": 2, "flags": ["default"]}]}
+    )
+    assert default == "debug"
     jobs = dialect.parse_queue(
         {
             "jobs": [
@@ -51,7 +54,7 @@ def test_v0038_partitions_and_jobs() -> None:
 
 def test_v0042_structs_and_multi_partition_pending_jobs() -> None:
     dialect = dialect_for("v0.0.42")
-    totals = dialect.parse_partition_cpus(
+    totals, default = dialect.parse_partitions(
         {
             "partitions": [
                 {"name": "short", "cpus": {"total": 4}},
@@ -78,7 +81,8 @@ def test_v0042_structs_and_multi_partition_pending_jobs() -> None:
         },
         NOW,
     )
-    load = site_load(totals, jobs)
+    load = site_load(totals, jobs, default)
+    assert load.partition(None) is load.partitions["short"]  # none flagged: the first listed
     assert load.partitions["short"].pending_cpu_seconds == 600
     assert load.partitions["long"].pending_jobs == 1
     assert load.partitions["short"].idle_cpus == 3
@@ -97,12 +101,14 @@ def test_associations_from_slurmdb() -> None:
 
 def test_sinfo_and_squeue_rows_over_ssh() -> None:
     text = (
-        "short|1/3/0/4\n--hpcgw-queue--\n"
+        "short*|1/3/0/4\n--hpcgw-queue--\n"
         "short|1|10:00|UNLIMITED|PENDING\n"
         "short|2|1:00:00|4:30|RUNNING\n"
         "other|8|5|5|PENDING\n"
     )
-    load = parse_queue_load(text).partitions
+    parsed = parse_queue_load(text)
+    assert parsed.default_partition == "short"
+    load = parsed.partitions
     assert load == {
         "short": PartitionLoad(
             total_cpus=4,
