@@ -36,6 +36,8 @@ from tests.workflow_fixtures import FileServer
 pytestmark = pytest.mark.slurm
 
 XML = "<doc>local data</doc>"
+#: Who the HTTP surfaces see with authentication off (``auth.default_user``).
+DEV_USER = Principal(sub="dev-user", username="alice", hpc_login="alice")
 
 
 def _routing_sites(**extra: dict[str, Any]) -> dict[str, object]:
@@ -207,6 +209,7 @@ def test_bad_site_requests_are_400_and_no_eligible_site_is_503(
             services.jobs.submit(ALICE, "echo", {"inputs": {}, "hpcSite": 7})
     finally:
         services.close()
+    (tmp_path / "down").mkdir()
     down = _services(
         tmp_path / "down",
         hpcgw={"enabled": False},
@@ -241,7 +244,7 @@ def test_ogc_api_execute_status_and_html_show_the_site_and_reason(
     assert status["message"] == "Job accepted for mesocentre: mesocentre requested by the client"
     page = client.get(job_url + "?f=html").get_data(as_text=True)
     assert '<span id="job-routing-reason">mesocentre requested by the client</span>' in page
-    _dismiss(two_sites, ALICE, status["jobID"])
+    _dismiss(two_sites, DEV_USER, status["jobID"])
     refused = client.post("/processes/echo/execution", json={**body, "hpcSite": "atlantis"})
     assert refused.status_code == 400
     assert "unknown site 'atlantis'" in refused.get_json()["detail"]
@@ -259,7 +262,7 @@ def test_wps_hpc_site_input_pins_the_job(two_sites: Services, client: FlaskClien
     assert "Job accepted for mesocentre: mesocentre requested by the client" in text
     job_id = re.search(r"/status/([0-9a-f-]{36})", text)
     assert job_id is not None, text
-    _dismiss(two_sites, ALICE, job_id.group(1))
+    _dismiss(two_sites, DEV_USER, job_id.group(1))
     assert _reason(two_sites, job_id.group(1)) == (
         "mesocentre",
         "mesocentre requested by the client",
