@@ -273,3 +273,28 @@ def test_wps_hpc_site_input_pins_the_job(two_sites: Services, client: FlaskClien
     )
     assert refused.status_code == 400
     assert "unknown site" in refused.get_data(as_text=True)
+
+
+def test_a_quotation_prices_every_site_marks_the_pick_and_can_pin_one(
+    client: FlaskClient,
+) -> None:
+    body = {"inputs": {"string_input": "x"}}
+    quote = client.post("/processes/echo/quotations", json=body)
+    assert quote.status_code == 200, quote.get_data(as_text=True)
+    doc = quote.get_json()
+    offers = {o["site"]: o for o in doc["sites"]}
+    assert set(offers) == {"hpcgw", "mesocentre"}
+    assert (doc["hpcSite"], doc["site"]) == ("hpcgw", "hpcgw")  # the top-level quote is the pick
+    assert doc["routingReason"] == "cheapest: hpcgw 0.05 vs mesocentre 0.08 EUR/core-hour"
+    assert offers["hpcgw"]["selected"] and not offers["mesocentre"]["selected"]
+    assert offers["mesocentre"]["pricePerCoreHour"] == 0.08
+    assert offers["mesocentre"]["expectedStartSeconds"] == 0.0
+    assert offers["mesocentre"]["cost"] > offers["hpcgw"]["cost"]
+    assert offers["mesocentre"]["pin"] == {"hpcSite": "mesocentre"}
+    pinned = client.post(
+        "/processes/echo/quotations", json={**body, **offers["mesocentre"]["pin"]}
+    ).get_json()
+    assert (pinned["hpcSite"], pinned["site"]) == ("mesocentre", "mesocentre")
+    assert pinned["price_per_core_hour"] == 0.08
+    refused = client.post("/processes/echo/quotations", json={**body, "hpcSite": "atlantis"})
+    assert refused.status_code == 400
