@@ -1,0 +1,101 @@
+"""Phase 7 (``routing``): what routing adds to a trivial job, against the same job pinned.
+
+One gateway with both dev clusters as sites (``hpcgw`` cheaper, so routing
+picks it while both are idle). N echo jobs *routed* (no ``hpcSite``: the
+router reads both sites' queues and associations, cached
+``routing.queue_cache_seconds``) are interleaved with N jobs *pinned* to
+hpcgw (``"hpcSite": "hpcgw"``: no ranking). Both run the same script at the
+same site; the ratio of the medians (POST -> ``successful``) is routing's
+overhead. Target: <= 1.05.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+import httpx
+
+from bench.common import Context, summary
+from bench.gatewayproc import free_port, gateway_config, start_gateway
+from bench.phase_jobs import FINAL, wait_gateway
+
+log = logging.getLogger("bench")
+
+MESO_URL = os.environ.get("MESOCENTRE_SLURMRESTD_URL", "http://127.0.0.1:6920")
+MESO_KEY = os.environ.get("MESOCENTRE_JWT_KEY", "/etc/slurm-mesocentre/jwt_hs256.key")
+ROUTED = {"inputs": {"string_input": "bench"}}
+PINNED = {**ROUTED, "hpcSite": "hpcgw"}
+
+
+def _config(ctx: Context) -> tuple[dict[str, Any], Any]:
+    tmp = ctx.phase_dir("routing")
+    db_url = f"sqlite:///{tmp}/hpcgw.db"
+    ctx.gateway_db_urls.append(db_url)
+    ctx.identity.provision(db_url, ctx.user)
+    config = gateway_config(
+        tmp,
+        free_port(),
+        db_url=db_url,
+        work_root=ctx.work_root,
+        user=ctx.user,
+        poll_interval=ctx.poll_interval,
+        service_user=ctx.service_user,
+        auth=ctx.identity.auth_settings,
+    )
+    hpcgw = config["sites"].pop("dev")
+    meso = {
+        **hpcgw,
+        "slurmrest": {**hpcgw["slurmrest"], "url": MESO_URL, "jwt_key_file": MESO_KEY},
+        "default_partition": "short",
+    }
+    config["sites"] = {"hpcgw": hpcgw, "mesocentre": meso}
+    config["default_site"] = "hpcgw"
+    config["accounting"] = {"prices": {"hpcgw": {"*": 0.05}, "mesocentre": {"*": 0.08}}}
+    return config, tmp
+
+
+def _timed(client: httpx.Client, ctx: Context, url: str, body: dict[str, Any]) -> float:
+    start = time.perf_counter()
+    resp = client.post(
+        f"{url}/processes/echo/execution",
+        json=body,
+        headers={"Prefer": "respond-async", **ctx.identity.headers()},
+    )
+    if resp.status_code != 201:
+        raise RuntimeError(f"execute answered {resp.status_code}: {resp.text[:300]}")
+    status = wait_gateway(client, ctx, str(resp.headers["Location"]))
+    if status != "successful":
+        raise RuntimeError(f"a bench job ended {status} (of {FINAL})")
+    return time.perf_counter() - start
+
+
+def routing_overhead(ctx: Context) -> dict[str, Any]:
+    n = ctx.size.overhead_n
+    config, tmp = _config(ctx)
+    gw = start_gateway(tmp, config, with_worker=True)
+    try:
+        with httpx.Client(timeout=60) as client:
+            _timed(client, ctx, gw.url, ROUTED)  # warm-up: both sites read once
+            routed: list[float] = []
+            pinned: list[float] = []
+            for i in range(n):
+                pair = ((routed, ROUTED), (pinned, PINNED))
+                for times, body in pair if i % 2 == 0 else pair[::-1]:
+                    times.append(_timed(client, ctx, gw.url, body))
+    finally:
+        gw.stop()
+    r, p = summary(routed), summary(pinned)
+    log.info("routing: routed median %.2fs, pinned %.2fs", r["median"], p["median"])
+    return {
+        "n": n,
+        "routed": r,
+        "pinned": p,
+        "ratio_median": round(r["median"] / p["median"], 3),
+        "samples": {
+            "routed": [round(x, 3) for x in routed],
+            "pinned": [round(x, 3) for x in pinned],
+        },
+    }
