@@ -157,7 +157,7 @@ class Router:
         """
         quotes: dict[str, Quote] = {}
         facts = tuple(
-            SiteFacts(name, Refusal.DOWN, "down (failover)")
+            SiteFacts(name, Refusal.DOWN, "down")
             if name == exclude
             else self.facts_for(name, principal, process, request, quotes, purpose=purpose)
             for name in self.site_settings
