@@ -6,13 +6,12 @@ cheapest (settings) to the dearest (a cached scheduler reading, a quote);
 then :func:`gateway.routing.policy.decide` picks. Errors are
 :mod:`gateway.errors`: a requested site that cannot take the job is 400
 (403 for a budget), no eligible site 503 with ``Retry-After`` (403 when only
-the user's logins or budgets stand in the way). Every decision is written to
-the ``gateway.audit`` log.
+the user's logins or budgets stand in the way). The job service writes each
+decision to the ``gateway.audit`` log.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,8 +40,6 @@ from processes.definition import ProcessDefinition, Resources
 
 if TYPE_CHECKING:
     from gateway.accounting.service import Accounting
-
-audit = logging.getLogger("gateway.audit")
 
 #: Refusals that are about the user, not the sites: no site is a 403, not a 503.
 _USER_REFUSALS = frozenset({Refusal.LOGIN, Refusal.BUDGET})
