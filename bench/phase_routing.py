@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 
 from bench.common import Context, summary
-from bench.gatewayproc import free_port, gateway_config, start_gateway
-from bench.phase_jobs import FINAL, wait_gateway
+from bench.phase_jobs import FINAL, start_bench_gateway, wait_gateway
 
 log = logging.getLogger("bench")
 
@@ -30,21 +29,8 @@ ROUTED = {"inputs": {"string_input": "bench"}}
 PINNED = {**ROUTED, "hpcSite": "hpcgw"}
 
 
-def _config(ctx: Context) -> tuple[dict[str, Any], Any]:
-    tmp = ctx.phase_dir("routing")
-    db_url = f"sqlite:///{tmp}/hpcgw.db"
-    ctx.gateway_db_urls.append(db_url)
-    ctx.identity.provision(db_url, ctx.user)
-    config = gateway_config(
-        tmp,
-        free_port(),
-        db_url=db_url,
-        work_root=ctx.work_root,
-        user=ctx.user,
-        poll_interval=ctx.poll_interval,
-        service_user=ctx.service_user,
-        auth=ctx.identity.auth_settings,
-    )
+def two_sites(config: dict[str, Any]) -> None:
+    """The bench gateway's one site becomes ``hpcgw``, beside ``mesocentre`` (dearer)."""
     hpcgw = config["sites"].pop("dev")
     meso = {
         **hpcgw,
@@ -54,7 +40,6 @@ def _config(ctx: Context) -> tuple[dict[str, Any], Any]:
     config["sites"] = {"hpcgw": hpcgw, "mesocentre": meso}
     config["default_site"] = "hpcgw"
     config["accounting"] = {"prices": {"hpcgw": {"*": 0.05}, "mesocentre": {"*": 0.08}}}
-    return config, tmp
 
 
 def _timed(client: httpx.Client, ctx: Context, url: str, body: dict[str, Any]) -> float:
@@ -74,8 +59,7 @@ def _timed(client: httpx.Client, ctx: Context, url: str, body: dict[str, Any]) -
 
 def routing_overhead(ctx: Context) -> dict[str, Any]:
     n = ctx.size.overhead_n
-    config, tmp = _config(ctx)
-    gw = start_gateway(tmp, config, with_worker=True)
+    gw = start_bench_gateway(ctx, "routing", adjust=two_sites)
     try:
         with httpx.Client(timeout=60) as client:
             _timed(client, ctx, gw.url, ROUTED)  # warm-up: both sites read once
