@@ -33,10 +33,12 @@ FINAL = ("successful", "failed", "dismissed")
 # -- gateway client ---------------------------------------------------------------------
 
 
-def submit_gateway(client: httpx.Client, ctx: Context, url: str) -> str:
+def submit_gateway(
+    client: httpx.Client, ctx: Context, url: str, body: dict[str, Any] = ECHO_BODY
+) -> str:
     resp = client.post(
         f"{url}/processes/echo/execution",
-        json=ECHO_BODY,
+        json=body,
         headers={"Prefer": "respond-async", **ctx.identity.headers()},
     )
     if resp.status_code != 201:

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from bench.common import Context, summary
-from bench.phase_jobs import FINAL, start_bench_gateway, wait_gateway
+from bench.phase_jobs import start_bench_gateway, submit_gateway, wait_gateway
 
 log = logging.getLogger("bench")
 
@@ -44,16 +44,9 @@ def two_sites(config: dict[str, Any]) -> None:
 
 def _timed(client: httpx.Client, ctx: Context, url: str, body: dict[str, Any]) -> float:
     start = time.perf_counter()
-    resp = client.post(
-        f"{url}/processes/echo/execution",
-        json=body,
-        headers={"Prefer": "respond-async", **ctx.identity.headers()},
-    )
-    if resp.status_code != 201:
-        raise RuntimeError(f"execute answered {resp.status_code}: {resp.text[:300]}")
-    status = wait_gateway(client, ctx, str(resp.headers["Location"]))
+    status = wait_gateway(client, ctx, submit_gateway(client, ctx, url, body))
     if status != "successful":
-        raise RuntimeError(f"a bench job ended {status} (of {FINAL})")
+        raise RuntimeError(f"a bench job ended {status}")
     return time.perf_counter() - start
 
 
