@@ -13,7 +13,7 @@ decision to the ``gateway.audit`` log.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gateway.accounting.quotes import DEFAULT_PARTITION, Pricing
@@ -39,6 +39,7 @@ from hpc_adapters.base import SiteLoad
 from processes.definition import ProcessDefinition, Resources
 
 if TYPE_CHECKING:
+    from gateway.accounting.budgets import BudgetStatus
     from gateway.accounting.service import Accounting
 
 #: Refusals that are about the user, not the sites: no site is a 403, not a 503.
@@ -92,6 +93,14 @@ class Routed:
             "requested": self.requested,
             "sites": {f.site: site_summary(f) for f in self.facts},
         }
+
+
+@dataclass
+class _Survey:
+    """What one routing decision collected beside the facts: quotes, budget refusals."""
+
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    budgets: dict[str, BudgetStatus] = field(default_factory=dict)
 
 
 def site_summary(facts: SiteFacts) -> dict[str, Any]:
@@ -152,11 +161,11 @@ class Router:
         job was admitted already) keeps its admission. ``exclude`` is a site
         known to be down (failover).
         """
-        quotes: dict[str, Quote] = {}
+        survey = _Survey()
         facts = tuple(
             SiteFacts(name, Refusal.DOWN, "down")
             if name == exclude
-            else self.facts_for(name, principal, process, request, quotes, purpose=purpose)
+            else self.facts_for(name, principal, process, request, survey, purpose=purpose)
             for name in self.site_settings
         )
         try:
@@ -168,11 +177,20 @@ class Router:
             )
         except RequestedSiteRefused as exc:
             if exc.refusal is Refusal.BUDGET:
+                self._count_refusal(survey, exc.site)
                 raise QuotaExceeded(exc.detail) from None
             raise BadRequest(exc.detail) from None
         except NoEligibleSite as exc:
-            raise self._no_site(exc) from None
-        return Routed(decision, facts, quotes, request.site)
+            error = self._no_site(exc)
+            if isinstance(error, QuotaExceeded):
+                self._count_refusal(survey, next(iter(survey.budgets)))
+            raise error from None
+        return Routed(decision, facts, survey.quotes, request.site)
+
+    def _count_refusal(self, survey: _Survey, site: str) -> None:
+        """One refused submission in ``hpcgw_budget_refusals_total`` (not one per site)."""
+        if self.accounting is not None and site in survey.budgets:
+            self.accounting.count_refusal(survey.budgets[site])
 
     def _no_site(self, exc: NoEligibleSite) -> Exception:
         kinds = {f.refusal for f in exc.facts}
@@ -193,7 +211,7 @@ class Router:
         principal: Principal,
         process: ProcessDefinition,
         request: ExecuteRequest,
-        quotes: dict[str, Quote],
+        survey: _Survey,
         *,
         purpose: str = "submission",
     ) -> SiteFacts:
@@ -213,12 +231,12 @@ class Router:
         cost = price * resources.cores * resources.walltime_minutes / 60.0
         if self.accounting is not None:
             quote = self.accounting.quote(principal, process, request, site=site, purpose=purpose)
-            quotes[site] = quote
+            survey.quotes[site] = quote
             status = None
             if purpose == "submission":
                 status = self.accounting.budget_refusal(principal, quote)
             if status is not None:
-                self.accounting.count_refusal(status)
+                survey.budgets[site] = status
                 return SiteFacts(site, Refusal.BUDGET, f"budget: {status.refusal()}")
             cost = quote.cost
         part_load = None
