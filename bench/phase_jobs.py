@@ -15,6 +15,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,10 +33,12 @@ FINAL = ("successful", "failed", "dismissed")
 # -- gateway client ---------------------------------------------------------------------
 
 
-def submit_gateway(client: httpx.Client, ctx: Context, url: str) -> str:
+def submit_gateway(
+    client: httpx.Client, ctx: Context, url: str, body: dict[str, Any] = ECHO_BODY
+) -> str:
     resp = client.post(
         f"{url}/processes/echo/execution",
-        json=ECHO_BODY,
+        json=body,
         headers={"Prefer": "respond-async", **ctx.identity.headers()},
     )
     if resp.status_code != 201:
@@ -120,8 +123,14 @@ class RawEcho:
 
 
 def start_bench_gateway(
-    ctx: Context, name: str, *, with_worker: bool = True, **kw: Any
+    ctx: Context,
+    name: str,
+    *,
+    with_worker: bool = True,
+    adjust: Callable[[dict[str, Any]], None] | None = None,
+    **kw: Any,
 ) -> GatewayProcess:
+    """The phase's gateway; ``adjust`` may change its configuration before it starts."""
     tmp = ctx.phase_dir(name)
     db_url = f"sqlite:///{tmp}/hpcgw.db"
     ctx.gateway_db_urls.append(db_url)
@@ -137,6 +146,8 @@ def start_bench_gateway(
         auth=ctx.identity.auth_settings,
         **kw,
     )
+    if adjust is not None:
+        adjust(config)
     return start_gateway(tmp, config, with_worker=with_worker)
 
 

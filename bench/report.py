@@ -10,6 +10,7 @@ TARGETS = {
     "joblist_growth": 1.5,
     "joblist_vs_tinydb": 20.0,
     "staging": 0.8,
+    "routing": 1.05,
 }
 
 
@@ -240,6 +241,19 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             )
         else:
             rows.append(("5. second use (cache hit)", s["cache"], "", "", "report", "n/a"))
+    # 7. routing
+    ro = p.get("routing", {})
+    if not failed("routing", "7. routing overhead"):
+        rows.append(
+            (
+                f"7. echo job routed between 2 sites vs pinned to one (N={ro['n']}), median",
+                f"{ro['routed']['median']:.2f} s",
+                f"{ro['pinned']['median']:.2f} s",
+                f"x{ro['ratio_median']:.3f}",
+                f"≤ x{TARGETS['routing']:.2f}",
+                _ok(ro["ratio_median"] <= TARGETS["routing"]),
+            )
+        )
     return rows
 
 

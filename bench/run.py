@@ -30,7 +30,7 @@ from bench.sizes import SIZES, Size
 
 log = logging.getLogger("bench")
 
-PHASES = ("overhead", "throughput", "acceptance_api", "monitor", "joblist", "staging")
+PHASES = ("overhead", "throughput", "acceptance_api", "monitor", "joblist", "staging", "routing")
 
 
 def _phase(name: str) -> Callable[[Context], dict[str, Any]]:
@@ -58,6 +58,10 @@ def _phase(name: str) -> Callable[[Context], dict[str, Any]]:
         from bench.phase_staging import staging
 
         return staging
+    if name == "routing":
+        from bench.phase_routing import routing_overhead
+
+        return routing_overhead
     raise ValueError(name)
 
 

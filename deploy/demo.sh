@@ -82,4 +82,5 @@ Try it yourself (tokens last 5 minutes):
                                               #   http://127.0.0.1:8180/realms/gep/protocol/openid-connect/token
   curl -X POST http://127.0.0.1:5000/processes/echo/execution -H "Authorization: Bearer $TOKEN" \
        -H 'Prefer: respond-async' -H 'Content-Type: application/json' -d '{"inputs":{"string_input":"hi"}}'
+  # add "hpcSite":"hpcgw" to the body to choose the site; the job's status says where and why
 TXT

@@ -7,7 +7,6 @@ Usage: demo_job.py BASE_URL [BEARER_TOKEN]                 an echo job
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -35,6 +34,7 @@ def run_job(client: httpx.Client, process: str, body: dict[str, Any]) -> dict[st
         if status["status"] in FINAL:
             break
         time.sleep(0.5)
+    print(f"job routed:    {status.get('hpcSite')} - {status.get('routingReason')}")
     print(f"job status:    {status.get('status')} - {status.get('message')}")
     print(f"job results:   {job_url}/results")
     status["url"] = job_url
@@ -46,7 +46,8 @@ def print_sacct(status: dict[str, Any]) -> None:
     slurm_id = status.get("slurmJobId") or ""
     if not slurm_id:
         return
-    site = os.environ.get("HPCGW_DEFAULT_SITE", "hpcgw")
+    # job ids are per cluster: ask the accounting of the site the job went to
+    site = status.get("hpcSite", "hpcgw")
     sacct = "/opt/slurm-24.11/bin/sacct" if site == "mesocentre" else "sacct"
     acct = subprocess.run(
         [sacct, "-j", str(slurm_id), "-X", "-n", "-o", "JobID,Cluster,User,State,Elapsed"],

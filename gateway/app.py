@@ -19,11 +19,15 @@ from sqlalchemy.engine import Engine
 
 from gateway import db
 from gateway.accounting.instrument import instrument_builder
+from gateway.accounting.quotes import Pricing
 from gateway.accounting.service import Accounting
 from gateway.egress import EgressPolicy
 from gateway.identity.auth import Authenticator
 from gateway.jobs.service import AdmissionHook, JobService
 from gateway.jobs.store import JobStore
+from gateway.routing.failover import Rerouter
+from gateway.routing.health import HealthProber, HealthStore, HealthView
+from gateway.routing.router import Router
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.sites import Sites, build_adapter
@@ -60,8 +64,19 @@ def build_services(settings: Settings) -> Services:
         accounting = Accounting(
             settings.accounting, engine, store, sites, settings.sites, settings.default_site
         )
-        admission.append(accounting.admit)
-    jobs = JobService(store, registry, sites, settings.default_site, admission=admission)
+    health = HealthView(HealthStore(engine), settings.routing.probe_seconds)
+    router = Router(
+        health=health,
+        settings=settings.routing,
+        site_settings=settings.sites,
+        sites=sites,
+        pricing=accounting.pricing if accounting else Pricing(settings.accounting, settings.sites),
+        default_site=settings.default_site,
+        accounting=accounting,
+    )
+    jobs = JobService(
+        store, registry, sites, settings.default_site, admission=admission, router=router
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -71,6 +86,7 @@ def build_services(settings: Settings) -> Services:
         jobs=jobs,
         egress=egress,
         accounting=accounting,
+        health=health,
     )
 
 
@@ -87,6 +103,12 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
     )
     publisher = services.publisher
     usage = services.accounting.recorder(wid) if services.accounting else None
+    prober = HealthProber(
+        services.sites,
+        HealthStore(services.engine),
+        s.routing.probe_seconds,
+        on_change=lambda _health: _forget_readings(services),
+    )
     notifier = Notifier(
         store=services.store,
         settings=s.workflow.callbacks,
@@ -105,6 +127,7 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
             batch=w.dispatch_batch,
             lease_seconds=w.lease_seconds,
             threads=w.submit_threads,
+            reroute=_rerouter(services),
         ),
         monitor=Monitor(
             store=services.store,
@@ -130,8 +153,22 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
         interval=w.poll_interval_seconds,
         fast_interval=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
         nice=w.nice,
-        extra_stages=[*([usage.run_once] if usage else []), notifier.run_once],
+        extra_stages=[*([usage.run_once] if usage else []), notifier.run_once, prober.run_once],
     )
+
+
+def _forget_readings(services: Services) -> None:
+    """A site changed state: the router reads every site afresh at its next decision."""
+    if services.jobs.router is not None:
+        services.jobs.router.readings.forget()
+
+
+def _rerouter(services: Services) -> Rerouter | None:
+    """Routing's failover for the dispatcher (with several sites and a router)."""
+    router = services.jobs.router
+    if router is None or services.health is None or len(services.settings.sites) < 2:
+        return None
+    return Rerouter(services.store, services.registry, router, services.health)
 
 
 def start_background_worker(services: Services) -> tuple[threading.Thread, threading.Event]:
@@ -161,6 +198,7 @@ def create_app(
     from gateway.http_input import install_body_limit
     from gateway.identity.auth import build_authenticator
     from gateway.ogcapi import register_ogcapi
+    from gateway.routing.routes import register_routing
     from gateway.security_headers import install_security_headers
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint
     from gateway.wps import register_wps
@@ -175,6 +213,7 @@ def create_app(
     register_wps(app, services, authenticator)
     app.register_blueprint(admin_users_blueprint)
     register_accounting(app)
+    register_routing(app)
     install_security_headers(app)
     srv = settings.server
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, srv.trusted_proxies, srv.base_url)  # type: ignore[method-assign]

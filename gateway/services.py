@@ -27,6 +27,7 @@ from processes.registry import ProcessRegistry
 if TYPE_CHECKING:
     from gateway.accounting.service import Accounting
     from gateway.publication.publisher import Publisher
+    from gateway.routing.health import HealthView
 
 
 @dataclass
@@ -43,6 +44,8 @@ class Services:
     egress: EgressPolicy
     #: Quotes, budgets, usage records and metrics (None when disabled).
     accounting: Accounting | None = None
+    #: Every site's latest health probe (routing; written by the worker's prober).
+    health: HealthView | None = None
 
     @property
     def publication_root(self) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, IPvAnyNetwork, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from gateway.accounting.config import AccountingSettings
+from gateway.routing.config import RoutingSettings
 from gateway.settings_workflow import PublicationSettings, WorkflowSettings
 
 
@@ -202,6 +203,21 @@ class UnixHookSettings(BaseModel):
     enable: list[str] = Field(default_factory=lambda: ["usermod", "--expiredate", "", "{login}"])
 
 
+class SiteSyncSettings(BaseModel):
+    """How the user sync reaches one site's accounting (``usersync.sites.<site>``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sacctmgr: str = "sacctmgr"
+    scancel: str = "scancel"
+    #: Slurm cluster name for sacctmgr (None: the one of its slurm.conf).
+    cluster: str | None = None
+    #: ``SLURM_CONF`` for this site's commands (None: the commands' own default).
+    slurm_conf: str | None = None
+    #: Keycloak group path -> Slurm account *at this site* (None: ``usersync.groups``).
+    groups: dict[str, str] | None = None
+
+
 class UserSyncSettings(BaseModel):
     """Keycloak users/groups -> Slurm users, accounts, associations and unix accounts."""
 
@@ -223,6 +239,9 @@ class UserSyncSettings(BaseModel):
     max_disables: int = Field(default=20, ge=0)
     command_timeout_seconds: float = 60.0
     unix: UnixHookSettings = Field(default_factory=UnixHookSettings)
+    #: Sync every one of these sites (each its own sacctmgr and group -> account
+    #: mapping); empty: one site, through the commands above.
+    sites: dict[str, SiteSyncSettings] = Field(default_factory=dict)
 
 
 class SlurmRestSettings(BaseModel):
@@ -282,10 +301,42 @@ class SshSettings(BaseModel):
     ssh_keygen: str = "ssh-keygen"
 
 
+class DataSources(BaseModel):
+    """Where data local to a site comes from (routing's *data locality*, docs/federation.md).
+
+    An input by reference is local to the site when its URL's host is one of
+    ``hosts``, its URL starts with one of ``url_prefixes``, or it names a STAC
+    collection of ``stac_collections`` (``.../collections/<id>/items/...``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    hosts: list[str] = Field(default_factory=list)
+    url_prefixes: list[str] = Field(default_factory=list)
+    stac_collections: list[str] = Field(default_factory=list)
+
+    @field_validator("hosts")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [h.strip().lower() for h in value if h.strip()]
+
+
 class SiteSettings(BaseModel):
-    """One HPC site: how to reach its scheduler and where job workspaces live."""
+    """One HPC site: how to reach its scheduler, where job workspaces live, and what
+    routing needs to know about it (docs/federation.md).
+
+    Prices per partition are *not* here: they are ``accounting.prices.<site>``,
+    the one table quotes, usage costs and routing all read.
+    """
 
     adapter: Literal["slurmrest", "ssh", "pyslurm"] = "slurmrest"
+    #: A disabled site gets no new jobs (its running jobs are still followed).
+    enabled: bool = True
+    #: Partitions the gateway may use (empty: any). A process whose partition is
+    #: not listed cannot run here; ``default_partition`` should be one of them.
+    partitions: list[str] = Field(default_factory=list)
+    #: Data local to this site (hosts, URL prefixes, STAC collection ids).
+    data: DataSources = Field(default_factory=DataSources)
     slurmrest: SlurmRestSettings = Field(default_factory=SlurmRestSettings)
     ssh: SshSettings = Field(default_factory=SshSettings)
     #: Root of per-job workspaces on the cluster's shared filesystem.
@@ -330,7 +381,10 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     sites: dict[str, SiteSettings] = Field(default_factory=lambda: {"dev": SiteSettings()})
+    #: Where a job goes when routing finds nothing to tell sites apart (ties).
     default_site: str = "dev"
+    #: How jobs are routed between sites (docs/federation.md).
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     publication: PublicationSettings = Field(default_factory=PublicationSettings)
     #: Input staging, egress guard, input cache, callbacks, retention.

@@ -191,6 +191,41 @@ class WorkspaceFiles(Protocol):
         """Delete a workspace; a missing path is not an error."""
 
 
+@dataclass(frozen=True)
+class PartitionLoad:
+    """How busy one partition is, from one look at the scheduler (for routing).
+
+    ``pending_cpu_seconds`` is the work waiting in the queue: every pending job's
+    CPUs x its time limit (held jobs included: they may be released at any time).
+    """
+
+    total_cpus: int
+    busy_cpus: int = 0
+    pending_jobs: int = 0
+    pending_cpu_seconds: int = 0
+    #: Seconds until the first running job reaches its time limit (None: none runs).
+    soonest_end_seconds: int | None = None
+
+    @property
+    def idle_cpus(self) -> int:
+        return max(0, self.total_cpus - self.busy_cpus)
+
+
+@dataclass(frozen=True)
+class SiteLoad:
+    """Every partition's load, read in one or two scheduler calls (never one per job)."""
+
+    partitions: Mapping[str, PartitionLoad] = field(default_factory=dict)
+    #: The partition a job naming none runs in (Slurm's ``Default=YES``), when known.
+    default_partition: str | None = None
+
+    def partition(self, name: str | None) -> PartitionLoad | None:
+        """The load of ``name``; None names the default partition (else the first listed)."""
+        if name is None:
+            name = self.default_partition or next(iter(self.partitions), None)
+        return self.partitions.get(name) if name is not None else None
+
+
 @runtime_checkable
 class SchedulerAdapter(Protocol):
     """One HPC site seen through one transport. See the module docstring for errors."""
@@ -222,6 +257,14 @@ class SchedulerAdapter(Protocol):
 
     def usages(self, job_ids: Iterable[str]) -> dict[str, Usage]:
         """Accounting records of many finished jobs in one call."""
+
+    def load(self) -> SiteLoad:
+        """Queue and CPUs of every partition, in at most two scheduler calls.
+
+        An adapter that cannot tell answers an empty :class:`SiteLoad`."""
+
+    def associations(self) -> dict[str, frozenset[str]]:
+        """HPC login -> the Slurm accounts it may charge at this site, in one call."""
 
     def files(self, identity: HpcIdentity) -> WorkspaceFiles:
         """Workspace file operations acting as ``identity``."""

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any, TypeVar
 
-from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, Usage, WorkspaceFiles
+from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, SiteLoad, Usage, WorkspaceFiles
 from hpc_adapters.errors import (
     AuthenticationError,
     InvalidJobError,
@@ -348,6 +348,14 @@ class PyslurmAdapter:
 
     def files(self, identity: HpcIdentity) -> WorkspaceFiles:
         return self.files_factory(identity)
+
+    def load(self) -> SiteLoad:
+        """Not read through pyslurm yet: routing treats the queue as unknown."""
+        return SiteLoad()
+
+    def associations(self) -> dict[str, frozenset[str]]:
+        """Not read through pyslurm yet: routing does not filter on associations."""
+        return {}
 
     def check(self) -> dict[str, str]:
         """Versions, and the controller's job count (one ``jobs`` RPC: raises if down)."""

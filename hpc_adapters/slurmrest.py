@@ -44,7 +44,14 @@ from typing import Any
 
 import httpx
 
-from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, Usage, WorkspaceFiles
+from hpc_adapters.base import (
+    HpcIdentity,
+    JobSpec,
+    JobStatus,
+    SiteLoad,
+    Usage,
+    WorkspaceFiles,
+)
 from hpc_adapters.errors import (
     AuthenticationError,
     InvalidJobError,
@@ -72,6 +79,7 @@ from hpc_adapters.slurm.errnos import (
     classify,
     describe,
 )
+from hpc_adapters.slurm.load import site_load
 from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, valid_ids
 from hpc_adapters.slurm_tokens import (
     ForwardedTokenSource,
@@ -387,6 +395,17 @@ class SlurmRestAdapter:
         return {
             r.usage.job_id: r.usage for r in self._accounting(wanted) if r.usage.job_id in wanted
         }
+
+    def load(self) -> SiteLoad:
+        """Every partition's CPUs and queue: ``GET /partitions`` + one ``GET /jobs``."""
+        totals, default = self.dialect.parse_partitions(self._query(self.dialect.partitions_path()))
+        now = self._clock()
+        jobs = self.dialect.parse_queue(self._query(self.dialect.jobs_path()), now)
+        return site_load(totals, jobs, default)
+
+    def associations(self) -> dict[str, frozenset[str]]:
+        """Every user's accounts at this site: one slurmdb ``GET /associations``."""
+        return self.dialect.parse_associations(self._query(self.dialect.associations_path()))
 
     def files(self, identity: HpcIdentity) -> WorkspaceFiles:
         return self.files_factory(identity)

@@ -46,6 +46,8 @@ class HpcSection(BaseModel):
     resources: Resources = Field(default_factory=lambda: Resources())
     #: Python module run as ``python -m <runner>`` inside the job workspace.
     runner: str
+    #: Sites where the process can run (its software is installed there); empty: every site.
+    sites: list[str] = Field(default_factory=list)
 
     @field_validator("runner")
     @classmethod

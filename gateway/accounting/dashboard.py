@@ -1,7 +1,7 @@
 """The accounting dashboard page: server-rendered HTML with inline SVG charts.
 
 Plots: core-hours over time (per day, or per month for long windows), by
-process, by user, and quoted vs actual core-hours per job; plus the totals
+process, by user, by site (federation), and quoted vs actual core-hours per job; plus the totals
 by user and process with exact CPU-seconds. Users see their own usage,
 admins everyone's (optionally one user). No JavaScript, nothing fetched from
 elsewhere: the page works offline and behind strict CSPs.
@@ -37,6 +37,7 @@ class Dashboard:
     over_time: Markup
     by_process: Markup
     by_user: Markup
+    by_site: Markup
     quote_vs_actual: Markup
     totals: Report
     by_user_process: Report
@@ -76,6 +77,7 @@ def build_dashboard(
     series = [(label, over.get(label, 0.0)) for label in _buckets(start, end, bucket)]
     by_process = [(r.keys["process"], r.core_hours) for r in report("process").rows]
     by_user = [(r.keys["user"], r.core_hours) for r in report("user").rows]
+    by_site = [(r.keys["site"], r.core_hours) for r in report("site").rows]
     job_rows = report("job").rows[-MAX_POINTS:]
     points = [
         (f"{r.keys['process']} {r.keys['slurm_job']}", r.quoted_core_hours, r.core_hours)
@@ -92,6 +94,7 @@ def build_dashboard(
         over_time=Markup(charts.column_chart("chart-over-time", series)),  # noqa: S704
         by_process=Markup(charts.bar_chart("chart-by-process", by_process)),  # noqa: S704
         by_user=Markup(charts.bar_chart("chart-by-user", by_user)),  # noqa: S704
+        by_site=Markup(charts.bar_chart("chart-by-site", by_site)),  # noqa: S704
         quote_vs_actual=Markup(charts.scatter_chart("chart-quote-actual", points)),  # noqa: S704
         totals=totals,
         by_user_process=report("user", "process"),

@@ -23,6 +23,7 @@ from hpc_adapters.base import (
     JobSpec,
     JobStatus,
     SchedulerAdapter,
+    SiteLoad,
     Usage,
     WorkspaceFiles,
 )
@@ -119,6 +120,12 @@ class InstrumentedAdapter:
     def usages(self, job_ids: Iterable[str]) -> dict[str, Usage]:
         ids = list(job_ids)
         return _timed(self.site, "usages", lambda: self._inner.usages(ids))
+
+    def load(self) -> SiteLoad:
+        return _timed(self.site, "load", self._inner.load)
+
+    def associations(self) -> dict[str, frozenset[str]]:
+        return _timed(self.site, "associations", self._inner.associations)
 
     def files(self, identity: HpcIdentity) -> WorkspaceFiles:
         return InstrumentedFiles(self._inner.files(identity), self.site)

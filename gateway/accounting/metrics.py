@@ -48,6 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.accounting import tables
 from gateway.accounting.metrics_env import multiprocess_enabled
 from gateway.jobs.tables import jobs as jobs_table
+from gateway.routing.tables import site_health
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,12 @@ class DatabaseCollector:
         )
         try:
             with self.engine.connect() as conn:
-                families = [*self._jobs(conn), *self._usage(conn), *self._histograms(conn)]
+                families = [
+                    *self._jobs(conn),
+                    *self._usage(conn),
+                    *self._histograms(conn),
+                    *self._sites(conn),
+                ]
         except SQLAlchemyError as exc:
             log.warning("metrics: the job store did not answer: %s", exc)
             up.add_metric([], 0)
@@ -166,6 +172,22 @@ class DatabaseCollector:
             [], int(conn.execute(sa.select(sa.func.count()).select_from(p)).scalar_one())
         )
         return [jobs, pending]
+
+    @staticmethod
+    def _sites(conn: sa.Connection) -> list[Metric]:
+        """The worker's latest health probe of each site (``gateway.routing.health``)."""
+        up = GaugeMetricFamily(
+            "hpcgw_site_up", "1 when the site's latest health probe succeeded.", labels=["site"]
+        )
+        latency = GaugeMetricFamily(
+            "hpcgw_site_probe_seconds", "How long the site's latest probe took.", labels=["site"]
+        )
+        h = site_health
+        for row in conn.execute(sa.select(h.c.site, h.c.up, h.c.latency_seconds)).all():
+            up.add_metric([row.site], 1 if row.up else 0)
+            if row.latency_seconds is not None:
+                latency.add_metric([row.site], float(row.latency_seconds))
+        return [up, latency]
 
     def _usage(self, conn: sa.Connection) -> list[Metric]:
         u = tables.usage

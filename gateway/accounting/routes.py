@@ -86,10 +86,19 @@ def quotation(process_id: str) -> Response:
     accounting = _accounting()
     process = services.jobs.process(process_id)  # 404 before reading the body
     execute = parse_execute_request(process, read_json_body())
-    quote = accounting.quote(principal, process, execute)
+    router = services.jobs.router
+    if router is None:
+        quote = accounting.quote(principal, process, execute)
+        routing: dict[str, Any] = {}
+    else:  # every site's price and expected start, and the one routing would pick
+        routed = router.route(principal, process, execute, purpose="quotation")
+        quote = routed.quote or accounting.quote(principal, process, execute, site=routed.site)
+        reason = routed.decision.reason
+        routing = {"hpcSite": routed.site, "routingReason": reason, "sites": routed.offers()}
     base = services.settings.server.base_url.rstrip("/")
     document: dict[str, Any] = {
         **quote.to_dict(),
+        **routing,
         "budgets": [s.to_dict() for s in accounting.budget_statuses(principal, quote)],
         "links": [
             {

@@ -101,10 +101,12 @@ class Accounting:
         request: ExecuteRequest,
         *,
         purpose: str = "quotation",
+        site: str | None = None,
     ) -> Quote:
+        """The quote of a run at ``site`` (the default site when None)."""
         project = self.project_for(principal)
         QUOTES.labels(process=process.id, purpose=purpose).inc()
-        return self.estimator.quote(process, request.inputs, self.default_site, project)
+        return self.estimator.quote(process, request.inputs, site or self.default_site, project)
 
     def budget_statuses(
         self, principal: Principal, quote: Quote, now: datetime | None = None
@@ -117,29 +119,42 @@ class Accounting:
             self._subjects(principal, quote), reserved, self.settings.default_project, now
         )
 
-    def admit(
-        self, principal: Principal, process: ProcessDefinition, request: ExecuteRequest
-    ) -> Quote | None:
-        """Admission hook of :class:`gateway.jobs.service.JobService`.
+    def budget_refusal(self, principal: Principal, quote: Quote) -> BudgetStatus | None:
+        """The first budget ``quote`` would exceed, when budgets are enforced; else None."""
+        if not self.settings.enforce_budgets:
+            return None
+        for status in self.budget_statuses(principal, quote):
+            if status.exceeded:
+                return status
+        return None
 
-        Quotes the run and, when budgets are enforced, refuses it with
-        :class:`QuotaExceeded` (403, no job row) if it would exceed a budget.
-        Returns the quote the job records.
+    @staticmethod
+    def count_refusal(status: BudgetStatus) -> None:
+        """Count one refused submission (``hpcgw_budget_refusals_total``)."""
+        REFUSALS.labels(scope=status.budget.scope.value, period=status.budget.period.value).inc()
+
+    def admit(
+        self,
+        principal: Principal,
+        process: ProcessDefinition,
+        request: ExecuteRequest,
+        site: str | None = None,
+    ) -> Quote | None:
+        """Quote the run at ``site`` and check the budgets (the router does this per site).
+
+        Refuses it with :class:`QuotaExceeded` (403, no job row) if it would
+        exceed a budget. Returns the quote the job records.
         """
         if not self.settings.enabled:
             return None
         if not principal.hpc_login:
             raise Forbidden(f"user '{principal.username}' is not provisioned on the HPC cluster")
-        quote = self.quote(principal, process, request, purpose="submission")
-        if self.settings.enforce_budgets:
-            for status in self.budget_statuses(principal, quote):
-                if status.exceeded:
-                    budget = status.budget
-                    REFUSALS.labels(scope=budget.scope.value, period=budget.period.value).inc()
-                    log.info(
-                        "refused %s for %s: %s", process.id, principal.username, status.refusal()
-                    )
-                    raise QuotaExceeded(status.refusal())
+        quote = self.quote(principal, process, request, purpose="submission", site=site)
+        status = self.budget_refusal(principal, quote)
+        if status is not None:
+            self.count_refusal(status)
+            log.info("refused %s for %s: %s", process.id, principal.username, status.refusal())
+            raise QuotaExceeded(status.refusal())
         return quote
 
     @staticmethod

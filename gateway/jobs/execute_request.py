@@ -29,6 +29,8 @@ _TRANSMISSION = ("value", "reference")
 _SUBSCRIBER_KEYS = ("successUri", "inProgressUri", "failedUri")
 _HREF_SCHEMES = ("http", "https", "s3", "file")
 _STAC_KEYS = ("asset", "role")
+#: Execute-request extension member naming the HPC site the client wants.
+SITE_MEMBER = "hpcSite"
 _BRACKETED = re.compile(r"\[[^\]]*\](:[0-9]*)?")
 
 
@@ -44,6 +46,8 @@ class ExecuteRequest:
     #: The request named ``response`` itself. Only then does ``GET /jobs/{id}/results``
     #: use the raw encodings; a job that did not ask reads the results document there.
     response_given: bool = False
+    #: The site the client asked for (extension member ``hpcSite``, docs/federation.md).
+    site: str | None = None
 
     @property
     def results_response(self) -> str:
@@ -212,6 +216,14 @@ def _validate_subscriber(raw: Any) -> dict[str, str] | None:
     return out
 
 
+def _validate_site(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw.strip():
+        raise InvalidInput(f"'{SITE_MEMBER}' must be the name of an HPC site")
+    return raw.strip()
+
+
 def parse_execute_request(process: ProcessDefinition, body: Any) -> ExecuteRequest:
     """Validate a decoded JSON execute body for ``process``."""
     if not isinstance(body, dict):
@@ -225,4 +237,5 @@ def parse_execute_request(process: ProcessDefinition, body: Any) -> ExecuteReque
         response=response or "raw",
         subscriber=_validate_subscriber(body.get("subscriber")),
         response_given=response is not None,
+        site=_validate_site(body.get(SITE_MEMBER)),
     )

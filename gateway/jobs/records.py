@@ -96,6 +96,8 @@ class NewJob:
     forward_token: str | None = None
     #: The client (portal) that submitted on the owner's behalf, kept for the record.
     submitted_via: str | None = None
+    #: Why the job goes to ``site`` (``extra["routing"]``, see gateway.routing.router).
+    routing: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,13 @@ class Job:
         """The job has published results that have not expired (it has a STAC Item)."""
         return publication_live(self.extra.get("publication"))
 
+    @property
+    def routing_reason(self) -> str | None:
+        """Why the job runs at its site (None for jobs from before routing)."""
+        routing = self.extra.get("routing")
+        reason = routing.get("reason") if isinstance(routing, dict) else None
+        return reason if isinstance(reason, str) else None
+
 
 def publication_live(publication: Any) -> bool:
     """Whether ``extra["publication"]`` records results that are still published."""
@@ -171,6 +180,9 @@ class JobSummary:
     scheduler_job_id: str | None
     #: The job has published results that have not expired (it has a STAC Item).
     published: bool = False
+    site: str = ""
+    #: Why the job runs at ``site`` (``extra.routing.reason``), if it was routed.
+    routing_reason: str | None = None
 
     @property
     def final(self) -> bool:
@@ -256,6 +268,8 @@ class JobUpdate:
     """
 
     message: str | Unset | None = UNSET
+    #: Only while ``accepted`` (routing's failover moves a job not yet submitted).
+    site: str | Unset = UNSET
     progress: int | Unset | None = UNSET
     created: datetime | Unset = UNSET
     started: datetime | Unset | None = UNSET

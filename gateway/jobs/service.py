@@ -41,6 +41,7 @@ from gateway.jobs.records import (
 from gateway.jobs.states import OGC_STATUS_TO_STATES, VISIBLE_STATES, JobState
 from gateway.jobs.store import JobNotFound, JobStore
 from gateway.paging import MAX_PAGE_LIMIT
+from gateway.routing.router import Router
 from gateway.sites import Sites
 from hpc_adapters.base import HpcIdentity
 from hpc_adapters.errors import InvalidJobError, TransientHpcError
@@ -48,6 +49,8 @@ from processes.definition import ProcessDefinition
 from processes.registry import ProcessRegistry, UnknownProcess
 
 log = logging.getLogger(__name__)
+#: One line per routing decision (who, what, where, why): the audit trail of routing.
+audit = logging.getLogger("gateway.audit")
 
 #: Called with (principal, process, request) before a job is stored; may raise
 #: (e.g. QuotaExceeded) and may return a quote to record with the job.
@@ -83,12 +86,15 @@ class JobService:
         sites: Sites,
         default_site: str,
         admission: Sequence[AdmissionHook] = (),
+        router: Router | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.sites = sites
         self.default_site = default_site
         self._admission = list(admission)
+        #: Chooses each job's site (None: every job goes to ``default_site``).
+        self.router = router
 
     # -- processes ------------------------------------------------------------
 
@@ -103,7 +109,12 @@ class JobService:
     def submit(
         self, principal: Principal, process_id: str, body: Any, *, interface: str = "ogcapi"
     ) -> Job:
-        """Validate and store a new job (state ``accepted``); the worker takes it from there."""
+        """Validate, route and store a new job (state ``accepted``); the worker takes it on.
+
+        The admission hooks run first (e.g. reference checks), then the router
+        chooses the site (and quotes the run and checks the budgets there):
+        nothing is stored when either refuses.
+        """
         process = self.process(process_id)
         if not principal.hpc_login:
             raise Forbidden(
@@ -114,20 +125,27 @@ class JobService:
         quote: Quote | None = None
         for hook in self._admission:
             quote = hook(principal, process, request) or quote
+        site, routing = self.default_site, None
+        if self.router is not None:
+            routed = self.router.route(principal, process, request)
+            site, routing, quote = routed.site, routed.record(), routed.quote or quote
+        elif request.site is not None and request.site != self.default_site:
+            raise BadRequest(f"site '{request.site}' cannot take this job: routing is off")
         new = NewJob(
             id=str(uuid.uuid4()),
             process_id=process.id,
             process_version=process.version,
             owner=principal.owner(),
-            site=self.default_site,
+            site=site,
             inputs=request.inputs,
             outputs_request=request.outputs or None,
             response=request.results_response,
             interface=interface,
             quote=quote,
             subscriber=request.subscriber,
-            forward_token=self._forwardable(principal),
+            forward_token=self._forwardable(principal, site),
             submitted_via=principal.via_client,
+            routing=routing,
         )
         job = self.store.create(new)
         log.info(
@@ -137,11 +155,21 @@ class JobService:
             principal.username,
             principal.via_client or "-",
         )
+        if routing is not None:
+            audit.info(
+                "job %s of %s (%s) routed to %s [%s]: %s",
+                job.id,
+                principal.username,
+                process.id,
+                site,
+                routing["rule"],
+                routing["reason"],
+            )
         return job
 
-    def _forwardable(self, principal: Principal) -> str | None:
+    def _forwardable(self, principal: Principal, site_name: str) -> str | None:
         """The caller's token, kept for submission only when the site forwards tokens."""
-        site = self.sites.settings(self.default_site)
+        site = self.sites.settings(site_name)
         if site.adapter == "slurmrest" and site.slurmrest.credentials == "forward":
             return principal.token
         return None

@@ -97,6 +97,10 @@ def status_info(
     if via is not None:
         # extension: the portal that submitted on the owner's behalf
         doc["submittedVia"] = via
+    # extension: where the job runs and why (docs/federation.md)
+    doc["hpcSite"] = job.site
+    if job.routing_reason is not None:
+        doc["routingReason"] = job.routing_reason
     doc["links"] = links
     return doc
 

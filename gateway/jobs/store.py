@@ -103,6 +103,8 @@ _SUMMARY_COLUMNS = (
     _t.c.scheduler_job_id,
     # only this member of ``extra``, as text: NULL (nothing to decode) unless published
     _t.c.extra["publication"].as_string().label("publication"),
+    _t.c.site,
+    _t.c.extra[("routing", "reason")].as_string().label("routing_reason"),
 )
 #: A job with published results that have not expired (it has a STAC Item); the
 #: SQL twin of :func:`~gateway.jobs.records.publication_live`.
@@ -132,6 +134,8 @@ def _row_to_summary(row: sa.Row[Any]) -> JobSummary:
         message=row.message,
         scheduler_job_id=row.scheduler_job_id,
         published=row.publication is not None and publication_live(json.loads(row.publication)),
+        site=row.site,
+        routing_reason=row.routing_reason,
     )
 
 
@@ -257,14 +261,14 @@ class JobStore:
             "created": now,
             "updated": now,
             "progress": 0,
-            "message": "Job accepted",
+            "message": _accepted_message(new),
             "attempts": 0,
             "next_attempt_at": now,
             "cancel_pending": False,
             "cleanup_pending": False,
             "quote": new.quote.to_dict() if new.quote is not None else None,
             "subscriber": new.subscriber,
-            "extra": _initial_extra(new),
+            "extra": _new_extra(new),
         }
         with self.engine.begin() as conn:
             conn.execute(_t.insert().values(**values))
@@ -556,11 +560,20 @@ class JobStore:
             return int(conn.execute(sa.select(sa.func.count()).select_from(_t)).scalar_one())
 
 
-def _initial_extra(new: NewJob) -> dict[str, Any]:
-    """``extra`` of a new job: the forward token (until submission), the submitting client."""
+def _accepted_message(new: NewJob) -> str:
+    """``Job accepted``, with where it goes and why when it was routed."""
+    reason = (new.routing or {}).get("reason")
+    return f"Job accepted for {new.site}: {reason}" if reason else "Job accepted"
+
+
+def _new_extra(new: NewJob) -> dict[str, Any]:
+    """The ``extra`` a new job starts with: its routing record, the forwarded token
+    (until submission) and the client (portal) that submitted it."""
     extra: dict[str, Any] = {}
     if new.forward_token:
         extra["forward_token"] = new.forward_token
     if new.submitted_via:
         extra["submitted_via"] = {"client": new.submitted_via}
+    if new.routing is not None:
+        extra["routing"] = new.routing
     return extra

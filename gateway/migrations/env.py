@@ -3,7 +3,8 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import gateway.accounting.tables  # noqa: F401  (registers accounting tables on metadata)
+import gateway.accounting.tables
+import gateway.routing.tables  # noqa: F401  (registers the site health table)
 from gateway.jobs.tables import metadata
 
 config = context.config

@@ -36,6 +36,7 @@ _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 TAGS: tuple[dict[str, str], ...] = (
     {"name": "accounting", "description": "Quotes, usage reports, budgets (core-hours)"},
     {"name": "metrics", "description": "Prometheus exposition of jobs and core-hours"},
+    {"name": "sites", "description": "The HPC sites jobs are routed to, and their health"},
     {"name": "admin", "description": "User synchronisation (role hpc-admin)"},
     {"name": "stac", "description": "STAC Catalog and Items of published results"},
     {"name": "wps", "description": "OGC WPS 1.0.0 and 2.0.0 on the same jobs"},
@@ -252,6 +253,26 @@ def _accounting_paths() -> dict[str, Any]:
                     ),
                     "401": problem("The scrape bearer token is missing or wrong"),
                     "404": problem("Metrics or accounting disabled"),
+                },
+            }
+        },
+        "/status/sites": {
+            "get": {
+                "summary": "Every HPC site: enabled, partitions, data sources, latest health probe",
+                "tags": ["sites"],
+                "operationId": "getSiteStatus",
+                "parameters": [
+                    _query("f", "Response format", {**_STRING, "enum": ["json", "html"]}),
+                ],
+                "responses": {
+                    "200": _json(
+                        "The sites (docs/federation.md)",
+                        {
+                            "type": "object",
+                            "required": ["sites"],
+                            "properties": {"sites": {"type": "array", "items": {"type": "object"}}},
+                        },
+                    ),
                 },
             }
         },

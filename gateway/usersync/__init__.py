@@ -45,6 +45,7 @@ from gateway.usersync.plan import (
     StepKind,
     UserChange,
 )
+from gateway.usersync.sites import FederatedReport, sync_sites
 from gateway.usersync.source import Directory, DirectoryError, KeycloakDirectory
 
 __all__ = ["AuditLog", "Plan", "SyncError", "SyncReport", "UserSync", "sync_users"]
@@ -316,13 +317,26 @@ def sync_users(
     force: bool = False,
     directory: Directory | None = None,
     runner: CommandRunner | None = None,
-) -> SyncReport:
-    """Run the user sync as configured (the CLI and the admin endpoint call this)."""
-    sync = UserSync(
-        settings=settings.usersync,
-        identity=settings.auth.identity,
-        engine=engine,
-        directory=directory or KeycloakDirectory(settings.usersync.keycloak),
-        runner=runner,
-    )
-    return sync.run(dry_run=dry_run, actor=actor, force=force)
+) -> SyncReport | FederatedReport:
+    """Run the user sync as configured (the CLI and the admin endpoint call this).
+
+    With ``usersync.sites`` every site is synced in turn (:mod:`.sites`); a site
+    that cannot be read is reported and the others carry on.
+    """
+    source = directory or KeycloakDirectory(settings.usersync.keycloak)
+
+    def run_one(
+        site: str, sync_settings: UserSyncSettings, site_runner: CommandRunner | None
+    ) -> SyncReport:
+        sync = UserSync(
+            settings=sync_settings,
+            identity=settings.auth.identity,
+            engine=engine,
+            directory=source,
+            runner=runner or site_runner,
+        )
+        return sync.run(dry_run=dry_run, actor=f"{actor}:{site}", force=force)
+
+    if settings.usersync.sites:
+        return sync_sites(settings.usersync, run_one, dry_run=dry_run, error=SyncError)
+    return run_one("-", settings.usersync, runner)

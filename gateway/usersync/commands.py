@@ -11,10 +11,11 @@ shell syntax. :class:`CommandRunner` is the seam tests replace.
 from __future__ import annotations
 
 import logging
+import os
 import pwd
 import shlex
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -48,13 +49,22 @@ class CommandRunner(Protocol):
 
 
 class SubprocessRunner:
-    """Runs argv lists with :func:`subprocess.run` (never through a shell)."""
+    """Runs argv lists with :func:`subprocess.run` (never through a shell); ``env``
+    adds variables (e.g. one site's ``SLURM_CONF``) to the process environment."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        self.env = {**os.environ, **env} if env else None
 
     def run(self, argv: Argv, timeout: float) -> CommandResult:
         log.info("running %s", shlex.join(argv))
         try:
             done = subprocess.run(
-                list(argv), capture_output=True, text=True, timeout=timeout, check=False
+                list(argv),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                env=self.env,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise CommandError(f"{shlex.join(argv)}: {exc}") from exc

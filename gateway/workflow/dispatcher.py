@@ -38,6 +38,7 @@ import json
 import logging
 import posixpath
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class Dispatcher:
         batch: int = 20,
         lease_seconds: float = 120.0,
         threads: int = 4,
+        reroute: Callable[[Job], Job | None] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -135,6 +137,8 @@ class Dispatcher:
         self.batch = batch
         self.lease_seconds = lease_seconds
         self.threads = threads
+        #: Routing's failover: a claimed accepted job at a down site is moved (or waits).
+        self.reroute = reroute
         self._pool: ThreadPoolExecutor | None = None
         self._inflight: dict[str, _InFlight] = {}
         self._next_renewal = 0.0
@@ -157,7 +161,7 @@ class Dispatcher:
             jobs = self.store.claim(
                 self.worker_id, [JobState.ACCEPTED, JobState.STAGING], room, self.lease_seconds
             )
-        for job in self._recover(jobs):
+        for job in self._recover(self._placed(jobs)):
             self._start(job)
         if wait:
             self.drain()
@@ -192,12 +196,19 @@ class Dispatcher:
 
     def dispatch(self, job: Job) -> None:
         """Stage and submit one claimed job in the calling thread (no pool)."""
-        for pending in self._recover([job]):
+        for pending in self._recover(self._placed([job])):
             started = self._begin(pending)
             if started is not None:
                 workspace, extra = started
                 outcome = self._submit_safely(pending, workspace, extra)
                 self._apply(pending, workspace, extra, outcome)
+
+    def _placed(self, jobs: list[Job]) -> list[Job]:
+        """The claimed jobs with their site checked (failover); those that must wait are out."""
+        if self.reroute is None:
+            return jobs
+        placed = (self.reroute(job) for job in jobs)
+        return [job for job in placed if job is not None]
 
     # -- recovery: adopt what was submitted before a crash ------------------------
 

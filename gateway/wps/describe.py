@@ -34,6 +34,25 @@ from processes.definition import ProcessDefinition
 #: WPS 1.0.0 maxOccurs is a positiveInteger: "unbounded" is advertised as this.
 UNBOUNDED_1 = 1000
 
+#: The optional input every process offers over WPS to name the HPC site (routing's
+#: explicit choice, docs/federation.md); it is not passed to the process.
+SITE_INPUT = "hpc_site"
+_SITE_INPUT_DESC: dict[str, Any] = {
+    "title": "HPC site",
+    "description": "Optional: the HPC site that must run the job (default: the gateway routes it).",
+    "minOccurs": 0,
+    "maxOccurs": 1,
+    "schema": {"type": "string"},
+}
+
+
+def wps_inputs(process: ProcessDefinition) -> dict[str, dict[str, Any]]:
+    """The process's inputs as WPS offers them: ``hpc_site`` first (WPS conformance
+    suites exercise the *last* literal input), unless the process has its own."""
+    if SITE_INPUT in process.inputs:
+        return dict(process.inputs)
+    return {SITE_INPUT: _SITE_INPUT_DESC, **process.inputs}
+
 
 def _texts(maker: ElementMaker, io_id: str, desc: dict[str, Any]) -> dict[str, etree._Element]:
     title = maker.Title(safe_text(desc.get("title") or io_id))
@@ -118,8 +137,7 @@ def description_1(process: ProcessDefinition) -> etree._Element:
     ]
     if process.description:
         children.append(O1.Abstract(safe_text(process.description)))
-    if process.inputs:
-        children.append(U.DataInputs(*[_input_1(k, v) for k, v in process.inputs.items()]))
+    children.append(U.DataInputs(*[_input_1(k, v) for k, v in wps_inputs(process).items()]))
     children.append(U.ProcessOutputs(*[_output_1(k, v) for k, v in process.outputs.items()]))
     element = U.ProcessDescription(
         *children,
@@ -183,7 +201,7 @@ def description_2(process: ProcessDefinition) -> etree._Element:
         head.append(O2.Keywords(*[O2.Keyword(safe_text(k)) for k in process.keywords]))
     head.append(O2.Identifier(process.id))
     inputs = []
-    for io_id, desc in process.inputs.items():
+    for io_id, desc in wps_inputs(process).items():
         max_occurs = desc.get("maxOccurs", 1)
         occurs = {
             "minOccurs": str(int(desc.get("minOccurs", 1))),

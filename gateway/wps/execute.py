@@ -16,10 +16,12 @@ from typing import Any
 from flask import Response
 
 from gateway.identity.auth import Principal
+from gateway.jobs.execute_request import SITE_MEMBER
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.wps.context import WpsContext
 from gateway.wps.datatypes import COMPLEX, is_xml_type, to_json
+from gateway.wps.describe import SITE_INPUT
 from gateway.wps.exceptions import NO_APPLICABLE, NO_SUCH_MODE, WpsError, invalid
 from gateway.wps.model import Execute, InputValue
 from gateway.wps.outputs import input_type, raw_response
@@ -58,7 +60,11 @@ def _check_format(process: ProcessDefinition, value: InputValue, req: Execute) -
 def ogc_body(process: ProcessDefinition, req: Execute) -> dict[str, Any]:
     """The OGC API execute body equivalent to a WPS Execute request."""
     collected: dict[str, list[Any]] = {}
+    site: str | None = None
     for value in req.inputs:
+        if value.identifier == SITE_INPUT and SITE_INPUT not in process.inputs:
+            site = value.text if value.text is not None else ""
+            continue
         if value.identifier not in process.inputs:
             raise WpsError(
                 _code(req, "InvalidParameterValue", "NoSuchInput"),
@@ -82,6 +88,8 @@ def ogc_body(process: ProcessDefinition, req: Execute) -> dict[str, Any]:
         mode = "reference" if out.as_reference else "value"
         outputs[out.identifier] = {"transmissionMode": mode}
     body: dict[str, Any] = {"inputs": inputs, "response": req.response}
+    if site is not None:
+        body[SITE_MEMBER] = site.strip() or None
     if outputs:
         body["outputs"] = outputs
     return body

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hpc_adapters.base import JobSpec, JobStatus, SchedulerState, Usage
+from hpc_adapters.slurm.load import QueuedJob, limit_seconds, split_partitions
 from hpc_adapters.slurm.states import parse_state, state_name
 
 Json = dict[str, Any]
@@ -160,6 +161,12 @@ class Dialect:
     def db_clusters_path(self) -> str:
         return f"/slurmdb/{self.version}/clusters"
 
+    def partitions_path(self) -> str:
+        return f"/slurm/{self.version}/partitions"
+
+    def associations_path(self) -> str:
+        return f"/slurmdb/{self.version}/associations"
+
     # ----------------------------------------------------- version-specific ----
     def submit_body(self, spec: JobSpec, environment: Mapping[str, str]) -> Json:
         raise NotImplementedError
@@ -215,6 +222,60 @@ class Dialect:
 
     def parse_ping(self, body: Json) -> dict[str, str]:
         raise NotImplementedError
+
+    def number(self, value: object) -> int | None:
+        """A count or epoch in this version's encoding (plain int here)."""
+        return as_int(value)
+
+    def parse_partitions(self, body: Json) -> tuple[dict[str, int], str | None]:
+        """Partition name -> CPUs of a ``GET /partitions`` answer (22.05: ``total_cpus``,
+        23.11+: ``cpus.total``), and the one flagged ``default`` if any says so."""
+        totals: dict[str, int] = {}
+        default: str | None = None
+        for part in map(as_dict, as_list(body.get("partitions"))):
+            name = as_str(part.get("name"))
+            cpus = self.number(part.get("total_cpus"))
+            if cpus is None:
+                cpus = self.number(as_dict(part.get("cpus")).get("total"))
+            if name and cpus is not None:
+                totals[name] = cpus
+            flags = [
+                *as_list(part.get("flags")),
+                *as_list(as_dict(part.get("partition")).get("flags")),
+            ]
+            if name and any(isinstance(f, str) and f.upper() == "DEFAULT" for f in flags):
+                default = name
+        return totals, default
+
+    def parse_queue(self, body: Json, now: float) -> list[QueuedJob]:
+        """The pending and running jobs of a ``GET /jobs`` answer, for :func:`site_load`."""
+        queued: list[QueuedJob] = []
+        for job in map(as_dict, as_list(body.get("jobs"))):
+            raw = job.get("job_state")
+            state = parse_state(raw if isinstance(raw, (str, list)) else None)
+            if state not in (SchedulerState.PENDING, SchedulerState.RUNNING):
+                continue
+            end = self.number(job.get("end_time"))
+            remaining = max(0, int(end - now)) if end and state.started else None
+            queued.append(
+                QueuedJob(
+                    partitions=split_partitions(as_str(job.get("partition"))),
+                    state=state,
+                    cpus=self.number(job.get("cpus")) or 1,
+                    time_limit_seconds=limit_seconds(self.number(job.get("time_limit"))),
+                    remaining_seconds=remaining,
+                )
+            )
+        return queued
+
+    def parse_associations(self, body: Json) -> dict[str, frozenset[str]]:
+        """HPC login -> Slurm accounts of a slurmdb ``/associations`` answer."""
+        found: dict[str, set[str]] = {}
+        for assoc in map(as_dict, as_list(body.get("associations"))):
+            user, account = as_str(assoc.get("user")), as_str(assoc.get("account"))
+            if user and account:
+                found.setdefault(user, set()).add(account)
+        return {user: frozenset(accounts) for user, accounts in found.items()}
 
     def parse_clusters(self, body: Json) -> list[str]:
         """Cluster names of a slurmdb ``/clusters`` answer."""

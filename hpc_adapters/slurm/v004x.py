@@ -143,6 +143,10 @@ class V0040Dialect(Dialect):
     def parse_jobs(self, body: Json) -> list[JobStatus]:
         return [live_status(as_dict(j), when, exit_of) for j in as_list(body.get("jobs"))]
 
+    def number(self, value: object) -> int | None:
+        """Counts and times are ``{"set", "infinite", "number"}`` structs."""
+        return number(value)
+
     def accounting(self, job: Json) -> AccountingRecord:
         raw = as_dict(job.get("state")).get("current")
         raw_state = raw if isinstance(raw, (str, list)) else None

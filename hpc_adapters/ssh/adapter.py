@@ -19,12 +19,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, Usage, WorkspaceFiles
+from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, SiteLoad, Usage, WorkspaceFiles
 from hpc_adapters.errors import AuthenticationError, InvalidJobError
 from hpc_adapters.slurm.dialects import AccountingRecord, valid_job_id
 from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, valid_ids
 from hpc_adapters.ssh.commands import CancelOutcome, Probe, Sbatch, Scancel, Squeue
 from hpc_adapters.ssh.credentials import checked_login
+from hpc_adapters.ssh.load import Associations, QueueLoad
 from hpc_adapters.ssh.sacct import Sacct
 from hpc_adapters.ssh.sftp import SftpWorkspace
 from hpc_adapters.ssh.transport import SshPool
@@ -119,6 +120,16 @@ class SshAdapter:
         sacct = Sacct(wanted, steps=True)
         records = sacct.parse(self.pool.run(self.service_user, sacct))
         return {r.usage.job_id: r.usage for r in records if r.usage.job_id in wanted}
+
+    def load(self) -> SiteLoad:
+        """Every partition's CPUs and queue: one ``sinfo && squeue`` line."""
+        command = QueueLoad()
+        return command.parse(self.pool.run(self.service_user, command))
+
+    def associations(self) -> dict[str, frozenset[str]]:
+        """Every user's accounts: one ``sacctmgr show associations``."""
+        command = Associations()
+        return command.parse(self.pool.run(self.service_user, command))
 
     def files(self, identity: HpcIdentity) -> WorkspaceFiles:
         """SFTP workspace operations logged in as ``identity`` (files are theirs)."""

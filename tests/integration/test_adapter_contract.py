@@ -342,3 +342,27 @@ def test_unreachable_site_is_a_transport_error(unreachable_adapter: AdapterUnder
     for call in calls:
         with pytest.raises(TransportError):
             call()
+
+
+def test_load_and_associations_are_read_in_few_calls(
+    adapter_under_test: AdapterUnderTest, cancel_later: list[str]
+) -> None:
+    """What routing reads: each partition's CPUs and queued work, who may run there."""
+    adapter, cluster = adapter_under_test.adapter, adapter_under_test.cluster
+    held = cluster.run(
+        "sbatch", "--parsable", "--hold", "-p", cluster.partition, "-n", "1", "-t", "10",
+        "-J", f"contract-held-{uuid.uuid4().hex[:8]}", "--wrap", "sleep 1",
+    ).stdout.strip().split(";")[0]  # fmt: skip
+    cancel_later.append(held)
+    adapter_under_test.reset_calls()
+    load = adapter.load()
+    associations = adapter.associations()
+    if adapter_under_test.kind == "pyslurm":  # not read through pyslurm: routing says unknown
+        assert (load.partitions, associations) == ({}, {})
+        return
+    assert adapter_under_test.wire_calls() <= 3, adapter_under_test.requests
+    partition = load.partitions[cluster.partition]
+    assert partition.total_cpus == cluster.node_cpus()
+    assert partition.pending_jobs >= 1
+    assert partition.pending_cpu_seconds >= 600  # the held job: 1 CPU x 10 min
+    assert "gep" in associations["alice"]

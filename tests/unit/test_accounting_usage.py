@@ -322,6 +322,7 @@ def test_usage_endpoint_scoping_and_metrics(app: Flask) -> None:
     page = client.get("/accounting/dashboard", headers=as_user("bob"))
     assert page.status_code == 200 and b'id="chart-by-user"' in page.data
     assert b'data-label="bob"' in page.data and b'data-label="alice"' not in page.data
+    assert b'id="chart-by-site"' in page.data  # core-hours per site (federation)
 
 
 def test_metrics_bearer_token(tmp_path: Path, monkeypatch) -> None:

@@ -32,6 +32,7 @@ SURFACES = (
     "gateway.accounting.routes",
     "gateway.accounting.cli",
     "gateway.usersync.admin_api",
+    "gateway.routing.routes",
 )
 #: The core: it serves every surface and must import none.
 CORE = (
@@ -43,6 +44,7 @@ CORE = (
     "gateway.identity",
     "gateway.egress",
     "gateway.accounting",  # except its routes and CLI (surfaces, above)
+    "gateway.routing",  # except its routes (a surface, above)
 )
 
 
