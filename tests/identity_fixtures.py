@@ -161,6 +161,20 @@ def delete_users(kc: Keycloak, *usernames: str) -> None:
             admin.delete_user(user_id)
 
 
+def fresh_group(kc: Keycloak, path: str) -> None:
+    """Create the top-level group ``path`` (e.g. ``/gep-test``), replacing a leftover."""
+    delete_group(kc, path)
+    kc.admin().create_group({"name": path.lstrip("/")})
+
+
+def delete_group(kc: Keycloak, path: str) -> None:
+    """Delete the group at ``path`` if it exists."""
+    admin = kc.admin()
+    for group in admin.get_groups({"search": path.lstrip("/")}):
+        if group.get("path") == path:
+            admin.delete_group(group["id"])
+
+
 def auth_config(kc: Keycloak, **extra: Any) -> dict[str, Any]:
     """The ``auth`` settings section for a gateway trusting ``kc``."""
     return {"mode": "oidc", "oidc": {"issuer": kc.issuer, "audience": [GATEWAY_CLIENT]}, **extra}

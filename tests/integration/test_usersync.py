@@ -32,7 +32,15 @@ from gateway.jobs.tables import usersync_audit
 from gateway.settings import Settings
 from gateway.usersync import SyncError, sync_users
 from tests.conftest import JWT_KEY, SLURMRESTD, make_settings
-from tests.identity_fixtures import Keycloak, delete_users, fresh_user, keycloak, usersync_config
+from tests.identity_fixtures import (
+    Keycloak,
+    delete_group,
+    delete_users,
+    fresh_group,
+    fresh_user,
+    keycloak,
+    usersync_config,
+)
 from tests.polling import eventually
 
 pytestmark = [pytest.mark.slurm, pytest.mark.needs_root("creates unix and Slurm users")]
@@ -146,24 +154,16 @@ def _rest_submit(login: str) -> dict[str, Any]:
 REALM_USERS = ("carol", "dave", "frank.smith")
 
 
-def _delete_group(kc: Keycloak) -> None:
-    admin = kc.admin()
-    for group in admin.get_groups({"search": GROUP.lstrip("/")}):
-        if group.get("path") == GROUP:
-            admin.delete_group(group["id"])
-
-
 @pytest.fixture
 def realm(cluster: str, keycloak: Keycloak) -> Iterator[Keycloak]:
     """Group /gep-test with carol, dave and frank.smith (not a valid login) in the realm."""
-    _delete_group(keycloak)
-    keycloak.admin().create_group({"name": GROUP.lstrip("/")})
+    fresh_group(keycloak, GROUP)
     for name in REALM_USERS:
         fresh_user(keycloak, name, roles=("hpc-user",), groups=(GROUP,))
     _cleanup()
     yield keycloak
     delete_users(keycloak, *REALM_USERS)
-    _delete_group(keycloak)
+    delete_group(keycloak, GROUP)
     _cleanup()
 
 

@@ -22,7 +22,15 @@ from gateway.usersync import sync_users
 from gateway.usersync.sites import FederatedReport
 from tests.clusters import HPCGW, MESOCENTRE, DevCluster
 from tests.conftest import make_settings
-from tests.identity_fixtures import Keycloak, delete_users, fresh_user, keycloak, usersync_config
+from tests.identity_fixtures import (
+    Keycloak,
+    delete_group,
+    delete_users,
+    fresh_group,
+    fresh_user,
+    keycloak,
+    usersync_config,
+)
 from tests.integration.adapters import require_cluster
 
 pytestmark = [pytest.mark.slurm, pytest.mark.needs_root("creates Slurm users on both clusters")]
@@ -46,24 +54,16 @@ def _accounts_of(cluster: DevCluster, login: str) -> set[str]:
     return {line.strip() for line in out.splitlines() if line.strip()}
 
 
-def _delete_group(kc: Keycloak) -> None:
-    admin = kc.admin()
-    for group in admin.get_groups({"search": GROUP.lstrip("/")}):
-        if group.get("path") == GROUP:
-            admin.delete_group(group["id"])
-
-
 @pytest.fixture
 def realm(cluster: str, keycloak: Keycloak) -> Iterator[Keycloak]:
     """Group /gep-sites with grace in the real realm; removed afterwards."""
     require_cluster(MESOCENTRE)
-    _delete_group(keycloak)
-    keycloak.admin().create_group({"name": GROUP.lstrip("/")})
+    fresh_group(keycloak, GROUP)
     fresh_user(keycloak, "grace", roles=("hpc-user",), groups=(GROUP,))
     _cleanup()
     yield keycloak
     delete_users(keycloak, "grace")
-    _delete_group(keycloak)
+    delete_group(keycloak, GROUP)
     _cleanup()
 
 
