@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 from gateway.app import build_services, build_worker
+from gateway.errors import ServiceUnavailable
 from gateway.identity.auth import Principal
-from gateway.jobs.records import Job
+from gateway.jobs.records import Job, JobQuery
 from gateway.jobs.states import JobState
 from gateway.services import Services
 from gateway.settings import Settings, read_yaml
@@ -46,15 +47,20 @@ def test_demo_ssh_differs_from_demo_only_in_the_adapter() -> None:
     assert ssh == plain
 
 
-def demo_ssh_settings(tmp_path: Path, **site_ssh: Any) -> Settings:
+def demo_ssh_settings(
+    tmp_path: Path, settings: dict[str, Any] | None = None, **site_ssh: Any
+) -> Settings:
     data = read_yaml(DEMO_SSH)
     data["database"] = {"url": f"sqlite:///{tmp_path}/hpcgw.db"}
     data["publication"] = {"root": str(tmp_path / "published")}
     data["worker"] = {"poll_interval_seconds": 0.3, "backoff_base_seconds": 0.5}
-    site = data["sites"]["hpcgw"]
-    site["ssh"].update(known_hosts_file=ssh_known_hosts(), **site_ssh)
-    site["workspace_root"] = SSH_WORK_ROOT
-    site["pythonpath"] = str(REPO)
+    for name, site in data["sites"].items():
+        site["ssh"]["known_hosts_file"] = ssh_known_hosts()
+        if name == "hpcgw":
+            site["ssh"].update(site_ssh)
+        site["workspace_root"] = SSH_WORK_ROOT
+        site["pythonpath"] = str(REPO)
+    data.update(settings or {})
     return Settings(**data)
 
 
@@ -106,7 +112,13 @@ def test_demo_echo_job_runs_through_the_ssh_adapter(ssh_services: Services) -> N
 
 @pytest.mark.slurm
 def test_unreachable_login_node_is_retried_not_failed(cluster: str, tmp_path: Path) -> None:
-    services = build_services(demo_ssh_settings(tmp_path, port=1))
+    """A login node that stops answering after the job was accepted: the submission is
+    retried, the job never failed. (hpcgw is the only site here: with two, routing reads
+    each site's queue at acceptance and answers 503 for a site it cannot reach.)"""
+    settings = demo_ssh_settings(tmp_path, port=1)
+    settings.sites = {"hpcgw": settings.sites["hpcgw"]}
+    settings.default_site = "hpcgw"
+    services = build_services(settings)
     try:
         job = services.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x"}})
         build_worker(services).run_once()
@@ -118,12 +130,31 @@ def test_unreachable_login_node_is_retried_not_failed(cluster: str, tmp_path: Pa
 
 
 @pytest.mark.slurm
-def test_login_refused_by_sshd_fails_the_job(ssh_services: Services) -> None:
+def test_login_refused_by_sshd_fails_the_job(cluster: str, tmp_path: Path) -> None:
+    """A login sshd refuses fails the job at once. (Routing's association check, which
+    would refuse this user before a job exists, is off here to reach the sshd.)"""
+    require_root("signing certificates needs the dev CA key (root only)")
+    settings = demo_ssh_settings(tmp_path, {"routing": {"check_associations": False}})
+    services = build_services(settings)
+    try:
+        stranger = Principal(sub="s", username="nosuchuser", hpc_login="nosuchuser")
+        job = services.jobs.submit(stranger, "echo", {"inputs": {"string_input": "x"}})
+        done = run_until(services, job.id, {JobState.FAILED}, 30)
+        assert "refused the SSH credential of 'nosuchuser'" in (done.message or "")
+        assert done.attempts == 0
+    finally:
+        services.close()
+
+
+@pytest.mark.slurm
+def test_a_user_without_an_association_is_refused_before_a_job_exists(
+    ssh_services: Services,
+) -> None:
     stranger = Principal(sub="s", username="nosuchuser", hpc_login="nosuchuser")
-    job = ssh_services.jobs.submit(stranger, "echo", {"inputs": {"string_input": "x"}})
-    done = run_until(ssh_services, job.id, {JobState.FAILED}, 30)
-    assert "refused the SSH credential of 'nosuchuser'" in (done.message or "")
-    assert done.attempts == 0
+    with pytest.raises(ServiceUnavailable) as refused:
+        ssh_services.jobs.submit(stranger, "echo", {"inputs": {"string_input": "x"}})
+    assert "no Slurm association for 'nosuchuser'" in str(refused.value)
+    assert ssh_services.store.page(JobQuery(owner_sub="s")).jobs == []
 
 
 @pytest.mark.slurm
