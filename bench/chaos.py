@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
+from bench.common import create_pg_database, drop_pg_database
 from bench.fleet import Fleet, Member, single_instance, two_by_two
 from bench.gatewayproc import PG_ADMIN_URL
 from bench.ledger import Submission, settle, unfinished, wait_usage
@@ -225,15 +226,11 @@ class LeaseHolderKill:
 def scratch_postgres(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     """A fresh PostgreSQL database for one run, dropped afterwards."""
     name = f"hpcgw_chaos_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url)
-    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = create_pg_database(admin_url, name)
     try:
-        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+        yield url
     finally:
-        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop_pg_database(admin_url, name)
 
 
 def run_fleet(
