@@ -6,7 +6,10 @@ whether they agree -- the checks of the fault tests and the chaos benchmark.
   input echoed; else ``failed``) -- otherwise it is *lost* or *wrong*;
 * each cluster's accounting (``sacct -a``, every Slurm job named
   ``hpcgw-<gateway job id>``, both clusters) holds exactly one Slurm job per
-  gateway job -- more is a *duplicate*, none is *never run*;
+  gateway job -- more is a *duplicate*, none is *never run*. sacct's time
+  window leaves out jobs slurmdbd holds without an eligible time (seen on a
+  loaded machine), so a job the window misses is asked for by its recorded
+  Slurm id (``sacct -D -j``) and counts only if that id carries its name;
 * the gateway's usage records (``accounting_usage``) hold one row per gateway
   job, for that Slurm job, and their CPU-seconds add up to Slurm's
   ``CPUTimeRAW`` of every Slurm job counted above (duplicates included, so
@@ -79,6 +82,9 @@ class Ledger:
     usage_mismatched: list[str] = field(default_factory=list)
     #: Jobs whose Slurm job was found at the site and adopted after a kill.
     recovered: int = 0
+    #: Slurm jobs the time-window query missed but ``sacct -j`` found by the
+    #: recorded id, with the right name ("cluster:id eligible=...").
+    found_by_id: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -176,6 +182,45 @@ def slurm_jobs(since: datetime, names: set[str]) -> dict[str, list[SlurmJob]]:
     return found
 
 
+def by_id(cluster: str, job_ids: list[str]) -> dict[str, tuple[SlurmJob, str, str]]:
+    """Slurm job id -> (the job, its name, its eligible time) from ``sacct -D -j``: every
+    record of those ids at ``cluster``, whatever the time window (the newest per id)."""
+    fields = "JobIDRaw,JobName%80,State,CPUTimeRAW,Eligible"
+    found: dict[str, tuple[SlurmJob, str, str]] = {}
+    if not job_ids:
+        return found
+    out = CLUSTERS[cluster].run("sacct", "-D", "-X", "-n", "-P", "-j", ",".join(job_ids),
+                                "-o", fields)  # fmt: skip
+    for line in out.splitlines():
+        parts = line.split("|")
+        if len(parts) == 5:
+            job_id, name, state, cpu, eligible = parts
+            found[job_id] = (SlurmJob(cluster, job_id, state, int(cpu or 0)), name, eligible)
+    return found
+
+
+def _look_up_missing(
+    rows: dict[str, Any], in_slurm: dict[str, list[SlurmJob]], ledger: Ledger
+) -> None:
+    """Jobs with a Slurm id the window query did not list: asked by id at their site.
+
+    The job found with the right name joins ``in_slurm`` (and ``found_by_id``);
+    an id that names another job stays missing, and ``never_run`` says whose it is.
+    """
+    missing: dict[str, dict[str, str]] = defaultdict(dict)
+    for job_id, row in rows.items():
+        if row.scheduler_job_id and f"hpcgw-{job_id}" not in in_slurm and row.site in CLUSTERS:
+            missing[row.site][row.scheduler_job_id] = job_id
+    for site, ids in missing.items():
+        for slurm_id, (job, name, eligible) in by_id(site, sorted(ids)).items():
+            owner = ids.get(slurm_id)
+            if owner is not None and name == f"hpcgw-{owner}":
+                in_slurm[name] = [job]
+                ledger.found_by_id.append(f"{site}:{slurm_id} eligible={eligible}")
+            elif owner is not None:
+                ledger.never_run.append(f"{owner}: {site}:{slurm_id} is Slurm job {name!r}")
+
+
 def settle(
     engine: sa.Engine,
     submissions: dict[str, Submission],
@@ -202,6 +247,7 @@ def settle(
             ledger.recovered += 1
     names = {f"hpcgw-{i}": i for i in rows}
     in_slurm = slurm_jobs(since, set(names))
+    _look_up_missing(rows, in_slurm, ledger)
     by_cluster: dict[str, int] = defaultdict(int)
     for name, found in in_slurm.items():
         for job in found:
@@ -214,8 +260,11 @@ def settle(
     ledger.usage_core_hours = sum(float(u.core_hours) for u in usage.values())
     for job_id, row in rows.items():
         found = in_slurm.get(f"hpcgw-{job_id}", [])
-        if row.scheduler_job_id and not found:
-            ledger.never_run.append(job_id)
+        if row.scheduler_job_id and not found and not _named(ledger.never_run, job_id):
+            message = (row.message or "")[:160]
+            ledger.never_run.append(
+                f"{job_id}: {row.site}:{row.scheduler_job_id} {row.state}: {message}"
+            )
         if not row.scheduler_job_id:
             continue
         if job_id not in usage:
@@ -223,8 +272,15 @@ def settle(
         elif [j.job_id for j in found] != [usage[job_id].scheduler_job_id] or int(
             usage[job_id].cpu_seconds
         ) != sum(j.cpu_seconds for j in found):
-            ledger.usage_mismatched.append(job_id)
+            ledger.usage_mismatched.append(
+                f"{job_id}: Slurm {[j.job_id for j in found]}, usage of"
+                f" {usage[job_id].scheduler_job_id} ({usage[job_id].cpu_seconds} s)"
+            )
     return ledger
+
+
+def _named(entries: list[str], job_id: str) -> bool:
+    return any(e.startswith(f"{job_id}:") for e in entries)
 
 
 def _tag_of(row: sa.Row[Any]) -> str | None:
