@@ -7,9 +7,11 @@ whether they agree -- the checks of the fault tests and the chaos benchmark.
 * each cluster's accounting (``sacct -a``, every Slurm job named
   ``hpcgw-<gateway job id>``, both clusters) holds exactly one Slurm job per
   gateway job -- more is a *duplicate*, none is *never run*. sacct's time
-  window leaves out jobs slurmdbd holds without an eligible time (seen on a
-  loaded machine), so a job the window misses is asked for by its recorded
-  Slurm id (``sacct -D -j``) and counts only if that id carries its name;
+  window leaves out jobs slurmdbd holds without an eligible time (a job
+  cancelled before it was eligible; seen on a loaded machine for jobs that ran),
+  so cancelled jobs are also asked for by state, and a job still missing is
+  asked for by its recorded Slurm id (``sacct -D -j``): it counts only if that
+  id carries its name;
 * the gateway's usage records (``accounting_usage``) hold one row per gateway
   job, for that Slurm job, and their CPU-seconds add up to Slurm's
   ``CPUTimeRAW`` of every Slurm job counted above (duplicates included, so
@@ -167,18 +169,27 @@ def wait_usage(engine: sa.Engine, ids: set[str], timeout: float) -> bool:
 
 
 def slurm_jobs(since: datetime, names: set[str]) -> dict[str, list[SlurmJob]]:
-    """Slurm job name -> every Slurm job of that name in both clusters' accounting."""
+    """Slurm job name -> every Slurm job of that name in both clusters' accounting.
+
+    Two queries per cluster: the time window (jobs with an eligible time in it),
+    and the jobs *cancelled* in it -- a job cancelled before it was ever eligible
+    (a second submission cancelled while pending) has none, and only a state
+    query lists it.
+    """
     start = since.astimezone().strftime("%Y-%m-%dT%H:%M:%S")
     found: dict[str, list[SlurmJob]] = defaultdict(list)
     fields = "JobIDRaw,JobName%80,State,CPUTimeRAW"
+    window = ("sacct", "-a", "-X", "-n", "-P", "-S", start, "-E", "now", "-o", fields)
     for cluster in CLUSTERS.values():
-        out = cluster.run("sacct", "-a", "-X", "-n", "-P", "-S", start, "-E", "now", "-o", fields)
-        for line in out.splitlines():
-            parts = line.split("|")
-            if len(parts) != 4 or parts[1] not in names:
-                continue
-            job_id, name, state, cpu = parts
-            found[name].append(SlurmJob(cluster.name, job_id, state, int(cpu or 0)))
+        seen: set[str] = set()
+        for query in (window, (*window, "-s", "CA")):
+            for line in cluster.run(*query).splitlines():
+                parts = line.split("|")
+                if len(parts) != 4 or parts[1] not in names or parts[0] in seen:
+                    continue
+                job_id, name, state, cpu = parts
+                seen.add(job_id)
+                found[name].append(SlurmJob(cluster.name, job_id, state, int(cpu or 0)))
     return found
 
 
