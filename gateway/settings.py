@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from gateway.accounting.config import AccountingSettings
+from gateway.logs import LogSettings
 from gateway.routing.config import RoutingSettings
 from gateway.settings_workflow import PublicationSettings, WorkflowSettings
 
@@ -391,6 +392,8 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
     usersync: UserSyncSettings = Field(default_factory=UserSyncSettings)
     accounting: AccountingSettings = Field(default_factory=AccountingSettings)
+    #: Log format (text or JSON lines) and level (gateway.logs).
+    logging: LogSettings = Field(default_factory=LogSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 
