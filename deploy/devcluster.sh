@@ -22,6 +22,9 @@ SLURM_ACCOUNT=gep
 OPS_ACCOUNT=hpcgw-ops
 TEST_USERS=(alice bob)
 SERVICE_USER=hpcgw
+# the group and setgid workspace root of a gateway run as SERVICE_USER (tests/e2e)
+WORK_GROUP=hpcgw-work
+SHARED_WORK=/var/lib/hpcgw-work
 REST_HOST=127.0.0.1
 PG_VERSION=15
 PG_CLUSTER=main
@@ -253,6 +256,13 @@ ensure_users() {
             --shell /usr/sbin/nologin "$SERVICE_USER"
         say "users: created service user $SERVICE_USER"
     fi
+    # Workspaces of a gateway that runs as the service account (not root): a setgid
+    # folder of a group the service account shares with the users (docs/installing.md).
+    getent group "$WORK_GROUP" >/dev/null || groupadd --system "$WORK_GROUP"
+    for u in "$SERVICE_USER" "${TEST_USERS[@]}"; do
+        id -nG "$u" | tr ' ' '\n' | grep -qx "$WORK_GROUP" || usermod -aG "$WORK_GROUP" "$u"
+    done
+    install -d -o "$SERVICE_USER" -g "$WORK_GROUP" -m 2770 "$SHARED_WORK"
 }
 
 ensure_keys() {

@@ -45,8 +45,11 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from None
 
 
-def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _logging(settings: Settings, level: str | None = None) -> None:
+    """The process's log lines, in the configured format (``logging:``; see gateway.logs)."""
+    from gateway.logs import configure
+
+    configure(settings.logging, level)
 
 
 @db_app.command("upgrade")
@@ -68,8 +71,8 @@ def worker(
     from gateway.app import build_services, build_worker
     from gateway.sites import log_sites
 
-    _logging()
     settings = _settings(config)
+    _logging(settings)
     _metrics_dir(settings, clean=False)
     services = build_services(settings)
     log_sites(services.sites)
@@ -97,8 +100,8 @@ def serve(
     from gateway import db
     from gateway.wsgi import GatewayServer
 
-    _logging()
     settings = _settings(config)
+    _logging(settings)
     _metrics_dir(settings, clean=True)
     if settings.database.auto_upgrade:
         db.upgrade(settings.database.url)
@@ -161,8 +164,9 @@ def doctor(config: ConfigOpt = None) -> None:
     """
     from gateway.doctor import report, run_checks
 
-    _logging("ERROR")
-    findings = run_checks(_settings(config))
+    settings = _settings(config)
+    _logging(settings, "ERROR")
+    findings = run_checks(settings)
     typer.echo(report(findings))
     raise typer.Exit(0 if all(f.ok for f in findings) else 1)
 
@@ -217,8 +221,8 @@ def cleanup(
     from gateway.publication.retention import apply_retention
     from gateway.staging import build_cache
 
-    _logging("WARNING")
     settings = _settings(config)
+    _logging(settings, "WARNING")
     engine = _engine(settings)
     try:
         report = apply_retention(
@@ -257,8 +261,8 @@ def users_sync(
     """
     from gateway.usersync import SyncError, sync_users
 
-    _logging("WARNING")
     settings = _settings(config)
+    _logging(settings, "WARNING")
     engine = _engine(settings)
     try:
         report = sync_users(settings, engine, dry_run=dry_run, actor="cli", force=force)

@@ -23,6 +23,7 @@ from pydantic_settings import (
 )
 
 from gateway.accounting.config import AccountingSettings
+from gateway.logs import LogSettings
 from gateway.routing.config import RoutingSettings
 from gateway.settings_workflow import PublicationSettings, WorkflowSettings
 
@@ -341,11 +342,31 @@ class SiteSettings(BaseModel):
     ssh: SshSettings = Field(default_factory=SshSettings)
     #: Root of per-job workspaces on the cluster's shared filesystem.
     workspace_root: str = "/var/lib/hpcgw/work"
+    #: Modes of the workspace folders and files the gateway creates (octal, e.g.
+    #: "2770"/"660"). The defaults suit a gateway running as root, which hands
+    #: them to the user (chown); a gateway under a service account keeps them,
+    #: so the root must be a setgid folder of a group shared with the users and
+    #: these modes must let that group write (docs/installing.md, Workspaces).
+    workspace_dir_mode: int = 0o750
+    workspace_file_mode: int = 0o640
     default_partition: str | None = None
     #: Python interpreter on the cluster that runs the process runners.
     python: str = Field(default_factory=lambda: sys.executable)
     #: Extra ``PYTHONPATH`` for runners on the cluster (the gateway's source tree).
     pythonpath: str = Field(default_factory=lambda: str(Path(__file__).resolve().parent.parent))
+
+    @field_validator("workspace_dir_mode", "workspace_file_mode", mode="before")
+    @classmethod
+    def _octal(cls, value: object) -> object:
+        """``"2770"`` / ``"0o2770"`` are octal (YAML would read 2770 as decimal)."""
+        if isinstance(value, str):
+            try:
+                value = int(value.removeprefix("0o"), 8)
+            except ValueError:
+                raise ValueError(f"a mode is octal digits like '2770', not {value!r}") from None
+        if isinstance(value, int) and not 0 <= value <= 0o7777:
+            raise ValueError(f"a mode is between 0 and 7777 (octal), not {value:o}")
+        return value
 
 
 class WorkerSettings(BaseModel):
@@ -391,6 +412,8 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
     usersync: UserSyncSettings = Field(default_factory=UserSyncSettings)
     accounting: AccountingSettings = Field(default_factory=AccountingSettings)
+    #: Log format (text or JSON lines) and level (gateway.logs).
+    logging: LogSettings = Field(default_factory=LogSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 

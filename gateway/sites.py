@@ -17,11 +17,17 @@ class UnknownSite(LookupError):
     """A job names a site that is not configured (any more)."""
 
 
-def _local_files(root: str) -> Callable[[HpcIdentity], WorkspaceFiles]:
+def _local_files(site: SiteSettings) -> Callable[[HpcIdentity], WorkspaceFiles]:
     from hpc_adapters.localfs import LocalWorkspace
 
+    root, dir_mode, file_mode = (
+        site.workspace_root,
+        site.workspace_dir_mode,
+        site.workspace_file_mode,
+    )
+
     def factory(identity: HpcIdentity) -> WorkspaceFiles:
-        return LocalWorkspace(root, identity)
+        return LocalWorkspace(root, identity, dir_mode=dir_mode, file_mode=file_mode)
 
     return factory
 
@@ -47,7 +53,7 @@ def build_adapter(name: str, site: SiteSettings) -> SchedulerAdapter:
             api_version=rest.api_version,
             token_source=tokens,
             service_user=rest.service_user,
-            files_factory=_local_files(site.workspace_root),
+            files_factory=_local_files(site),
             timeout=rest.timeout_seconds,
         )
     if site.adapter == "ssh":
@@ -55,7 +61,7 @@ def build_adapter(name: str, site: SiteSettings) -> SchedulerAdapter:
     if site.adapter == "pyslurm":
         from hpc_adapters.pyslurm_adapter import PyslurmAdapter
 
-        return PyslurmAdapter(site=name, files_factory=_local_files(site.workspace_root))
+        return PyslurmAdapter(site=name, files_factory=_local_files(site))
     raise ValueError(f"site '{name}': adapter '{site.adapter}' is not available in this build")
 
 
@@ -88,7 +94,14 @@ def _ssh_adapter(name: str, site: SiteSettings) -> SchedulerAdapter:
         max_sessions=ssh.max_sessions,
         idle_seconds=ssh.idle_close_seconds,
     )
-    return SshAdapter(name, pool, ssh.service_user, site.workspace_root)
+    return SshAdapter(
+        name,
+        pool,
+        ssh.service_user,
+        site.workspace_root,
+        dir_mode=site.workspace_dir_mode,
+        file_mode=site.workspace_file_mode,
+    )
 
 
 class Sites:

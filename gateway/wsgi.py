@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from gateway.settings import Settings, load_settings
@@ -19,6 +20,18 @@ def application_factory(config: Path | None = None) -> Flask:
     # the serving command already migrated; N workers must not race on it
     settings.database.auto_upgrade = False
     return create_app(settings)
+
+
+class GatewayLogs(glogging.Logger):
+    """gunicorn's error and access lines through the gateway's own handler, so they come
+    in the configured format (JSON lines too: gateway.logs) rather than gunicorn's."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+            logger.propagate = True
 
 
 class GatewayServer(BaseApplication):
@@ -38,6 +51,7 @@ class GatewayServer(BaseApplication):
             "worker_class": "gthread",
             "timeout": int(srv.sync_timeout_seconds) + 30,
             "accesslog": "-",
+            "logger_class": GatewayLogs,
         }
         for key, value in options.items():
             self.cfg.set(key, value)

@@ -36,9 +36,22 @@ def read_inputs(workspace: Path | None = None) -> dict[str, Any]:
     return inputs
 
 
+def _umask() -> int:
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, payload: dict[str, Any]) -> None:
+    """Write, then rename into place, with the mode a plain ``open()`` would give.
+
+    mkstemp makes ``0600`` files; a gateway running as a service account reads
+    them through the workspace's group, so the user's umask decides, as for
+    every other file the job writes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.fchmod(fd, 0o666 & ~_umask())
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(payload, fh)
     os.replace(tmp, path)

@@ -23,6 +23,24 @@ UserOpt = Annotated[str | None, typer.Option("--user", help="HPC login (or '*': 
 ProjectOpt = Annotated[
     str | None, typer.Option("--project", help="Slurm account (or '*': every project).")
 ]
+SiteOpt = Annotated[
+    str,
+    typer.Option("--site", help="The site whose usage the budget counts ('*': every site)."),
+]
+
+
+def _site_of(config: Path | None, site: str) -> str:
+    """``site`` checked against the configured sites (exit 2 naming them if unknown)."""
+    from gateway.accounting.budgets import ALL_SITES
+    from gateway.settings import load_settings
+
+    if site == ALL_SITES:
+        return site
+    known = sorted(load_settings(config).sites)
+    if site not in known:
+        typer.echo(f"unknown site {site!r}: one of {', '.join(known)} or '*'", err=True)
+        raise typer.Exit(2)
+    return site
 
 
 def _engine(config: Path | None) -> tuple[Engine, str, str]:
@@ -56,26 +74,29 @@ def budget_set(
     project: ProjectOpt = None,
     period: Annotated[str, typer.Option(help="day|week|month|quarter|year|total")] = "month",
     note: Annotated[str | None, typer.Option(help="Free text kept with the budget.")] = None,
+    site: SiteOpt = "*",
     config: ConfigOpt = None,
 ) -> None:
-    """Create or replace the budget of a user or project for a period."""
+    """Create or replace the budget of a user or project for a period (at one site, or all)."""
     from gateway.accounting.budgets import BudgetStore, Scope
     from gateway.accounting.periods import parse_period
 
     scope, name = _subject(user, project)
     engine, _, _ = _engine(config)
+    site = _site_of(config, site)
     try:
         budget = BudgetStore(engine).set(
-            Scope(scope), name, parse_period(period), limit, actor="cli", note=note
+            Scope(scope), name, parse_period(period), limit, actor="cli", note=note, site=site
         )
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     finally:
         engine.dispose()
+    where = "" if budget.site == "*" else f" at site {budget.site}"
     typer.echo(
         f"{budget.scope.value} {budget.name}: {budget.limit_core_hours:g} core-hours "
-        f"per {budget.period.value}"
+        f"per {budget.period.value}{where}"
     )
 
 
@@ -84,6 +105,7 @@ def budget_delete(
     user: UserOpt = None,
     project: ProjectOpt = None,
     period: Annotated[str, typer.Option(help="day|week|month|quarter|year|total")] = "month",
+    site: SiteOpt = "*",
     config: ConfigOpt = None,
 ) -> None:
     """Remove a budget (exit 1 if there was none)."""
@@ -93,7 +115,7 @@ def budget_delete(
     scope, name = _subject(user, project)
     engine, _, _ = _engine(config)
     try:
-        found = BudgetStore(engine).delete(Scope(scope), name, parse_period(period))
+        found = BudgetStore(engine).delete(Scope(scope), name, parse_period(period), site)
     finally:
         engine.dispose()
     typer.echo("deleted" if found else "no such budget")
@@ -120,14 +142,13 @@ def budget_show(
             entry = {
                 "scope": budget.scope.value,
                 "name": budget.name,
+                "site": budget.site,
                 "period": budget.period.value,
                 "limit_core_hours": budget.limit_core_hours,
                 "updated_by": budget.updated_by,
             }
             if budget.name != "*":
-                for status in checker.statuses([(budget.scope, budget.name)], 0.0, default_project):
-                    if status.budget.period is budget.period:
-                        entry.update(status.to_dict())
+                entry.update(checker.standing(budget, default_project).to_dict())
             rows.append(entry)
     finally:
         engine.dispose()
@@ -137,11 +158,12 @@ def budget_show(
     if not rows:
         typer.echo("no budgets")
         return
-    typer.echo(f"{'scope':8} {'name':16} {'period':8} {'window':10} {'limit':>10} "
+    typer.echo(f"{'scope':8} {'name':16} {'site':12} {'period':8} {'window':10} {'limit':>10} "
                f"{'used':>10} {'reserved':>10} {'remaining':>10}")  # fmt: skip
     for r in rows:
         typer.echo(
-            f"{r['scope']:8} {r['name']:16} {r['period']:8} {r.get('window', '-'):10} "
+            f"{r['scope']:8} {r['name']:16} {r['site']:12} {r['period']:8} "
+            f"{r.get('window', '-'):10} "
             f"{r['limit_core_hours']:>10.4f} {r.get('used_core_hours', 0):>10.4f} "
             f"{r.get('reserved_core_hours', 0):>10.4f} "
             f"{r.get('remaining_core_hours', r['limit_core_hours']):>10.4f}"

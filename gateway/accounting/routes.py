@@ -25,7 +25,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 
-from gateway.accounting.budgets import Scope
+from gateway.accounting.budgets import ALL_SITES, Budget, Scope
 from gateway.accounting.dashboard import build_dashboard
 from gateway.accounting.metrics import render as render_metrics
 from gateway.accounting.periods import parse_period
@@ -202,26 +202,27 @@ def list_budgets() -> Response:
     _admin(principal)
     accounting = _accounting()
     scope = _scope(request.args["scope"]) if request.args.get("scope") else None
+    site = _budget_site(accounting, request.args["site"]) if request.args.get("site") else None
     out = []
-    for budget in accounting.budgets.find(scope, request.args.get("name") or None):
-        entry: dict[str, Any] = {
-            "scope": budget.scope.value,
-            "name": budget.name,
-            "period": budget.period.value,
-            "limit_core_hours": budget.limit_core_hours,
-            "note": budget.note,
-            "updated": budget.updated.isoformat(),
-            "updated_by": budget.updated_by,
-        }
+    for budget in accounting.budgets.find(scope, request.args.get("name") or None, site):
+        entry = _budget_entry(budget)
+        entry.update(note=budget.note, updated=budget.updated.isoformat())
         if budget.name != "*":
-            status = accounting.checker.statuses(
-                [(budget.scope, budget.name)], 0.0, accounting.settings.default_project
-            )
-            match = [s for s in status if s.budget.period is budget.period]
-            if match:
-                entry["status"] = match[0].to_dict()
+            standing = accounting.checker.standing(budget, accounting.settings.default_project)
+            entry["status"] = standing.to_dict()
         out.append(entry)
     return json_response({"budgets": out})
+
+
+def _budget_entry(budget: Budget) -> dict[str, Any]:
+    return {
+        "scope": budget.scope.value,
+        "name": budget.name,
+        "site": budget.site,
+        "period": budget.period.value,
+        "limit_core_hours": budget.limit_core_hours,
+        "updated_by": budget.updated_by,
+    }
 
 
 def _scope(value: Any) -> Scope:
@@ -231,6 +232,13 @@ def _scope(value: Any) -> Scope:
         raise BadRequest("scope must be 'user' or 'project'") from None
 
 
+def _budget_site(accounting: Accounting, value: object) -> str:
+    try:
+        return accounting.budget_site(value)
+    except ValueError as exc:
+        raise BadRequest(str(exc)) from None
+
+
 @blueprint.put("/accounting/budgets")
 def set_budget() -> Response:
     principal = current_principal()
@@ -238,7 +246,7 @@ def set_budget() -> Response:
     accounting = _accounting()
     body = read_json_body()
     if not isinstance(body, dict):
-        raise BadRequest("send a JSON object {scope, name, period, limit_core_hours}")
+        raise BadRequest("send a JSON object {scope, name, period, limit_core_hours[, site]}")
     limit = body.get("limit_core_hours")
     if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
         raise BadRequest("limit_core_hours must be a number >= 0")
@@ -246,6 +254,7 @@ def set_budget() -> Response:
     if not isinstance(name, str) or not name.strip():
         raise BadRequest("name must be a user (HPC login), a project (Slurm account) or '*'")
     note = body.get("note")
+    site = _budget_site(accounting, body.get("site"))
     try:
         period = parse_period(str(body.get("period", "month")))
         budget = accounting.budgets.set(
@@ -255,31 +264,27 @@ def set_budget() -> Response:
             float(limit),
             actor=f"admin:{principal.username}",
             note=note if isinstance(note, str) else None,
+            site=site,
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return json_response(
-        {
-            "scope": budget.scope.value,
-            "name": budget.name,
-            "period": budget.period.value,
-            "limit_core_hours": budget.limit_core_hours,
-            "updated_by": budget.updated_by,
-        }
-    )
+    return json_response(_budget_entry(budget))
 
 
 @blueprint.delete("/accounting/budgets/<scope>/<name>/<period>")
 def delete_budget(scope: str, name: str, period: str) -> Response:
+    """Remove a budget; ``?site=`` names a per-site one (default: the all-sites one)."""
     principal = current_principal()
     _admin(principal)
     accounting = _accounting()
+    site = _budget_site(accounting, request.args.get("site"))
     try:
-        found = accounting.budgets.delete(_scope(scope), name, parse_period(period))
+        found = accounting.budgets.delete(_scope(scope), name, parse_period(period), site)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     if not found:
-        raise NotFound(f"no {period} budget for {scope} '{name}'")
+        where = "" if site == ALL_SITES else f" at site '{site}'"
+        raise NotFound(f"no {period} budget for {scope} '{name}'{where}")
     return Response(status=204)
 
 

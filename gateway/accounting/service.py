@@ -14,7 +14,13 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway.accounting.budgets import BudgetChecker, BudgetStatus, BudgetStore, Scope
+from gateway.accounting.budgets import (
+    ALL_SITES,
+    BudgetChecker,
+    BudgetStatus,
+    BudgetStore,
+    Scope,
+)
 from gateway.accounting.cache import TtlCache
 from gateway.accounting.config import AccountingSettings
 from gateway.accounting.metrics import QUOTES, REFUSALS, DatabaseCollector
@@ -51,6 +57,7 @@ class Accounting:
         self.store = store
         self.sites = sites
         self.default_site = default_site
+        self.site_names = frozenset(site_settings)
         self.pricing = Pricing(settings, site_settings)
         self.estimator = Estimator(
             engine, settings, self.pricing, history_ttl=settings.history_cache_seconds
@@ -92,6 +99,17 @@ class Accounting:
         identity = IdentityStore(self.engine).get(sub)
         return list(identity.accounts) if identity is not None else []
 
+    def budget_site(self, value: object) -> str:
+        """A budget's ``site`` from a request: a configured site, or ``*`` (the default)."""
+        if value is None or value == "" or value == ALL_SITES:
+            return ALL_SITES
+        if isinstance(value, str) and value in self.site_names:
+            return value
+        known = ", ".join(sorted(self.site_names))
+        raise ValueError(
+            f"unknown site {str(value)[:64]!r}: a budget's site is one of {known} or '*'"
+        )
+
     # -- quotes and admission -------------------------------------------------
 
     def quote(
@@ -111,12 +129,16 @@ class Accounting:
     def budget_statuses(
         self, principal: Principal, quote: Quote, now: datetime | None = None
     ) -> list[BudgetStatus]:
-        """Every budget that applies to the caller, with ``quote`` added."""
+        """Every budget that applies to the caller at the quote's site, with ``quote`` added."""
         if not principal.hpc_login:
             return []
         reserved = quote.reserved(self.settings.budget_basis)
         return self.checker.statuses(
-            self._subjects(principal, quote), reserved, self.settings.default_project, now
+            self._subjects(principal, quote),
+            reserved,
+            self.settings.default_project,
+            now,
+            site=quote.site or None,
         )
 
     def budget_refusal(self, principal: Principal, quote: Quote) -> BudgetStatus | None:

@@ -83,5 +83,7 @@ budgets = sa.Table(
     sa.Column("created", UTCDateTime, nullable=False),
     sa.Column("updated", UTCDateTime, nullable=False),
     sa.Column("updated_by", sa.String(255), nullable=False),
-    sa.UniqueConstraint("scope", "name", "period"),
+    #: The site whose usage the budget counts; ``*``: every site.
+    sa.Column("site", sa.String(64), nullable=False, server_default="*"),
+    sa.UniqueConstraint("scope", "name", "period", "site"),
 )

@@ -41,6 +41,7 @@ from gateway.jobs.records import Job
 from gateway.jobs.states import FINAL_STATES
 from gateway.jobs.store import JobNotFound, JobStore
 from gateway.jobs.tables import jobs as jobs_table
+from gateway.logs import job_context
 from gateway.sites import Sites
 from hpc_adapters.base import Usage
 from hpc_adapters.errors import HpcError, TransientHpcError
@@ -238,7 +239,8 @@ class UsageRecorder:
             except JobNotFound:
                 self._drop(row["job_id"])
                 continue
-            self.record(job, usage)
+            with job_context(job.id, job.owner.username):
+                self.record(job, usage)
 
     def _retry(self, row: dict[str, Any], reason: str) -> None:
         waited = self.clock() - row["first_seen"]

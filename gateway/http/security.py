@@ -27,6 +27,7 @@ from flask import Flask, g, has_request_context, request
 
 from gateway.errors import Unauthorized
 from gateway.identity.auth import Authenticator, Principal
+from gateway.logs import bind_job, bind_user
 from gateway.settings import AuthSettings
 
 #: Paths served without authentication. An entry ending in ``/`` is a prefix; a
@@ -78,11 +79,18 @@ def install_authentication(
 
     @app.before_request
     def _resolve_principal() -> None:
+        # log lines of this request name its job and caller (threads serve many requests)
+        args = request.view_args or {}
+        job_id = args.get("job_id") or args.get("jobId")
+        bind_job(job_id if isinstance(job_id, str) else None)
+        bind_user(None)
         if request.path in public:
             return
         # werkzeug's Headers: a case-insensitive mapping of str to str.
         headers = cast(Mapping[str, str], request.headers)
-        setattr(g, _G_KEY, authenticator.authenticate(headers))
+        principal = authenticator.authenticate(headers)
+        setattr(g, _G_KEY, principal)
+        bind_user(principal.username)
 
     return public
 

@@ -40,6 +40,7 @@ from gateway.jobs.records import (
 )
 from gateway.jobs.states import OGC_STATUS_TO_STATES, VISIBLE_STATES, JobState
 from gateway.jobs.store import JobNotFound, JobStore
+from gateway.logs import job_context
 from gateway.paging import MAX_PAGE_LIMIT
 from gateway.routing.router import Router
 from gateway.sites import Sites
@@ -148,23 +149,24 @@ class JobService:
             routing=routing,
         )
         job = self.store.create(new)
-        log.info(
-            "job %s accepted: process=%s user=%s via=%s",
-            job.id,
-            process.id,
-            principal.username,
-            principal.via_client or "-",
-        )
-        if routing is not None:
-            audit.info(
-                "job %s of %s (%s) routed to %s [%s]: %s",
+        with job_context(job.id, principal.username):
+            log.info(
+                "job %s accepted: process=%s user=%s via=%s",
                 job.id,
-                principal.username,
                 process.id,
-                site,
-                routing["rule"],
-                routing["reason"],
+                principal.username,
+                principal.via_client or "-",
             )
+            if routing is not None:
+                audit.info(
+                    "job %s of %s (%s) routed to %s [%s]: %s",
+                    job.id,
+                    principal.username,
+                    process.id,
+                    site,
+                    routing["rule"],
+                    routing["reason"],
+                )
         return job
 
     def _forwardable(self, principal: Principal, site_name: str) -> str | None:

@@ -28,12 +28,21 @@ def workspace_for(site: SiteSettings, job_id: str) -> str:
     return posixpath.join(site.workspace_root, job_id)
 
 
+def job_umask(site: SiteSettings) -> int:
+    """The umask a job runs with: what the workspace folders grant the group and
+    others, no more (``workspace_dir_mode`` 0750 -> 027, 2770 -> 007), so a
+    gateway under a service account can read what the job writes through the
+    workspace group, whatever umask the user's login has."""
+    return 0o077 & ~(site.workspace_dir_mode & 0o077)
+
+
 def render_script(process: ProcessDefinition, site: SiteSettings, workspace: str) -> str:
     q = shlex.quote
     return "\n".join(
         [
             "#!/bin/bash",
             "set -euo pipefail",
+            f"umask {job_umask(site):03o}",
             f"cd {q(workspace)}",
             f"export PYTHONPATH={q(site.pythonpath)}",
             "export PYTHONUNBUFFERED=1",

@@ -43,6 +43,7 @@ from gateway.jobs.records import UNSET, Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.status import status_info
 from gateway.jobs.store import JobStore
+from gateway.logs import job_context
 from gateway.settings_workflow import CallbackSettings
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ class Notifier:
         for job in self.store.due_notifications(_STATES, self.settings.batch):
             if time.monotonic() > deadline:
                 break
-            self.notify(job)
+            with job_context(job.id, job.owner.username):
+                self.notify(job)
             handled += 1
         return handled
 

@@ -50,6 +50,7 @@ from gateway.jobs.extra import Recovery, forward_token
 from gateway.jobs.records import UNSET, Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
+from gateway.logs import job_context
 from gateway.sites import Sites
 from gateway.staging import Stager, staged_summary
 from gateway.staging.stager import Heartbeat
@@ -162,7 +163,8 @@ class Dispatcher:
                 self.worker_id, [JobState.ACCEPTED, JobState.STAGING], room, self.lease_seconds
             )
         for job in self._recover(self._placed(jobs)):
-            self._start(job)
+            with job_context(job.id, job.owner.username):
+                self._start(job)
         if wait:
             self.drain()
         return len(jobs)
@@ -197,11 +199,12 @@ class Dispatcher:
     def dispatch(self, job: Job) -> None:
         """Stage and submit one claimed job in the calling thread (no pool)."""
         for pending in self._recover(self._placed([job])):
-            started = self._begin(pending)
-            if started is not None:
-                workspace, extra = started
-                outcome = self._submit_safely(pending, workspace, extra)
-                self._apply(pending, workspace, extra, outcome)
+            with job_context(pending.id, pending.owner.username):
+                started = self._begin(pending)
+                if started is not None:
+                    workspace, extra = started
+                    outcome = self._submit_safely(pending, workspace, extra)
+                    self._apply(pending, workspace, extra, outcome)
 
     def _placed(self, jobs: list[Job]) -> list[Job]:
         """The claimed jobs with their site checked (failover); those that must wait are out."""
@@ -246,7 +249,9 @@ class Dispatcher:
                 fail_job(self.store, job, f"Submission to the cluster failed: {detail}")
             return {j.id for j in jobs}
         for name, statuses in found.items():
-            self._adopt(names[name], site, statuses)
+            job = names[name]
+            with job_context(job.id, job.owner.username):
+                self._adopt(job, site, statuses)
         return {names[n].id for n in found}
 
     # -- the calling thread: every job state change ----------------------------
@@ -290,7 +295,8 @@ class Dispatcher:
                 log.error("job %s: dispatch crashed (%s)", job_id, type(exc).__name__, exc_info=exc)
                 continue
             try:
-                self._apply(flight.job, flight.workspace, flight.extra, outcome)
+                with job_context(job_id, flight.job.owner.username):
+                    self._apply(flight.job, flight.workspace, flight.extra, outcome)
             except STORE_DOWN as exc:
                 log.warning("job %s: outcome not recorded yet, job store down: %s", job_id, exc)
                 return  # kept in _inflight: recorded at the next cycle
@@ -390,6 +396,10 @@ class Dispatcher:
 
     def _submit_safely(self, job: Job, workspace: str, extra: dict[str, Any]) -> Outcome:
         """:meth:`_submit`, its errors turned into what the job's record should say."""
+        with job_context(job.id, job.owner.username):  # a pool thread: no context of its own
+            return self._outcome(job, workspace, extra)
+
+    def _outcome(self, job: Job, workspace: str, extra: dict[str, Any]) -> Outcome:
         try:
             return Submitted(self._submit(job, workspace, extra))
         except LeaseLost as exc:

@@ -16,6 +16,7 @@ from gateway.jobs.extra import recovered_note
 from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.states import JobState
 from gateway.jobs.store import JobStore
+from gateway.logs import job_context
 from gateway.publication.publisher import ManifestError, Publisher
 from gateway.sites import Sites
 from gateway.strict_json import decode_json
@@ -63,7 +64,8 @@ class Finaliser:
     def run_once(self) -> int:
         jobs = self.store.claim(self.worker_id, [JobState.PUBLISHING], 20, self.lease_seconds)
         for job in jobs:
-            self.finalise(job)
+            with job_context(job.id, job.owner.username):
+                self.finalise(job)
         return len(jobs)
 
     def finalise(self, job: Job) -> None:

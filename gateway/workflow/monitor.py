@@ -20,6 +20,7 @@ from gateway.jobs.extra import missing_since, missing_since_key
 from gateway.jobs.records import UNSET, Job, JobUpdate, Unset
 from gateway.jobs.states import JobState, state_for_scheduler
 from gateway.jobs.store import JobStore
+from gateway.logs import job_context
 from gateway.sites import Sites
 from gateway.strict_json import decode_json
 from gateway.workflow.retry import fail_job
@@ -83,10 +84,11 @@ class Monitor:
         running: list[Job] = []
         for job in jobs:
             status = statuses.get(job.scheduler_job_id or "")
-            if status is None:
-                self._missing(job)
-            elif self._advance(job, status) is JobState.RUNNING:
-                running.append(job)
+            with job_context(job.id, job.owner.username):
+                if status is None:
+                    self._missing(job)
+                elif self._advance(job, status) is JobState.RUNNING:
+                    running.append(job)
         changed = self._read_progress(site, running)
         moved = [j for j in running if j.state is JobState.QUEUED or j.id in changed]
         if moved:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -64,17 +66,30 @@ def write_config(tmp: Path, port: int, **extra: object) -> Path:
 
 
 @contextmanager
-def running_gateway(tmp: Path, config: Path, port: int) -> Iterator[str]:
+def running_gateway(tmp: Path, config: Path, port: int, user: str | None = None) -> Iterator[str]:
     """Run ``hpcgw serve --with-worker`` with ``config`` (listening on ``port``) in
-    ``tmp``; yield its base URL once it answers, stop it afterwards."""
+    ``tmp``; yield its base URL once it answers, stop it afterwards.
+
+    With ``user`` the processes run as that account (its groups too), as a
+    centre's systemd unit would start them; ``tmp`` and ``config`` must be
+    readable by it (the log file is opened here and handed over).
+    """
     log = (tmp / "gateway.log").open("wb")
-    proc = subprocess.Popen(
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    account: dict[str, object] = {}
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        groups = [g.gr_gid for g in grp.getgrall() if user in g.gr_mem]
+        account = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": groups}
+        env.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
+    proc = subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-m", "gateway.cli", "serve", "--config", str(config), "--with-worker"],
         stdout=log,
         stderr=subprocess.STDOUT,
         cwd=tmp,
         start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env=env,
+        **account,
     )
     url = f"http://127.0.0.1:{port}"
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.testing import FlaskClient
 
 from gateway.accounting import tables
 from gateway.accounting.reports import ReportQuery, run_report
@@ -342,6 +343,7 @@ def test_over_budget_submission_is_refused(scenario: Scenario) -> None:
     listed = client.get("/accounting/budgets", headers=as_user("admin")).get_json()["budgets"]
     status = next(b for b in listed if b["name"] == "alice")["status"]
     assert status["used_core_hours"] == pytest.approx(used, abs=1e-6)
+    _site_budgets_over_http(client, services.settings.default_site)
 
     jobs_before, submits_before = _count_jobs(services), _submits(scenario.app)
     squeue_before = {**_slurm_jobs_of("alice"), **_slurm_jobs_of("bob")}
@@ -433,3 +435,20 @@ def _required() -> bool:
     import os
 
     return os.environ.get("HPCGW_REQUIRE_CLUSTER") == "1"
+
+
+def _site_budgets_over_http(client: FlaskClient, site: str) -> None:
+    """Per-site budgets: set, listed with their site, an unknown site refused, deleted."""
+    admin = as_user("admin")
+    body = {"scope": "user", "name": "alice", "period": "week", "limit_core_hours": 50}
+    made = client.put("/accounting/budgets", json={**body, "site": site}, headers=admin)
+    assert made.status_code == 200 and made.get_json()["site"] == site, made.get_json()
+    listed = client.get(f"/accounting/budgets?site={site}", headers=admin).get_json()["budgets"]
+    assert [(b["name"], b["period"], b["site"]) for b in listed] == [("alice", "week", site)]
+    assert listed[0]["status"]["site"] == site
+    unknown = client.put("/accounting/budgets", json={**body, "site": "atlantis"}, headers=admin)
+    assert unknown.status_code == 400
+    assert "unknown site 'atlantis'" in unknown.get_json()["detail"]
+    url = f"/accounting/budgets/user/alice/week?site={site}"
+    assert client.delete(url, headers=admin).status_code == 204
+    assert client.delete(url, headers=admin).status_code == 404

@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from gateway.accounting.budgets import Scope
+from gateway.accounting.periods import Period
 from gateway.app import build_services, create_app
 from gateway.errors import BadRequest, Forbidden, ServiceUnavailable
 from gateway.identity.auth import Principal
@@ -298,3 +300,20 @@ def test_a_quotation_prices_every_site_marks_the_pick_and_can_pin_one(
     assert pinned["price_per_core_hour"] == 0.08
     refused = client.post("/processes/echo/quotations", json={**body, "hpcSite": "atlantis"})
     assert refused.status_code == 400
+
+
+def test_a_spent_site_budget_sends_the_job_to_the_other_site(two_sites: Services) -> None:
+    """A per-site budget takes its site out of routing; pinning that site is 403."""
+    assert two_sites.accounting is not None
+    two_sites.accounting.budgets.set(
+        Scope.USER, "alice", Period.MONTH, 0.0, actor="test", site="hpcgw"
+    )
+    job = two_sites.jobs.submit(ALICE, "echo", {"inputs": {"string_input": "x"}})
+    _dismiss(two_sites, ALICE, job.id)
+    site, reason = _reason(two_sites, job.id)
+    assert site == "mesocentre"  # dearer, but hpcgw's budget is spent
+    assert reason.startswith(
+        "only eligible site (hpcgw: budget: the monthly budget of user 'alice' at site 'hpcgw'"
+    ), reason
+    with pytest.raises(Forbidden, match="at site 'hpcgw'"):
+        two_sites.jobs.submit(ALICE, "echo", {"inputs": {}, "hpcSite": "hpcgw"})

@@ -61,6 +61,7 @@ def make_job(
     state: JobState = JobState.SUCCESSFUL,
     slurm_id: str | None = "100",
     quote: dict[str, Any] | None = None,
+    site: str = "dev",
 ) -> Job:
     job_id = str(uuid.uuid4())
     store.create(
@@ -69,7 +70,7 @@ def make_job(
             process_id=process,
             process_version="1.0.0",
             owner=Owner(sub=f"sub-{login}", username=login, hpc_login=login),
-            site="dev",
+            site=site,
             inputs={},
             quote=quote_of(process, quote) if quote is not None else None,
         )

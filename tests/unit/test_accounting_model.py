@@ -155,12 +155,19 @@ def store(tmp_path: Path) -> JobStore:
     return JobStore(migrated_engine(tmp_path))
 
 
-def _usage_row(store: JobStore, login: str, seconds: int, end: datetime, project: str = "gep"):
-    job = make_job(store, login)
+def _usage_row(
+    store: JobStore,
+    login: str,
+    seconds: int,
+    end: datetime,
+    project: str = "gep",
+    site: str = "dev",
+):
+    job = make_job(store, login, site=site)
     with store.engine.begin() as conn:
         conn.execute(
             tables.usage.insert().values(
-                job_id=job.id, site="dev", scheduler_job_id="7", process_id="echo",
+                job_id=job.id, site=site, scheduler_job_id="7", process_id="echo",
                 owner_sub=f"sub-{login}", username=login, hpc_login=login, project=project,
                 state="COMPLETED", alloc_cpus=1, elapsed_seconds=seconds, cpu_seconds=seconds,
                 core_hours=seconds / 3600, end_time=end, cost=seconds / 3600 * 0.1,
@@ -220,6 +227,41 @@ def test_budget_check_counts_used_reserved_and_quote(store: JobStore) -> None:
     worst = BudgetChecker(store.engine, budgets, basis="limit")
     [limit_status] = worst.statuses([(Scope.USER, "alice")], 0.0, "gep", now)
     assert limit_status.reserved == 2.0
+
+
+def test_a_site_budget_counts_only_that_sites_usage_and_jobs(store: JobStore) -> None:
+    """A per-site budget caps one site; the all-sites budget still counts everything."""
+    now = datetime(2025, 6, 20, tzinfo=UTC)
+    june = datetime(2025, 6, 5, tzinfo=UTC)
+    _usage_row(store, "alice", 3600, june, site="mesocentre")  # 1 core-hour there
+    _usage_row(store, "alice", 7200, june, site="hpcgw")  # 2 core-hours here
+    quote = {"core_hours": 0.25, "max_core_hours": 1.0, "project": "gep"}
+    make_job(store, "alice", state=JobState.RUNNING, quote=quote, site="mesocentre")
+    make_job(store, "alice", state=JobState.RUNNING, quote=quote, site="hpcgw")
+    budgets = BudgetStore(store.engine)
+    budgets.set(Scope.USER, "alice", Period.MONTH, 1.5, actor="t", site="mesocentre")
+    budgets.set(Scope.USER, "alice", Period.MONTH, 10.0, actor="t")  # every site
+    budgets.set(Scope.USER, "*", Period.MONTH, 0.5, actor="t", site="hpcgw")  # default there
+    checker = BudgetChecker(store.engine, budgets)
+    at_meso = checker.statuses([(Scope.USER, "alice")], 0.3, "gep", now, site="mesocentre")
+    standings = {s.budget.site: (s.used, s.reserved) for s in at_meso}
+    assert standings == {"mesocentre": (1.0, 0.25), "*": (3.0, 0.5)}
+    with pytest.raises(QuotaExceeded) as refused:
+        checker.check([(Scope.USER, "alice")], 0.3, "gep", now, site="mesocentre")
+    assert "monthly budget of user 'alice' at site 'mesocentre'" in refused.value.detail
+    # at hpcgw the mesocentre cap does not apply, but hpcgw's default budget does
+    at_hpcgw = checker.statuses([(Scope.USER, "alice")], 0.0, "gep", now, site="hpcgw")
+    assert {(s.budget.name, s.budget.site) for s in at_hpcgw} == {("*", "hpcgw"), ("alice", "*")}
+    [default] = [s for s in at_hpcgw if s.budget.site == "hpcgw"]
+    assert (default.used, default.reserved) == (2.0, 0.25) and default.exceeded
+    # alice's own budget at hpcgw overrides that default there, and only there
+    budgets.set(Scope.USER, "alice", Period.MONTH, 4.0, actor="t", site="hpcgw")
+    checker.check([(Scope.USER, "alice")], 0.5, "gep", now, site="hpcgw")
+    assert budgets.delete(Scope.USER, "alice", Period.MONTH, site="hpcgw")
+    assert not budgets.delete(Scope.USER, "alice", Period.MONTH, site="hpcgw")
+    assert [b.site for b in budgets.find(Scope.USER, "alice")] == ["*", "mesocentre"]
+    [listed] = budgets.find(Scope.USER, "alice", "mesocentre")
+    assert checker.standing(listed, "gep", now).to_dict()["used_core_hours"] == 1.0
 
 
 def test_finished_job_without_usage_record_stays_reserved(store: JobStore) -> None:
