@@ -28,6 +28,7 @@ from gateway.identity.identity_map import IdentityStatus, IdentityStore, LoginRu
 from gateway.jobs.store import JobStore
 from gateway.jobs.tables import usersync_audit
 from gateway.settings import IdentityMapSettings, Settings, UserSyncSettings
+from gateway.usersync.apply import Outcome, PlanApplier
 from gateway.usersync.commands import (
     CommandError,
     CommandRunner,
@@ -245,25 +246,24 @@ class UserSync:
     # -- applying ----------------------------------------------------------------------
 
     def _apply(self, report: SyncReport, actor: str) -> None:
-        for step in report.plan.account_steps:
+        """Apply the plan (associations in batches: :mod:`.apply`), auditing every step."""
+
+        def run(step: Step) -> Outcome:
             result = self._execute(step, "-")
+            return Outcome(result.step, result.ok, result.output)
+
+        def save(change: UserChange) -> Outcome:
+            result = self._save(change)
+            return Outcome(result.step, result.ok, result.output)
+
+        def done(change: UserChange | None, outcome: Outcome) -> None:
+            username = change.username if change is not None else "-"
+            result = StepResult(outcome.step, username, outcome.ok, outcome.output)
             report.results.append(result)
-            self._audit(report.run_id, actor, None, result)
-        for change in report.plan.changes:
-            for step in change.steps:
-                if step.kind is StepKind.SAVE_MAPPING:
-                    result = self._save(change)
-                else:
-                    result = self._execute(step, change.username)
-                report.results.append(result)
-                self._audit(report.run_id, actor, change.sub, result, change.kind.value)
-                if not result.ok:
-                    log.warning(
-                        "user sync: %s failed for %s; will retry next run",
-                        step.kind.value,
-                        change.username,
-                    )
-                    break
+            sub, kind = (change.sub, change.kind.value) if change is not None else (None, "")
+            self._audit(report.run_id, actor, sub, result, kind)
+
+        PlanApplier(self.slurm, run, save, done).apply(report.plan)
 
     def _execute(self, step: Step, username: str) -> StepResult:
         try:

@@ -120,6 +120,18 @@ class SlurmCommands:
             *self._where_cluster(),
         )
 
+    def add_associations(self, logins: Sequence[str], account: str) -> Argv:
+        """One ``sacctmgr add user`` for many logins (slurmdbd takes them in one go)."""
+        if not logins:
+            raise ValueError("add_associations needs at least one login")
+        return self._sacctmgr(
+            "add",
+            "user",
+            f"name={','.join(login_arg(login) for login in logins)}",
+            f"account={slurm_arg(account)}",
+            *self._where_cluster(),
+        )
+
     def remove_association(self, login: str, account: str) -> Argv:
         return self._sacctmgr(
             "delete",

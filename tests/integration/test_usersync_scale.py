@@ -7,27 +7,34 @@ configured groups are the projects, so every member is found through a
 sub-group (nested groups), and the member lists are read page by page.
 
 What runs for real: the directory reads (python-keycloak, paged), the plan
-against the real Slurm accounting (``--dry-run``). The *apply* at this scale is
-not run here (2,000 useradd + sacctmgr calls would occupy the shared slurmdbd
-for many minutes); it is exercised with three users in ``test_usersync.py``.
-The second-run and moved-user checks plan against the state the first plan
-describes.
+against the real Slurm accounting (``--dry-run``), and the *apply* of all of it
+to the real Slurm accounting of the ``hpcgw`` cluster -- associations added
+``sacctmgr add user name=a,b,...`` per account, 200 logins a call -- then an
+idempotent second run, a moved and a disabled user applied, and everything
+removed again. The apply runs with the unix hook off (a centre whose unix
+accounts come from LDAP: 2,000 useradd calls would only time this machine's
+/etc/passwd); the unix hook is exercised with three users in
+``test_usersync.py``.
 """
 
 from __future__ import annotations
 
 import secrets
+import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from gateway import db
 from gateway.identity.identity_map import HpcIdentity, IdentityStatus, IdentityStore
 from gateway.settings import KeycloakAdminSettings, Settings
-from gateway.usersync import UserSync, sync_users
-from gateway.usersync.plan import ChangeKind, CurrentState, Plan
+from gateway.usersync import SyncReport, UserSync, sync_users
+from gateway.usersync.apply import BATCH
+from gateway.usersync.plan import ChangeKind, CurrentState, Plan, StepKind
 from gateway.usersync.source import KeycloakDirectory
 from tests.conftest import make_settings
 from tests.identity_fixtures import SYNC_CLIENT, Keycloak, keycloak
@@ -208,6 +215,103 @@ def test_second_run_is_empty_then_a_move_and_a_disable_are_the_only_changes(
         (ChangeKind.DISABLE, "sc_u0002", ()),
         (ChangeKind.UPDATE, "sc_u0001", ("scale_p3",)),
     ]
+
+
+def _sacctmgr(*args: str) -> str:
+    done = subprocess.run(
+        ["sacctmgr", *args], capture_output=True, text=True, check=False, timeout=120
+    )
+    return done.stdout
+
+
+def _remove_from_slurm() -> None:
+    """Every scale login and account out of the hpcgw cluster's accounting (batched)."""
+    logins = [f"sc_u{i:04d}" for i in range(USERS)]
+    for start in range(0, USERS, BATCH):
+        _sacctmgr("-i", "delete", "user", "name=" + ",".join(logins[start : start + BATCH]))
+    _sacctmgr("-i", "delete", "account", "name=" + ",".join(GROUPS.values()))
+
+
+def _slurm_associations() -> dict[str, set[str]]:
+    out = _sacctmgr(
+        "-nP", "show", "association", "where", "accounts=" + ",".join(GROUPS.values()),
+        "format=user,account",
+    )  # fmt: skip
+    found: dict[str, set[str]] = {}
+    for line in out.splitlines():
+        user, _, account = line.partition("|")
+        if user:
+            found.setdefault(user, set()).add(account)
+    return found
+
+
+def _sync(settings: Settings, engine: sa.Engine) -> SyncReport:
+    report = sync_users(settings, engine, actor="test")
+    assert isinstance(report, SyncReport)  # one site: no federated report
+    return report
+
+
+@pytest.fixture
+def applying(settings: Settings, keycloak: Keycloak, cluster: str) -> Iterator[Settings]:
+    """The scale settings, applied for real (no unix hook: logins come from LDAP, so no
+    ``scancel --user`` either); Slurm and the moved/disabled users put back afterwards."""
+    _remove_from_slurm()
+    usersync = settings.usersync.model_copy(update={"cancel_jobs_on_disable": False})
+    usersync.unix = usersync.unix.model_copy(update={"enabled": False})
+    yield settings.model_copy(update={"usersync": usersync})
+    _remove_from_slurm()
+    admin = keycloak.admin()
+    admin.change_current_realm(REALM)
+    moved = str(admin.get_user_id("u0003"))
+    admin.group_user_remove(moved, admin.get_group_by_path("/hpc/proj-0/team-0")["id"])
+    admin.group_user_add(moved, admin.get_group_by_path(_team(3))["id"])
+    admin.update_user(str(admin.get_user_id("u0004")), {"enabled": True})
+
+
+def test_apply_at_scale_batches_associations_and_a_second_run_does_nothing(
+    applying: Settings, keycloak: Keycloak
+) -> None:
+    engine = db.make_engine(applying.database.url)
+    members = _directory(applying).members(list(GROUPS))
+    expected: dict[str, set[str]] = {}
+    for path, users in members.items():
+        for user in users:
+            if user.enabled:
+                expected.setdefault(f"sc_{user.username}", set()).add(GROUPS[path])
+    started = time.monotonic()
+    report = _sync(applying, engine)
+    seconds = time.monotonic() - started
+    print(f"user sync applied {len(expected)} users in {seconds:.1f} s")
+    assert report.ok, report.lines()[-10:]
+    assert report.plan.count(ChangeKind.CREATE) == len(expected) >= USERS * 9 // 10
+    # one sacctmgr per account and BATCH logins, not one per user
+    adds = {r.step.argv for r in report.results if r.step.kind is StepKind.ADD_ASSOCIATION}
+    per_account: dict[str, int] = {}
+    for accounts in expected.values():
+        for account in accounts:
+            per_account[account] = per_account.get(account, 0) + 1
+    assert len(adds) == sum(-(-n // BATCH) for n in per_account.values())
+    assert _slurm_associations() == expected
+    assert len(IdentityStore(engine).all()) == len(expected)
+
+    again = _sync(applying, engine)
+    assert again.plan.empty and again.results == [], again.lines()[:5]
+
+    admin = keycloak.admin()
+    admin.change_current_realm(REALM)
+    moved = str(admin.get_user_id("u0003"))  # proj-3/team-0 -> proj-0/team-0
+    admin.group_user_remove(moved, admin.get_group_by_path(_team(3))["id"])
+    admin.group_user_add(moved, admin.get_group_by_path("/hpc/proj-0/team-0")["id"])
+    admin.update_user(str(admin.get_user_id("u0004")), {"enabled": False})
+    third = _sync(applying, engine)
+    assert third.ok, third.lines()
+    assert sorted((c.kind, c.login) for c in third.plan.changes) == [
+        (ChangeKind.DISABLE, "sc_u0004"),
+        (ChangeKind.UPDATE, "sc_u0003"),
+    ]
+    after = _slurm_associations()
+    assert after["sc_u0003"] == {"scale_p0"} and "sc_u0004" not in after
+    assert len(after) == len(expected) - 1
 
 
 def _empty_state() -> CurrentState:
