@@ -24,6 +24,7 @@ from pydantic_settings import (
 
 from gateway.accounting.config import AccountingSettings
 from gateway.routing.config import RoutingSettings
+from gateway.settings_apppkg import AppPkgSettings
 from gateway.settings_workflow import PublicationSettings, WorkflowSettings
 
 
@@ -107,7 +108,7 @@ class OidcSettings(BaseModel):
 
 
 class RoleSettings(BaseModel):
-    """Which identity-provider roles/groups grant the gateway's two roles.
+    """Which identity-provider roles/groups grant the gateway's roles.
 
     Entries: ``NAME`` (realm role, or role of the gateway client), ``realm:NAME``,
     ``client:CLIENT:NAME`` or ``group:/PATH`` (Keycloak group, leading ``/`` optional).
@@ -117,6 +118,8 @@ class RoleSettings(BaseModel):
     user: list[str] = Field(default_factory=lambda: ["hpc-user"])
     #: Sees every job and may use the admin endpoints (implies ``user``).
     admin: list[str] = Field(default_factory=lambda: ["hpc-admin"])
+    #: May deploy, replace and undeploy CWL application packages (OGC API - Processes Part 2).
+    deployer: list[str] = Field(default_factory=lambda: ["hpc-deployer"])
 
 
 class IdentityMapSettings(BaseModel):
@@ -391,6 +394,8 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
     usersync: UserSyncSettings = Field(default_factory=UserSyncSettings)
     accounting: AccountingSettings = Field(default_factory=AccountingSettings)
+    #: Deployed CWL application packages (OGC API - Processes Part 2).
+    apppkg: AppPkgSettings = Field(default_factory=AppPkgSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 
