@@ -70,16 +70,13 @@ class DeployService:
         """Store a new process from ``request``; 409 if its id exists."""
         self._may_deploy(principal)
         definition = package_definition(request, entry, self.settings)
-        if definition.id in self.registry:
-            if self.registry.is_builtin(definition.id):
-                raise ImmutableProcess(f"process '{definition.id}' is built into this gateway")
-            raise DuplicateProcess(f"process '{definition.id}' exists; replace it with PUT")
+        duplicate = f"process '{definition.id}' exists; replace it with PUT"
+        if definition.id in self.registry:  # built-in or deployed: 409 (OGC 20-044)
+            raise DuplicateProcess(duplicate)
         try:
             self.store.deploy(definition, principal.sub, principal.username)
         except AlreadyDeployed:
-            raise DuplicateProcess(
-                f"process '{definition.id}' exists; replace it with PUT"
-            ) from None
+            raise DuplicateProcess(duplicate) from None
         audit.info(
             "process %s deployed by %s (package sha256:%s)",
             definition.id,
