@@ -186,12 +186,11 @@ def package_definition(
     outputs, output_plans = _outputs(process)
     text = canonical(request.cwl)
     description = request.description
-    process_id = description.get("id") or (
-        shortname(str(process.id)) if "#" in str(process.id) else None
-    )
+    raw = process_node(request.cwl, graph_entry)
+    raw_id = raw.get("id")
+    process_id = description.get("id") or (raw_id.lstrip("#") if isinstance(raw_id, str) else None)
     if not isinstance(process_id, str) or not process_id:
         raise BadRequest("give the process an id (the CWL 'id', or processDescription.id)")
-    raw = process_node(request.cwl, graph_entry)
     data = {
         "id": process_id,
         "version": _version(request.cwl, description),

@@ -59,7 +59,7 @@ def cwltool_validate(text: str, entry: str = "") -> None:
             }
         )
         try:
-            context, document, uri = fetch_document(f"{path}{entry}", context)
+            context, document, uri = fetch_document(f"{path.as_uri()}{entry}", context)
             context, uri = resolve_and_validate_document(context, document, uri)
             make_tool(uri, context)
         except (SchemaSaladException, WorkflowException, ValueError, KeyError, TypeError) as exc:
