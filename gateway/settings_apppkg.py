@@ -21,5 +21,3 @@ class AppPkgSettings(BaseModel):
     #: What a run gets when the package says nothing.
     default_memory_mb: int = Field(default=1024, ge=16)
     default_walltime_minutes: int = Field(default=60, ge=1)
-    #: Seconds ``cwltool --validate`` may take on one package at deploy time.
-    validate_timeout_seconds: float = Field(default=120, gt=0)
