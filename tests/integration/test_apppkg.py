@@ -157,11 +157,23 @@ def test_deploy_execute_as_the_user_replace_and_undeploy(
         assert sacct_settled(job.scheduler_job_id or "", "User", "alice") == "alice"
         assert _output_text(gw, "dora", job_id, "counts").split()[0] == "5"
 
-        # replaced by its owner (now: lines); another deployer may not; the built-in is immutable
+        # replaced by its owner (now: lines) between two submissions: the job accepted
+        # before the replace runs the package it was accepted with
+        poem = {"text": {"href": file_server.href("poem.txt")}}
+        before = _execute(gw, "dora", "wordcount", poem)
         replaced = text.replace("[wc, -w]", "[wc, -l]")
         headers = gw.h("dora", **{"Content-Type": CWL_YAML})
         put = gw.client.put("/processes/wordcount", data=replaced, headers=headers)
         assert put.status_code == 204, put.get_json()
+        after = _execute(gw, "dora", "wordcount", poem)
+        for job_id, expected in ((before, "5"), (after, "2")):
+            job = _wait(gw, job_id)
+            assert job.state is JobState.SUCCESSFUL, job.message
+            assert _output_text(gw, "dora", job_id, "counts").split()[0] == expected
+        versions = {gw.services.store.get(j).process_version for j in (before, after)}
+        assert gw.services.registry.get("wordcount").run_version in versions
+        assert len(versions) == 2
+        # another deployer may neither replace nor undeploy it
         other = gw.client.put(
             "/processes/wordcount",
             data=replaced,
@@ -169,13 +181,9 @@ def test_deploy_execute_as_the_user_replace_and_undeploy(
         )
         assert other.status_code == 403 and "deployed by 'dora'" in other.get_json()["detail"]
         assert gw.client.delete("/processes/wordcount", headers=gw.h("erin")).status_code == 403
-        job_id = _execute(gw, "dora", "wordcount", {"text": {"href": file_server.href("poem.txt")}})
-        job = _wait(gw, job_id)
-        assert job.state is JobState.SUCCESSFUL, job.message
-        assert _output_text(gw, "dora", job_id, "counts").split()[0] == "2"
-        assert gw.services.store.get(job_id).process_version == (
-            gw.services.registry.get("wordcount").run_version
-        )
+        # WPS clients see it too
+        caps = gw.client.get("/wps?service=WPS&request=GetCapabilities")
+        assert b"wordcount" in caps.data
     finally:
         gone = gw.client.delete("/processes/wordcount", headers=gw.h("dora"))
     assert gone.status_code == 204
@@ -258,3 +266,28 @@ def test_invalid_cwl_is_400_with_the_message_and_line(gw: Gateway) -> None:
     detail = resp.get_json()["detail"]
     assert "Fle" in detail and "package.cwl:6:" in detail
     assert "/tmp/" not in detail
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        ("a: &a [x, x]\nb: [*a, *a, *a]\n", CWL_YAML, 400),  # YAML alias (billion laughs)
+        ("cwlVersion: v1.2\nx: " + "[" * 5000 + "]" * 5000, CWL_YAML, 400),  # deep nesting
+        ('{"cwlVersion": "v1.2", "x": ' + "[" * 5000 + "]" * 5000 + "}", "application/json", 400),
+        (
+            "cwlVersion: v1.2\nclass: CommandLineTool\ninputs: {$import: /etc/passwd}\n",
+            CWL_YAML,
+            400,
+        ),
+        ("x" * (300 * 1024), CWL_YAML, 413),
+        ("cwlVersion: v1.2", "text/plain", 415),
+        ("", CWL_YAML, 400),
+    ],
+)
+def test_hostile_bodies_get_a_clear_4xx(
+    gw: Gateway, body: str, content_type: str, status: int
+) -> None:
+    resp = gw.deploy("dora", body, content_type)
+    assert resp.status_code == status, resp.get_json()
+    doc = resp.get_json()
+    assert doc["status"] == status and doc["detail"] and "Traceback" not in doc["detail"]
