@@ -7,13 +7,9 @@ them after a replace and an undeploy.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from gateway import db
 from gateway.apppkg.body import parse_body
@@ -21,30 +17,11 @@ from gateway.apppkg.cwl import package_definition
 from gateway.apppkg.store import AlreadyDeployed, DeployedStore, NotDeployed
 from gateway.settings_apppkg import AppPkgSettings
 from processes.registry import ProcessRegistry
+from tests.integration.test_doctor_postgres import schema_url
 
-PG_URL = os.environ.get(
-    "HPCGW_TEST_DATABASE_URL", "postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:5432/hpcgw_test"
-)
+__all__ = ["schema_url"]
+
 TOOL = (Path(__file__).resolve().parent.parent / "apppkg_data" / "wordcount.cwl").read_text()
-
-
-def _url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/hpcgw.db"
-        return
-    admin = sa.create_engine(PG_URL)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("HPCGW_REQUIRE_CLUSTER") == "1":
-            pytest.fail(f"PostgreSQL required but unavailable: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
 
 
 @pytest.fixture(
@@ -53,8 +30,11 @@ def _url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         pytest.param("postgres", marks=pytest.mark.postgres),
     ]
 )
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    yield from _url(request, tmp_path)
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite, or a fresh PostgreSQL schema (test_doctor_postgres' ``schema_url``)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/hpcgw.db"
+    return str(request.getfixturevalue("schema_url"))
 
 
 def _definition(text: str):
