@@ -39,7 +39,12 @@ class DeployService:
         self.registry = registry
         self.settings = settings
 
-    def _may_deploy(self, principal: Principal) -> None:
+    def may_deploy(self, principal: Principal) -> None:
+        """Forbidden unless deploying is on and ``principal`` is a deployer (or an admin).
+
+        Surfaces call it before reading a request body, so only deployers get
+        their packages parsed and validated.
+        """
         if not self.settings.enabled:
             raise Forbidden("deploying processes is turned off on this server (apppkg.enabled)")
         if not (principal.is_admin or ROLE_DEPLOYER in principal.roles):
@@ -68,7 +73,7 @@ class DeployService:
         self, principal: Principal, request: DeployRequest, entry: str
     ) -> PackagedDefinition:
         """Store a new process from ``request``; 409 if its id exists."""
-        self._may_deploy(principal)
+        self.may_deploy(principal)
         definition = package_definition(request, entry, self.settings)
         duplicate = f"process '{definition.id}' exists; replace it with PUT"
         if definition.id in self.registry:  # built-in or deployed: 409 (OGC 20-044)
@@ -89,7 +94,7 @@ class DeployService:
         self, principal: Principal, process_id: str, request: DeployRequest, entry: str
     ) -> PackagedDefinition:
         """Make ``request`` the package of ``process_id``; jobs accepted before keep theirs."""
-        self._may_deploy(principal)
+        self.may_deploy(principal)
         self._owned(principal, process_id)
         if "id" not in request.description:
             request = DeployRequest(
@@ -111,7 +116,7 @@ class DeployService:
         return definition
 
     def undeploy(self, principal: Principal, process_id: str) -> None:
-        self._may_deploy(principal)
+        self.may_deploy(principal)
         self._owned(principal, process_id)
         try:
             self.store.undeploy(process_id)

@@ -46,11 +46,12 @@ def _service() -> DeployService:
 
 
 def _caller() -> Principal:
-    """The caller, authenticated here when the path is public (GET discovery paths)."""
+    """The caller, a deployer (authenticated here: these paths are public for GET)."""
     principal = request_principal()
-    if principal is not None:
-        return principal
-    return ogcapi().authenticator.authenticate(cast(Mapping[str, str], request.headers))
+    if principal is None:
+        principal = ogcapi().authenticator.authenticate(cast(Mapping[str, str], request.headers))
+    _service().may_deploy(principal)
+    return principal
 
 
 def _deploy_request() -> tuple[DeployRequest, str]:
