@@ -206,6 +206,22 @@ def test_python_one_liner_keeps_shell_metacharacters_as_text(gw: Gateway) -> Non
         assert gw.client.delete("/processes/shout", headers=gw.h("admin")).status_code == 204
 
 
+def test_a_two_step_workflow_runs_in_one_job(gw: Gateway) -> None:
+    resp = gw.deploy("dora", (DATA / "wordreport.cwl").read_text())
+    assert resp.status_code == 201, resp.get_json()
+    try:
+        # the File input given inline, as text
+        inputs = {"text": "the quick brown fox jumps", "title": "fox"}
+        job_id = _execute(gw, "dora", "wordreport", inputs)
+        job = _wait(gw, job_id)
+        assert job.state is JobState.SUCCESSFUL, job.message
+        assert sacct_settled(job.scheduler_job_id or "", "User", "alice") == "alice"
+        report = json.loads(_output_text(gw, "dora", job_id, "report"))
+        assert report == {"title": "fox", "words": 5}
+    finally:
+        assert gw.client.delete("/processes/wordreport", headers=gw.h("dora")).status_code == 204
+
+
 def test_ogcapppkg_deploy_with_description(gw: Gateway) -> None:
     import yaml
 
