@@ -18,6 +18,7 @@ user or an HPC admin may replace or undeploy it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,8 +131,9 @@ def _output_text(gw: Gateway, who: str, job_id: str, name: str) -> str:
 
 
 def test_deploy_execute_as_the_user_replace_and_undeploy(
-    gw: Gateway, file_server: FileServer
+    gw: Gateway, file_server: FileServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="gateway.audit")
     text = (DATA / "wordcount.cwl").read_text()
     resp = gw.deploy("dora", text)
     assert resp.status_code == 201, resp.get_json()
@@ -188,6 +190,9 @@ def test_deploy_execute_as_the_user_replace_and_undeploy(
         gone = gw.client.delete("/processes/wordcount", headers=gw.h("dora"))
     assert gone.status_code == 204
     assert gw.client.get("/processes/wordcount").status_code == 404
+    audit = [r.getMessage() for r in caplog.records if r.name == "gateway.audit"]
+    for verb in ("deployed", "replaced", "undeployed"):
+        assert any(f"process wordcount {verb} by dora" in line for line in audit), audit
     assert gw.client.delete("/processes/wordcount", headers=gw.h("dora")).status_code == 404
 
 
