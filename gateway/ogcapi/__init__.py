@@ -74,6 +74,18 @@ def _quiet_api(config: dict[str, Any], openapi: dict[str, Any]) -> API:
         root.removeHandler(guard)
 
 
+class _Resources(dict[str, Any]):
+    """pygeoapi's ``resources`` config, answering ``{}`` for a process it was not built with.
+
+    pygeoapi reads ``config['resources'][id]`` (templates) when it renders a
+    process description as HTML; deployed processes (Part 2) come and go after
+    the API is built, so they have no entry there and get pygeoapi's defaults.
+    """
+
+    def __missing__(self, key: str) -> dict[str, Any]:
+        return {}
+
+
 def register_ogcapi(
     app: Flask,
     services: Services,
@@ -85,6 +97,7 @@ def register_ogcapi(
     config = pygeoapi_config(services.settings, services.registry, token)
     public_paths = tuple(public_paths)
     api = _quiet_api(config, openapi_document(config, services.settings, public_paths))
+    api.config["resources"] = _Resources(api.config["resources"])
     state = OgcApi(
         services=services,
         api=api,

@@ -143,6 +143,9 @@ def test_deploy_execute_as_the_user_replace_and_undeploy(
         desc = gw.client.get("/processes/wordcount").get_json()
         assert desc["inputs"]["text"]["schema"]["type"] == "string"
         assert desc["outputs"]["counts"]["schema"]["contentMediaType"] == "text/plain"
+        assert gw.client.get("/processes/wordcount?f=html").status_code == 200
+        wps = "/wps?service=WPS&version=2.0.0&request=DescribeProcess&identifier=wordcount"
+        assert b"ComplexData" in gw.client.get(wps).data
         listed = gw.client.get("/processes").get_json()["processes"]
         assert "wordcount" in {p["id"] for p in listed}
         package = gw.client.get("/processes/wordcount/package", headers=gw.h("bob"))
