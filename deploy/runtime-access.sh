@@ -7,7 +7,7 @@ set -euo pipefail
 repo=$(realpath "${1:?usage: runtime-access.sh REPO}")
 py="$repo/.venv/bin/python"
 check() {
-  runuser -u alice -- "$py" -c 'import processes.runtime, rasterio' 2>/dev/null
+  runuser -u alice -- "$py" -c 'import processes.runtime, rasterio, cwltool' 2>/dev/null
 }
 open_path() {  # o+x on every parent of $1, o+rX on $1 itself
   local dir; dir=$(dirname "$1")

@@ -13,6 +13,7 @@ Module map (the full picture is ``docs/architecture.md``)::
     doctor         read-only deployment checks (``hpcgw doctor``)
 
     jobs/          records, states, store, status document, execute request, JobService
+    apppkg/        deployed CWL application packages (Part 2): body, CWL mapping, store, rules
     routing/       which site runs a job and why: policy, locality, cached queue readings
     identity/      auth (Principal, authenticators), oidc, identity_map (user -> HPC login)
     egress/        guarded outbound requests

@@ -21,6 +21,8 @@ from gateway import db
 from gateway.accounting.instrument import instrument_builder
 from gateway.accounting.quotes import Pricing
 from gateway.accounting.service import Accounting
+from gateway.apppkg.service import DeployService
+from gateway.apppkg.store import DeployedStore
 from gateway.egress import EgressPolicy
 from gateway.identity.auth import Authenticator
 from gateway.jobs.service import AdmissionHook, JobService
@@ -55,7 +57,8 @@ def build_services(settings: Settings) -> Services:
     """Create and wire the gateway's parts from settings (no HTTP, no threads)."""
     engine = build_engine(settings)
     store = JobStore(engine)
-    registry = ProcessRegistry.builtin(settings.processes)
+    deployed = DeployedStore(engine)
+    registry = ProcessRegistry.builtin(settings.processes).with_deployed(deployed)
     sites = Sites(settings.sites, builder=instrument_builder(build_adapter))
     egress = EgressPolicy.from_settings(settings.workflow.egress)
     admission: list[AdmissionHook] = [reference_admission(settings.workflow, egress)]
@@ -87,6 +90,7 @@ def build_services(settings: Settings) -> Services:
         egress=egress,
         accounting=accounting,
         health=health,
+        deploy=DeployService(deployed, registry, settings.apppkg),
     )
 
 

@@ -10,12 +10,14 @@ ExceptionReport (WPS) -- never a stack trace::
     │   └── InvalidInput      400  inputs do not match the process description
     ├── Unauthorized          401  missing or invalid bearer token
     ├── Forbidden             403  role missing, user not provisioned
-    │   └── QuotaExceeded     403  the quote would exceed a budget
+    │   ├── QuotaExceeded     403  the quote would exceed a budget
+    │   └── ImmutableProcess  403  replace/undeploy of a built-in process (Part 2)
     ├── NoSuchProcess         404
     ├── NoSuchJob             404  unknown job, or another user's job
     ├── ResultNotReady        404  results of an unfinished job
     ├── JobFailed             500  results of a failed job (the job's own exception)
     ├── NotAcceptable         406
+    ├── DuplicateProcess      409  deploy of an id that exists (Part 2)
     ├── PayloadTooLarge       413
     ├── UnsupportedMediaType  415
     └── ServiceUnavailable    503  the job store or site cannot be reached
@@ -27,6 +29,7 @@ from typing import Any
 
 _BASE = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 _COMMON = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0/"
+_PART2 = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0/"
 
 
 class GatewayError(Exception):
@@ -84,6 +87,11 @@ class QuotaExceeded(Forbidden):
     title = "Budget exceeded"
 
 
+class ImmutableProcess(Forbidden):
+    type_uri = _PART2 + "immutable-process"
+    title = "Immutable process"
+
+
 class NoSuchProcess(GatewayError):
     status = 404
     type_uri = _BASE + "no-such-process"
@@ -117,6 +125,12 @@ class NotAcceptable(GatewayError):
     status = 406
     type_uri = _COMMON + "not-acceptable"
     title = "Not acceptable"
+
+
+class DuplicateProcess(GatewayError):
+    status = 409
+    type_uri = _PART2 + "duplicated-process"
+    title = "Duplicated process"
 
 
 class NotFound(GatewayError):

@@ -26,6 +26,7 @@ from processes.registry import ProcessRegistry
 
 if TYPE_CHECKING:
     from gateway.accounting.service import Accounting
+    from gateway.apppkg.service import DeployService
     from gateway.publication.publisher import Publisher
     from gateway.routing.health import HealthView
 
@@ -46,6 +47,8 @@ class Services:
     accounting: Accounting | None = None
     #: Every site's latest health probe (routing; written by the worker's prober).
     health: HealthView | None = None
+    #: Deploy/replace/undeploy of CWL application packages (OGC API - Processes Part 2).
+    deploy: DeployService | None = None
 
     @property
     def publication_root(self) -> Path:

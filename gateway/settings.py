@@ -25,6 +25,7 @@ from pydantic_settings import (
 from gateway.accounting.config import AccountingSettings
 from gateway.logs import LogSettings
 from gateway.routing.config import RoutingSettings
+from gateway.settings_apppkg import AppPkgSettings
 from gateway.settings_workflow import PublicationSettings, WorkflowSettings
 
 
@@ -108,7 +109,7 @@ class OidcSettings(BaseModel):
 
 
 class RoleSettings(BaseModel):
-    """Which identity-provider roles/groups grant the gateway's two roles.
+    """Which identity-provider roles/groups grant the gateway's roles.
 
     Entries: ``NAME`` (realm role, or role of the gateway client), ``realm:NAME``,
     ``client:CLIENT:NAME`` or ``group:/PATH`` (Keycloak group, leading ``/`` optional).
@@ -118,6 +119,8 @@ class RoleSettings(BaseModel):
     user: list[str] = Field(default_factory=lambda: ["hpc-user"])
     #: Sees every job and may use the admin endpoints (implies ``user``).
     admin: list[str] = Field(default_factory=lambda: ["hpc-admin"])
+    #: May deploy, replace and undeploy CWL application packages (OGC API - Processes Part 2).
+    deployer: list[str] = Field(default_factory=lambda: ["hpc-deployer"])
 
 
 class IdentityMapSettings(BaseModel):
@@ -414,6 +417,8 @@ class Settings(BaseSettings):
     accounting: AccountingSettings = Field(default_factory=AccountingSettings)
     #: Log format (text or JSON lines) and level (gateway.logs).
     logging: LogSettings = Field(default_factory=LogSettings)
+    #: Deployed CWL application packages (OGC API - Processes Part 2).
+    apppkg: AppPkgSettings = Field(default_factory=AppPkgSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 

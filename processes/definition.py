@@ -94,6 +94,19 @@ class ProcessDefinition(BaseModel):
         data.pop("outputs", None)
         return data
 
+    @property
+    def run_version(self) -> str:
+        """What a job records as the version it runs (``jobs.process_version``, <= 32 chars).
+
+        A built-in process runs the code of the installed gateway, so its version
+        is enough; a deployed package records its digest (:mod:`processes.package`).
+        """
+        return self.version
+
+    def workspace_files(self) -> dict[str, bytes]:
+        """Files the dispatcher writes into the job workspace before submitting (name -> bytes)."""
+        return {}
+
     def resources_for(self, inputs: dict[str, Any]) -> Resources:
         """Resources for one run. The default ignores inputs; subclasses or the
         accounting estimator may scale them with input sizes."""

@@ -33,6 +33,7 @@ from gateway.settings import AuthSettings, RoleSettings
 #: The gateway's own role names (what :attr:`Principal.roles` holds).
 ROLE_USER = "hpc-user"
 ROLE_ADMIN = "hpc-admin"
+ROLE_DEPLOYER = "hpc-deployer"
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,11 @@ class RoleMapper:
 
     def __init__(self, settings: RoleSettings, client_id: str) -> None:
         self._client_id = client_id
-        self._rules = {ROLE_USER: list(settings.user), ROLE_ADMIN: list(settings.admin)}
+        self._rules = {
+            ROLE_USER: list(settings.user),
+            ROLE_ADMIN: list(settings.admin),
+            ROLE_DEPLOYER: list(settings.deployer),
+        }
 
     def roles(self, claims: Mapping[str, Any]) -> frozenset[str]:
         realm = set(_strings(_dig(claims, "realm_access", "roles")))

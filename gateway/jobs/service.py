@@ -135,7 +135,7 @@ class JobService:
         new = NewJob(
             id=str(uuid.uuid4()),
             process_id=process.id,
-            process_version=process.version,
+            process_version=process.run_version,
             owner=principal.owner(),
             site=site,
             inputs=request.inputs,

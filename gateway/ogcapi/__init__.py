@@ -15,6 +15,9 @@ exception handlers and the routes:
 ``GET|DELETE /jobs/{id}``                  status info / dismiss
 ``GET /jobs/{id}/results``                 results (document, raw, multipart)
 ``GET /jobs/{id}/outputs/{file}``          published output files
+``POST /processes``, ``PUT|DELETE
+/processes/{id}``, ``GET
+/processes/{id}/package``                  Part 2: deploy/replace/undeploy (routes_deploy)
 ``GET /stac/catalog.json``                 STAC Catalog of the caller's results
 ``GET /stac/items/{id}.json``              STAC Item of one job's results
 =========================================  ===================================
@@ -43,6 +46,7 @@ from gateway.ogcapi.config import openapi_document, pygeoapi_config
 from gateway.ogcapi.context import EXTENSION_KEY, OgcApi
 from gateway.ogcapi.plugin_context import register_services
 from gateway.ogcapi.problems import install_error_handlers
+from gateway.ogcapi.routes_deploy import blueprint as deploy_blueprint
 from gateway.ogcapi.routes_discovery import blueprint as discovery_blueprint
 from gateway.ogcapi.routes_jobs import blueprint as jobs_blueprint
 from gateway.ogcapi.routes_stac import blueprint as stac_blueprint
@@ -70,6 +74,18 @@ def _quiet_api(config: dict[str, Any], openapi: dict[str, Any]) -> API:
         root.removeHandler(guard)
 
 
+class _Resources(dict[str, Any]):
+    """pygeoapi's ``resources`` config, answering ``{}`` for a process it was not built with.
+
+    pygeoapi reads ``config['resources'][id]`` (templates) when it renders a
+    process description as HTML; deployed processes (Part 2) come and go after
+    the API is built, so they have no entry there and get pygeoapi's defaults.
+    """
+
+    def __missing__(self, key: str) -> dict[str, Any]:
+        return {}
+
+
 def register_ogcapi(
     app: Flask,
     services: Services,
@@ -81,7 +97,13 @@ def register_ogcapi(
     config = pygeoapi_config(services.settings, services.registry, token)
     public_paths = tuple(public_paths)
     api = _quiet_api(config, openapi_document(config, services.settings, public_paths))
-    state = OgcApi(services=services, api=api, base_url=api.base_url.rstrip("/"))
+    api.config["resources"] = _Resources(api.config["resources"])
+    state = OgcApi(
+        services=services,
+        api=api,
+        base_url=api.base_url.rstrip("/"),
+        authenticator=authenticator,
+    )
     app.extensions[EXTENSION_KEY] = state
     # pygeoapi's templates link {base_url}/static/...: point the app's own /static
     # route (Flask reads static_folder at request time) at pygeoapi's files.
@@ -91,6 +113,7 @@ def register_ogcapi(
     install_authentication(app, authenticator, public_paths)
     install_error_handlers(app)
     app.register_blueprint(discovery_blueprint)
+    app.register_blueprint(deploy_blueprint)
     app.register_blueprint(jobs_blueprint)
     app.register_blueprint(stac_blueprint)
     return state

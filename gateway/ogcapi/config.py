@@ -28,13 +28,12 @@ from gateway.jobs.states import OGC_STATUSES
 from gateway.ogcapi.job_filters import MAX_DURATION_SECONDS
 from gateway.ogcapi.openapi_contract import make_self_contained
 from gateway.ogcapi.openapi_paths import add_gateway_api, problem
-from gateway.ogcapi.plugin_context import TOKEN_KEY
+from gateway.ogcapi.plugin_context import TOKEN_KEY, processor_entry
 from gateway.paging import DEFAULT_JOB_LIMIT, limit_schema
 from gateway.settings import Settings
 from processes.registry import ProcessRegistry
 
 MANAGER_PLUGIN = "gateway.ogcapi.manager.GatewayManager"
-PROCESSOR_PLUGIN = "gateway.ogcapi.processor.HpcProcessor"
 _OAPIP = "https://schemas.opengis.net/ogcapi/processes/part1/1.0/openapi"
 _SERVED_PREFIXES = ("/openapi", "/conformance", "/processes", "/jobs")
 #: Our overrides of pygeoapi's HTML templates (searched before pygeoapi's own): the
@@ -46,15 +45,9 @@ def pygeoapi_config(settings: Settings, registry: ProcessRegistry, token: str) -
     """The config dict pygeoapi's ``API`` is constructed from."""
     server = settings.server
     resources: dict[str, Any] = {
-        definition.id: {
-            "type": "process",
-            "processor": {
-                "name": PROCESSOR_PLUGIN,
-                "process_id": definition.id,
-                TOKEN_KEY: token,
-            },
-        }
+        definition.id: {"type": "process", "processor": processor_entry(definition.id, token)}
         for definition in registry
+        if registry.is_builtin(definition.id)  # deployed ones: GatewayManager.processes
     }
     return {
         "server": {
@@ -63,8 +56,8 @@ def pygeoapi_config(settings: Settings, registry: ProcessRegistry, token: str) -
             "encoding": "utf-8",
             "language": "en-US",
             "pretty_print": False,
-            # pygeoapi pages /processes with default_items: never cut the list short.
-            "limits": {"default_items": max(10, len(registry)), "max_items": 1000},
+            # Deployed processes come and go, so the list is not cut at the built-in count.
+            "limits": {"default_items": 100, "max_items": 1000},
             "map": {"url": "", "attribution": ""},
             "manager": {"name": MANAGER_PLUGIN, "connection": None, TOKEN_KEY: token},
             "templates": {"path": str(TEMPLATES)},

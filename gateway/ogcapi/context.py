@@ -20,6 +20,7 @@ from pygeoapi.util import render_j2_template
 
 from gateway.errors import BadRequest
 from gateway.http.responses import HTML, JSON, html_response, json_response, read_json_body
+from gateway.identity.auth import Authenticator
 from gateway.services import Services
 
 __all__ = [
@@ -48,6 +49,8 @@ class OgcApi:
     services: Services
     api: API
     base_url: str
+    #: Authenticates write requests on public (discovery) paths: Part 2's deploy routes.
+    authenticator: Authenticator
 
     def url(self, path: str) -> str:
         return f"{self.base_url}{path}"

@@ -52,6 +52,10 @@ CONFORMANCE_CLASSES: tuple[str, ...] = tuple(
         "callback",
         "dismiss",
     )
+) + tuple(
+    # OGC API - Processes - Part 2: Deploy, Replace, Undeploy (draft OGC 20-044)
+    "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/" + name
+    for name in ("deploy-replace-undeploy", "ogcapppkg", "cwl")
 )
 
 

@@ -24,6 +24,7 @@ sees the same jobs.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from pygeoapi.process.base import (
@@ -39,7 +40,7 @@ from gateway.http.security import request_principal
 from gateway.identity.auth import Principal
 from gateway.jobs.records import Job, JobQuery
 from gateway.jobs.service import ogc_states
-from gateway.ogcapi.plugin_context import services_for
+from gateway.ogcapi.plugin_context import TOKEN_KEY, processor_entry, services_for
 from gateway.paging import DEFAULT_JOB_LIMIT, MAX_PAGE_LIMIT
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,34 @@ class GatewayManager(BaseManager):
     """Process manager whose jobs live in the gateway's job store."""
 
     def __init__(self, manager_def: dict[str, Any]) -> None:
+        self._builtin: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._services = services_for(manager_def)
+        self._token = manager_def.get(TOKEN_KEY)
         super().__init__(manager_def)
+        # (BaseManager fills the mapping it got from the getter, a copy: set it here)
+        self._builtin = OrderedDict(
+            (key, dict(conf)) for key, conf in manager_def.get("processes", {}).items()
+        )
         self.is_async = True
         self.supports_subscribing = True
-        self._services = services_for(manager_def)
+
+    @property
+    def processes(self) -> OrderedDict[str, dict[str, Any]]:
+        """The configured (built-in) processes, then the deployed ones, read from the database.
+
+        pygeoapi lists and describes processes from this mapping; deployed
+        processes (OGC API - Processes Part 2) come and go while the app runs.
+        """
+        found = OrderedDict(self._builtin)
+        registry = self._services.registry
+        for definition in registry:
+            if definition.id not in found and not registry.is_builtin(definition.id):
+                found[definition.id] = {"processor": processor_entry(definition.id, self._token)}
+        return found
+
+    @processes.setter
+    def processes(self, value: OrderedDict[str, dict[str, Any]]) -> None:
+        self._builtin = value
 
     # -- identity -----------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.accounting.reports import GROUP_KEYS
 from gateway.http.security import PublicPaths
+from gateway.ogcapi.openapi_deploy import AUTHENTICATED_OPERATIONS, add_deploy_paths
 from gateway.paging import DEFAULT_AUDIT_LIMIT, DEFAULT_STAC_LIMIT, limit_schema
 from gateway.settings import Settings
 
@@ -646,7 +647,10 @@ def apply_security(oas: dict[str, Any], settings: Settings, public_paths: Iterab
             "description": "The static Prometheus scrape token (accounting.metrics)",
         }
     for path, operation in operations(oas):
-        is_public = _example_path(path) in public
+        is_public = (
+            _example_path(path) in public
+            and operation.get("operationId") not in AUTHENTICATED_OPERATIONS
+        )
         # /wps is one endpoint for every operation: public discovery, token for jobs
         token_optional = is_public and path == "/wps"
         if path == "/metrics" and metrics.bearer_token_file:
@@ -664,6 +668,7 @@ def apply_security(oas: dict[str, Any], settings: Settings, public_paths: Iterab
 def add_gateway_api(oas: dict[str, Any], settings: Settings, public_paths: Iterable[str]) -> None:
     """Add the gateway's own paths, schemas, tags and security to pygeoapi's document."""
     oas["paths"].update(gateway_paths())
+    add_deploy_paths(oas, problem)
     oas.setdefault("components", {}).setdefault("schemas", {}).update(schemas())
     known = {tag.get("name") for tag in oas.get("tags", [])}
     oas.setdefault("tags", []).extend(dict(t) for t in TAGS if t["name"] not in known)

@@ -53,3 +53,12 @@ def services_for(plugin_def: Mapping[str, Any]) -> Services:
             "gateway plugins only work inside an app built by gateway.app.create_app"
         )
     return services
+
+
+#: The processor plugin every gateway process is described by.
+PROCESSOR_PLUGIN = "gateway.ogcapi.processor.HpcProcessor"
+
+
+def processor_entry(process_id: str, token: Any) -> dict[str, Any]:
+    """pygeoapi's ``processor`` definition of one gateway process."""
+    return {"name": PROCESSOR_PLUGIN, "process_id": process_id, TOKEN_KEY: token}

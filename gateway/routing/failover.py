@@ -60,7 +60,7 @@ class Rerouter:
             self._wait(job, f"{why}; the job asked for it and waits")
             return None
         try:
-            process = self.registry.get(job.process_id)
+            process = self.registry.for_job(job.process_id, job.process_version)
             routed = self.router.route(
                 _owner(job), process, _request(job), purpose="reroute", exclude=job.site
             )

@@ -426,7 +426,7 @@ class Dispatcher:
         """
         adapter = self.sites.adapter(job.site)
         site = self.sites.settings(job.site)
-        process = self.registry.get(job.process_id)
+        process = self.registry.for_job(job.process_id, job.process_version)
         identity = HpcIdentity(login=job.owner.hpc_login, token=forward_token(job.extra))
         files = adapter.files(identity)
         files.mkdir(workspace)
@@ -434,6 +434,8 @@ class Dispatcher:
         inputs = self.stager.stage(job.inputs, files, workspace, self._heartbeat(job))
         payload = json.dumps({"job_id": job.id, "inputs": inputs}, indent=1).encode()
         files.write_bytes(posixpath.join(workspace, INPUTS_FILE), payload)
+        for name, data in process.workspace_files().items():  # a deployed CWL package
+            files.write_bytes(posixpath.join(workspace, name), data)
         summary = staged_summary(inputs)
         if summary:
             extra["staged_inputs"] = summary

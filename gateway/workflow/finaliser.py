@@ -100,7 +100,7 @@ class Finaliser:
             if not isinstance(manifest, dict):
                 raise ManifestError("outputs.json must hold a JSON object")
             published = self.publisher.publish(
-                job, self.registry.get(job.process_id), manifest, files
+                job, self.registry.for_job(job.process_id, job.process_version), manifest, files
             )
         except BadRequest as exc:
             fail_job(self.store, job, f"Invalid process outputs: {exc.detail}")

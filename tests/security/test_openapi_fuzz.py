@@ -100,6 +100,11 @@ CHECKS = [
     response_headers_conformance,
     schema_valid_requests_accepted,
 ]
+#: Part 2 deploy/replace: a body the OpenAPI schema allows (any object) is rarely a
+#: valid CWL package, so "schema-valid data is accepted" cannot hold; every other
+#: check does (no 5xx, documented statuses and bodies for hostile packages).
+PACKAGE_OPERATIONS = {("POST", "/processes"), ("PUT", "/processes/{processId}")}
+PACKAGE_CHECKS = [c for c in CHECKS if c is not schema_valid_requests_accepted]
 
 
 class _AdminAlice:
@@ -213,4 +218,5 @@ def _bytes(body: str | bytes) -> bytes:
 def test_every_answer_is_documented_and_no_5xx(case: schemathesis.Case) -> None:
     response = case.call()
     STATUSES[response.status_code] += 1
-    case.validate_response(response, checks=CHECKS)
+    package = (case.method.upper(), case.path) in PACKAGE_OPERATIONS
+    case.validate_response(response, checks=PACKAGE_CHECKS if package else CHECKS)

@@ -45,6 +45,7 @@ CORE = (
     "gateway.egress",
     "gateway.accounting",  # except its routes and CLI (surfaces, above)
     "gateway.routing",  # except its routes (a surface, above)
+    "gateway.apppkg",
 )
 
 

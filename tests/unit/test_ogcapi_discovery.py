@@ -95,6 +95,9 @@ def test_conformance_lists_exactly_what_we_implement(client, ogc_components):
             "callback",
             "dismiss",
         )
+    } | {
+        "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf/" + c
+        for c in ("deploy-replace-undeploy", "ogcapppkg", "cwl")
     }
     assert set(doc["conformsTo"]) == expected == set(CONFORMANCE_CLASSES)
     assert client.get("/conformance").get_json() == doc  # stable across calls

@@ -134,7 +134,8 @@ def test_unknown_route_and_wrong_method(client):
     assert_problem(r, 405, _COMMON + "method-not-allowed")
     assert "GET" in r.headers["Allow"]
     assert_problem(client.get(EXECUTE), 405)
-    assert_problem(client.delete("/processes/echo"), 405)
+    # (PUT and DELETE /processes/{id} are Part 2's replace and undeploy)
+    assert_problem(client.patch("/processes/echo"), 405)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,75 @@
+"""A process deployed as a CWL application package (OGC API - Processes Part 2).
+
+:class:`PackagedDefinition` is a :class:`~processes.definition.ProcessDefinition`
+whose runner is :mod:`processes.cwl_runner` and which carries the CWL document
+it was derived from. The dispatcher writes that document into the job workspace
+as ``package.cwl`` (:meth:`workspace_files`), where the runner hands it to
+``cwltool``. A job records the package's digest (:attr:`run_version`), so a job
+accepted before a replace runs the package it was accepted with.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from processes.cwl_runner import PACKAGE_FILE, RUN_FILE
+from processes.definition import ProcessDefinition
+
+#: The runner of every deployed package.
+CWL_RUNNER = "processes.cwl_runner"
+__all__ = ["CWL_RUNNER", "PACKAGE_FILE", "RUN_FILE", "CwlOutput", "CwlRun", "PackagedDefinition"]
+
+Kind = Literal["File", "value"]
+
+
+class CwlOutput(BaseModel):
+    """How one CWL output becomes a gateway output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Kind
+    #: Media type of a published file (from the CWL ``format``, else none).
+    type: str | None = None
+
+
+class CwlRun(BaseModel):
+    """What :mod:`processes.cwl_runner` needs to know, derived from the CWL at deploy time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: ``#id`` of the process to run in a ``$graph`` document, else empty.
+    entry: str = ""
+    inputs: dict[str, Kind]
+    outputs: dict[str, CwlOutput]
+
+
+#: How many hex digits of the sha256 digest a job records (its ``process_version``).
+RUN_VERSION_DIGITS = 32
+
+
+class PackagedDefinition(ProcessDefinition):
+    """A deployed process: its OGC description, ``hpc`` section and CWL package."""
+
+    #: The CWL document (JSON text, self-contained: no external references).
+    package: str = Field(repr=False)
+    #: sha256 (hex) of :attr:`package`.
+    digest: str
+    cwl_run: CwlRun
+
+    @property
+    def run_version(self) -> str:
+        return self.digest[:RUN_VERSION_DIGITS]
+
+    def workspace_files(self) -> dict[str, bytes]:
+        plan = json.dumps(self.cwl_run.model_dump(mode="json")).encode("utf-8")
+        return {PACKAGE_FILE: self.package.encode("utf-8"), RUN_FILE: plan}
+
+    def ogc_description(self) -> dict[str, Any]:
+        data = super().ogc_description()
+        data.pop("package", None)
+        data.pop("digest", None)
+        data.pop("cwl_run", None)
+        return data
