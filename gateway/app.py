@@ -23,6 +23,7 @@ from gateway.accounting.quotes import Pricing
 from gateway.accounting.service import Accounting
 from gateway.egress import EgressPolicy
 from gateway.identity.auth import Authenticator
+from gateway.identity.identity_map import IdentityStore
 from gateway.jobs.service import AdmissionHook, JobService
 from gateway.jobs.store import JobStore
 from gateway.routing.failover import Rerouter
@@ -33,6 +34,9 @@ from gateway.settings import Settings
 from gateway.sites import Sites, build_adapter
 from gateway.staging import build_stager
 from gateway.staging.admission import reference_admission
+from gateway.triggers.poller import FeedPoller
+from gateway.triggers.service import TriggerService
+from gateway.triggers.store import TriggerStore
 from gateway.workflow.callbacks import Notifier
 from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.finaliser import Finaliser
@@ -87,6 +91,7 @@ def build_services(settings: Settings) -> Services:
         egress=egress,
         accounting=accounting,
         health=health,
+        triggers=TriggerService(TriggerStore(engine), jobs, IdentityStore(engine)),
     )
 
 
@@ -153,7 +158,24 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
         interval=w.poll_interval_seconds,
         fast_interval=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
         nice=w.nice,
-        extra_stages=[*([usage.run_once] if usage else []), notifier.run_once, prober.run_once],
+        extra_stages=[
+            *([usage.run_once] if usage else []),
+            notifier.run_once,
+            prober.run_once,
+            *([_poller(services, wid).run_once] if services.triggers else []),
+        ],
+    )
+
+
+def _poller(services: Services, worker_id: str) -> FeedPoller:
+    """The worker stage polling trigger feeds (one worker at a time, by a named lease)."""
+    assert services.triggers is not None
+    return FeedPoller(
+        service=services.triggers,
+        jobs_store=services.store,
+        policy=services.egress,
+        settings=services.settings.triggers,
+        worker_id=worker_id,
     )
 
 
@@ -200,6 +222,7 @@ def create_app(
     from gateway.ogcapi import register_ogcapi
     from gateway.routing.routes import register_routing
     from gateway.security_headers import install_security_headers
+    from gateway.triggers.routes import register_triggers
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint
     from gateway.wps import register_wps
 
@@ -214,6 +237,7 @@ def create_app(
     app.register_blueprint(admin_users_blueprint)
     register_accounting(app)
     register_routing(app)
+    register_triggers(app)
     install_security_headers(app)
     srv = settings.server
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, srv.trusted_proxies, srv.base_url)  # type: ignore[method-assign]

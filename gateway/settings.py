@@ -25,6 +25,7 @@ from pydantic_settings import (
 from gateway.accounting.config import AccountingSettings
 from gateway.routing.config import RoutingSettings
 from gateway.settings_workflow import PublicationSettings, WorkflowSettings
+from gateway.triggers.config import TriggerSettings
 
 
 class ServerSettings(BaseModel):
@@ -391,6 +392,7 @@ class Settings(BaseSettings):
     workflow: WorkflowSettings = Field(default_factory=WorkflowSettings)
     usersync: UserSyncSettings = Field(default_factory=UserSyncSettings)
     accounting: AccountingSettings = Field(default_factory=AccountingSettings)
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 
