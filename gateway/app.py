@@ -162,12 +162,12 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
             *([usage.run_once] if usage else []),
             notifier.run_once,
             prober.run_once,
-            *([_poller(services, wid).run_once] if services.triggers else []),
+            *([build_trigger_poller(services, wid).run_once] if services.triggers else []),
         ],
     )
 
 
-def _poller(services: Services, worker_id: str) -> FeedPoller:
+def build_trigger_poller(services: Services, worker_id: str) -> FeedPoller:
     """The worker stage polling trigger feeds (one worker at a time, by a named lease)."""
     assert services.triggers is not None
     return FeedPoller(

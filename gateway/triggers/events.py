@@ -25,9 +25,10 @@ from typing import Any
 
 import httpx
 import shapely
-from shapely.geometry import box, shape
+from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
+from gateway.triggers.geometry import around, polygon_shape
 from gateway.triggers.records import Criteria
 
 log = logging.getLogger(__name__)
@@ -61,29 +62,6 @@ class Event:
         out["time"] = self.time.isoformat()
         out["bbox"] = list(self.bbox)
         return {k: v for k, v in out.items() if v is not None}
-
-
-def around(lon: float, lat: float, half_width: float) -> tuple[float, float, float, float]:
-    """A box of ``2 * half_width`` degrees around a point, kept within lon/lat bounds."""
-    return (
-        max(-180.0, lon - half_width),
-        max(-90.0, lat - half_width),
-        min(180.0, lon + half_width),
-        min(90.0, lat + half_width),
-    )
-
-
-def polygon_shape(geometry: dict[str, Any]) -> BaseGeometry:
-    """A GeoJSON Polygon/MultiPolygon as a valid shape; ValueError saying what is wrong."""
-    if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
-        raise ValueError("polygon must be a GeoJSON Polygon or MultiPolygon")
-    try:
-        geom = shape(geometry)
-    except (KeyError, TypeError, ValueError, IndexError, shapely.errors.GEOSException) as exc:
-        raise ValueError(f"polygon is not a valid GeoJSON geometry: {exc}") from None
-    if geom.is_empty or not geom.is_valid:
-        raise ValueError("polygon is empty or self-intersecting")
-    return geom
 
 
 def matches(event: Event, criteria: Criteria) -> str | None:

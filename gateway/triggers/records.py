@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic.alias_generators import to_camel
 
 from gateway.jobs.records import Owner
+from gateway.triggers.geometry import polygon_shape
 
 
 class _Model(BaseModel):
@@ -93,8 +94,6 @@ class Criteria(_Model):
     def _polygon(cls, polygon: dict[str, Any] | None) -> dict[str, Any] | None:
         if polygon is None:
             return None
-        from gateway.triggers.events import polygon_shape
-
         polygon_shape(polygon)  # raises ValueError with the reason
         return polygon
 

@@ -34,7 +34,8 @@ from gateway.identity.identity_map import IdentityStore
 from gateway.jobs.execute_request import SITE_MEMBER, parse_execute_request
 from gateway.jobs.service import JobService
 from gateway.jobs.store import JobNotFound, utcnow
-from gateway.triggers.events import Event, around
+from gateway.triggers.events import Event
+from gateway.triggers.geometry import around
 from gateway.triggers.records import Activation, ManualActivation, Trigger, TriggerRule
 from gateway.triggers.store import REFUSED, SUBMITTED, TriggerNotFound, TriggerStore
 from gateway.triggers.template import SAMPLE, TemplateError, render

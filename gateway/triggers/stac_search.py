@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pystac
 
-from gateway.triggers.events import Event, FeedError, polygon_shape, read_limited
+from gateway.triggers.events import Event, FeedError, read_limited
+from gateway.triggers.geometry import polygon_shape
 from gateway.triggers.records import StacSearchSource, TriggerRule
 
 #: Items read per search.

@@ -263,3 +263,78 @@ def test_a_broken_feed_is_reported_and_does_not_stop_the_others(
             ]
             == []
         )
+
+
+def test_the_cli_manages_and_activates_triggers(
+    gateway: tuple[Services, Flask], feed: FeedServer, tmp_path: Path
+) -> None:
+    import json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from gateway.cli import app as cli
+    from gateway.identity.identity_map import IdentityStatus, IdentityStore
+
+    services, _ = gateway
+    IdentityStore(services.engine).save("sub-alice", "alice", "alice", IdentityStatus.ACTIVE, [])
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump(services.settings.model_dump(mode="json")))
+    env = {"HPCGW_CONFIG": str(config)}
+    rule_file = tmp_path / "rule.json"
+    area_only = {"bounding_box_input": {"bbox": "{{event.bbox}}"}, "string_input": "{{event.time}}"}
+    rule_file.write_text(
+        json.dumps(rule(feed.query_url, source={"type": "manual"}, inputs=area_only))
+    )
+    runner = CliRunner()
+
+    def hpcgw(*args: str) -> str:
+        result = runner.invoke(cli, ["triggers", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    trigger_id = hpcgw("create", str(rule_file), "--owner", "sub-alice").strip()
+    assert "alice  enabled  manual" in hpcgw("list")
+    fired = json.loads(
+        hpcgw("activate", trigger_id, "--bbox", "10,40,11,41", "--time", "2026-12-07T03:00:00Z",
+              "--event-id", "cli-event")
+    )  # fmt: skip
+    assert fired["outcome"] == "submitted"
+    job = services.store.get(fired["jobID"])
+    assert job.owner.hpc_login == "alice"
+    assert job.inputs["bounding_box_input"] == {"bbox": [10.0, 40.0, 11.0, 41.0]}
+    shown = json.loads(hpcgw("show", trigger_id))
+    assert [a["eventId"] for a in shown["activations"]] == ["cli-event"]
+    hpcgw("disable", trigger_id)
+    assert "disabled" in hpcgw("list")
+    # refused: an unknown owner, a bad rule (exit status 2 and the reason)
+    unknown = runner.invoke(
+        cli, ["triggers", "create", str(rule_file), "--owner", "nobody"], env=env
+    )
+    assert unknown.exit_code == 2 and "not a provisioned" in unknown.output
+    rule_file.write_text(json.dumps(rule(feed.query_url, inputs={"integer_input": "x"})))
+    bad = runner.invoke(
+        cli, ["triggers", "create", str(rule_file), "--owner", "sub-alice"], env=env
+    )
+    assert bad.exit_code == 2 and "integer_input" in bad.output
+    hpcgw("delete", trigger_id)
+    assert trigger_id not in hpcgw("list")
+
+
+def test_an_owner_whose_account_was_disabled_gets_a_refused_activation(
+    gateway: tuple[Services, Flask], feed: FeedServer
+) -> None:
+    from gateway.identity.identity_map import IdentityStatus, IdentityStore
+
+    services, app = gateway
+    client = app.test_client()
+    trigger = _create(client, rule(feed.query_url))
+    IdentityStore(services.engine).save("sub-alice", "alice", "alice", IdentityStatus.DISABLED, [])
+    feed.publish(Quake("ev-2", lon=10.0, lat=45.0, depth_km=10.0, mag=6.0))
+    build_worker(services, worker_id="w1").run_once()
+    doc = client.get(f"/triggers/{trigger['id']}", headers=as_user("alice")).get_json()
+    [activation] = doc["activations"]
+    assert activation["outcome"] == "refused"
+    assert "no active HPC account" in activation["reason"]
+    assert activation["jobID"] is None
+    assert services.store.count() == 0
