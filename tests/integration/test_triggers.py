@@ -338,3 +338,36 @@ def test_an_owner_whose_account_was_disabled_gets_a_refused_activation(
     assert "no active HPC account" in activation["reason"]
     assert activation["jobID"] is None
     assert services.store.count() == 0
+
+
+def test_an_owner_without_budget_gets_a_refused_activation_with_the_reason(
+    cluster: str, tmp_path: Path, feed: FeedServer
+) -> None:
+    from gateway.accounting.budgets import BudgetStore, Scope
+    from gateway.accounting.periods import parse_period
+
+    accounting = {"prices": {"*": {"*": 0.10}}}
+    settings = make_settings(tmp_path, accounting=accounting, triggers={"min_interval_seconds": 0})
+    services = build_services(settings)
+    try:
+        app = create_app(settings, services, authenticator=HeaderAuth())
+        client = app.test_client()
+        BudgetStore(services.engine).set(
+            Scope.USER, "bob", parse_period("month"), 0.0, actor="test"
+        )
+        trigger = _create(client, rule(feed.query_url), user="bob")
+        feed.publish(Quake("ev-budget", lon=10.0, lat=45.0, depth_km=10.0, mag=6.0))
+        build_worker(services, worker_id="w1").run_once()
+        doc = client.get(f"/triggers/{trigger['id']}", headers=as_user("bob")).get_json()
+        [activation] = doc["activations"]
+        assert activation["outcome"] == "refused"
+        assert "monthly budget of user 'bob'" in activation["reason"]
+        assert activation["jobID"] is None
+        assert services.store.count() == 0
+        # the refusal is final for this event: polling again does not retry it
+        _make_due(services, forget_validators=True)
+        build_worker(services, worker_id="w1").run_once()
+        again = client.get(f"/triggers/{trigger['id']}/activations", headers=as_user("bob"))
+        assert len(again.get_json()["activations"]) == 1
+    finally:
+        services.close()
