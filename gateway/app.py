@@ -105,6 +105,9 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
         max_attempts=w.max_attempts,
         base_seconds=w.backoff_base_seconds,
         max_seconds=w.backoff_max_seconds,
+        nearline_retry_seconds=s.workflow.staging.nearline_retry_seconds,
+        nearline_max_retry_seconds=s.workflow.staging.nearline_max_retry_seconds,
+        nearline_max_wait_seconds=s.workflow.staging.nearline_max_wait_seconds,
     )
     publisher = services.publisher
     usage = services.accounting.recorder(wid) if services.accounting else None
