@@ -62,6 +62,13 @@ def _slurm_jobs_named(name: str) -> list[str]:
     return sorted(set(live) | set(accounted))
 
 
+def _metrics(services: Services) -> dict[str, float]:
+    from gateway.accounting.metrics import DatabaseCollector
+
+    collector = DatabaseCollector(services.engine, "EUR")
+    return {m.name: m.samples[0].value for m in collector.collect() if m.samples}
+
+
 @pytest.fixture
 def tape() -> Iterator[TapeServer]:
     with serving(TapeServer({"scene.txt": NOTE}, waits=3, retry_after=1)) as server:
@@ -118,6 +125,12 @@ def test_a_dismissed_waiting_job_never_reaches_slurm(cluster: str, tmp_path: Pat
                 eventually(
                     lambda: len(tape.answers) >= 2, 60, "the job to wait for its input twice"
                 )
+                # the metrics show the waiting job and for how long it has waited
+                metrics = _metrics(services)
+                assert metrics["hpcgw_jobs_waiting_for_input"] == 1
+                assert metrics["hpcgw_jobs_waiting_for_input_longest_seconds"] > 0
+                status = services.jobs.get(ALICE, job.id)
+                assert status.state is JobState.STAGING and status.scheduler_job_id is None
                 dismissed = services.jobs.dismiss(ALICE, job.id)
                 assert dismissed.state is JobState.DISMISSED
                 asked = len(tape.answers)

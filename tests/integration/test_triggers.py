@@ -176,7 +176,10 @@ def test_manual_activation_runs_once_per_event_id(
     assert again.status_code == 200
     assert again.get_json()["jobID"] == job_id
     # the job is alice's ordinary job: listed, visible, and runs as alice
-    assert client.get(f"/jobs/{job_id}", headers=as_user("alice")).status_code == 200
+    status = client.get(f"/jobs/{job_id}", headers=as_user("alice")).get_json()
+    assert status["trigger"] == {"id": trigger["id"], "eventId": "laquila"}
+    related = [x["href"] for x in status["links"] if x["rel"] == "related"]
+    assert related and related[0].endswith(f"/triggers/{trigger['id']}")
     assert client.get(f"/jobs/{job_id}", headers=as_user("bob")).status_code == 404
     job = _run_until_final(services, job_id)
     assert job.state is JobState.SUCCESSFUL, job.message
