@@ -11,7 +11,8 @@ loopback servers that answer in the real formats and protocols instead:
   honouring ``If-None-Match`` / ``If-Modified-Since`` with ``304``; ``/broken``
   answers text that is not GeoJSON.
 * :class:`StacSearchServer` -- a STAC API item search (``POST /search``),
-  filtering its items by collection, bbox and datetime as a STAC API does.
+  filtering its items by collection, bbox and datetime as a STAC API does,
+  and their assets at ``/data/<name>``.
 * :class:`TapeServer` -- a nearline archive: ``/tape/<name>`` answers ``202
   Accepted`` with ``Retry-After`` the first ``n`` times (staging from tape),
   then the file; ``/busy/<name>`` answers ``503`` with ``Retry-After`` instead.
@@ -177,7 +178,16 @@ class StacSearchServer(_Server):
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
         self.searches: list[dict[str, Any]] = []
+        #: The assets' content, served at ``/data/<name>``.
+        self.files: dict[str, bytes] = {}
         super().__init__()
+
+    def get(self, handler: BaseHTTPRequestHandler) -> None:
+        kind, _, name = handler.path.lstrip("/").partition("/")
+        if kind == "data" and name in self.files:
+            send(handler, 200, self.files[name], {"Content-Type": "image/tiff"})
+            return
+        send(handler, 404, b"")
 
     def add_item(
         self, collection: str, item_id: str, bbox: list[float], when: datetime, asset: str

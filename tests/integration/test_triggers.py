@@ -374,3 +374,63 @@ def test_an_owner_without_budget_gets_a_refused_activation_with_the_reason(
         assert len(again.get_json()["activations"]) == 1
     finally:
         services.close()
+
+
+def test_a_stac_search_trigger_fires_on_new_items_over_the_area(
+    gateway: tuple[Services, Flask],
+) -> None:
+    """A new Sentinel-1-like acquisition over the area fires the trigger with its asset's href.
+
+    The STAC API is :class:`tests.trigger_fixtures.StacSearchServer` (the local EO
+    mirror serves a static catalog without ``/search``); the job stages the asset
+    through the egress guard and runs in Slurm as the owner.
+    """
+    from tests.trigger_fixtures import StacSearchServer
+
+    services, app = gateway
+    client = app.test_client()
+    with serving(StacSearchServer()) as stac:
+        body = rule(
+            f"{stac.url}/search",
+            title="New S1 acquisitions over the Aegean",
+            source={
+                "type": "stac-search",
+                "url": f"{stac.url}/search",
+                "collections": ["sentinel-1-grd"],
+                "asset": "vv",
+                "intervalSeconds": 1,
+            },
+            criteria={"bbox": [20.0, 35.0, 28.0, 41.0], "after": "2026-12-07T00:00:00Z"},
+            inputs={
+                "mixed_input": {"href": "{{event.assetHref}}"},
+                "bounding_box_input": {"bbox": "{{event.bbox}}"},
+                "string_input": "{{event.id}}",
+            },
+        )
+        trigger = _create(client, body)
+        when = datetime(2026, 12, 7, 16, 30, tzinfo=UTC)
+        stac.add_item("sentinel-1-grd", "S1A_NEW", [22.0, 37.0, 24.0, 39.0], when, "vv")
+        stac.add_item(
+            "sentinel-1-grd", "S1A_OLD", [22.0, 37.0, 24.0, 39.0], when - timedelta(days=3), "vv"
+        )
+        stac.add_item("sentinel-1-grd", "S1A_FAR", [100.0, 10.0, 102.0, 12.0], when, "vv")
+        stac.add_item("sentinel-2-l2a", "S2B_OTHER", [22.0, 37.0, 24.0, 39.0], when, "vv")
+        stac.files = {"S1A_NEW.tif": b"vv backscatter\n"}
+        build_worker(services, worker_id="w1").run_once()
+        _make_due(services, forget_validators=True)
+        _expire_poller_lease(services)
+        build_worker(services, worker_id="w2").run_once()
+        assert stac.searches[0]["collections"] == ["sentinel-1-grd"]
+        assert stac.searches[0]["bbox"] == [20.0, 35.0, 28.0, 41.0]
+        assert stac.searches[0]["datetime"].startswith("2026-12-07T00:00:00")
+        doc = client.get(f"/triggers/{trigger['id']}", headers=as_user("alice")).get_json()
+        assert [a["eventId"] for a in doc["activations"]] == ["sentinel-1-grd/S1A_NEW"]
+        [activation] = doc["activations"]
+        assert activation["kind"] == "stac"
+        job = services.store.get(activation["jobID"])
+        assert job.inputs["mixed_input"] == {"href": f"{stac.url}/data/S1A_NEW.tif"}
+        assert job.inputs["bounding_box_input"] == {"bbox": [22.0, 37.0, 24.0, 39.0]}
+        done = _run_until_final(services, job.id)
+        assert done.state is JobState.SUCCESSFUL, done.message
+        assert done.results["mixed_output"] == "vv backscatter\n"
+        assert done.results["string_output"] == "sentinel-1-grd/S1A_NEW"
