@@ -103,32 +103,30 @@ class FeedPoller:
             POLLS.labels("error").inc()
             log.warning("trigger %s: feed %s failed: %s", trigger.id, source.url, detail)
             retry = max(self.settings.error_retry_seconds, interval)
-            self.store.save_feed(
-                trigger.id,
-                FeedState(
-                    etag=feed.etag,
-                    last_modified=feed.last_modified,
-                    next_poll_at=now + timedelta(seconds=retry),
-                    last_polled=now,
-                    last_error=f"{now.isoformat()}: {detail}",
-                ),
-            )
+            self._schedule(trigger, feed, retry, f"{now.isoformat()}: {detail}")
             return 0
         POLLS.labels("unchanged" if events is None else "changed").inc()
         fired = 0
         for event in events or []:
             fired += self._consider(trigger, event, source.type)
+        self._schedule(trigger, feed, interval, note)
+        return fired
+
+    def _schedule(
+        self, trigger: Trigger, feed: FeedState, delay: float, problem: str | None
+    ) -> None:
+        """Record the poll: the feed's validators, its next poll and its problem (or none)."""
+        now = utcnow()
         self.store.save_feed(
             trigger.id,
             FeedState(
                 etag=feed.etag,
                 last_modified=feed.last_modified,
-                next_poll_at=now + timedelta(seconds=interval),
+                next_poll_at=now + timedelta(seconds=delay),
                 last_polled=now,
-                last_error=note,
+                last_error=problem,
             ),
         )
-        return fired
 
     def _consider(self, trigger: Trigger, event: Event, kind: str) -> int:
         why_not = matches(event, trigger.rule.criteria)

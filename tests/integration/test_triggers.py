@@ -324,6 +324,19 @@ def test_the_cli_manages_and_activates_triggers(
     assert trigger_id not in hpcgw("list")
 
 
+def _poll_refused(
+    services: Services, client: FlaskClient, trigger: dict[str, Any], user: str
+) -> dict[str, Any]:
+    """Poll once; the trigger's one activation, refused, with no job created."""
+    build_worker(services, worker_id="w1").run_once()
+    doc = client.get(f"/triggers/{trigger['id']}", headers=as_user(user)).get_json()
+    [activation] = doc["activations"]
+    assert activation["outcome"] == "refused"
+    assert activation["jobID"] is None
+    assert services.store.count() == 0
+    return activation
+
+
 def test_an_owner_whose_account_was_disabled_gets_a_refused_activation(
     gateway: tuple[Services, Flask], feed: FeedServer
 ) -> None:
@@ -334,13 +347,8 @@ def test_an_owner_whose_account_was_disabled_gets_a_refused_activation(
     trigger = _create(client, rule(feed.query_url))
     IdentityStore(services.engine).save("sub-alice", "alice", "alice", IdentityStatus.DISABLED, [])
     feed.publish(Quake("ev-2", lon=10.0, lat=45.0, depth_km=10.0, mag=6.0))
-    build_worker(services, worker_id="w1").run_once()
-    doc = client.get(f"/triggers/{trigger['id']}", headers=as_user("alice")).get_json()
-    [activation] = doc["activations"]
-    assert activation["outcome"] == "refused"
+    activation = _poll_refused(services, client, trigger, "alice")
     assert "no active HPC account" in activation["reason"]
-    assert activation["jobID"] is None
-    assert services.store.count() == 0
 
 
 def test_an_owner_without_budget_gets_a_refused_activation_with_the_reason(
@@ -360,13 +368,8 @@ def test_an_owner_without_budget_gets_a_refused_activation_with_the_reason(
         )
         trigger = _create(client, rule(feed.query_url), user="bob")
         feed.publish(Quake("ev-budget", lon=10.0, lat=45.0, depth_km=10.0, mag=6.0))
-        build_worker(services, worker_id="w1").run_once()
-        doc = client.get(f"/triggers/{trigger['id']}", headers=as_user("bob")).get_json()
-        [activation] = doc["activations"]
-        assert activation["outcome"] == "refused"
+        activation = _poll_refused(services, client, trigger, "bob")
         assert "monthly budget of user 'bob'" in activation["reason"]
-        assert activation["jobID"] is None
-        assert services.store.count() == 0
         # the refusal is final for this event: polling again does not retry it
         _make_due(services, forget_validators=True)
         build_worker(services, worker_id="w1").run_once()
