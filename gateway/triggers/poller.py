@@ -35,7 +35,7 @@ from gateway.jobs.store import JobStore, utcnow
 from gateway.triggers.config import TriggerSettings
 from gateway.triggers.events import Event, FeedError, matches, parse_fdsn_geojson, read_limited
 from gateway.triggers.records import FdsnSource, FeedState, StacSearchSource, Trigger
-from gateway.triggers.service import TriggerService
+from gateway.triggers.service import PENDING_GRACE, TriggerService
 from gateway.triggers.stac_search import search_events
 
 log = logging.getLogger(__name__)
@@ -76,6 +76,10 @@ class FeedPoller:
     def run_once(self) -> int:
         """One pass over the due feeds (if this worker holds the lease); events fired."""
         if not self.settings.enabled:
+            return 0
+        # reads first: an idle gateway (nothing due) writes nothing, not even the lease
+        now = utcnow()
+        if not self.store.due_feeds(now, 1) and not self.store.pending(now - PENDING_GRACE, 1):
             return 0
         if not self.jobs_store.acquire_lease(
             LEASE_NAME, self.worker_id, self.settings.lease_seconds

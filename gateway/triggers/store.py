@@ -73,6 +73,7 @@ class TriggerStore:
                     hpc_login=owner.hpc_login,
                     title=rule.title,
                     enabled=rule.enabled,
+                    source=rule.source.type,
                     rule=rule.wire(),
                     created=now,
                     updated=now,
@@ -98,6 +99,7 @@ class TriggerStore:
         values = {
             "title": rule.title,
             "enabled": rule.enabled,
+            "source": rule.source.type,
             "rule": rule.wire(),
             "updated": utcnow(),
             "etag": None,
@@ -127,14 +129,14 @@ class TriggerStore:
             sa.select(_t)
             .where(
                 _t.c.enabled.is_(True),
+                _t.c.source != "manual",
                 sa.or_(_t.c.next_poll_at.is_(None), _t.c.next_poll_at <= now),
             )
             .order_by(_t.c.next_poll_at)
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [t for t in map(_trigger, rows) if t.rule.source.type != "manual"]
+            return [_trigger(r) for r in conn.execute(query).mappings().all()]
 
     def save_feed(self, trigger_id: str, feed: FeedState) -> None:
         values = {

@@ -27,6 +27,8 @@ triggers = sa.Table(
     sa.Column("hpc_login", sa.String(64), nullable=False),
     sa.Column("title", sa.String(255), nullable=False),
     sa.Column("enabled", sa.Boolean, nullable=False),
+    #: The rule's ``source.type`` (fdsn-event, stac-search, manual): what the poller reads.
+    sa.Column("source", sa.String(16), nullable=False),
     #: The rule as validated (:class:`gateway.triggers.records.TriggerRule`).
     sa.Column("rule", sa.JSON, nullable=False),
     sa.Column("created", UTCDateTime, nullable=False),

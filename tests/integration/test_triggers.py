@@ -24,7 +24,7 @@ from gateway.jobs.tables import leases
 from gateway.services import Services
 from gateway.settings import Settings
 from gateway.triggers.tables import triggers as triggers_table
-from tests.accounting_support import HeaderAuth, as_user
+from tests.accounting_support import PRINCIPALS, HeaderAuth, as_user
 from tests.conftest import make_settings, sacct_field
 from tests.polling import eventually
 from tests.trigger_fixtures import FeedServer, Quake, serving
@@ -437,3 +437,37 @@ def test_a_stac_search_trigger_fires_on_new_items_over_the_area(
         assert done.state is JobState.SUCCESSFUL, done.message
         assert done.results["mixed_output"] == "vv backscatter\n"
         assert done.results["string_output"] == "sentinel-1-grd/S1A_NEW"
+
+
+def test_an_activation_a_dead_worker_left_pending_is_submitted_once(
+    gateway: tuple[Services, Flask], feed: FeedServer
+) -> None:
+    """A worker died after claiming two events: one before creating the job, one after."""
+    from gateway.triggers.service import activation_job_id
+    from gateway.triggers.tables import trigger_activations
+
+    services, app = gateway
+    client = app.test_client()
+    trigger = _create(client, rule(feed.query_url, source={"type": "manual"}))
+    store = services.triggers.store  # type: ignore[union-attr]
+    event = {"id": "ev-x", "time": "2026-12-07T06:00:00+00:00", "bbox": [0.0, 0.0, 1.0, 1.0],
+             "lon": 0.5, "lat": 0.5, "depth_km": 10.0, "magnitude": 6.0}  # fmt: skip
+    never_submitted = activation_job_id(trigger["id"], "ev-x")
+    store.claim_event(trigger["id"], "ev-x", "feed", event, never_submitted)
+    submitted = activation_job_id(trigger["id"], "ev-y")
+    store.claim_event(trigger["id"], "ev-y", "feed", {**event, "id": "ev-y"}, submitted)
+    alice = PRINCIPALS["alice"]
+    body = {"inputs": {"string_input": "made before the crash"}}
+    services.jobs.submit(alice, "echo", body, job_id=submitted)
+    # nothing happens within the grace period (the claiming worker may still be at it)
+    build_worker(services, worker_id="w1").run_once()
+    assert {a.outcome for a in store.activations(trigger["id"])} == {"pending"}
+    with services.engine.begin() as conn:  # ... which has passed
+        past = datetime.now(UTC) - timedelta(minutes=10)
+        conn.execute(trigger_activations.update().values(updated=past))
+    build_worker(services, worker_id="w2").run_once()
+    outcomes = {a.event_id: a.outcome for a in store.activations(trigger["id"])}
+    assert outcomes == {"ev-x": "submitted", "ev-y": "submitted"}
+    assert services.store.get(never_submitted).inputs["string_input"].startswith("quake ev-x M6.0")
+    assert services.store.get(submitted).inputs == body["inputs"]  # linked, not made again
+    assert services.store.count() == 2

@@ -59,6 +59,11 @@ def test_due_feeds_follow_each_feeds_schedule(triggers: TriggerStore) -> None:
     disabled = RULE.model_copy(update={"enabled": False})
     triggers.replace("t1", disabled)
     assert triggers.due_feeds(later) == []
+    # a manual trigger has no feed: never due
+    manual = RULE.model_copy(update={"source": TriggerRule.model_validate(
+        {**RULE.wire(), "source": {"type": "manual"}}).source})  # fmt: skip
+    triggers.create("t2", ALICE, manual)
+    assert triggers.due_feeds(later) == []
 
 
 def test_an_event_is_claimed_once_whatever_the_concurrency(triggers: TriggerStore) -> None:

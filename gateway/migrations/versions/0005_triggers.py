@@ -24,6 +24,7 @@ def upgrade() -> None:
     sa.Column('hpc_login', sa.String(length=64), nullable=False),
     sa.Column('title', sa.String(length=255), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
     sa.Column('rule', sa.JSON(), nullable=False),
     sa.Column('created', gateway.jobs.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated', gateway.jobs.tables.UTCDateTime(timezone=True), nullable=False),
