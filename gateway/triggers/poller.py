@@ -25,6 +25,7 @@ tried again later; the other triggers are not held up.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 import httpx
@@ -144,7 +145,10 @@ class FeedPoller:
         return 1
 
     def _client(self) -> httpx.Client:
-        return guarded_client(self.policy, timeout=self.settings.timeout_seconds)
+        """A guarded client whose request also ends within ``timeout_seconds`` overall
+        (a feed that trickles cannot hold up the worker loop)."""
+        timeout = self.settings.timeout_seconds
+        return guarded_client(self.policy, timeout=timeout, deadline=time.monotonic() + timeout)
 
     def _fdsn(
         self, trigger: Trigger, source: FdsnSource
