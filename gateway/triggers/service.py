@@ -93,6 +93,8 @@ class TriggerService:
             raise BadRequest(f"input template: {exc}") from None
         request: dict[str, Any] = {"inputs": inputs}
         if rule.site is not None:
+            if rule.site not in set(self.jobs.sites.names()):
+                raise BadRequest(f"site '{rule.site}' is not one of this gateway's HPC sites")
             request[SITE_MEMBER] = rule.site
         try:
             parse_execute_request(process, request)
@@ -155,8 +157,9 @@ class TriggerService:
         fired = self.fire(trigger, event, "manual")
         if fired is not None:
             return fired, True
-        existing = [a for a in self.store.activations(trigger.id, 1000) if a.event_id == event.id]
-        return existing[0], False
+        existing = self.store.activation(trigger.id, event.id)
+        assert existing is not None  # claimed before, and activations are never deleted alone
+        return existing, False
 
     def fire(self, trigger: Trigger, event: Event, kind: str) -> Activation | None:
         """Submit the trigger's job for ``event``, once; None when it already fired on it.

@@ -194,6 +194,13 @@ class TriggerStore:
         with self.engine.connect() as conn:
             return [_activation(r) for r in conn.execute(query).mappings().all()]
 
+    def activation(self, trigger_id: str, event_id: str) -> Activation | None:
+        """The activation of ``trigger_id`` for ``event_id``, if it fired on it."""
+        query = sa.select(_a).where(_a.c.trigger_id == trigger_id, _a.c.event_id == event_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return _activation(row) if row is not None else None
+
     def pending(self, older_than: datetime, limit: int = 100) -> list[Activation]:
         """Activations claimed before ``older_than`` whose submission was never recorded."""
         query = (

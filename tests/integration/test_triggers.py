@@ -225,6 +225,7 @@ def test_triggers_are_owner_isolated(gateway: tuple[Services, Flask], feed: Feed
         ({"criteria": {"polygon": {"type": "Point", "coordinates": [0, 0]}}}, "Polygon"),
         ({"source": {"type": "fdsn-event", "url": "ftp://x"}}, "source"),
         ({"surprise": 1}, "surprise"),
+        ({"site": "elsewhere"}, "elsewhere"),
     ],
 )
 def test_a_bad_rule_is_refused_when_created(
