@@ -108,7 +108,12 @@ def test_an_input_on_tape_is_staged_after_the_waits_and_no_slurm_job_before(
         assert waiting_seen, "the job was never seen waiting for its input"
         assert waiting_seen[0].state is JobState.STAGING
         assert waiting_seen[0].extra["awaiting_input"]["tries"] >= 1
-        assert _slurm_jobs_named(name) == [final.scheduler_job_id]
+        # exactly one Slurm job, once slurmdbd has it (accounting lags the controller)
+        eventually(
+            lambda: _slurm_jobs_named(name) == [final.scheduler_job_id],
+            30,
+            lambda: f"one Slurm job named {name}, not {_slurm_jobs_named(name)}",
+        )
         assert sacct_field(final.scheduler_job_id or "", "User") == "alice"
         assert "awaiting_input" not in final.extra
     finally:

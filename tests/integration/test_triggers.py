@@ -25,7 +25,7 @@ from gateway.services import Services
 from gateway.settings import Settings
 from gateway.triggers.tables import triggers as triggers_table
 from tests.accounting_support import PRINCIPALS, HeaderAuth, as_user
-from tests.conftest import make_settings, sacct_field
+from tests.conftest import make_settings, sacct_settled
 from tests.polling import eventually
 from tests.trigger_fixtures import FeedServer, Quake, serving
 
@@ -140,7 +140,7 @@ def test_a_feed_fires_one_job_once_across_workers_and_restarts(
         job = _run_until_final(restarted, activation["jobID"])
         assert job.state is JobState.SUCCESSFUL, job.message
         assert job.owner.hpc_login == "alice"
-        assert sacct_field(job.scheduler_job_id or "", "User") == "alice"
+        assert sacct_settled(job.scheduler_job_id or "", "User", "alice") == "alice"
         assert job.extra["trigger"] == {"id": trigger["id"], "eventId": "ev-strong", "kind": "feed"}
         assert job.results is not None
         assert job.results["bounding_box_output"]["bbox"] == [20.0, 37.7, 21.0, 38.7]
@@ -184,7 +184,7 @@ def test_manual_activation_runs_once_per_event_id(
     job = _run_until_final(services, job_id)
     assert job.state is JobState.SUCCESSFUL, job.message
     assert job.results["bounding_box_output"]["bbox"] == pytest.approx([12.9, 41.85, 13.9, 42.85])
-    assert sacct_field(job.scheduler_job_id or "", "User") == "alice"
+    assert sacct_settled(job.scheduler_job_id or "", "User", "alice") == "alice"
     # a bad activation is a 400, not an event
     bad = client.post(url, json={"time": "2026-12-07T01:32:00Z"}, headers=as_user("alice"))
     assert bad.status_code == 400
