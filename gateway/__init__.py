@@ -22,6 +22,7 @@ Module map (the full picture is ``docs/architecture.md``)::
     publication/   publisher (local/S3), footprints, STAC Items, retention
     accounting/    quotes, budgets, usage, metrics (routes, cli: its surfaces)
     usersync/      portal users -> Slurm associations (admin_api: its surface)
+    triggers/      stored rules that start jobs on events, the feed poller (routes, cli: surfaces)
 
     http/          shared by the Flask surfaces: authentication hook, JSON helpers, trusted proxies
     ogcapi/        surface: OGC API - Processes (pygeoapi inside)

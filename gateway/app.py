@@ -25,6 +25,7 @@ from gateway.apppkg.service import DeployService
 from gateway.apppkg.store import DeployedStore
 from gateway.egress import EgressPolicy
 from gateway.identity.auth import Authenticator
+from gateway.identity.identity_map import IdentityStore
 from gateway.jobs.service import AdmissionHook, JobService
 from gateway.jobs.store import JobStore
 from gateway.routing.failover import Rerouter
@@ -35,6 +36,9 @@ from gateway.settings import Settings
 from gateway.sites import Sites, build_adapter
 from gateway.staging import build_stager
 from gateway.staging.admission import reference_admission
+from gateway.triggers.poller import FeedPoller
+from gateway.triggers.service import TriggerService
+from gateway.triggers.store import TriggerStore
 from gateway.workflow.callbacks import Notifier
 from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.finaliser import Finaliser
@@ -91,6 +95,7 @@ def build_services(settings: Settings) -> Services:
         accounting=accounting,
         health=health,
         deploy=DeployService(deployed, registry, settings.apppkg),
+        triggers=TriggerService(TriggerStore(engine), jobs, IdentityStore(engine)),
     )
 
 
@@ -104,6 +109,9 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
         max_attempts=w.max_attempts,
         base_seconds=w.backoff_base_seconds,
         max_seconds=w.backoff_max_seconds,
+        nearline_retry_seconds=s.workflow.staging.nearline_retry_seconds,
+        nearline_max_retry_seconds=s.workflow.staging.nearline_max_retry_seconds,
+        nearline_max_wait_seconds=s.workflow.staging.nearline_max_wait_seconds,
     )
     publisher = services.publisher
     usage = services.accounting.recorder(wid) if services.accounting else None
@@ -157,7 +165,24 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
         interval=w.poll_interval_seconds,
         fast_interval=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
         nice=w.nice,
-        extra_stages=[*([usage.run_once] if usage else []), notifier.run_once, prober.run_once],
+        extra_stages=[
+            *([usage.run_once] if usage else []),
+            notifier.run_once,
+            prober.run_once,
+            *([build_trigger_poller(services, wid).run_once] if services.triggers else []),
+        ],
+    )
+
+
+def build_trigger_poller(services: Services, worker_id: str) -> FeedPoller:
+    """The worker stage polling trigger feeds (one worker at a time, by a named lease)."""
+    assert services.triggers is not None
+    return FeedPoller(
+        service=services.triggers,
+        jobs_store=services.store,
+        policy=services.egress,
+        settings=services.settings.triggers,
+        worker_id=worker_id,
     )
 
 
@@ -204,6 +229,7 @@ def create_app(
     from gateway.ogcapi import register_ogcapi
     from gateway.routing.routes import register_routing
     from gateway.security_headers import install_security_headers
+    from gateway.triggers.routes import register_triggers
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint
     from gateway.wps import register_wps
 
@@ -218,6 +244,7 @@ def create_app(
     app.register_blueprint(admin_users_blueprint)
     register_accounting(app)
     register_routing(app)
+    register_triggers(app)
     install_security_headers(app)
     srv = settings.server
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, srv.trusted_proxies, srv.base_url)  # type: ignore[method-assign]

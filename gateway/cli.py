@@ -16,6 +16,7 @@ import typer
 from gateway.accounting.cli import accounting_app
 from gateway.backoff import backoff_delay
 from gateway.settings import ConfigError, Settings, load_settings
+from gateway.triggers.cli import triggers_app
 
 if TYPE_CHECKING:
     from gateway.sites import SiteReport
@@ -30,6 +31,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(sites_app, name="sites")
 app.add_typer(users_app, name="users")
 app.add_typer(accounting_app, name="accounting")
+app.add_typer(triggers_app, name="triggers")
 
 ConfigOpt = Annotated[
     Path | None,

@@ -1,7 +1,8 @@
 """The shared parts of a running gateway, as one record: :class:`Services`.
 
 A leaf module: it names the parts (settings, engine, job store, process
-registry, sites, job service, egress policy, accounting, publisher) but
+registry, sites, job service, egress policy, accounting, publisher,
+triggers) but
 builds none of them -- :func:`gateway.app.build_services` does. The HTTP
 surfaces (``gateway.ogcapi``, ``gateway.wps``, ``gateway.accounting.routes``,
 ``gateway.usersync.admin_api``) and the worker import this module; it
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from gateway.apppkg.service import DeployService
     from gateway.publication.publisher import Publisher
     from gateway.routing.health import HealthView
+    from gateway.triggers.service import TriggerService
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Services:
     health: HealthView | None = None
     #: Deploy/replace/undeploy of CWL application packages (OGC API - Processes Part 2).
     deploy: DeployService | None = None
+    #: Stored rules that start jobs on events (``/triggers``; polled by the worker).
+    triggers: TriggerService | None = None
 
     @property
     def publication_root(self) -> Path:

@@ -27,6 +27,7 @@ from gateway.logs import LogSettings
 from gateway.routing.config import RoutingSettings
 from gateway.settings_apppkg import AppPkgSettings
 from gateway.settings_workflow import PublicationSettings, WorkflowSettings
+from gateway.triggers.config import TriggerSettings
 
 
 class ServerSettings(BaseModel):
@@ -419,6 +420,8 @@ class Settings(BaseSettings):
     logging: LogSettings = Field(default_factory=LogSettings)
     #: Deployed CWL application packages (OGC API - Processes Part 2).
     apppkg: AppPkgSettings = Field(default_factory=AppPkgSettings)
+    #: Event-triggered runs (``/triggers``; docs/triggers.md).
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 

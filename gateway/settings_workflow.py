@@ -132,6 +132,14 @@ class StagingSettings(BaseModel):
     curl_min_bytes: int = Field(default=64 * 1024**2, ge=0)
     #: The curl executable (a name looked up in ``PATH``, or a path).
     curl_binary: str = "curl"
+    #: Nearline inputs (a source answering 202, or 503 with ``Retry-After``: "on tape,
+    #: come back later"): the job waits in the gateway -- no Slurm job -- and staging is
+    #: tried again after ``Retry-After`` (at most ``nearline_max_retry_seconds``) or, without
+    #: one, after a backoff from ``nearline_retry_seconds``; past ``nearline_max_wait_seconds``
+    #: of waiting the job fails saying so.
+    nearline_retry_seconds: float = Field(default=60.0, gt=0)
+    nearline_max_retry_seconds: float = Field(default=900.0, gt=0)
+    nearline_max_wait_seconds: float = Field(default=24 * 3600.0, gt=0)
 
 
 class CacheSettings(BaseModel):

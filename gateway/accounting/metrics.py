@@ -6,7 +6,8 @@ separate ``hpcgw worker`` process and several gateway instances:
 * **From the database, at scrape time** (:class:`DatabaseCollector`): jobs by
   process and state, core-hours / CPU-seconds / cost / accounted jobs by user
   (trusted readers only), project, process and site, quoted core-hours, usage
-  reads still pending, and the queue-wait and run-time histograms (bucketed in SQL from the usage
+  reads still pending, jobs waiting for nearline inputs (and the longest
+  wait), and the queue-wait and run-time histograms (bucketed in SQL from the usage
   records). The job store is the source of truth, shared by every process and
   instance; any instance's ``/metrics`` answers the same.
 * **Events in this process** (module-level prometheus-client metrics): adapter
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -143,6 +145,7 @@ class DatabaseCollector:
                     *self._usage(conn),
                     *self._histograms(conn),
                     *self._sites(conn),
+                    *self._waiting(conn),
                 ]
         except SQLAlchemyError as exc:
             log.warning("metrics: the job store did not answer: %s", exc)
@@ -172,6 +175,28 @@ class DatabaseCollector:
             [], int(conn.execute(sa.select(sa.func.count()).select_from(p)).scalar_one())
         )
         return [jobs, pending]
+
+    @staticmethod
+    def _waiting(conn: sa.Connection) -> list[Metric]:
+        """Jobs waiting in the gateway for a nearline input (``extra["awaiting_input"]``)."""
+        count = GaugeMetricFamily(
+            "hpcgw_jobs_waiting_for_input",
+            "Jobs waiting in the gateway (no Slurm job) for an input on tape / nearline storage.",
+        )
+        longest = GaugeMetricFamily(
+            "hpcgw_jobs_waiting_for_input_longest_seconds",
+            "How long the longest-waiting of those jobs has waited.",
+        )
+        j = jobs_table
+        now = datetime.now(UTC)
+        waits = []
+        for (extra,) in conn.execute(sa.select(j.c.extra).where(j.c.state == "staging")).all():
+            since = (extra or {}).get("awaiting_input", {}).get("since")
+            if since:
+                waits.append((now - datetime.fromisoformat(since)).total_seconds())
+        count.add_metric([], len(waits))
+        longest.add_metric([], max(waits, default=0.0))
+        return [count, longest]
 
     @staticmethod
     def _sites(conn: sa.Connection) -> list[Metric]:

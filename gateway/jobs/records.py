@@ -98,6 +98,8 @@ class NewJob:
     submitted_via: str | None = None
     #: Why the job goes to ``site`` (``extra["routing"]``, see gateway.routing.router).
     routing: dict[str, Any] | None = None
+    #: What started the job when no client did (``extra["trigger"]``: trigger, event).
+    origin: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -108,13 +108,22 @@ class JobService:
     # -- submission -----------------------------------------------------------
 
     def submit(
-        self, principal: Principal, process_id: str, body: Any, *, interface: str = "ogcapi"
+        self,
+        principal: Principal,
+        process_id: str,
+        body: Any,
+        *,
+        interface: str = "ogcapi",
+        job_id: str | None = None,
+        origin: dict[str, Any] | None = None,
     ) -> Job:
         """Validate, route and store a new job (state ``accepted``); the worker takes it on.
 
         The admission hooks run first (e.g. reference checks), then the router
         chooses the site (and quotes the run and checks the budgets there):
-        nothing is stored when either refuses.
+        nothing is stored when either refuses. A trigger passes the ``job_id``
+        derived from its event (so a retried activation cannot make a second
+        job) and its ``origin`` (trigger and event, kept in the job's record).
         """
         process = self.process(process_id)
         if not principal.hpc_login:
@@ -133,7 +142,7 @@ class JobService:
         elif request.site is not None and request.site != self.default_site:
             raise BadRequest(f"site '{request.site}' cannot take this job: routing is off")
         new = NewJob(
-            id=str(uuid.uuid4()),
+            id=job_id or str(uuid.uuid4()),
             process_id=process.id,
             process_version=process.run_version,
             owner=principal.owner(),
@@ -147,6 +156,7 @@ class JobService:
             forward_token=self._forwardable(principal, site),
             submitted_via=principal.via_client,
             routing=routing,
+            origin=origin,
         )
         job = self.store.create(new)
         with job_context(job.id, principal.username):

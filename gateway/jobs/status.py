@@ -49,7 +49,8 @@ def status_info(
 
     Links: ``self`` (JSON) and ``alternate`` (HTML); ``monitor`` while the job
     is still active (what a client polls); ``results`` once successful (and
-    ``describedby`` its STAC Item while published); ``up`` to the job list.
+    ``describedby`` its STAC Item while published); ``related`` to the trigger
+    that started it, if one did; ``up`` to the job list.
     Built the same from a full :class:`Job` or a :class:`JobSummary` (job list).
     """
     job_url = f"{base_url}/jobs/{job.id}"
@@ -73,6 +74,10 @@ def status_info(
         if job.published:
             stac = f"{base_url}/stac/items/{job.id}.json"
             links.append(link(stac, "describedby", "application/geo+json", "STAC Item of results"))
+    origin = job.extra.get("trigger") if isinstance(job, Job) else None
+    if isinstance(origin, dict) and origin.get("id"):
+        title = "The trigger that started this job"
+        links.append(link(f"{base_url}/triggers/{origin['id']}", "related", JSON, title))
     links.append({"href": f"{base_url}/jobs", "rel": "up", "type": JSON, "title": "The job list"})
     created, started, finished, updated = _times(job)
     doc: dict[str, Any] = {
@@ -101,6 +106,13 @@ def status_info(
     doc["hpcSite"] = job.site
     if job.routing_reason is not None:
         doc["routingReason"] = job.routing_reason
+    if isinstance(origin, dict):
+        # extension: the trigger and event that started it (docs/triggers.md)
+        doc["trigger"] = {"id": origin.get("id"), "eventId": origin.get("eventId")}
+    waiting = job.extra.get("awaiting_input") if isinstance(job, Job) else None
+    if isinstance(waiting, dict) and not state.final:
+        # extension: an input is on tape; the job waits in the gateway (docs/workflow.md)
+        doc["waitingForInput"] = {"since": waiting.get("since"), "tries": waiting.get("tries")}
     doc["links"] = links
     return doc
 

@@ -568,7 +568,7 @@ def _accepted_message(new: NewJob) -> str:
 
 def _new_extra(new: NewJob) -> dict[str, Any]:
     """The ``extra`` a new job starts with: its routing record, the forwarded token
-    (until submission) and the client (portal) that submitted it."""
+    (until submission), the client (portal) that submitted it or the trigger that did."""
     extra: dict[str, Any] = {}
     if new.forward_token:
         extra["forward_token"] = new.forward_token
@@ -576,4 +576,6 @@ def _new_extra(new: NewJob) -> dict[str, Any]:
         extra["submitted_via"] = {"client": new.submitted_via}
     if new.routing is not None:
         extra["routing"] = new.routing
+    if new.origin is not None:
+        extra["trigger"] = new.origin
     return extra

@@ -5,7 +5,8 @@ from sqlalchemy import engine_from_config, pool
 
 import gateway.accounting.tables
 import gateway.apppkg.tables
-import gateway.routing.tables  # noqa: F401  (registers the site health table)
+import gateway.routing.tables
+import gateway.triggers.tables  # noqa: F401  (registers the site health and trigger tables)
 from gateway.jobs.tables import metadata
 
 config = context.config

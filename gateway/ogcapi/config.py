@@ -28,6 +28,8 @@ from gateway.jobs.states import OGC_STATUSES
 from gateway.ogcapi.job_filters import MAX_DURATION_SECONDS
 from gateway.ogcapi.openapi_contract import make_self_contained
 from gateway.ogcapi.openapi_paths import add_gateway_api, problem
+from gateway.ogcapi.openapi_triggers import TAG as TRIGGERS_TAG
+from gateway.ogcapi.openapi_triggers import trigger_paths
 from gateway.ogcapi.plugin_context import TOKEN_KEY, processor_entry
 from gateway.paging import DEFAULT_JOB_LIMIT, limit_schema
 from gateway.settings import Settings
@@ -97,6 +99,8 @@ def openapi_document(
             del paths[path]
     _describe_jobs(paths)
     _describe_execution(paths)
+    paths.update(trigger_paths())
+    oas.setdefault("tags", []).append(dict(TRIGGERS_TAG))
     add_gateway_api(oas, settings, public_paths)
     _prune_unused(oas)
     make_self_contained(oas)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import BinaryIO
 
 from gateway.backoff import backoff_delay
 
 #: Bytes read or written per step: the memory a download needs, whatever its size.
-from gateway.workflow.errors import StagingError, TransientStagingError
+from gateway.workflow.errors import InputNotOnline, StagingError, TransientStagingError
 
 CHUNK = 1 << 20
 
@@ -138,3 +140,32 @@ def backoff_or_give_up(
     delay = backoff_delay(attempt, backoff_seconds)
     log("fetch %s: %s; retry %d in %.1fs", url, reason, attempt, delay)
     sleep(delay)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` (delay in seconds or an HTTP date) as seconds from now."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def not_online(url: str, status: int, retry_after: str | None) -> InputNotOnline | None:
+    """The nearline answer of ``status`` (202, or 503 with ``Retry-After``), else None."""
+    if status == 202:
+        return InputNotOnline(f"{url} is being brought online by its source (HTTP 202)",
+                              retry_after_seconds(retry_after))  # fmt: skip
+    if status == 503 and retry_after:
+        return InputNotOnline(
+            f"{url} is not available yet (HTTP 503, Retry-After {retry_after})",
+            retry_after_seconds(retry_after),
+        )
+    return None

@@ -25,7 +25,8 @@ large enough are handed to :class:`CurlFetcher` (the choice is made by
   200/206, so error or redirect bodies are never counted.
 * **Retries** as in the httpx path: timeouts, dropped connections,
   408/429/5xx, exponential backoff, resumed with ``Range`` + ``If-Range``
-  (strong ETag) when the server accepts ranges.
+  (strong ETag) when the server accepts ranges; a nearline answer (202, 503
+  with ``Retry-After``) raises ``InputNotOnline`` as there.
 
 Arguments are a list (no shell); the URL is canonicalised (IDNA, percent
 encoding) by :class:`httpx.URL`, given with ``--url`` after ``--globoff``, so
@@ -64,6 +65,7 @@ from gateway.staging.base import (
     StagingError,
     Validators,
     backoff_or_give_up,
+    not_online,
 )
 from gateway.workflow.errors import TransientStagingError
 
@@ -405,6 +407,10 @@ class CurlFetcher:
                 f"{url}: curl connected to {ended.remote_ip}, not to the checked address {addr}"
             )
         answer, code = ended.answer, ended.code
+        if answer is not None:  # 202, or 503 with Retry-After: on tape, come back later
+            nearline = not_online(url, answer.status, answer.headers.get("retry-after"))
+            if nearline is not None:
+                raise nearline
         if code == 0 and answer is not None:
             expected = answer.length()
             got = sink.size - start

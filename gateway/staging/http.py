@@ -5,7 +5,10 @@ hosts). Transient failures -- timeouts, dropped connections, 408/429/5xx --
 are retried with exponential backoff; when the server supports ranges
 (``Accept-Ranges: bytes``) the retry resumes where the previous attempt
 stopped (``Range`` + ``If-Range`` on the ETag), else it starts over. Policy
-refusals (also for a redirect hop) and 4xx answers are permanent.
+refusals (also for a redirect hop) and 4xx answers are permanent. A nearline
+answer -- 202 Accepted, or 503 with ``Retry-After`` -- is neither: it raises
+:class:`~gateway.workflow.errors.InputNotOnline` at once (no retry in process),
+and the job waits in the gateway (see ``docs/workflow.md``, nearline inputs).
 
 With a ``large`` fetcher (:class:`~gateway.staging.curl.CurlFetcher`), a
 download into a file whose answer announces at least ``large_min_bytes`` is
@@ -32,6 +35,7 @@ from gateway.staging.base import (
     StagingError,
     Validators,
     backoff_or_give_up,
+    not_online,
 )
 from gateway.staging.curl import CurlFetcher, CurlUnsuitable
 
@@ -148,6 +152,9 @@ class HttpFetcher:
             status = resp.status_code
             if status == 304 and known is not None and not resuming:
                 return FetchResult(validators=known, not_modified=True)
+            nearline = not_online(url, status, resp.headers.get("Retry-After"))
+            if nearline is not None:
+                raise nearline
             if status in RETRYABLE_STATUS:
                 raise _Retry(f"server answered {status}")
             if status >= 400:

@@ -55,7 +55,7 @@ from gateway.sites import Sites
 from gateway.staging import Stager, staged_summary
 from gateway.staging.stager import Heartbeat
 from gateway.workflow.batch import job_name, job_spec, workspace_for
-from gateway.workflow.errors import StagingError, TransientStagingError
+from gateway.workflow.errors import InputNotOnline, StagingError, TransientStagingError
 from gateway.workflow.retry import RetryPolicy, fail_job
 from hpc_adapters.base import HpcIdentity, JobStatus
 from hpc_adapters.errors import HpcError, PermanentHpcError, TransientHpcError
@@ -80,6 +80,14 @@ class Retry:
 
 
 @dataclass(frozen=True)
+class Wait:
+    """An input is on tape / nearline storage: wait in the gateway, then stage again."""
+
+    detail: str
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
 class Failed:
     """A permanent error: the job fails with ``detail`` (HTTP-like ``status``)."""
 
@@ -95,7 +103,7 @@ class Abandoned:
     detail: str
 
 
-Outcome = Submitted | Retry | Failed | Abandoned
+Outcome = Submitted | Retry | Wait | Failed | Abandoned
 
 
 class LeaseLost(Exception):
@@ -224,7 +232,9 @@ class Dispatcher:
         """
         doubtful: dict[str, list[Job]] = {}
         for job in jobs:
-            if job.state is JobState.STAGING:
+            # a job waiting for a nearline input stopped before its submission (the
+            # marker is cleared before the fence, see _submit): nothing to look up
+            if job.state is JobState.STAGING and not job.extra.get("awaiting_input"):
                 doubtful.setdefault(job.site, []).append(job)
         if not doubtful:
             return jobs
@@ -309,6 +319,8 @@ class Dispatcher:
             self._record_submission(job, outcome.scheduler_id, workspace, extra)
         elif isinstance(outcome, Retry):
             self.retry.defer(job, outcome.detail)
+        elif isinstance(outcome, Wait):
+            self.retry.wait_for_input(job, outcome.detail, outcome.retry_after)
         else:
             fail_job(self.store, job, outcome.detail, status=outcome.status)
 
@@ -408,6 +420,8 @@ class Dispatcher:
             return Retry(exc.detail)
         except PermanentHpcError as exc:
             return Failed(f"Submission to the cluster failed: {exc.detail}")
+        except InputNotOnline as exc:
+            return Wait(exc.detail, exc.retry_after)
         except TransientStagingError as exc:
             return Retry(exc.detail)
         except StagingError as exc:
@@ -437,9 +451,14 @@ class Dispatcher:
         for name, data in process.workspace_files().items():  # a deployed CWL package
             files.write_bytes(posixpath.join(workspace, name), data)
         summary = staged_summary(inputs)
+        keys: dict[str, Any] = {}
         if summary:
             extra["staged_inputs"] = summary
-            self.store.update(job.id, JobUpdate(extra_keys={"staged_inputs": summary}))
+            keys["staged_inputs"] = summary
+        if extra.pop("awaiting_input", None) is not None:
+            keys["awaiting_input"] = None  # from now on a crash means "look it up in Slurm"
+        if keys:
+            self.store.update(job.id, JobUpdate(extra_keys=keys))
         # the fence: submit only while the lease is still this worker's (a worker that
         # stalled past it may have been replaced by one that looked the job up already)
         if not self.store.renew_leases(self.worker_id, [job.id], self.lease_seconds):

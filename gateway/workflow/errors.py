@@ -7,6 +7,8 @@ message (``detail``) is safe to show to the job's owner::
     WorkerError                     base of the gateway's own worker-side errors
     ├── TransientError              retry later; the job is not at fault
     │   ├── TransientStagingError   (also a StagingError) source 5xx/timeout, S3 down
+    │   │   └── InputNotOnline      nearline input: "accepted, come back later" (202,
+    │   │                           503 + Retry-After); the job waits in the gateway
     │   └── TransientPublicationError (also a PublicationError) S3 unreachable, 5xx
     ├── StagingError                an input cannot be staged: the job fails (400)
     │   └── TransientStagingError
@@ -51,6 +53,21 @@ class StagingError(WorkerError):
 
 class TransientStagingError(StagingError, TransientError):
     """Staging failed for a reason that may pass (source 5xx, timeout, lost cache entry)."""
+
+
+class InputNotOnline(TransientStagingError):
+    """The source has the input on tape / nearline storage and is bringing it online.
+
+    Answered as HTTP 202 Accepted, or 503 with ``Retry-After``. Not a failure:
+    the dispatcher keeps the job waiting *in the gateway* (no Slurm job) and
+    stages it again after ``retry_after`` seconds (or a backoff when the source
+    gave none), up to the configured maximum wait
+    (:meth:`gateway.workflow.retry.RetryPolicy.wait_for_input`).
+    """
+
+    def __init__(self, detail: str, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class PublicationError(WorkerError):

@@ -50,8 +50,9 @@ EXAMPLES = int(os.environ.get("HPCGW_FUZZ_EXAMPLES", "10"))
 #: valid cannot be said in JSON Schema: a WPS request (KVP or XML: its operation,
 #: identifiers and inputs are checked against the process, as OWS asks), the
 #: opaque page cursors the server itself issues (``next``), and a period whose
-#: end is not after its start (``from``/``to``, ``minDuration``/``maxDuration``).
-_NOT_EXPRESSIBLE_PATHS = ("/wps",)
+#: end is not after its start (``from``/``to``, ``minDuration``/``maxDuration``), and a
+#: trigger rule (its process must exist and its input template fit that process).
+_NOT_EXPRESSIBLE_PATHS = ("/wps", "/triggers", "/triggers/{triggerId}")
 _OPAQUE_PARAMETERS = ("next",)
 
 

@@ -33,6 +33,8 @@ SURFACES = (
     "gateway.accounting.cli",
     "gateway.usersync.admin_api",
     "gateway.routing.routes",
+    "gateway.triggers.routes",
+    "gateway.triggers.cli",
 )
 #: The core: it serves every surface and must import none.
 CORE = (
@@ -46,6 +48,7 @@ CORE = (
     "gateway.accounting",  # except its routes and CLI (surfaces, above)
     "gateway.routing",  # except its routes (a surface, above)
     "gateway.apppkg",
+    "gateway.triggers",  # except its routes and CLI (surfaces, above)
 )
 
 
