@@ -17,6 +17,10 @@ from processes.definition import ProcessDefinition
 
 STDOUT = "slurm.out"
 STDERR = "slurm.err"
+#: A job array's own per-task Slurm output (``%a``: the task index); its tasks'
+#: runners append their stderr to STDERR, which the finaliser reads as usual.
+ARRAY_STDOUT = "slurm-%a.out"
+ARRAY_STDERR = "slurm-%a.err"
 
 
 def job_name(job_id: str) -> str:
@@ -28,8 +32,13 @@ def workspace_for(site: SiteSettings, job_id: str) -> str:
     return posixpath.join(site.workspace_root, job_id)
 
 
-def render_script(process: ProcessDefinition, site: SiteSettings, workspace: str) -> str:
+def render_script(
+    process: ProcessDefinition, site: SiteSettings, workspace: str, array: bool = False
+) -> str:
+    """The batch script; an array task appends its runner's stderr to STDERR
+    (one file for the whole job, written with O_APPEND by every task)."""
     q = shlex.quote
+    redirect = f" 2>>{STDERR}" if array else ""
     return "\n".join(
         [
             "#!/bin/bash",
@@ -37,7 +46,7 @@ def render_script(process: ProcessDefinition, site: SiteSettings, workspace: str
             f"cd {q(workspace)}",
             f"export PYTHONPATH={q(site.pythonpath)}",
             "export PYTHONUNBUFFERED=1",
-            f"exec {q(site.python)} -m {q(process.hpc.runner)}",
+            f"exec {q(site.python)} -m {q(process.hpc.runner)}{redirect}",
             "",
         ]
     )
@@ -45,9 +54,11 @@ def render_script(process: ProcessDefinition, site: SiteSettings, workspace: str
 
 def job_spec(job: Job, process: ProcessDefinition, site: SiteSettings, workspace: str) -> JobSpec:
     res = process.resources_for(job.inputs)
+    array_size = process.array_size_for(job.inputs)
+    array = array_size is not None
     return JobSpec(
         name=job_name(job.id),
-        script=render_script(process, site, workspace),
+        script=render_script(process, site, workspace, array),
         workdir=workspace,
         cpus=res.cores,
         memory_mb=res.memory_mb,
@@ -55,6 +66,7 @@ def job_spec(job: Job, process: ProcessDefinition, site: SiteSettings, workspace
         partition=res.partition or site.default_partition,
         # the quoted Slurm account
         account=job.project or (job.quote.project if job.quote is not None else None),
-        stdout=posixpath.join(workspace, STDOUT),
-        stderr=posixpath.join(workspace, STDERR),
+        stdout=posixpath.join(workspace, ARRAY_STDOUT if array else STDOUT),
+        stderr=posixpath.join(workspace, ARRAY_STDERR if array else STDERR),
+        array_size=array_size,
     )
