@@ -51,9 +51,17 @@ def merge_statuses(
     if missing:
         records = collapse_statuses(r.status for r in accounting(missing))
         for status in records:
-            if status.job_id in wanted_set:
+            if status.job_id in wanted_set and _knows_more(status, found.get(status.job_id)):
                 found[status.job_id] = status
     return found
+
+
+def _knows_more(recorded: JobStatus, live: JobStatus | None) -> bool:
+    """Whether accounting's view of an array replaces the controller's: slurmdbd
+    may not have recorded every task yet, so only when it has at least as many."""
+    if live is None or live.array_tasks is None:
+        return True
+    return recorded.array_tasks is not None and recorded.array_tasks[1] >= live.array_tasks[1]
 
 
 def merge_usages(wanted: Sequence[str], records: Iterable[AccountingRecord]) -> dict[str, Usage]:
