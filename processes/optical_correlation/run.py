@@ -191,9 +191,9 @@ def compute_tile(p: Params, task: ArrayTask, workspace: Path) -> Path | None:
         ref = ref_ds.read(p.band, window=rows, out_dtype="float64")
         sec = sec_ds.read(p.band, window=rows, out_dtype="float64")
         pixels = correlate_rows(ref, sec, row0, range(start, stop), cols_out, p)
-        grid = ref_ds.transform * Affine.scale(p.step)
+        grid = ref_ds.transform @ Affine.scale(p.step)
         values = np.nan_to_num(to_ground(pixels, ref_ds.transform), nan=NODATA)
-        profile = {"crs": ref_ds.crs, "transform": grid * Affine.translation(0, start)}
+        profile = {"crs": ref_ds.crs, "transform": grid @ Affine.translation(0, start)}
         path = tile_path(workspace, task.index)
         write_tile(path, values, profile, BANDS)
         return path
