@@ -69,8 +69,8 @@ def fold_statuses(array_id: str, tasks: list[JobStatus]) -> JobStatus:
             array_id, state, state.value, reason=None if started else active[0].reason
         )
     elif bad is not None:
-        reason = f"array task {bad.array_task_id}" + (f": {bad.reason}" if bad.reason else "")
-        folded = dataclasses.replace(bad, job_id=array_id, reason=reason)
+        # the task's own reason is often stale (``JobArrayTaskLimit`` of its pending days)
+        folded = dataclasses.replace(bad, job_id=array_id, reason=f"array task {bad.array_task_id}")
     else:
         folded = JobStatus(array_id, SchedulerState.COMPLETED, "COMPLETED", exit_code=0)
     return dataclasses.replace(

@@ -79,8 +79,9 @@ def mosaic_to_cog(tiles: list[Path], destination: Path, names: list[str]) -> Non
             mem.write(data)
             for index, name in enumerate(names, start=1):
                 mem.set_band_description(index, name)
+        with memfile.open() as mosaic:
             cog_translate(
-                mem,
+                mosaic,
                 str(destination),
                 cog_profiles.get("deflate"),
                 in_memory=True,
