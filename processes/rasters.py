@@ -12,20 +12,19 @@ from typing import Any
 import numpy as np
 import rasterio
 from PIL import Image, ImageDraw
+from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
 from rasterio.merge import merge
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
+
+from processes.tiling import InvalidInput
 
 GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
 NODATA = -9999.0
 QUICKLOOK_MAX = 1024
 #: Viridis-like ramp (dark blue -> green -> yellow) for the quicklooks.
 _RAMP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]])
-
-
-class InvalidInput(ValueError):
-    """An input the process cannot use; the runner prints it and exits 2."""
 
 
 def staged_path(inputs: dict[str, Any], name: str, workspace: Path) -> Path:
@@ -40,6 +39,28 @@ def staged_path(inputs: dict[str, Any], name: str, workspace: Path) -> Path:
     if not path.is_relative_to(root):
         raise InvalidInput(f"staged path {ref['path']!r} of {name!r} is outside the workspace")
     return path
+
+
+def open_raster(path: Path, what: str) -> rasterio.io.DatasetReader:
+    """Open a staged raster; InvalidInput (not a traceback) for a file GDAL cannot read."""
+    try:
+        return rasterio.open(path)
+    except RasterioIOError as exc:
+        raise InvalidInput(f"cannot read the {what} image as a raster: {exc}") from exc
+
+
+def check_pair(ref: rasterio.io.DatasetReader, sec: rasterio.io.DatasetReader, band: int) -> None:
+    """Same size, CRS and transform, and ``band`` exists in both; InvalidInput otherwise."""
+    if (ref.width, ref.height) != (sec.width, sec.height):
+        raise InvalidInput(
+            f"the images differ in size: {ref.width}x{ref.height} vs {sec.width}x{sec.height}"
+        )
+    if ref.crs != sec.crs or not ref.transform.almost_equals(sec.transform):
+        raise InvalidInput("the images are not on the same grid (CRS or transform differ)")
+    if band > min(ref.count, sec.count):
+        raise InvalidInput(
+            f"band={band} is out of range: the images have {min(ref.count, sec.count)} band(s)"
+        )
 
 
 def integer(inputs: dict[str, Any], name: str, default: int, low: int, high: int) -> int:

@@ -17,6 +17,7 @@ Each task:
 
 A tile that fails leaves no mark, so no merge happens and the array ends
 FAILED with that task's exit code (its message is in ``slurm.err``).
+:func:`run_tiled` is the whole task; a runner passes its tile and merge steps.
 This module runs on the cluster: standard library only.
 """
 
@@ -24,11 +25,21 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from processes.runtime import read_inputs, report_progress
 
 TILES_DIR = "tiles"
 MERGE_CLAIM = "merge.claim"
+EXIT_INVALID_INPUT = 2
+
+
+class InvalidInput(ValueError):
+    """An input the process cannot use: one line on stderr, exit code 2."""
 
 
 @dataclass(frozen=True)
@@ -91,3 +102,30 @@ def claim_merge(workspace: Path, task: ArrayTask, done: int) -> bool:
 def done_tiles(workspace: Path, task: ArrayTask) -> list[Path]:
     """The tiles to merge, in order (empty bands write no file)."""
     return [p for i in range(task.count) if (p := tile_path(workspace, i)).exists()]
+
+
+#: Computes this task's tile from the job's inputs (raises InvalidInput).
+TileStep = Callable[[dict[str, Any], ArrayTask, Path], None]
+#: Merges every tile into the outputs and writes ``outputs.json``.
+MergeStep = Callable[[dict[str, Any], ArrayTask, Path], None]
+
+
+def run_tiled(process_id: str, tile: TileStep, merge: MergeStep, root: Path) -> int:
+    """One array task of a tiled process: its tile, its mark, and the merge if last.
+
+    Progress is tiles done / tiles total (to 90 %); the merge reports the rest.
+    Returns the exit code (2 for an invalid input, printed as one line)."""
+    task = ArrayTask.from_environment()
+    try:
+        inputs = read_inputs(root)
+        tile(inputs, task, root)
+        done = mark_done(root, task)
+        report_progress(90 * done // task.count, f"{done}/{task.count} tiles done", root)
+        if claim_merge(root, task, done):
+            report_progress(92, "merging tiles", root)
+            merge(inputs, task, root)
+            report_progress(100, f"merged {task.count} tile(s)", root)
+    except InvalidInput as exc:
+        print(f"{process_id} (tile {task.index}): invalid input: {exc}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    return 0

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.errors import RasterioIOError
 from rasterio.transform import Affine
 from rasterio.windows import Window
 from skimage.filters import window
@@ -40,19 +39,20 @@ from skimage.registration import phase_cross_correlation
 from processes.rasters import (
     GEOTIFF,
     NODATA,
-    InvalidInput,
+    check_pair,
     integer,
     mosaic_to_cog,
+    open_raster,
     quicklook,
     staged_path,
     write_tile,
 )
-from processes.runtime import OUTPUTS_DIR, output_path, read_inputs, report_progress, write_outputs
+from processes.runtime import OUTPUTS_DIR, output_path, write_outputs
 from processes.tiling import (
     ArrayTask,
-    claim_merge,
+    InvalidInput,
     done_tiles,
-    mark_done,
+    run_tiled,
     strip_rows,
     tile_path,
 )
@@ -60,7 +60,6 @@ from processes.tiling import (
 BANDS = ["east", "north", "magnitude", "score"]
 RESULT_FILE = "displacement.tif"
 QUICKLOOK_FILE = "quicklook.png"
-EXIT_INVALID_INPUT = 2
 
 
 @dataclass(frozen=True)
@@ -86,23 +85,7 @@ def params(inputs: dict[str, Any], workspace: Path) -> Params:
     )
 
 
-def _open(path: Path, what: str) -> rasterio.io.DatasetReader:
-    try:
-        return rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InvalidInput(f"cannot read the {what} image as a raster: {exc}") from exc
-
-
-def check_pair(ref: rasterio.io.DatasetReader, sec: rasterio.io.DatasetReader, p: Params) -> None:
-    """Same size, CRS and transform, the band exists, the window fits."""
-    if (ref.width, ref.height) != (sec.width, sec.height):
-        raise InvalidInput(
-            f"the images differ in size: {ref.width}x{ref.height} vs {sec.width}x{sec.height}"
-        )
-    if ref.crs != sec.crs or not ref.transform.almost_equals(sec.transform):
-        raise InvalidInput("the images are not on the same grid (CRS or transform differ)")
-    if p.band > min(ref.count, sec.count):
-        raise InvalidInput(f"band={p.band} is out of range: the images have {ref.count} band(s)")
+def check_window(ref: rasterio.io.DatasetReader, p: Params) -> None:
     if p.window > min(ref.width, ref.height):
         raise InvalidInput(f"window={p.window} is larger than the image")
 
@@ -177,9 +160,10 @@ def to_ground(pixels: np.ndarray, transform: Affine) -> np.ndarray:
 
 def compute_tile(p: Params, task: ArrayTask, workspace: Path) -> Path | None:
     """Correlate this task's band of output rows; write its tile; None when it is empty."""
-    ref_ds, sec_ds = _open(p.reference, "reference"), _open(p.secondary, "secondary")
+    ref_ds, sec_ds = open_raster(p.reference, "reference"), open_raster(p.secondary, "secondary")
     with ref_ds, sec_ds:
-        check_pair(ref_ds, sec_ds, p)
+        check_pair(ref_ds, sec_ds, p.band)
+        check_window(ref_ds, p)
         rows_out, cols_out = grid_shape(ref_ds.width, ref_ds.height, p.step)
         start, stop = strip_rows(rows_out, task)
         if start >= stop:
@@ -217,7 +201,6 @@ def statistics(result: Path) -> dict[str, Any]:
 
 def merge_outputs(workspace: Path, task: ArrayTask, pixel_size: tuple[float, float]) -> None:
     """Mosaic every tile into the COG, draw the quicklook, write outputs.json."""
-    report_progress(92, "merging tiles", workspace)
     result = output_path(RESULT_FILE, workspace)
     mosaic_to_cog(done_tiles(workspace, task), result, BANDS)
     with rasterio.open(result) as ds:
@@ -240,23 +223,18 @@ def merge_outputs(workspace: Path, task: ArrayTask, pixel_size: tuple[float, flo
     )
 
 
+def tile_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
+    compute_tile(params(inputs, root), task, root)
+
+
+def merge_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
+    with rasterio.open(params(inputs, root).reference) as ds:
+        pixel_size = (ds.res[0], ds.res[1])
+    merge_outputs(root, task, pixel_size)
+
+
 def run(workspace: Path | None = None) -> int:
-    root = workspace or Path.cwd()
-    task = ArrayTask.from_environment()
-    try:
-        p = params(read_inputs(root), root)
-        compute_tile(p, task, root)
-        with rasterio.open(p.reference) as ds:
-            pixel_size = (ds.res[0], ds.res[1])
-    except InvalidInput as exc:
-        print(f"optical-correlation (tile {task.index}): invalid input: {exc}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
-    done = mark_done(root, task)
-    report_progress(90 * done // task.count, f"{done}/{task.count} tiles done", root)
-    if claim_merge(root, task, done):
-        merge_outputs(root, task, pixel_size)
-        report_progress(100, f"merged {task.count} tile(s)", root)
-    return 0
+    return run_tiled("optical-correlation", tile_step, merge_step, workspace or Path.cwd())
 
 
 def main() -> None:
