@@ -9,6 +9,7 @@ in-process, the reference as a STAC Item asset. Jobs run through the gateway
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,11 +18,11 @@ import pystac.validation
 import pytest
 import rasterio
 import sqlalchemy as sa
-from rasterio.transform import Affine
+from rasterio.transform import Affine, from_origin
 from rio_cogeo.cogeo import cog_validate
 
 from deploy.eo_mirror.catalog import ensure_mirror, item_path
-from deploy.eo_mirror.scenes import OPTICAL_SHIFT, PIXEL_M, make_scenes
+from deploy.eo_mirror.scenes import OPTICAL_SHIFT, PIXEL_M, SAR_CHANGE_WINDOW, make_scenes
 from deploy.eo_mirror.server import MirrorServer
 from gateway.accounting import tables
 from gateway.app import create_app
@@ -29,11 +30,14 @@ from gateway.identity.auth import Principal
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
 from gateway.services import Services
-from tests.clusters import CLUSTERS, HPCGW, DevCluster
+from tests.clusters import CLUSTERS, HPCGW, MESOCENTRE, DevCluster
 from tests.conftest import worker_thread
 from tests.faults import site_services
+from tests.integration.adapters import SSH_WORK_ROOT
+from tests.integration.test_two_sites import _sites as two_sites
 from tests.integration.test_workflow_eo import wait_final
 from tests.polling import eventually
+from tests.workflow_fixtures import FileServer
 
 pytestmark = pytest.mark.slurm
 
@@ -80,15 +84,17 @@ def sacct_tasks(dev: DevCluster, slurm_id: str) -> dict[str, tuple[str, int]]:
     return {r[0]: (r[1], int(r[2] or 0)) for r in rows}
 
 
-def published_cog(services: Services, job: Job, tmp_path: Path) -> Path:
-    """The job's displacement COG, downloaded through the gateway's own routes."""
+def published_cog(
+    services: Services, job: Job, tmp_path: Path, output: str = "displacement"
+) -> Path:
+    """The job's COG ``output``, downloaded through the gateway's own routes."""
     client = create_app(services.settings, services).test_client()
     base = services.settings.server.base_url
     status = client.get(f"/jobs/{job.id}").get_json()
     item_link = next(link["href"] for link in status["links"] if link["rel"] == "describedby")
     item = client.get(item_link.removeprefix(base)).get_json()
     pystac.validation.validate_dict(item)
-    href = item["assets"]["displacement"]["href"]
+    href = item["assets"][output]["href"]
     path = tmp_path / f"{job.id}.tif"
     path.write_bytes(client.get(href.removeprefix(base)).data)
     return path
@@ -185,3 +191,76 @@ def test_dismiss_cancels_every_task_of_the_array(cluster: str, mirror: str, tmp_
 
         eventually(all_cancelled, 60, f"every task of array {slurm_id} to be cancelled")
         assert services.store.get(job.id).state is JobState.DISMISSED
+
+
+def ssh_sites() -> dict[str, object]:
+    """Both dev clusters, the 24.11 one reached over SSH (sbatch --array, squeue, sacct)."""
+    os.makedirs(SSH_WORK_ROOT, exist_ok=True)
+    os.chmod(SSH_WORK_ROOT, 0o1777)
+    return two_sites("ssh")
+
+
+def test_sar_change_over_ssh_finds_the_known_change(
+    cluster: str, mirror: str, tmp_path: Path
+) -> None:
+    pre, post = "demo-sar-20260603", "demo-sar-20260615"
+    body = {
+        "inputs": {
+            "pre": {"href": f"{mirror}/{item_path(pre)}", "asset": "image"},
+            "post": {"href": f"{mirror}/{item_path(post)}", "asset": "image"},
+            "tiles": 4,
+        },
+        "outputs": {"change": {"transmissionMode": "reference"}, "statistics": {}},
+    }
+    with (
+        site_services(tmp_path, MESOCENTRE, sites=ssh_sites()) as services,
+        worker_thread(services),
+    ):
+        job = services.jobs.submit(ALICE, "sar-change", body)
+        done = wait_final(services, job.id, timeout=600)
+        assert done.state is JobState.SUCCESSFUL, done.message
+        assert len(sacct_tasks(MESOCENTRE, done.scheduler_job_id or "")) == 4
+        cog = published_cog(services, done, tmp_path, "change")
+    r0, c0, h, w = SAR_CHANGE_WINDOW
+    with rasterio.open(cog) as ds:
+        change = ds.read(2)
+    truth = np.zeros(change.shape, dtype=bool)
+    truth[r0 : r0 + h, c0 : c0 + w] = True
+    found = change != 0
+    f1 = 2 * int((found & truth).sum()) / (found.sum() + truth.sum())
+    assert f1 >= 0.95, f1
+    stats = done.results["statistics"]
+    assert stats["changed_area"] == pytest.approx(found.sum() * PIXEL_M**2)
+
+
+def test_coherence_of_identical_complex_images_is_one(
+    cluster: str, file_server: FileServer, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(5)
+    slc = rng.normal(size=(64, 64)) + 1j * rng.normal(size=(64, 64))
+    profile = {
+        "driver": "GTiff",
+        "width": 64,
+        "height": 64,
+        "count": 1,
+        "dtype": "complex64",
+        "crs": "EPSG:32631",
+        "transform": from_origin(500000, 4800000, 10, 10),
+    }
+    for name, data in (("s1.tif", slc), ("s2.tif", slc * np.exp(0.3j))):
+        with rasterio.open(file_server.root / name, "w", **profile) as dst:
+            dst.write(data.astype(np.complex64), 1)
+    body = {
+        "inputs": {
+            "first": {"href": file_server.href("s1.tif")},
+            "second": {"href": file_server.href("s2.tif")},
+            "tiles": 2,
+        },
+        "outputs": {"statistics": {}},
+    }
+    with site_services(tmp_path, HPCGW) as services, worker_thread(services):
+        job = services.jobs.submit(ALICE, "coherence", body)
+        done = wait_final(services, job.id, timeout=600)
+    assert done.state is JobState.SUCCESSFUL, done.message
+    assert done.results["statistics"]["median_coherence"] > 0.99
+    assert done.results["statistics"]["tiles"] == 2
