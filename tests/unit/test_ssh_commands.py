@@ -124,7 +124,8 @@ def test_squeue_sacct_scancel_lines() -> None:
     assert squeue[:2] == ["env", "SLURM_TIME_FORMAT=%s"]
     assert squeue[2:7] == ["squeue", "--noheader", "-t", "all", "-j"] and squeue[7] == "12,13"
     assert squeue[-2:] == ["-O", "JobID:0|,State:0|,exit_code:0|,Reason:0|,UserName:0|,"
-                           "SubmitTime:0|,StartTime:0|,EndTime:0|,ArrayJobID:0|,ArrayTaskID:0|,Name:0"]  # fmt: skip
+                           "SubmitTime:0|,StartTime:0|,EndTime:0|,"
+                           "ArrayJobID:0|,ArrayTaskID:0|,Name:0"]  # fmt: skip
     by_name = shlex.split(Squeue(name=EVIL).line())
     assert by_name[by_name.index("-n") + 1] == EVIL
     assert "-n" not in shlex.split(Squeue(name="a,b").line())  # -n takes a list
@@ -231,7 +232,8 @@ SACCT = (
     "||1795291658|1795291660|146.extern|extern\n"
     "147|FAILED|3:0|None|alice|gep|debug|2|10|20|1-02:03:04|billing=2,cpu=2,node=1"
     "||1795291657|1795291658|1795291668|147|hpcgw-x|y\n"
-    "150|CANCELLED by 1001|0:0|None|bob|gep|debug|1|0|0|00:00:00|billing=1||1|Unknown|Unknown|150|c\n"
+    "150|CANCELLED by 1001|0:0|None|bob|gep|debug|1|0|0|00:00:00|billing=1"
+    "||1|Unknown|Unknown|150|c\n"
     "151|OUT_OF_MEMORY|0:125|OutOfMemory|bob|gep|debug|1|5|5|00:01.5|||1|2|7|151|oom\n"
     "not|a|row\n"
 )
