@@ -35,8 +35,8 @@ QUICKLOOK_FILE = "quicklook.png"
 
 def _threshold(inputs: dict[str, Any]) -> float:
     value = inputs.get("threshold_db", 3.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 60:
-        raise InvalidInput(f"threshold_db must be a number in (0, 60], got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.1 <= value <= 60:
+        raise InvalidInput(f"threshold_db must be a number in 0.1..60, got {value!r}")
     return float(value)
 
 
