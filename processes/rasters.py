@@ -18,9 +18,11 @@ from rasterio.merge import merge
 from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
 
+from processes.runtime import OUTPUTS_DIR, write_outputs
 from processes.tiling import InvalidInput
 
 GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
+QUICKLOOK_FILE = "quicklook.png"
 NODATA = -9999.0
 QUICKLOOK_MAX = 1024
 #: Viridis-like ramp (dark blue -> green -> yellow) for the quicklooks.
@@ -139,3 +141,15 @@ def quicklook(values: np.ndarray, destination: Path, low: float, high: float, la
     right = f"{high:.3g}"
     draw.text((image.width - 7 * len(right) - 2, image.height + 13), right, fill=(0, 0, 0, 255))
     canvas.save(destination, format="PNG", optimize=True)
+
+
+def write_product(root: Path, output: str, filename: str, stats: dict[str, Any]) -> None:
+    """``outputs.json`` of an EO product: its COG ``output``, the quicklook, the statistics."""
+    write_outputs(
+        {
+            output: {"path": f"{OUTPUTS_DIR}/{filename}", "type": GEOTIFF},
+            "quicklook": {"path": f"{OUTPUTS_DIR}/{QUICKLOOK_FILE}", "type": "image/png"},
+            "statistics": {"value": stats},
+        },
+        root,
+    )

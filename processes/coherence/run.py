@@ -23,13 +23,12 @@ import rasterio
 from scipy.ndimage import uniform_filter
 
 from processes.pairs import compute_strip, merge_strips, pair_inputs
-from processes.rasters import GEOTIFF, quicklook
-from processes.runtime import OUTPUTS_DIR, output_path, write_outputs
+from processes.rasters import QUICKLOOK_FILE, quicklook, write_product
+from processes.runtime import output_path
 from processes.tiling import ArrayTask, run_tiled
 
 BANDS = ["coherence", "intensity_change_db"]
 RESULT_FILE = "coherence.tif"
-QUICKLOOK_FILE = "quicklook.png"
 
 
 def coherence_bands(s1: np.ndarray, s2: np.ndarray, size: int) -> np.ndarray:
@@ -77,14 +76,7 @@ def merge_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
     quicklook(coherence, output_path(QUICKLOOK_FILE, root), 0.0, 1.0, "coherence")
     stats = statistics(result)
     stats["tiles"] = task.count
-    write_outputs(
-        {
-            "coherence": {"path": f"{OUTPUTS_DIR}/{RESULT_FILE}", "type": GEOTIFF},
-            "quicklook": {"path": f"{OUTPUTS_DIR}/{QUICKLOOK_FILE}", "type": "image/png"},
-            "statistics": {"value": stats},
-        },
-        root,
-    )
+    write_product(root, "coherence", RESULT_FILE, stats)
 
 
 def run(workspace: Path | None = None) -> int:

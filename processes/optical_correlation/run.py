@@ -37,17 +37,18 @@ from skimage.filters import window
 from skimage.registration import phase_cross_correlation
 
 from processes.rasters import (
-    GEOTIFF,
     NODATA,
+    QUICKLOOK_FILE,
     check_pair,
     integer,
     mosaic_to_cog,
     open_raster,
     quicklook,
     staged_path,
+    write_product,
     write_tile,
 )
-from processes.runtime import OUTPUTS_DIR, output_path, write_outputs
+from processes.runtime import output_path
 from processes.tiling import (
     ArrayTask,
     InvalidInput,
@@ -59,7 +60,6 @@ from processes.tiling import (
 
 BANDS = ["east", "north", "magnitude", "score"]
 RESULT_FILE = "displacement.tif"
-QUICKLOOK_FILE = "quicklook.png"
 
 
 @dataclass(frozen=True)
@@ -213,14 +213,7 @@ def merge_outputs(workspace: Path, task: ArrayTask, pixel_size: tuple[float, flo
         stats["median_east_px"] = stats["median_east"] / pixel_size[0]
         stats["median_south_px"] = -stats["median_north"] / pixel_size[1]
     stats["tiles"] = task.count
-    write_outputs(
-        {
-            "displacement": {"path": f"{OUTPUTS_DIR}/{RESULT_FILE}", "type": GEOTIFF},
-            "quicklook": {"path": f"{OUTPUTS_DIR}/{QUICKLOOK_FILE}", "type": "image/png"},
-            "statistics": {"value": stats},
-        },
-        workspace,
-    )
+    write_product(workspace, "displacement", RESULT_FILE, stats)
 
 
 def tile_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:

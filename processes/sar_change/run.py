@@ -24,13 +24,12 @@ import rasterio
 from scipy.ndimage import uniform_filter
 
 from processes.pairs import PairInputs, compute_strip, merge_strips, pair_inputs
-from processes.rasters import GEOTIFF, quicklook
-from processes.runtime import OUTPUTS_DIR, output_path, write_outputs
+from processes.rasters import QUICKLOOK_FILE, quicklook, write_product
+from processes.runtime import output_path
 from processes.tiling import ArrayTask, InvalidInput, run_tiled
 
 BANDS = ["log_ratio_db", "change"]
 RESULT_FILE = "change.tif"
-QUICKLOOK_FILE = "quicklook.png"
 
 
 def _threshold(inputs: dict[str, Any]) -> float:
@@ -94,14 +93,7 @@ def merge_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
     quicklook(ratio, output_path(QUICKLOOK_FILE, root), -span, span, "log-ratio (dB)")
     stats = statistics(result, threshold)
     stats["tiles"] = task.count
-    write_outputs(
-        {
-            "change": {"path": f"{OUTPUTS_DIR}/{RESULT_FILE}", "type": GEOTIFF},
-            "quicklook": {"path": f"{OUTPUTS_DIR}/{QUICKLOOK_FILE}", "type": "image/png"},
-            "statistics": {"value": stats},
-        },
-        root,
-    )
+    write_product(root, "change", RESULT_FILE, stats)
 
 
 def run(workspace: Path | None = None) -> int:

@@ -8,8 +8,6 @@ where the tasks appear as ``<id>_<n>``. pyslurm refuses arrays up front.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -32,24 +30,6 @@ pytest_plugins = ["tests.integration.adapters"]
 pytestmark = pytest.mark.slurm
 
 TASKS = 3
-
-
-@pytest.fixture
-def workdir(adapter_under_test: AdapterUnderTest) -> Iterator[str]:
-    """A fresh workspace owned by alice; removed afterwards."""
-    path = f"{adapter_under_test.work_root}/arrays-{uuid.uuid4().hex[:12]}"
-    files = adapter_under_test.adapter.files(ALICE)
-    files.mkdir(path)
-    yield path
-    files.remove_tree(path)
-
-
-@pytest.fixture
-def cancel_later(adapter_under_test: AdapterUnderTest) -> Iterator[list[str]]:
-    """Array ids to scancel at teardown, so a failing test leaves nothing running."""
-    ids: list[str] = []
-    yield ids
-    adapter_under_test.cluster.scancel(*ids)
 
 
 def sacct_tasks(under_test: AdapterUnderTest, job_id: str) -> dict[str, tuple[str, int]]:
