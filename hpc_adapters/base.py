@@ -10,7 +10,14 @@ Error contract (see :mod:`hpc_adapters.errors` for the tree):
   the scheduler has never heard of; cancelling a job that already ended is a
   no-op, not an error;
 * :meth:`SchedulerAdapter.statuses` and :meth:`SchedulerAdapter.usages` never
-  raise for unknown ids: such ids are simply missing from the returned mapping.
+  raise for unknown ids: such ids are simply missing from the returned mapping;
+* an adapter that cannot submit a job array (``JobSpec.array_size``) raises
+  :class:`JobRejectedError` saying so, before anything reaches the scheduler.
+
+Job arrays: the id ``submit`` returns for an array names the whole array.
+``statuses``/``usages`` answer it as one job (states and accounting of every
+task folded together by :mod:`hpc_adapters.arrays`) and ``cancel`` cancels
+every task.
 
 Monitoring calls (``statuses``, ``usages``) run with the site's service
 identity; ``submit``, ``cancel`` and file operations run *as the user*.
@@ -97,6 +104,12 @@ class JobSpec:
     stdout: str = "slurm.out"
     stderr: str = "slurm.err"
     environment: Mapping[str, str] = field(default_factory=dict)
+    #: Run as ONE Slurm job array of this many tasks (indices ``0..n-1``, each with
+    #: the resources above), or None for a plain job. The array is one submission
+    #: with one name and one id (what :meth:`SchedulerAdapter.submit` returns);
+    #: :meth:`~SchedulerAdapter.statuses`, :meth:`~SchedulerAdapter.usages` and
+    #: :meth:`~SchedulerAdapter.cancel` then treat that id as the whole array.
+    array_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,13 @@ class JobStatus:
     end_time: datetime | None = None
     name: str | None = None
     user: str | None = None
+    #: For one task of a job array: the array's id and the task's index. An
+    #: adapter's ``statuses()`` answers the whole array under the array's id
+    #: (:func:`hpc_adapters.arrays.collapse_statuses`), with ``array_tasks`` set.
+    array_job_id: str | None = None
+    array_task_id: int | None = None
+    #: For a whole array: (tasks finished, tasks known); None for a plain job.
+    array_tasks: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +159,10 @@ class Usage:
     submit_time: datetime | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    #: For one task of a job array: the array's id. ``usages()`` answers the
+    #: whole array under its id, every task summed, ``tasks`` counting them.
+    array_job_id: str | None = None
+    tasks: int = 1
 
     @property
     def core_hours(self) -> float:

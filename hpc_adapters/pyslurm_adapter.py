@@ -257,7 +257,16 @@ class PyslurmAdapter:
             raise
 
     def submit(self, spec: JobSpec, identity: HpcIdentity) -> str:
-        """Submit as ``identity`` (``user_id``/``group_id``: needs root or SlurmUser)."""
+        """Submit as ``identity`` (``user_id``/``group_id``: needs root or SlurmUser).
+
+        Job arrays are not supported through pyslurm here (its 22.5 job records
+        do not tell an array's tasks apart reliably): JobRejectedError, before
+        anything reaches Slurm; route tiled processes to a REST or SSH site."""
+        if spec.array_size is not None:
+            raise JobRejectedError(
+                "job arrays (tiled processes) are not supported by the pyslurm adapter; "
+                "run this process at a site reached over slurmrestd or SSH"
+            )
         desc = job_description(spec, identity.login, self.base_environment, self._getpwnam)
         try:
             job_id = self._call("submit", lambda: self.slurm.JobSubmitDescription(**desc).submit())

@@ -80,7 +80,7 @@ from hpc_adapters.slurm.errnos import (
     describe,
 )
 from hpc_adapters.slurm.load import site_load
-from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, valid_ids
+from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, merge_usages, valid_ids
 from hpc_adapters.slurm_tokens import (
     ForwardedTokenSource,
     MintingTokenSource,
@@ -392,9 +392,7 @@ class SlurmRestAdapter:
         wanted = valid_ids(job_ids)
         if not wanted:
             return {}
-        return {
-            r.usage.job_id: r.usage for r in self._accounting(wanted) if r.usage.job_id in wanted
-        }
+        return merge_usages(wanted, self._accounting(wanted))
 
     def load(self) -> SiteLoad:
         """Every partition's CPUs and queue: ``GET /partitions`` + one ``GET /jobs``."""

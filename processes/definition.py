@@ -38,6 +38,21 @@ class Resources(BaseModel):
     partition: str | None = None
 
 
+class Tiling(BaseModel):
+    """A tiled process: one OGC job runs as ONE Slurm job array, a task per tile.
+
+    The number of tasks is the process input named ``input`` (an integer the
+    description bounds), else ``default``; each task processes its tile and the
+    task that finishes last merges the tiles (see ``docs/eo-services.md``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = "tiles"
+    default: int = Field(default=1, ge=1)
+    maximum: int = Field(default=64, ge=1, le=1000)
+
+
 class HpcSection(BaseModel):
     """How the process runs on the cluster."""
 
@@ -48,6 +63,8 @@ class HpcSection(BaseModel):
     runner: str
     #: Sites where the process can run (its software is installed there); empty: every site.
     sites: list[str] = Field(default_factory=list)
+    #: Set for a process that runs as a Slurm job array over tiles.
+    tiling: Tiling | None = None
 
     @field_validator("runner")
     @classmethod
@@ -111,6 +128,19 @@ class ProcessDefinition(BaseModel):
         """Resources for one run. The default ignores inputs; subclasses or the
         accounting estimator may scale them with input sizes."""
         return self.hpc.resources
+
+    def array_size_for(self, inputs: dict[str, Any]) -> int | None:
+        """Tasks of the Slurm job array for one run; None for a plain (untiled) process.
+
+        The tile count input is bounded by ``tiling.maximum`` whatever the
+        description says (the inputs were validated against it already)."""
+        tiling = self.hpc.tiling
+        if tiling is None:
+            return None
+        value = inputs.get(tiling.input, tiling.default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            value = tiling.default
+        return max(1, min(value, tiling.maximum))
 
 
 def load_definition(path: Path) -> ProcessDefinition:

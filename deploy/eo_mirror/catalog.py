@@ -30,7 +30,7 @@ from rasterio.warp import transform_bounds, transform_geom
 from deploy.eo_mirror.scenes import EPSG, SIZE, Scene, make_scenes, write_cog
 
 #: Bump when the scenes or the catalog change: a new cache folder is generated.
-MIRROR_VERSION = 1
+MIRROR_VERSION = 2
 CATALOG_ID = "hpcgw-demo-mirror"
 IMAGE_ASSET = "image"
 _COLLECTIONS = {

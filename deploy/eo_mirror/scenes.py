@@ -2,7 +2,8 @@
 
 Every scene covers the same 2.56 km square near Toulouse (UTM zone 31N,
 EPSG:32631, 10 m pixels, 256 x 256) and is drawn from one seeded landscape
-(vegetation, bare fields, a lake), so the files are identical on every machine:
+(vegetation with a fine ground texture, bare fields, a lake), so the files
+are identical on every machine:
 
 * **optical pair** -- 4 bands ``B02`` blue, ``B03`` green, ``B04`` red, ``B08``
   near-infrared (uint16 reflectance x 10000; NDVI runs with ``red_band=3``,
@@ -24,6 +25,7 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import Affine
+from scipy.ndimage import gaussian_filter
 
 EPSG = 32631
 SIZE = 256
@@ -99,6 +101,10 @@ def _landscape(rng: np.random.Generator, shape: tuple[int, int]) -> tuple[np.nda
         r0, c0 = rng.integers(0, shape[0] - 40), rng.integers(0, shape[1] - 40)
         h, w = rng.integers(20, 40, size=2)
         veg[r0 : r0 + h, c0 : c0 + w] = rng.uniform(0.0, 0.1)
+    # fine ground texture (hedges, crops, rocks; a few pixels across) that moves with
+    # the ground: what image correlation locks on to in real imagery
+    texture = gaussian_filter(rng.normal(0.0, 1.0, size=shape), sigma=1.2)
+    veg += 0.12 * texture / texture.std()
     veg = np.clip(veg, 0.0, 1.0)
     centre_r, centre_c = shape[0] * 0.7, shape[1] * 0.3
     water = (rows - centre_r) ** 2 + (cols - centre_c) ** 2 < (shape[0] * 0.1) ** 2

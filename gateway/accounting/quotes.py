@@ -182,10 +182,14 @@ class Estimator:
         resources = process.resources_for(dict(inputs))
         limit = resources.walltime_minutes * 60
         seconds, basis = self.estimate_seconds(process, inputs, site, limit)
+        # a tiled process runs as a job array: every task is charged (per-task estimate)
+        tasks = process.array_size_for(dict(inputs)) or 1
         partition = self.pricing.partition(site, resources)
         price = self.pricing.price(site, partition)
-        units = self.pricing.billing_units(resources.cores, resources.memory_mb)
+        units = self.pricing.billing_units(resources.cores, resources.memory_mb) * tasks
         basis = {**basis, "walltime_limit_seconds": limit}
+        if tasks > 1:
+            basis["array_tasks"] = tasks
         if self.settings.billing_weights:
             basis["billing_weights"] = dict(self.settings.billing_weights)
         return Quote(
@@ -198,8 +202,8 @@ class Estimator:
             memory_mb=resources.memory_mb,
             walltime_limit_seconds=limit,
             estimated_seconds=seconds,
-            core_hours=round(resources.cores * seconds / 3600.0, 6),
-            max_core_hours=round(resources.cores * limit / 3600.0, 6),
+            core_hours=round(resources.cores * tasks * seconds / 3600.0, 6),
+            max_core_hours=round(resources.cores * tasks * limit / 3600.0, 6),
             billing_units=units,
             price_per_core_hour=price,
             cost=round(units * seconds / 3600.0 * price, 6),

@@ -17,6 +17,10 @@ from processes.definition import ProcessDefinition
 
 STDOUT = "slurm.out"
 STDERR = "slurm.err"
+#: A job array's own per-task Slurm output (``%a``: the task index); its tasks'
+#: runners append their stderr to STDERR, which the finaliser reads as usual.
+ARRAY_STDOUT = "slurm-%a.out"
+ARRAY_STDERR = "slurm-%a.err"
 
 
 def job_name(job_id: str) -> str:
@@ -36,8 +40,13 @@ def job_umask(site: SiteSettings) -> int:
     return 0o077 & ~(site.workspace_dir_mode & 0o077)
 
 
-def render_script(process: ProcessDefinition, site: SiteSettings, workspace: str) -> str:
+def render_script(
+    process: ProcessDefinition, site: SiteSettings, workspace: str, array: bool = False
+) -> str:
+    """The batch script; an array task appends its runner's stderr to STDERR
+    (one file for the whole job, written with O_APPEND by every task)."""
     q = shlex.quote
+    redirect = f" 2>>{STDERR}" if array else ""
     return "\n".join(
         [
             "#!/bin/bash",
@@ -46,7 +55,7 @@ def render_script(process: ProcessDefinition, site: SiteSettings, workspace: str
             f"cd {q(workspace)}",
             f"export PYTHONPATH={q(site.pythonpath)}",
             "export PYTHONUNBUFFERED=1",
-            f"exec {q(site.python)} -m {q(process.hpc.runner)}",
+            f"exec {q(site.python)} -m {q(process.hpc.runner)}{redirect}",
             "",
         ]
     )
@@ -54,9 +63,11 @@ def render_script(process: ProcessDefinition, site: SiteSettings, workspace: str
 
 def job_spec(job: Job, process: ProcessDefinition, site: SiteSettings, workspace: str) -> JobSpec:
     res = process.resources_for(job.inputs)
+    array_size = process.array_size_for(job.inputs)
+    array = array_size is not None
     return JobSpec(
         name=job_name(job.id),
-        script=render_script(process, site, workspace),
+        script=render_script(process, site, workspace, array),
         workdir=workspace,
         cpus=res.cores,
         memory_mb=res.memory_mb,
@@ -64,6 +75,7 @@ def job_spec(job: Job, process: ProcessDefinition, site: SiteSettings, workspace
         partition=res.partition or site.default_partition,
         # the quoted Slurm account
         account=job.project or (job.quote.project if job.quote is not None else None),
-        stdout=posixpath.join(workspace, STDOUT),
-        stderr=posixpath.join(workspace, STDERR),
+        stdout=posixpath.join(workspace, ARRAY_STDOUT if array else STDOUT),
+        stderr=posixpath.join(workspace, ARRAY_STDERR if array else STDERR),
+        array_size=array_size,
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from hpc_adapters.arrays import array_id_of
 from hpc_adapters.base import JobSpec, JobStatus, SchedulerState, Usage
 from hpc_adapters.slurm.load import QueuedJob, limit_seconds, split_partitions
 from hpc_adapters.slurm.states import parse_state, state_name
@@ -290,10 +291,14 @@ TimeDecoder = Callable[[object], datetime | None]
 
 
 def live_status(
-    job: Json, when: TimeDecoder, exit_of: Callable[[object], tuple[int | None, int | None]]
+    job: Json,
+    when: TimeDecoder,
+    exit_of: Callable[[object], tuple[int | None, int | None]],
+    count: Callable[[object], int | None] = as_int,
 ) -> JobStatus:
     """A live job (``GET /slurm/.../jobs``) as a JobStatus; ``when`` decodes its
-    times and ``exit_of`` its exit code, each in the version's encoding."""
+    times, ``exit_of`` its exit code and ``count`` its numbers (array ids), each in
+    the version's encoding."""
     raw = job.get("job_state")
     raw_state = raw if isinstance(raw, (str, list)) else None
     state = parse_state(raw_state)
@@ -313,11 +318,17 @@ def live_status(
         end_time=when(job.get("end_time")) if final else None,
         name=as_str(job.get("name")),
         user=as_str(job.get("user_name")),
+        array_job_id=array_id_of(count(job.get("array_job_id"))),
+        array_task_id=count(job.get("array_task_id")),
     )
 
 
 def accounting_record(
-    job: Json, state: SchedulerState, raw_state: str, exit_signal: tuple[int | None, int | None]
+    job: Json,
+    state: SchedulerState,
+    raw_state: str,
+    exit_signal: tuple[int | None, int | None],
+    count: Callable[[object], int | None] = as_int,
 ) -> AccountingRecord:
     """A slurmdb job as status + usage: the fields every version names alike.
 
@@ -333,6 +344,8 @@ def accounting_record(
         for t in map(as_dict, as_list(as_dict(job.get("tres")).get("allocated")))
     }
     steps = [as_dict(s) for s in as_list(job.get("steps"))]
+    array = as_dict(job.get("array"))  # {"job_id": 0 for a plain job, "task_id": ...}
+    array_id = array_id_of(count(array.get("job_id")))
     alloc_cpus = tres.get("cpu") or 0
     elapsed = as_int(times.get("elapsed")) or 0
     reason = as_str(as_dict(job.get("state")).get("reason"))
@@ -348,6 +361,8 @@ def accounting_record(
         end_time=epoch(times.get("end")),
         name=as_str(job.get("name")),
         user=as_str(job.get("user")),
+        array_job_id=array_id,
+        array_task_id=count(array.get("task_id")),
     )
     usage = Usage(
         job_id=job_id,
@@ -365,6 +380,7 @@ def accounting_record(
         submit_time=status.submit_time,
         start_time=status.start_time,
         end_time=status.end_time,
+        array_job_id=array_id,
     )
     return AccountingRecord(status=status, usage=usage)
 

@@ -69,6 +69,19 @@ def job_account(spec: JobSpec) -> str | None:
     return spec.account
 
 
+#: The most tasks one job array may have here (Slurm's default ``MaxArraySize`` is 1001).
+MAX_ARRAY_SIZE = 1000
+
+
+def array_range(spec: JobSpec) -> str:
+    """Slurm's ``--array`` value for ``spec`` (``0-<n-1>``); ValueError for a size
+    outside ``1..MAX_ARRAY_SIZE`` (the adapters turn it into a rejected job)."""
+    size = spec.array_size
+    if size is None or isinstance(size, bool) or not 1 <= size <= MAX_ARRAY_SIZE:
+        raise ValueError(f"job array size must be 1..{MAX_ARRAY_SIZE}, got {size!r}")
+    return f"0-{size - 1}"
+
+
 def sbatch_options(spec: JobSpec) -> list[str]:
     """``sbatch`` command-line options for ``spec``, every value shell-quoted.
 
@@ -86,6 +99,8 @@ def sbatch_options(spec: JobSpec) -> list[str]:
         "--mem": f"{spec.memory_mb}M",
         "--time": str(spec.time_limit_minutes),
     }
+    if spec.array_size is not None:
+        opts["--array"] = array_range(spec)
     if spec.partition:
         opts["--partition"] = spec.partition
     account = job_account(spec)

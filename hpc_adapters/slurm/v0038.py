@@ -40,7 +40,7 @@ from hpc_adapters.slurm.dialect_base import (
     live_status,
     wait_status,
 )
-from hpc_adapters.slurm.script import job_account, output_paths, render_batch_script
+from hpc_adapters.slurm.script import array_range, job_account, output_paths, render_batch_script
 from hpc_adapters.slurm.states import parse_state
 
 
@@ -65,6 +65,8 @@ class V0038Dialect(Dialect):
             "requeue": False,
             "environment": dict(environment),
         }
+        if spec.array_size is not None:
+            job["array"] = array_range(spec)
         if spec.partition:
             job["partition"] = spec.partition
         account = job_account(spec)

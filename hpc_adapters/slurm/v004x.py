@@ -49,7 +49,7 @@ from hpc_adapters.slurm.dialect_base import (
     epoch,
     live_status,
 )
-from hpc_adapters.slurm.script import job_account, output_paths, render_batch_script
+from hpc_adapters.slurm.script import array_range, job_account, output_paths, render_batch_script
 from hpc_adapters.slurm.states import parse_state, state_name
 
 _NO_CHANGE = "No job changes since"
@@ -114,6 +114,8 @@ class V0040Dialect(Dialect):
             "requeue": False,
             "environment": [f"{name}={value}" for name, value in environment.items()],
         }
+        if spec.array_size is not None:
+            job["array"] = array_range(spec)
         if spec.partition:
             job["partition"] = spec.partition
         account = job_account(spec)
@@ -141,7 +143,8 @@ class V0040Dialect(Dialect):
         return any(t is not None and t.startswith(_NO_CHANGE) for t in texts)
 
     def parse_jobs(self, body: Json) -> list[JobStatus]:
-        return [live_status(as_dict(j), when, exit_of) for j in as_list(body.get("jobs"))]
+        jobs = map(as_dict, as_list(body.get("jobs")))
+        return [live_status(j, when, exit_of, number) for j in jobs]
 
     def number(self, value: object) -> int | None:
         """Counts and times are ``{"set", "infinite", "number"}`` structs."""
@@ -152,7 +155,7 @@ class V0040Dialect(Dialect):
         raw_state = raw if isinstance(raw, (str, list)) else None
         state = parse_state(raw_state)
         exit_signal = exit_of(job.get("exit_code"), state)
-        return accounting_record(job, state, state_name(raw_state), exit_signal)
+        return accounting_record(job, state, state_name(raw_state), exit_signal, number)
 
     def parse_ping(self, body: Json) -> dict[str, str]:
         """Facts from ``/ping``: release, cluster name, each controller's answer."""

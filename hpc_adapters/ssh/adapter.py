@@ -22,7 +22,7 @@ from datetime import datetime
 from hpc_adapters.base import HpcIdentity, JobSpec, JobStatus, SiteLoad, Usage, WorkspaceFiles
 from hpc_adapters.errors import AuthenticationError, InvalidJobError
 from hpc_adapters.slurm.dialects import AccountingRecord, valid_job_id
-from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, valid_ids
+from hpc_adapters.slurm.statuses import merge_by_name, merge_statuses, merge_usages, valid_ids
 from hpc_adapters.ssh.commands import CancelOutcome, Probe, Sbatch, Scancel, Squeue
 from hpc_adapters.ssh.credentials import checked_login
 from hpc_adapters.ssh.load import Associations, QueueLoad
@@ -119,7 +119,7 @@ class SshAdapter:
             return {}
         sacct = Sacct(wanted, steps=True)
         records = sacct.parse(self.pool.run(self.service_user, sacct))
-        return {r.usage.job_id: r.usage for r in records if r.usage.job_id in wanted}
+        return merge_usages(wanted, records)
 
     def load(self) -> SiteLoad:
         """Every partition's CPUs and queue: one ``sinfo && squeue`` line."""

@@ -31,6 +31,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hpc_adapters.base import JobSpec, JobStatus
 from hpc_adapters.errors import JobRejectedError, SchedulerBusyError
@@ -168,6 +169,8 @@ SQUEUE_FIELDS = (
     "SubmitTime",
     "StartTime",
     "EndTime",
+    "ArrayJobID",
+    "ArrayTaskID",
     "Name",
 )
 
@@ -234,7 +237,7 @@ def parse_squeue(text: str) -> list[JobStatus]:
         if len(parts) != len(SQUEUE_FIELDS) or not valid_job_id(parts[0].strip()):
             log.warning("skipping unexpected squeue line %r", line[:200])
             continue
-        job_id, raw, code, reason, user, submit, start, end, name = parts
+        job_id, raw, code, reason, user, submit, start, end, array_job, array_task, name = parts
         state = parse_state(raw.strip())
         final = not state.active
         exit_code, signal = squeue_exit(code) if final else (None, None)
@@ -251,9 +254,22 @@ def parse_squeue(text: str) -> list[JobStatus]:
                 end_time=epoch(epoch_text(end)) if final else None,
                 name=name or None,
                 user=user.strip() or None,
+                **array_fields(array_job, array_task),
             )
         )
     return out
+
+
+def array_fields(array_job: str, array_task: str) -> dict[str, Any]:
+    """``array_job_id``/``array_task_id`` of a JobStatus from squeue's ``ArrayJobID``
+    and ``ArrayTaskID`` (``N/A`` for a plain job, ``1-5%1`` for pending tasks)."""
+    task = array_task.strip()
+    if task in ("", "N/A") or not array_job.strip().isdigit():
+        return {}
+    return {
+        "array_job_id": array_job.strip(),
+        "array_task_id": int(task) if task.isdigit() else None,
+    }
 
 
 # ---------------------------------------------------------------- scancel ----

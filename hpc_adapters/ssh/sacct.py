@@ -45,6 +45,7 @@ SACCT_FIELDS = (
     "Submit",
     "Start",
     "End",
+    "JobID",
     "JobName",
 )
 
@@ -158,7 +159,8 @@ def parse_sacct(text: str) -> list[AccountingRecord]:
 
 def _record(fields: list[str], max_rss: int | None) -> AccountingRecord:
     (job_id, raw, code, reason, user, account, partition, cpus, elapsed, cputime) = fields[:10]
-    total_cpu, tres, _, submit, start, end, name = fields[10:]
+    total_cpu, tres, _, submit, start, end, array_text, name = fields[10:]
+    array_job, _, array_task = array_text.strip().partition("_")  # "12_3", "12_[4-9]"
     state = parse_state(raw.strip())
     exit_code, signal = parse_exit(code)
     alloc_cpus = _int_text(cpus) or 0
@@ -177,6 +179,8 @@ def _record(fields: list[str], max_rss: int | None) -> AccountingRecord:
         end_time=epoch(epoch_text(end)),
         name=name or None,
         user=user.strip() or None,
+        array_job_id=array_job if array_task else None,
+        array_task_id=int(array_task) if array_task.isdigit() else None,
     )
     usage = Usage(
         job_id=job_id,
@@ -194,5 +198,6 @@ def _record(fields: list[str], max_rss: int | None) -> AccountingRecord:
         submit_time=status.submit_time,
         start_time=status.start_time,
         end_time=status.end_time,
+        array_job_id=status.array_job_id,
     )
     return AccountingRecord(status=status, usage=usage)

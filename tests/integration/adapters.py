@@ -28,6 +28,7 @@ import functools
 import os
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ from hpc_adapters.ssh import CertificateSigner, SshAdapter, SshPool
 from tests.clusters import CLUSTERS, HPCGW, DevCluster
 from tests.conftest import WORK_ROOT, require_cluster, require_root
 
+ALICE = HpcIdentity("alice")
 SERVICE_USER = os.environ.get("HPCGW_SERVICE_USER", "hpcgw")
 #: An address where nothing listens, for the "site unreachable" case.
 UNREACHABLE_URL = "http://127.0.0.1:1"
@@ -191,6 +193,24 @@ def adapter_under_test(request: pytest.FixtureRequest, cluster: str) -> Iterator
     under_test = PAIRS[request.param]()
     yield under_test
     under_test.close()
+
+
+@pytest.fixture
+def workdir(adapter_under_test: AdapterUnderTest) -> Iterator[str]:
+    """A fresh workspace owned by alice; removed afterwards."""
+    path = f"{adapter_under_test.work_root}/contract-{uuid.uuid4().hex[:12]}"
+    files = adapter_under_test.adapter.files(ALICE)
+    files.mkdir(path)
+    yield path
+    files.remove_tree(path)
+
+
+@pytest.fixture
+def cancel_later(adapter_under_test: AdapterUnderTest) -> Iterator[list[str]]:
+    """Job ids to scancel at teardown, so a failing test leaves nothing running."""
+    ids: list[str] = []
+    yield ids
+    adapter_under_test.cluster.scancel(*ids)
 
 
 @pytest.fixture(params=list(UNREACHABLE))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pwd
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +26,7 @@ from tests.polling import eventually
 if TYPE_CHECKING:
     from tests.integration.adapters import AdapterUnderTest
 
-# The parametrised fixtures (adapter_under_test, unreachable_adapter) live there.
+# The fixtures (adapter_under_test, unreachable_adapter, workdir, cancel_later) live there.
 pytest_plugins = ["tests.integration.adapters"]
 pytestmark = pytest.mark.slurm
 
@@ -71,27 +71,9 @@ def wait_state(
     return wait_for(f"job {job_id} to be {state.value}", probe, timeout)
 
 
-@pytest.fixture
-def workdir(adapter_under_test: AdapterUnderTest) -> Iterator[str]:
-    """A fresh workspace owned by alice; removed afterwards."""
-    path = f"{adapter_under_test.work_root}/contract-{uuid.uuid4().hex[:12]}"
-    files = adapter_under_test.adapter.files(ALICE)
-    files.mkdir(path)
-    yield path
-    files.remove_tree(path)
-
-
 def job(workdir: str, script: str, **kw: Any) -> JobSpec:
     name = f"contract-{uuid.uuid4().hex[:10]}"
     return JobSpec(name=name, script=script, workdir=workdir, time_limit_minutes=5, **kw)
-
-
-@pytest.fixture
-def cancel_later(adapter_under_test: AdapterUnderTest) -> Iterator[list[str]]:
-    """Job ids to scancel at teardown, so a failing test leaves nothing running."""
-    ids: list[str] = []
-    yield ids
-    adapter_under_test.cluster.scancel(*ids)
 
 
 # ------------------------------------------------------------------ tests ----

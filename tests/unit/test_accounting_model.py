@@ -351,3 +351,12 @@ def test_charts_are_svg_with_exact_data_attributes() -> None:
     assert 'data-quoted="0.08"' in scatter and 'data-actual="0.001"' in scatter
     assert "no usage" in charts.bar_chart("e", [])
     assert charts._nice_max(0.0047) == 0.005 and charts._nice_max(7) == 10
+
+
+def test_quote_of_a_tiled_process_charges_every_array_task(estimator: Estimator) -> None:
+    correlation = ProcessRegistry.builtin().get("optical-correlation")
+    one = estimator.quote(correlation, {"tiles": 1}, "dev", "gep")
+    four = estimator.quote(correlation, {"tiles": 4}, "dev", "gep")
+    assert "array_tasks" not in one.basis and four.basis["array_tasks"] == 4
+    assert four.core_hours == pytest.approx(4 * one.core_hours, abs=1e-5)  # both rounded
+    assert four.max_cost == pytest.approx(4 * one.max_cost, abs=1e-5)

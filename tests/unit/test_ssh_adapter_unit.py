@@ -49,11 +49,11 @@ def adapter_with(answers: dict[str, list[CommandResult]]) -> tuple[SshAdapter, S
 
 
 def row(job_id: str, state: str, code: str = "0") -> str:
-    return f"{job_id}|{state}|{code}|None|alice|1|2|3|n{job_id}\n"
+    return f"{job_id}|{state}|{code}|None|alice|1|2|3|{job_id}|N/A|n{job_id}\n"
 
 
 def test_statuses_is_one_squeue_plus_one_sacct_for_missing_ids() -> None:
-    sacct = "7|COMPLETED|0:0|None|alice|gep|debug|1|2|2|00:00:01|billing=1||1|2|4|n7\n"
+    sacct = "7|COMPLETED|0:0|None|alice|gep|debug|1|2|2|00:00:01|billing=1||1|2|4|7|n7\n"
     ssh, pool = adapter_with(
         {
             "squeue": [CommandResult(0, row("5", "RUNNING") + row("6", "PENDING"), "")],
@@ -88,7 +88,7 @@ def test_submit_as_the_user_with_home_in_the_workspace() -> None:
 
 
 def test_cancel_outcomes() -> None:
-    purged = "9|COMPLETED|0:0|None|alice|gep|debug|1|1|1|00:00:00|||1|2|3|n\n"
+    purged = "9|COMPLETED|0:0|None|alice|gep|debug|1|1|1|00:00:00|||1|2|3|9|n\n"
     invalid = CommandResult(0, "", "scancel: error: Kill job error on job id 9: Invalid job id")
     invalid = CommandResult(0, "", invalid.stderr + " specified\n")
     ssh, pool = adapter_with(

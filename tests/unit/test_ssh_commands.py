@@ -124,7 +124,8 @@ def test_squeue_sacct_scancel_lines() -> None:
     assert squeue[:2] == ["env", "SLURM_TIME_FORMAT=%s"]
     assert squeue[2:7] == ["squeue", "--noheader", "-t", "all", "-j"] and squeue[7] == "12,13"
     assert squeue[-2:] == ["-O", "JobID:0|,State:0|,exit_code:0|,Reason:0|,UserName:0|,"
-                           "SubmitTime:0|,StartTime:0|,EndTime:0|,Name:0"]  # fmt: skip
+                           "SubmitTime:0|,StartTime:0|,EndTime:0|,"
+                           "ArrayJobID:0|,ArrayTaskID:0|,Name:0"]  # fmt: skip
     by_name = shlex.split(Squeue(name=EVIL).line())
     assert by_name[by_name.index("-n") + 1] == EVIL
     assert "-n" not in shlex.split(Squeue(name="a,b").line())  # -n takes a list
@@ -171,14 +172,14 @@ def test_parse_sbatch() -> None:
 # -------------------------------------------------------------- squeue ----
 
 SQUEUE = (
-    "146|COMPLETED|0|None|alice|1795291657|1795291658|1795291658|wrap\r\n"
-    "147|FAILED|768|NonZeroExitCode|alice|1795291657|1795291658|1795291658|hpcgw-a|b\n"
-    "148|RUNNING|0|None|alice|1795291657|1795291658|1795292258|wrap\n"
-    "149|PENDING|0|Resources|bob|1795291657|N/A|N/A|wait\n"
-    "150|CANCELLED|15|None|bob|1795291657|1795291658|1795291660|c\n"
-    "151|OUT_OF_MEMORY|253|OutOfMemory|bob|1795291657|1795291658|1795291660|oom\n"
+    "146|COMPLETED|0|None|alice|1795291657|1795291658|1795291658|146|N/A|wrap\r\n"
+    "147|FAILED|768|NonZeroExitCode|alice|1795291657|1795291658|1795291658|147|N/A|hpcgw-a|b\n"
+    "148|RUNNING|0|None|alice|1795291657|1795291658|1795292258|148|N/A|wrap\n"
+    "149|PENDING|0|Resources|bob|1795291657|N/A|N/A|149|N/A|wait\n"
+    "150|CANCELLED|15|None|bob|1795291657|1795291658|1795291660|150|N/A|c\n"
+    "151|OUT_OF_MEMORY|253|OutOfMemory|bob|1795291657|1795291658|1795291660|151|N/A|oom\n"
     "garbage line\n"
-    "152_[1-3]|PENDING|0|None|bob|1|N/A|N/A|array\n"
+    "152_[1-3]|PENDING|0|None|bob|1|N/A|N/A|152|1-3|array\n"
 )
 
 
@@ -203,7 +204,7 @@ def test_parse_squeue() -> None:
 
 def test_unknown_state_stays_active_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        (job,) = parse_squeue("160|SOME_NEW_STATE|0|None|alice|1|2|3|x\n")
+        (job,) = parse_squeue("160|SOME_NEW_STATE|0|None|alice|1|2|3|160|N/A|x\n")
     assert job.state is S.UNKNOWN and job.state.active and not job.state.succeeded
     assert job.raw_state == "SOME_NEW_STATE"
     assert "unknown Slurm job state" in caplog.text
@@ -224,15 +225,16 @@ def test_squeue_parse_single_unknown_id_and_failures() -> None:
 
 SACCT = (
     "146|COMPLETED|0:0|None|alice|gep|debug|1|2|2|00:00.012|billing=1,cpu=1,mem=256M,node=1"
-    "||1795291657|1795291658|1795291660|wrap\n"
+    "||1795291657|1795291658|1795291660|146|wrap\n"
     "146.batch|COMPLETED|0:0|||gep||1|2|2|00:00.010|cpu=1,mem=256M,node=1|1232K"
-    "||1795291658|1795291660|batch\n"
+    "||1795291658|1795291660|146.batch|batch\n"
     "146.extern|COMPLETED|0:0|||gep||1|2|2|00:00:00|cpu=1,mem=256M,node=1|2M"
-    "||1795291658|1795291660|extern\n"
+    "||1795291658|1795291660|146.extern|extern\n"
     "147|FAILED|3:0|None|alice|gep|debug|2|10|20|1-02:03:04|billing=2,cpu=2,node=1"
-    "||1795291657|1795291658|1795291668|hpcgw-x|y\n"
-    "150|CANCELLED by 1001|0:0|None|bob|gep|debug|1|0|0|00:00:00|billing=1||1|Unknown|Unknown|c\n"
-    "151|OUT_OF_MEMORY|0:125|OutOfMemory|bob|gep|debug|1|5|5|00:01.5|||1|2|7|oom\n"
+    "||1795291657|1795291658|1795291668|147|hpcgw-x|y\n"
+    "150|CANCELLED by 1001|0:0|None|bob|gep|debug|1|0|0|00:00:00|billing=1"
+    "||1|Unknown|Unknown|150|c\n"
+    "151|OUT_OF_MEMORY|0:125|OutOfMemory|bob|gep|debug|1|5|5|00:01.5|||1|2|7|151|oom\n"
     "not|a|row\n"
 )
 

@@ -1,0 +1,1 @@
+"""The coherence process (windowed coherence and intensity change of a complex pair)."""

@@ -1,0 +1,1 @@
+"""The optical-correlation process (sub-pixel displacement of an optical pair)."""

@@ -1,0 +1,1 @@
+"""The sar-change process (log-ratio amplitude change of a SAR pair)."""
