@@ -33,6 +33,7 @@ SURFACES = (
     "gateway.accounting.cli",
     "gateway.usersync.admin_api",
     "gateway.routing.routes",
+    "gateway.web",
 )
 #: The core: it serves every surface and must import none.
 CORE = (
