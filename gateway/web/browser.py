@@ -92,11 +92,12 @@ class BrowserAuth:
         if "Authorization" in headers:
             return headers
         session = self.current()
-        if request.method not in _SAFE_METHODS and (
-            request.path.startswith("/ui/") or (session is not None and session.signed_in)
-        ):
-            self.check_csrf(session)
         token = self._access_token(session) if session is not None else None
+        # without a usable session nothing is authenticated by the cookie: the request
+        # is refused or sent to sign-in (with the form kept) and changes nothing
+        by_cookie = token is not None or (self.client is None and request.path.startswith("/ui/"))
+        if by_cookie and request.method not in _SAFE_METHODS:
+            self.check_csrf(session)
         if token is None:
             return headers
         return {**headers, "Authorization": f"Bearer {token}"}
