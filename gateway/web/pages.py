@@ -30,7 +30,7 @@ from gateway.paging import parse_limit
 from gateway.publication.publisher import PublicationError
 from gateway.publication.stac_items import has_item, job_item, recorded_core_hours
 from gateway.web.forms import FormError, execute_body, field_of_error, form_fields
-from gateway.web.surface import csrf_token, web
+from gateway.web.surface import web
 
 blueprint = Blueprint("web_pages", __name__, template_folder="templates")
 
@@ -92,7 +92,6 @@ def process_form(process_id: str) -> tuple[str, int]:
         general=general,
         quote=quote,
         sites=sorted(services.settings.sites),
-        csrf=csrf_token(),
     ), status
 
 
@@ -170,7 +169,6 @@ def job_page(job_id: str) -> str:
         core_hours=(item or {}).get("properties", {}).get("hpcgw:core_hours"),
         tiles=services.settings.web.map_tiles_url or "",
         attribution=services.settings.web.map_attribution,
-        csrf=csrf_token(),
     )
 
 

@@ -97,6 +97,7 @@ def _page_context() -> dict[str, Any]:
         "signed_in": principal is not None and (session is not None and session.signed_in),
         "oidc": state.browser.client is not None,
         "csrf_field": CSRF_FIELD,
+        "csrf_token": csrf_token,
         "accounting_on": state.services.accounting is not None,
         "title": state.services.settings.server.title,
     }

@@ -114,7 +114,7 @@ def sign_in_at_keycloak(driver: Any, portal: Portal, user: str) -> None:
     assert driver.current_url.startswith(portal.idp.url), driver.current_url
     element(driver, "#username").send_keys(user)
     element(driver, "#password").send_keys(user)
-    element(driver, "#kc-login").click()
+    click(driver, "#kc-login")
     wait_for(driver, lambda d: d.current_url.startswith(portal.url), "back at the gateway")
 
 
@@ -122,7 +122,14 @@ def signed_in(driver: Any, portal: Portal, user: str, page: str = "/ui/") -> Non
     driver.get(portal.url + page)
     sign_in_at_keycloak(driver, portal, user)
     wait_for(driver, lambda d: element(d, "#signed-in-as"), "the signed-in page")
-    assert element(driver, "#signed-in-as").text == user
+    assert element(driver, "#signed-in-as").get_attribute("textContent") == user
+
+
+def click(driver: Any, css: str) -> None:
+    """Click the element (scrolled into view first: a phone-sized window is short)."""
+    target = element(driver, css)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
+    target.click()
 
 
 def session_cookies(driver: Any) -> dict[str, str]:
@@ -155,7 +162,7 @@ def submit_form(driver: Any, portal: Portal, process: str, values: dict[str, str
         else:
             field.clear()
             field.send_keys(value)
-    element(driver, "#submit-job").click()
+    click(driver, "#submit-job")
 
 
 # -- the whole way: sign-in, form, job page, quicklook, map, download -----------------
@@ -240,7 +247,7 @@ def test_a_running_echo_job_is_dismissed_from_its_page(portal: Portal, browser: 
         "the echo job to run",
         timeout=120,
     )
-    element(browser, "#dismiss").click()
+    click(browser, "#dismiss")
     wait_for(
         browser,
         lambda d: element(d, "#job-status") and element(d, "#job-status").text == "dismissed",
@@ -252,8 +259,10 @@ def test_a_running_echo_job_is_dismissed_from_its_page(portal: Portal, browser: 
 def test_a_form_without_the_right_csrf_token_is_refused(portal: Portal, browser: Any) -> None:
     signed_in(browser, portal, "alice")
     browser.get(f"{portal.url}/ui/processes/echo")
-    browser.execute_script("document.querySelector('[name=csrf_token]').value = 'forged'")
-    element(browser, "#submit-job").click()
+    browser.execute_script(
+        "document.querySelector('#execute-form [name=csrf_token]').value = 'forged'"
+    )
+    click(browser, "#submit-job")
     detail = wait_for(browser, lambda d: element(d, "#error-detail"), "the error page")
     assert "security token" in detail.text
     shot(browser, "07-csrf-403")
@@ -287,7 +296,7 @@ def test_an_expired_session_signs_in_again_and_keeps_the_form(portal: Portal, br
             conn.execute(sa.text("DELETE FROM browser_sessions"))
     finally:
         engine.dispose()
-    element(browser, "#get-quote").click()
+    click(browser, "#get-quote")
     # Keycloak still knows alice (its own session): straight back to the form, filled in
     wait_for(
         browser,
@@ -302,7 +311,7 @@ def test_an_expired_session_signs_in_again_and_keeps_the_form(portal: Portal, br
 
 def test_sign_out_ends_the_keycloak_session_too(portal: Portal, browser: Any) -> None:
     signed_in(browser, portal, "alice")
-    element(browser, "#signout").click()
+    click(browser, "#signout")
     wait_for(browser, lambda d: element(d, "#signed-out"), "the signed-out page")
     shot(browser, "08-signed-out")
     browser.get(f"{portal.url}/ui/jobs")
