@@ -4,7 +4,8 @@ Module map: ``tables`` (the session table), ``sessions`` (server-side sessions,
 CSRF token), ``signin`` (the OIDC client: code + PKCE, refresh, sign-out),
 ``browser`` (sessions in the request cycle: token for the authenticator, CSRF,
 the sign-in redirect), ``forms`` (execution forms from process descriptions),
-``surface`` (per-app state, ``register_web``, error pages), ``auth_routes``
+``context`` (per-app state, page context, error pages), ``surface``
+(``register_web``), ``auth_routes``
 (``/signin``, ``/signin/callback``, ``/ui/signout``), ``pages`` (processes and
 jobs), ``admin_pages`` (site health, user sync, everyone's jobs).
 """

@@ -17,9 +17,10 @@ from flask import Blueprint, render_template
 from gateway.http.security import current_principal
 from gateway.identity.auth import ROLE_ADMIN, require_role
 from gateway.routing.routes import site_statuses
-from gateway.web.surface import web
+from gateway.web.context import error_page, web
 
 blueprint = Blueprint("web_admin", __name__, template_folder="templates")
+blueprint.register_error_handler(Exception, error_page)
 
 #: User-sync audit entries shown.
 AUDIT_ROWS = 50

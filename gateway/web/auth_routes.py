@@ -25,11 +25,12 @@ from werkzeug.wrappers import Response
 
 from gateway.errors import ServiceUnavailable
 from gateway.identity.oidc import ProviderUnavailable
+from gateway.web.context import error_page, web
 from gateway.web.sessions import COOKIE
 from gateway.web.signin import PendingSignIn, SignInFailed, safe_next
-from gateway.web.surface import web
 
 blueprint = Blueprint("web_auth", __name__, template_folder="templates")
+blueprint.register_error_handler(Exception, error_page)
 
 #: How long a person has to type their password.
 PENDING_LIFETIME = timedelta(minutes=15)

@@ -29,10 +29,11 @@ from gateway.ogcapi.job_filters import job_query
 from gateway.paging import parse_limit
 from gateway.publication.publisher import PublicationError
 from gateway.publication.stac_items import has_item, job_item, recorded_core_hours
+from gateway.web.context import error_page, web
 from gateway.web.forms import FormError, execute_body, field_of_error, form_fields
-from gateway.web.surface import web
 
 blueprint = Blueprint("web_pages", __name__, template_folder="templates")
+blueprint.register_error_handler(Exception, error_page)
 
 #: Jobs per page of the list.
 PAGE_SIZE = 20
