@@ -4,7 +4,7 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 import gateway.accounting.tables
-import gateway.routing.tables  # noqa: F401  (registers the site health table)
+import gateway.routing.tables
 import gateway.web.tables  # noqa: F401  (registers the browser-session table)
 from gateway.jobs.tables import metadata
 
