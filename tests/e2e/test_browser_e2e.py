@@ -126,9 +126,12 @@ def signed_in(driver: Any, portal: Portal, user: str, page: str = "/ui/") -> Non
 
 
 def click(driver: Any, css: str) -> None:
-    """Click the element (scrolled into view first: a phone-sized window is short)."""
+    """Click the element, scrolled into view at once first (Bootstrap makes scrolling
+    smooth: a click during the scroll lands elsewhere)."""
     target = element(driver, css)
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
+    driver.execute_script(
+        "arguments[0].scrollIntoView({block: 'center', behavior: 'instant'})", target
+    )
     target.click()
 
 
