@@ -154,7 +154,10 @@ def job_id_of(driver: Any, portal: Portal) -> str:
     return match.group(1)
 
 
-def submit_form(driver: Any, portal: Portal, process: str, values: dict[str, str]) -> None:
+def submit_form(
+    driver: Any, portal: Portal, process: str, values: dict[str, str], quote: bool = False
+) -> None:
+    """Fill the process's form and run it (``quote``: ask for the quote first)."""
     driver.get(f"{portal.url}/ui/processes/{process}")
     for name, value in values.items():
         field = element(driver, f"[id='{name}']")
@@ -165,6 +168,13 @@ def submit_form(driver: Any, portal: Portal, process: str, values: dict[str, str
         else:
             field.clear()
             field.send_keys(value)
+    if quote:
+        click(driver, "#get-quote")
+        shown = wait_for(driver, lambda d: element(d, "#quote"), "the quote")
+        assert "core-hours" in shown.text and "EUR" in shown.text, shown.text
+        for name, value in values.items():  # the form is as it was typed
+            assert element(driver, f"[id='{name}']").get_attribute("value") == value
+        shot(driver, f"quote-{process}")
     click(driver, "#submit-job")
 
 
@@ -182,7 +192,7 @@ def test_alice_signs_in_runs_ndvi_and_sees_its_quicklook_and_footprint(
     assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
     shot(browser, "01-job-list")
 
-    submit_form(browser, portal, "ndvi", {"image.href": f"{portal.files}/scene.tif"})
+    submit_form(browser, portal, "ndvi", {"image.href": f"{portal.files}/scene.tif"}, quote=True)
     job_id = job_id_of(browser, portal)
     shot(browser, "03-job-page-running")
     wait_for(
