@@ -43,7 +43,7 @@ def signin() -> Response:
     client = state.browser.client
     session = state.browser.current()
     if client is None or (session is not None and session.signed_in):
-        return redirect(next_path, code=303)
+        return redirect(request.script_root + next_path, code=303)
     try:
         url, pending = client.start(next_path)
     except ProviderUnavailable as exc:
@@ -89,7 +89,8 @@ def callback() -> Response | tuple[str, int]:
         }
     )
     state.browser.store.end(session.id)
-    response = redirect(pending.next_path, code=303)
+    # next paths are the app's own (without a proxy's prefix): the prefix goes in front
+    response = redirect(request.script_root + pending.next_path, code=303)
     state.set_cookie(response, new.id, int(state.browser.store.lifetime.total_seconds()))
     return response
 

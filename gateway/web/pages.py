@@ -167,7 +167,7 @@ def job_page(job_id: str) -> str:
         item=item,
         assets=assets,
         quicklook=quicklook,
-        core_hours=(item or {}).get("properties", {}).get("hpcgw:core_hours"),
+        core_hours=recorded_core_hours(services.engine, job.id) if job.final else None,
         tiles=services.settings.web.map_tiles_url or "",
         attribution=services.settings.web.map_attribution,
     )

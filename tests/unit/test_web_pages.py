@@ -155,3 +155,30 @@ def test_assets_are_served_here_and_the_policy_allows_no_other_host(app) -> None
     css = client.get("/assets/vendor/bootstrap/bootstrap.min.css")
     assert css.status_code == 200, "run `make web-assets` (deploy/web-assets.sh)"
     assert client.get("/assets/vendor/leaflet/leaflet.js").status_code == 200
+
+
+def test_the_cookie_is_secure_over_https_and_the_sign_in_keeps_a_proxy_prefix(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        database={"url": f"sqlite:///{tmp_path}/y.db"},
+        publication={"root": str(tmp_path / "pub")},
+        server={"base_url": "https://gep.example.org/hpc", "trusted_proxies": ["127.0.0.1/32"]},
+    )
+    services = build_services(settings)
+    try:
+        app = create_app(settings, services)
+        client = app.test_client()
+        forwarded = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "gep.example.org",
+            "X-Forwarded-Prefix": "/hpc",
+        }
+        form = client.get("/ui/processes/echo", headers=forwarded)
+        cookie = form.headers["Set-Cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+        assert b'action="/hpc/ui/processes/echo"' in form.data
+        back = client.get("/signin?next=/ui/jobs", headers=forwarded)  # auth.mode none
+        assert back.status_code == 303 and back.headers["Location"].endswith("/hpc/ui/jobs")
+    finally:
+        services.close()
