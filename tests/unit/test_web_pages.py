@@ -182,3 +182,21 @@ def test_the_cookie_is_secure_over_https_and_the_sign_in_keeps_a_proxy_prefix(
         assert back.status_code == 303 and back.headers["Location"].endswith("/hpc/ui/jobs")
     finally:
         services.close()
+
+
+def test_the_job_list_filters_and_pages(app) -> None:
+    client, session = signed_in_client(app)
+    token = session.csrf
+    made = []
+    for text in ("one", "two"):
+        answer = client.post("/ui/processes/echo", data={"csrf_token": token, "string_input": text})
+        assert answer.status_code == 303, answer.data[-600:]
+        made.append(answer.headers["Location"].rsplit("/", 1)[1])
+    first = client.get("/ui/jobs?processID=echo&limit=1")
+    assert made[1].encode() in first.data and made[0].encode() not in first.data
+    following = re.search(rb'href="([^"]+)" id="next-page"', first.data).group(1)
+    second = client.get("/ui/jobs" + following.decode().replace("&amp;", "&"))
+    assert made[0].encode() in second.data and made[1].encode() not in second.data
+    none = client.get("/ui/jobs?processID=ndvi")
+    assert b'id="no-jobs"' in none.data
+    assert client.get("/ui/jobs?datetime=yesterday").status_code == 400
