@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench chaos stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop dist
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench chaos stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop dist web-assets
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && \
@@ -18,6 +18,14 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Bootstrap and Leaflet for the gateway's pages, from npm (package-lock.json) into
+# gateway/web/static/vendor/: the gateway serves every asset itself.
+WEB_ASSETS := gateway/web/static/vendor/.installed
+$(WEB_ASSETS): package.json package-lock.json deploy/web-assets.sh
+	bash deploy/web-assets.sh
+
+web-assets: $(WEB_ASSETS)
+
 cluster:
 	$(SUDO) bash deploy/devcluster.sh install
 	$(SUDO) bash deploy/devcluster.sh start
@@ -26,7 +34,7 @@ cluster:
 cluster-stop:
 	$(SUDO) bash deploy/devcluster.sh stop
 
-demo: venv cluster
+demo: venv web-assets cluster
 	bash deploy/demo.sh
 
 stop-demo:
@@ -41,7 +49,7 @@ unit: venv
 	$(BIN)/python -m pytest -m unit -q
 
 # The installable wheel (docs/installing.md): dist/ogc_hpc_gateway-<version>-py3-none-any.whl
-dist: venv
+dist: venv web-assets
 	rm -rf dist build
 	$(BIN)/pip wheel -q --no-deps -w dist .
 
@@ -66,7 +74,7 @@ pyslurm: venv cluster
 # pyslurm tests are skipped and say why; where it is installed they must pass.
 # `make cluster` brings up both dev clusters (hpcgw: Slurm 22.05, mesocentre: 24.11,
 # built once and cached in ~/.cache/hpcgw); every test tier uses both.
-test: venv cluster test-tools keycloak
+test: venv web-assets cluster test-tools keycloak
 	@timeout 1200 bash deploy/install-pyslurm.sh $(BIN)/python || \
 	  echo "[make test] pyslurm not installed (see above): the pyslurm adapter tests will be skipped"
 	@$(BIN)/python deploy/pyslurm_pairs.py

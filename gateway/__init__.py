@@ -27,6 +27,7 @@ Module map (the full picture is ``docs/architecture.md``)::
     http/          shared by the Flask surfaces: authentication hook, JSON helpers, trusted proxies
     ogcapi/        surface: OGC API - Processes (pygeoapi inside)
     wps/           surface: WPS 1.0.0 / 2.0.0
+    web/           surface: pages for people (Keycloak sign-in, forms, job pages, map)
     cli, wsgi      surface: the ``hpcgw`` command, gunicorn
 
 Arrows point from surfaces to the core, never back.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from flask import Flask
 from sqlalchemy.engine import Engine
@@ -46,6 +47,9 @@ from gateway.workflow.monitor import Monitor
 from gateway.workflow.retry import RetryPolicy
 from gateway.workflow.worker import Cleaner, Worker, new_worker_id
 from processes.registry import ProcessRegistry
+
+if TYPE_CHECKING:
+    from gateway.web.browser import BrowserAuth
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +215,35 @@ def start_background_worker(services: Services) -> tuple[threading.Thread, threa
     return thread, stop
 
 
+def _browser_auth(
+    settings: Settings, services: Services, authenticator: Authenticator
+) -> BrowserAuth:
+    """Browser sessions for the pages; sign-in with OIDC when ``auth.mode`` is ``oidc``."""
+    from datetime import timedelta
+
+    from gateway.web.browser import BrowserAuth
+    from gateway.web.sessions import SessionStore
+    from gateway.web.signin import OidcClient
+
+    store = SessionStore(services.engine, timedelta(hours=settings.web.session_hours))
+    client = (
+        OidcClient(settings.auth.oidc, settings.web, settings.server.base_url)
+        if settings.auth.mode == "oidc"
+        else None
+    )
+    return BrowserAuth(store, client, authenticator)
+
+
+def _origins(url: str | None) -> tuple[str, ...]:
+    """The ``scheme://host[:port]`` of ``url`` (the map tiles' host for the CSP), if any."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return ()
+    parts = urlsplit(url.replace("{s}", "*"))  # Leaflet's subdomains: a CSP wildcard
+    return (f"{parts.scheme}://{parts.netloc}",)
+
+
 def create_app(
     settings: Settings,
     services: Services | None = None,
@@ -231,6 +264,8 @@ def create_app(
     from gateway.security_headers import install_security_headers
     from gateway.triggers.routes import register_triggers
     from gateway.usersync.admin_api import blueprint as admin_users_blueprint
+    from gateway.web.surface import PUBLIC_PATHS as WEB_PUBLIC_PATHS
+    from gateway.web.surface import register_web
     from gateway.wps import register_wps
 
     services = services or build_services(settings)
@@ -238,14 +273,16 @@ def create_app(
     install_body_limit(app, settings.server.max_body_bytes)
     app.extensions["hpcgw"] = services
     authenticator = authenticator or build_authenticator(settings.auth, services.engine)
-    public = [*public_paths_of(settings.auth), *public_paths(settings)]
-    register_ogcapi(app, services, authenticator, public_paths=public)
+    browser = _browser_auth(settings, services, authenticator)
+    public = [*public_paths_of(settings.auth), *public_paths(settings), *WEB_PUBLIC_PATHS]
+    register_ogcapi(app, services, authenticator, public_paths=public, browser=browser)
     register_wps(app, services, authenticator)
     app.register_blueprint(admin_users_blueprint)
     register_accounting(app)
     register_routing(app)
     register_triggers(app)
-    install_security_headers(app)
+    register_web(app, services, browser)
+    install_security_headers(app, _origins(settings.web.map_tiles_url))
     srv = settings.server
     app.wsgi_app = TrustedProxyFix(app.wsgi_app, srv.trusted_proxies, srv.base_url)  # type: ignore[method-assign]
     return app

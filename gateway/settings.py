@@ -52,6 +52,27 @@ class ServerSettings(BaseModel):
     description: str = "OGC API - Processes and WPS on a Slurm cluster"
 
 
+class WebSettings(BaseModel):
+    """The gateway's own pages for people in a browser (``/ui/``, docs/web.md).
+
+    With ``auth.mode: oidc`` people sign in at ``auth.oidc.issuer`` with the
+    authorization-code flow and PKCE; the redirect URI is
+    ``{server.base_url}/signin/callback`` (the public URL, also behind a proxy).
+    """
+
+    #: The OIDC client the pages sign in with (public, PKCE; Keycloak: ``ogc-gateway``).
+    client_id: str = "ogc-gateway"
+    #: File holding the client secret when the client is confidential (else public + PKCE).
+    client_secret_file: str | None = None
+    scope: str = "openid profile email"
+    #: A browser session ends after this long, whatever the refresh token allows.
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    #: Background map tiles (``{z}/{x}/{y}`` URL template) under job footprints;
+    #: none by default (closed networks): the footprint is drawn on a plain background.
+    map_tiles_url: str | None = None
+    map_attribution: str = ""
+
+
 class DatabaseSettings(BaseModel):
     #: SQLAlchemy URL. SQLite (WAL) by default; ``postgresql+psycopg://...`` in production.
     url: str = "sqlite:///var/hpcgw.db"
@@ -422,6 +443,8 @@ class Settings(BaseSettings):
     apppkg: AppPkgSettings = Field(default_factory=AppPkgSettings)
     #: Event-triggered runs (``/triggers``; docs/triggers.md).
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
+    #: The pages for people in a browser: sign-in, forms, job pages, map.
+    web: WebSettings = Field(default_factory=WebSettings)
     #: Process ids to offer (empty: every process in the registry).
     processes: list[str] = Field(default_factory=list)
 

@@ -91,8 +91,11 @@ def chromium_problem() -> str | None:
 
 
 @contextmanager
-def headless_chromium(headers: Mapping[str, str] | None = None) -> Iterator[Any]:
-    """A Selenium WebDriver on headless Chromium; ``headers`` go on every request."""
+def headless_chromium(
+    headers: Mapping[str, str] | None = None, window: str = "1400,1800"
+) -> Iterator[Any]:
+    """A Selenium WebDriver on headless Chromium with a fresh profile (chromedriver
+    makes a new temporary one per session); ``headers`` go on every request."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -103,8 +106,10 @@ def headless_chromium(headers: Mapping[str, str] | None = None) -> Iterator[Any]
         "--no-sandbox",
         "--disable-gpu",
         "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
         "--disable-dev-shm-usage",
-        "--window-size=1400,1800",
+        f"--window-size={window}",
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

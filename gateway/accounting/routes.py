@@ -82,10 +82,17 @@ def _list_arg(name: str) -> tuple[str, ...]:
 def quotation(process_id: str) -> Response:
     """The estimated core-hours and cost of an execution, without running anything."""
     principal = current_principal()
+    _services().jobs.process(process_id)  # 404 before reading the body
+    return json_response(quotation_document(principal, process_id, read_json_body()))
+
+
+def quotation_document(principal: Principal, process_id: str, body: Any) -> dict[str, Any]:
+    """The quotation of ``body`` (an execute request) for ``principal``: core-hours, cost,
+    the site routing would pick with every site's offer, and the budgets it would use."""
     services = _services()
     accounting = _accounting()
-    process = services.jobs.process(process_id)  # 404 before reading the body
-    execute = parse_execute_request(process, read_json_body())
+    process = services.jobs.process(process_id)
+    execute = parse_execute_request(process, body)
     router = services.jobs.router
     if router is None:
         quote = accounting.quote(principal, process, execute)
@@ -109,7 +116,7 @@ def quotation(process_id: str) -> Response:
             }
         ],
     }
-    return json_response(document)
+    return document
 
 
 # -- usage ----------------------------------------------------------------------

@@ -21,9 +21,10 @@ the WPS endpoint authenticates Execute, GetStatus, GetResult and Dismiss itself.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import cast
+from typing import Protocol, cast
 
 from flask import Flask, g, has_request_context, request
+from werkzeug.wrappers import Response
 
 from gateway.errors import Unauthorized
 from gateway.identity.auth import Authenticator, Principal
@@ -71,26 +72,55 @@ def _matches(pattern: list[str], segments: list[str]) -> bool:
     )
 
 
+class BrowserHook(Protocol):
+    """What the hook asks of browser sessions (:class:`gateway.web.browser.BrowserAuth`)."""
+
+    def headers_for(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """The headers to authenticate: a session's bearer token added, CSRF checked."""
+        ...
+
+    def unauthenticated(self) -> Response | None:
+        """The sign-in redirect for a page request without a session, or None (401)."""
+        ...
+
+
 def install_authentication(
-    app: Flask, authenticator: Authenticator, public_paths: Iterable[str]
+    app: Flask,
+    authenticator: Authenticator,
+    public_paths: Iterable[str],
+    browser: BrowserHook | None = None,
 ) -> PublicPaths:
-    """Resolve the caller before every request (except public paths)."""
+    """Resolve the caller before every request (except public paths).
+
+    With ``browser``, a request without an ``Authorization`` header is
+    authenticated by its session cookie, and a page request without a session
+    is redirected to sign-in instead of answering 401.
+    """
     public = PublicPaths(public_paths)
 
     @app.before_request
-    def _resolve_principal() -> None:
+    def _resolve_principal() -> Response | None:
         # log lines of this request name its job and caller (threads serve many requests)
         args = request.view_args or {}
         job_id = args.get("job_id") or args.get("jobId")
         bind_job(job_id if isinstance(job_id, str) else None)
         bind_user(None)
         if request.path in public:
-            return
+            return None
         # werkzeug's Headers: a case-insensitive mapping of str to str.
         headers = cast(Mapping[str, str], request.headers)
-        principal = authenticator.authenticate(headers)
+        if browser is not None:
+            headers = browser.headers_for(headers)
+        try:
+            principal = authenticator.authenticate(headers)
+        except Unauthorized:
+            redirect = browser.unauthenticated() if browser is not None else None
+            if redirect is None:
+                raise
+            return redirect
         setattr(g, _G_KEY, principal)
         bind_user(principal.username)
+        return None
 
     return public
 

@@ -74,6 +74,9 @@ class ProviderMetadata:
     issuer: str
     jwks_uri: str
     token_endpoint: str | None = None
+    #: The browser sign-in's endpoints (gateway.web.signin).
+    authorization_endpoint: str | None = None
+    end_session_endpoint: str | None = None
 
 
 def discover(client: httpx.Client, issuer: str) -> ProviderMetadata:
@@ -87,10 +90,17 @@ def discover(client: httpx.Client, issuer: str) -> ProviderMetadata:
     jwks_uri = doc.get("jwks_uri")
     if not isinstance(jwks_uri, str) or not jwks_uri:
         raise ProviderUnavailable(f"discovery document at {url} has no jwks_uri")
-    token_endpoint = doc.get("token_endpoint")
     return ProviderMetadata(
-        issuer, jwks_uri, token_endpoint if isinstance(token_endpoint, str) else None
+        issuer,
+        jwks_uri,
+        token_endpoint=_optional_str(doc.get("token_endpoint")),
+        authorization_endpoint=_optional_str(doc.get("authorization_endpoint")),
+        end_session_endpoint=_optional_str(doc.get("end_session_endpoint")),
     )
+
+
+def _optional_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _get_json(client: httpx.Client, url: str) -> dict[str, Any]:

@@ -6,7 +6,8 @@ from sqlalchemy import engine_from_config, pool
 import gateway.accounting.tables
 import gateway.apppkg.tables
 import gateway.routing.tables
-import gateway.triggers.tables  # noqa: F401  (registers the site health and trigger tables)
+import gateway.triggers.tables
+import gateway.web.tables  # noqa: F401  (registers the health, trigger and session tables)
 from gateway.jobs.tables import metadata
 
 config = context.config

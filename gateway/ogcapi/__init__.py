@@ -40,7 +40,7 @@ import pygeoapi
 from flask import Flask
 from pygeoapi.api import API
 
-from gateway.http.security import DEFAULT_PUBLIC_PATHS, install_authentication
+from gateway.http.security import DEFAULT_PUBLIC_PATHS, BrowserHook, install_authentication
 from gateway.identity.auth import Authenticator
 from gateway.ogcapi.config import openapi_document, pygeoapi_config
 from gateway.ogcapi.context import EXTENSION_KEY, OgcApi
@@ -91,6 +91,7 @@ def register_ogcapi(
     services: Services,
     authenticator: Authenticator,
     public_paths: Iterable[str] = DEFAULT_PUBLIC_PATHS,
+    browser: BrowserHook | None = None,
 ) -> OgcApi:
     """Mount the OGC API - Processes surface on ``app``; returns its per-app state."""
     token = register_services(services)
@@ -110,7 +111,7 @@ def register_ogcapi(
     app.static_folder = str(PYGEOAPI_STATIC)
     # pygeoapi.l10n warns on every JSON-schema keyword of a process description.
     logging.getLogger("pygeoapi.l10n").setLevel(logging.ERROR)
-    install_authentication(app, authenticator, public_paths)
+    install_authentication(app, authenticator, public_paths, browser)
     install_error_handlers(app)
     app.register_blueprint(discovery_blueprint)
     app.register_blueprint(deploy_blueprint)

@@ -24,8 +24,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from werkzeug.datastructures import MultiDict
+
 from gateway.errors import BadRequest
-from gateway.jobs.records import CreatedRange, DurationRange
+from gateway.jobs.records import CreatedRange, DurationRange, JobQuery
+from gateway.jobs.service import ogc_states
 
 #: Longest duration filter accepted (about 68 years), so the SQL stays in range.
 MAX_DURATION_SECONDS = 2**31 - 1
@@ -120,3 +123,32 @@ def parse_durations(min_raw: str | None, max_raw: str | None) -> DurationRange |
     if low is not None and high is not None and low > high:
         raise BadRequest(f"minDuration ({low}) is larger than maxDuration ({high})")
     return DurationRange(low, high)
+
+
+def multi(args: MultiDict[str, str], name: str) -> list[str]:
+    """A repeatable and/or comma-separated query parameter."""
+    values: list[str] = []
+    for raw in args.getlist(name):
+        values.extend(v.strip() for v in raw.split(",") if v.strip())
+    return values
+
+
+def job_query(args: MultiDict[str, str], limit: int) -> JobQuery | None:
+    """The job list's query from its OGC parameters (``processID``, ``status``,
+    ``datetime``, ``min/maxDuration``, ``next``); None when ``type`` excludes processes.
+
+    An empty filter is no filter (a form or generated client sends ``datetime=``).
+    """
+    created = parse_datetime(args["datetime"]) if args.get("datetime") else None
+    duration = parse_durations(args.get("minDuration"), args.get("maxDuration"))
+    types = multi(args, "type")
+    if types and "process" not in types:
+        return None
+    return JobQuery(
+        process_ids=tuple(multi(args, "processID")),
+        states=ogc_states(multi(args, "status")),
+        created=created,
+        duration=duration,
+        cursor=args.get("next") or None,
+        limit=limit,
+    )

@@ -38,8 +38,7 @@ from flask import Blueprint, Response, request
 from gateway.errors import JobFailed, NoSuchProcess, NotFound
 from gateway.http.responses import send_published
 from gateway.http.security import current_principal
-from gateway.jobs.records import Job, JobQuery, SummaryPage
-from gateway.jobs.service import ogc_states
+from gateway.jobs.records import Job, SummaryPage
 from gateway.ogcapi.context import (
     F_HTML,
     OgcApi,
@@ -52,7 +51,7 @@ from gateway.ogcapi.context import (
     response_format,
 )
 from gateway.ogcapi.documents import JSON, job_list, status_info
-from gateway.ogcapi.job_filters import parse_datetime, parse_durations
+from gateway.ogcapi.job_filters import job_query
 from gateway.ogcapi.problems import problem_response
 from gateway.ogcapi.results import ResultsEncoder, media_type_of, published_file, s3_redirect
 from gateway.paging import DEFAULT_JOB_LIMIT, parse_limit
@@ -159,36 +158,16 @@ def _failure(job: Job, exc: JobFailed, headers: dict[str, str]) -> Response:
 # -- job list -------------------------------------------------------------------
 
 
-def _multi(name: str) -> list[str]:
-    """A repeatable and/or comma-separated query parameter."""
-    values: list[str] = []
-    for raw in request.args.getlist(name):
-        values.extend(v.strip() for v in raw.split(",") if v.strip())
-    return values
-
-
 @blueprint.get("/jobs", strict_slashes=False)
 def jobs() -> Response:
     state = ogcapi()
     principal = current_principal()
     fmt = response_format()
     limit = parse_limit(request.args.get("limit"), default=DEFAULT_JOB_LIMIT)
-    args = request.args
-    # an empty filter is no filter (a form or generated client sends datetime=)
-    created = parse_datetime(args["datetime"]) if args.get("datetime") else None
-    duration = parse_durations(args.get("minDuration"), args.get("maxDuration"))
-    types = _multi("type")
-    if types and "process" not in types:
+    query = job_query(request.args, limit)
+    if query is None:
         page = SummaryPage(jobs=[], next_cursor=None)
     else:
-        query = JobQuery(
-            process_ids=tuple(_multi("processID")),
-            states=ogc_states(_multi("status")),
-            created=created,
-            duration=duration,
-            cursor=request.args.get("next") or None,
-            limit=limit,
-        )
         page = state.services.jobs.list_summaries(principal, query)
     kept = [(k, v) for k, v in request.args.items(multi=True) if k not in ("f", "next")]
     document = job_list(page, state.base_url, kept, fmt)

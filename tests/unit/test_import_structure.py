@@ -35,6 +35,7 @@ SURFACES = (
     "gateway.routing.routes",
     "gateway.triggers.routes",
     "gateway.triggers.cli",
+    "gateway.web",
 )
 #: The core: it serves every surface and must import none.
 CORE = (

@@ -1,6 +1,7 @@
 """The OpenAPI document describes every route the app serves, validly, with its security.
 
-Every rule of ``app.url_map`` (but Flask's static files) must be a path of
+Every rule of ``app.url_map`` (but Flask's static files and the pages for
+people in a browser, ``gateway.web``, whose endpoints start with ``web_``) must be a path of
 ``/openapi`` with the same methods, so a route added without a description
 fails here. The document is checked with pygeoapi's JSON-schema validation and
 with openapi-spec-validator (path parameters declared, operationIds unique,
@@ -87,7 +88,7 @@ def undocumented(app: Flask, document: dict[str, Any]) -> list[str]:
         by_shape.setdefault(_shape(path), set()).update(m.upper() for m in item)
     missing = []
     for rule in app.url_map.iter_rules():
-        if rule.rule in NOT_DESCRIBED:
+        if rule.rule in NOT_DESCRIBED or rule.endpoint.startswith("web_"):
             continue
         for method in sorted((rule.methods or set()) - _IGNORED_METHODS):
             templated = method in by_shape.get(_shape(rule.rule), set())
