@@ -71,6 +71,17 @@ class Budget:
     #: The site whose usage counts, or :data:`ALL_SITES`.
     site: str = ALL_SITES
 
+    def to_dict(self) -> dict[str, Any]:
+        """What listings (REST and CLI) show of the budget itself."""
+        return {
+            "scope": self.scope.value,
+            "name": self.name,
+            "site": self.site,
+            "period": self.period.value,
+            "limit_core_hours": self.limit_core_hours,
+            "updated_by": self.updated_by,
+        }
+
     def describe(self, subject: str) -> str:
         who = f"{self.scope.value} '{subject}'"
         if self.name == ANY_NAME:

@@ -139,14 +139,7 @@ def budget_show(
     rows = []
     try:
         for budget in store.find(scope, user if user is not None else project):
-            entry = {
-                "scope": budget.scope.value,
-                "name": budget.name,
-                "site": budget.site,
-                "period": budget.period.value,
-                "limit_core_hours": budget.limit_core_hours,
-                "updated_by": budget.updated_by,
-            }
+            entry = budget.to_dict()
             if budget.name != "*":
                 entry.update(checker.standing(budget, default_project).to_dict())
             rows.append(entry)

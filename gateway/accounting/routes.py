@@ -25,7 +25,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, render_template, request
 
-from gateway.accounting.budgets import ALL_SITES, Budget, Scope
+from gateway.accounting.budgets import ALL_SITES, Scope
 from gateway.accounting.dashboard import build_dashboard
 from gateway.accounting.metrics import render as render_metrics
 from gateway.accounting.periods import parse_period
@@ -212,24 +212,13 @@ def list_budgets() -> Response:
     site = _budget_site(accounting, request.args["site"]) if request.args.get("site") else None
     out = []
     for budget in accounting.budgets.find(scope, request.args.get("name") or None, site):
-        entry = _budget_entry(budget)
+        entry = budget.to_dict()
         entry.update(note=budget.note, updated=budget.updated.isoformat())
         if budget.name != "*":
             standing = accounting.checker.standing(budget, accounting.settings.default_project)
             entry["status"] = standing.to_dict()
         out.append(entry)
     return json_response({"budgets": out})
-
-
-def _budget_entry(budget: Budget) -> dict[str, Any]:
-    return {
-        "scope": budget.scope.value,
-        "name": budget.name,
-        "site": budget.site,
-        "period": budget.period.value,
-        "limit_core_hours": budget.limit_core_hours,
-        "updated_by": budget.updated_by,
-    }
 
 
 def _scope(value: Any) -> Scope:
@@ -275,7 +264,7 @@ def set_budget() -> Response:
         )
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
-    return json_response(_budget_entry(budget))
+    return json_response(budget.to_dict())
 
 
 @blueprint.delete("/accounting/budgets/<scope>/<name>/<period>")
