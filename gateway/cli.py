@@ -159,7 +159,13 @@ def _metrics_dir(settings: Settings, *, clean: bool) -> None:
 
 
 @app.command()
-def doctor(config: ConfigOpt = None) -> None:
+def doctor(
+    config: ConfigOpt = None,
+    test_user: Annotated[
+        str | None,
+        typer.Option(help="An HPC login whose jobs must be able to use the workspaces."),
+    ] = None,
+) -> None:
     """Check this deployment (database, sites, identity provider, storage); change nothing.
 
     Prints one line per check and what to fix; exit status 1 when something is wrong.
@@ -168,7 +174,7 @@ def doctor(config: ConfigOpt = None) -> None:
 
     settings = _settings(config)
     _logging(settings, "ERROR")
-    findings = run_checks(settings)
+    findings = run_checks(settings, test_user)
     typer.echo(report(findings))
     raise typer.Exit(0 if all(f.ok for f in findings) else 1)
 

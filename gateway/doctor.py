@@ -10,7 +10,10 @@ that is removed straight away.
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
+import secrets
 import stat
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,7 +24,8 @@ import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
 from gateway import db
-from gateway.settings import Settings
+from gateway.settings import Settings, SiteSettings
+from gateway.settings_workflow import S3PublicationSettings
 
 #: Adapters whose workspaces live on a filesystem this host mounts (ssh: over SFTP).
 _LOCAL_WORKSPACE_ADAPTERS = ("slurmrest", "pyslurm")
@@ -36,10 +40,13 @@ class Finding:
     detail: str
 
 
-def run_checks(settings: Settings) -> list[Finding]:
-    """Every check of :func:`checks`, in order; a check that raises is a failed finding."""
+def run_checks(settings: Settings, test_user: str | None = None) -> list[Finding]:
+    """Every check of :func:`checks`, in order; a check that raises is a failed finding.
+
+    ``test_user``: an HPC login whose jobs must be able to use the workspaces.
+    """
     findings: list[Finding] = []
-    for name, check in checks(settings):
+    for name, check in checks(settings, test_user):
         try:
             findings.extend(check())
         except Exception as exc:  # noqa: BLE001 -- a doctor reports, it does not crash
@@ -47,13 +54,17 @@ def run_checks(settings: Settings) -> list[Finding]:
     return findings
 
 
-def checks(settings: Settings) -> Iterator[tuple[str, Callable[[], list[Finding]]]]:
+def checks(
+    settings: Settings, test_user: str | None = None
+) -> Iterator[tuple[str, Callable[[], list[Finding]]]]:
     yield "database", lambda: [check_database(settings.database.url)]
     yield "sites", lambda: check_sites(settings)
     if settings.auth.mode == "oidc":
         yield "oidc", lambda: [check_oidc(settings)]
-    yield "workspaces", lambda: check_workspaces(settings)
+    yield "workspaces", lambda: check_workspaces(settings, test_user)
     yield "publication", lambda: [check_writable("publication", Path(settings.publication.root))]
+    if settings.publication.backend == "s3":
+        yield "publication s3", lambda: [check_s3(settings.publication.s3)]
 
 
 def check_database(url: str) -> Finding:
@@ -118,12 +129,13 @@ def check_oidc(settings: Settings) -> Finding:
     return Finding("oidc", True, f"{issuer}: discovery ok, {count} signing key(s) at {jwks_uri}")
 
 
-def check_workspaces(settings: Settings) -> list[Finding]:
-    """Each local workspace root: a folder this account can create job folders in.
+def check_workspaces(settings: Settings, test_user: str | None = None) -> list[Finding]:
+    """Each local workspace root: a folder this account can create job folders in, that
+    ``test_user``'s jobs can write to.
 
     Not running as root, the gateway does not chown: the root must then be
-    set-group-ID and group-writable so that jobs (as the users) and the gateway
-    share the files (``hpc_adapters.localfs``).
+    set-group-ID and group-writable, ``workspace_dir_mode`` must let the group
+    in, and every user must be in the root's group (``hpc_adapters.localfs``).
     """
     findings = []
     for name, site in settings.sites.items():
@@ -132,8 +144,11 @@ def check_workspaces(settings: Settings) -> list[Finding]:
             findings.append(Finding(check, True, f"{site.adapter}: on the login node, not checked"))
             continue
         root = Path(site.workspace_root)
-        problem = _workspace_problem(root)
-        findings.append(Finding(check, problem is None, problem or f"{root}: usable"))
+        problem = _workspace_problem(root) or _mode_problem(site)
+        if problem is None and test_user is not None:
+            problem = _user_problem(root, test_user)
+        who = f" (jobs of {test_user} can use it)" if test_user is not None else ""
+        findings.append(Finding(check, problem is None, problem or f"{root}: usable{who}"))
     return findings
 
 
@@ -153,6 +168,61 @@ def _workspace_problem(root: Path) -> str | None:
             "or make the root set-group-ID and group-writable (chmod 2770)"
         )
     return None
+
+
+def _mode_problem(site: SiteSettings) -> str | None:
+    """Without root, job folders must let the workspace group in (the users write there)."""
+    if os.geteuid() == 0 or site.workspace_dir_mode & 0o070 == 0o070:
+        return None
+    return (
+        f"workspace_dir_mode {site.workspace_dir_mode:o} keeps the group out: without root the "
+        'users reach job folders through the workspace group; set workspace_dir_mode: "2770" '
+        'and workspace_file_mode: "660"'
+    )
+
+
+def _user_problem(root: Path, login: str) -> str | None:
+    """``login`` exists here and, without root, is in the workspace root's group."""
+    try:
+        entry = pwd.getpwnam(login)
+    except KeyError:
+        return f"no user {login!r} on this host: jobs run as the user's own account"
+    if os.geteuid() == 0:
+        return None  # the gateway hands each job folder to its user
+    group = root.stat().st_gid
+    if group not in os.getgrouplist(login, entry.pw_gid):
+        name = _group_name(group)
+        return f"{login} is not in group {name} of {root}: add them (usermod -aG {name} {login})"
+    return None
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)
+
+
+def check_s3(s3: S3PublicationSettings) -> Finding:
+    """The bucket takes an object under the prefix (written and deleted again)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from gateway.publication.s3 import PublicationError, S3Outputs
+
+    outputs = S3Outputs(s3)
+    key = f"{s3.prefix}/.hpcgw-doctor-{secrets.token_hex(6)}".lstrip("/")
+    try:
+        client = outputs.client()
+        client.put_object(Bucket=outputs.bucket, Key=key, Body=b"")
+        client.delete_object(Bucket=outputs.bucket, Key=key)
+    except (BotoCoreError, ClientError, PublicationError) as exc:
+        return Finding(
+            "publication s3",
+            False,
+            f"{outputs.where(key)}: cannot write an object: {exc} "
+            "(check publication.s3: bucket, endpoint_url, credentials)",
+        )
+    return Finding("publication s3", True, f"{outputs.where(s3.prefix + '/')}: writable")
 
 
 def check_writable(check: str, folder: Path) -> Finding:

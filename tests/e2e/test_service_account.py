@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,7 @@ import httpx
 import pytest
 
 from tests.clusters import HPCGW
-from tests.conftest import require_root
+from tests.conftest import REPO, require_root
 from tests.e2e.conftest import free_port, running_gateway, wait_final, write_config
 from tests.polling import eventually
 
@@ -120,3 +122,25 @@ def test_a_job_runs_end_to_end_with_the_gateway_as_its_service_account(
         eventually(lambda: not workspaces[0].exists(), 60, "the workspace to be removed")
     log = (state / "gateway.log").read_text()
     assert "Traceback" not in log, log[-3000:]
+    _doctor_knows_who_can_use_the_workspaces(config)
+
+
+def _doctor_knows_who_can_use_the_workspaces(config: Path) -> None:
+    """``hpcgw doctor --test-user`` as the service account: alice is in the workspace
+    group; daemon is not, and an unknown login is named."""
+
+    def workspace_line(user: str) -> str:
+        done = subprocess.run(
+            ["runuser", "-u", ACCOUNT, "--", sys.executable, "-m", "gateway.cli", "doctor",
+             "--config", str(config), "--test-user", user],
+            capture_output=True, text=True, timeout=120, cwd=config.parent,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+        return next(line for line in done.stdout.splitlines() if " workspace dev " in line)
+
+    assert workspace_line("alice").startswith("ok") and "jobs of alice can use it" in (
+        workspace_line("alice")
+    )
+    refused = workspace_line("daemon")
+    assert refused.startswith("FAIL") and "daemon is not in group hpcgw-work" in refused
+    assert "no user 'nobody-here'" in workspace_line("nobody-here")
