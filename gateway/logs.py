@@ -110,18 +110,27 @@ def formatter(settings: LogSettings) -> logging.Formatter:
     return logging.Formatter(TEXT_FORMAT)
 
 
+HANDLER_NAME = "hpcgw"
+
+
 def configure(settings: LogSettings | None = None, level: str | None = None) -> None:
     """Install one stderr handler on the root logger, in ``settings``' format.
 
     ``level`` overrides the configured level (commands that should stay quiet).
-    Called once per process, by the CLI commands; replaces earlier handlers.
+    Called by the CLI commands; a second call replaces the first one's handler.
+    Like :func:`logging.basicConfig`, it leaves alone a root logger that
+    something else configured (an embedding application, a test runner).
     """
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if h.get_name() == HANDLER_NAME]
+    if len(ours) != len(root.handlers):
+        return
     chosen = settings or LogSettings()
     handler = logging.StreamHandler()
+    handler.set_name(HANDLER_NAME)
     handler.setFormatter(formatter(chosen))
     handler.addFilter(ContextFilter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in ours:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level or chosen.level)

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 import pytest
 from pydantic import ValidationError
 
-from gateway.logs import ContextFilter, LogSettings, bind_user, formatter, job_context
+from gateway.logs import (
+    ContextFilter,
+    LogSettings,
+    bind_user,
+    configure,
+    formatter,
+    job_context,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -63,3 +70,25 @@ def test_an_unknown_level_is_a_configuration_error() -> None:
         LogSettings(level="chatty")
     with pytest.raises(ValidationError):
         LogSettings(format="xml")  # type: ignore[arg-type]
+
+
+def test_configure_leaves_a_root_logger_configured_by_someone_else() -> None:
+    root = logging.getLogger()
+    foreign = logging.NullHandler()
+    saved = (list(root.handlers), root.level)
+    for h in saved[0]:
+        root.removeHandler(h)
+    try:
+        root.addHandler(foreign)
+        configure(LogSettings(format="json"), "ERROR")
+        assert root.handlers == [foreign] and root.level == saved[1]  # untouched
+        root.removeHandler(foreign)
+        configure(LogSettings(format="json"))
+        configure(LogSettings(), "WARNING")  # a second call replaces the first
+        [ours] = root.handlers
+        assert ours.get_name() == "hpcgw" and root.level == logging.WARNING
+        root.removeHandler(ours)
+    finally:
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
