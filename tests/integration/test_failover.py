@@ -22,9 +22,11 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 from gateway.accounting import tables
 from gateway.app import build_services, create_app
@@ -105,6 +107,12 @@ def _usage_rows(services: Services, job_id: str) -> int:
         return int(conn.execute(query).scalar_one())
 
 
+def _sites_if_meso_down(client: FlaskClient) -> list[dict[str, Any]] | None:
+    sites: list[dict[str, Any]] = client.get("/status/sites").get_json()["sites"]
+    meso = next(s for s in sites if s["site"] == "mesocentre")
+    return sites if meso["health"] and meso["health"]["up"] is False else None
+
+
 def test_mesocentre_down_new_jobs_go_to_hpcgw_and_nothing_is_lost(
     failover_services: Services,
 ) -> None:
@@ -125,7 +133,11 @@ def test_mesocentre_down_new_jobs_go_to_hpcgw_and_nothing_is_lost(
             with worker_thread(services):
                 moved = wait_for(services, waiting.id, {JobState.SUCCESSFUL, JobState.FAILED})
                 fresh = wait_for(services, new.id, {JobState.SUCCESSFUL, JobState.FAILED})
-                sites = client.get("/status/sites").get_json()["sites"]
+                # the prober records the outage on its own schedule (a thread, every
+                # probe_seconds): jobs routed away can finish before its first round ends
+                sites = eventually(
+                    lambda: _sites_if_meso_down(client), 60, "/status/sites to show it down"
+                )
                 metrics = client.get("/metrics").get_data(as_text=True)
                 assert not services.store.get(running.id).final  # followed, not given up
         with worker_thread(services):
