@@ -98,7 +98,21 @@ def shot(driver: Any, name: str) -> None:
 
 
 def wait_for(driver: Any, probe: Any, what: str, timeout: float = 30) -> Any:
-    return eventually(lambda: probe(driver), timeout, what, every=0.3)
+    """Wait until ``probe(driver)`` is truthy.
+
+    The job page refreshes itself while the job runs, so an element found a moment
+    ago may be gone when its text is read: that reading counts as "not yet", and the
+    probe runs again on the new page.
+    """
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def attempt() -> Any:
+        try:
+            return probe(driver)
+        except StaleElementReferenceException:
+            return None
+
+    return eventually(attempt, timeout, what, every=0.3)
 
 
 def element(driver: Any, css: str) -> Any:
