@@ -28,7 +28,7 @@ from gateway.identity.identity_map import IdentityStatus, IdentityStore, LoginRu
 from gateway.jobs.store import JobStore
 from gateway.jobs.tables import usersync_audit
 from gateway.settings import IdentityMapSettings, Settings, UserSyncSettings
-from gateway.usersync.apply import Outcome, PlanApplier
+from gateway.usersync.apply import PlanApplier, StepResult
 from gateway.usersync.commands import (
     CommandError,
     CommandRunner,
@@ -62,25 +62,6 @@ _USERADD_EXISTS = 9
 
 class SyncError(Exception):
     """The sync cannot run (nothing was changed)."""
-
-
-@dataclass(frozen=True)
-class StepResult:
-    step: Step
-    username: str
-    ok: bool
-    output: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "action": self.step.kind.value,
-            "username": self.username,
-            "hpc_login": self.step.login,
-            "account": self.step.account,
-            "command": self.step.describe(),
-            "ok": self.ok,
-            "output": self.output,
-        }
 
 
 @dataclass
@@ -248,22 +229,12 @@ class UserSync:
     def _apply(self, report: SyncReport, actor: str) -> None:
         """Apply the plan (associations in batches: :mod:`.apply`), auditing every step."""
 
-        def run(step: Step) -> Outcome:
-            result = self._execute(step, "-")
-            return Outcome(result.step, result.ok, result.output)
-
-        def save(change: UserChange) -> Outcome:
-            result = self._save(change)
-            return Outcome(result.step, result.ok, result.output)
-
-        def done(change: UserChange | None, outcome: Outcome) -> None:
-            username = change.username if change is not None else "-"
-            result = StepResult(outcome.step, username, outcome.ok, outcome.output)
+        def done(change: UserChange | None, result: StepResult) -> None:
             report.results.append(result)
             sub, kind = (change.sub, change.kind.value) if change is not None else (None, "")
             self._audit(report.run_id, actor, sub, result, kind)
 
-        PlanApplier(self.slurm, run, save, done).apply(report.plan)
+        PlanApplier(self.slurm, self._execute, self._save, done).apply(report.plan)
 
     def _execute(self, step: Step, username: str) -> StepResult:
         try:

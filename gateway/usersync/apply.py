@@ -24,6 +24,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from gateway.usersync.commands import SlurmCommands
 from gateway.usersync.plan import Plan, Step, StepKind, UserChange
@@ -36,28 +37,41 @@ _LEADING = (StepKind.CREATE_UNIX, StepKind.ENABLE_UNIX)
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """What one step (or a batch, for each of its users) did."""
+class StepResult:
+    """What one step did for one user (a batch's result is recorded for each of its users;
+    account steps, which belong to nobody, name the user ``-``)."""
 
     step: Step
+    username: str
     ok: bool
     output: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "action": self.step.kind.value,
+            "username": self.username,
+            "hpc_login": self.step.login,
+            "account": self.step.account,
+            "command": self.step.describe(),
+            "ok": self.ok,
+            "output": self.output,
+        }
 
 
 @dataclass
 class PlanApplier:
-    """Applies ``plan``; ``run`` executes one step, ``save`` writes a change's mapping, and
-    ``done`` receives each user's outcome (for the report and the audit log)."""
+    """Applies ``plan``; ``run`` executes one step for a user, ``save`` writes a change's
+    mapping, and ``done`` receives each result (for the report and the audit log)."""
 
     slurm: SlurmCommands
-    run: Callable[[Step], Outcome]
-    save: Callable[[UserChange], Outcome]
-    done: Callable[[UserChange | None, Outcome], None]
+    run: Callable[[Step, str], StepResult]
+    save: Callable[[UserChange], StepResult]
+    done: Callable[[UserChange | None, StepResult], None]
     failed: set[str] = field(default_factory=set)
 
     def apply(self, plan: Plan) -> None:
         for step in plan.account_steps:
-            self.done(None, self.run(step))
+            self.done(None, self.run(step, "-"))
         for change in plan.changes:
             for step in change.steps:
                 if step.kind not in _LEADING or not self._step(change, step):
@@ -73,19 +87,22 @@ class PlanApplier:
                     break
 
     def _step(self, change: UserChange, step: Step) -> bool:
-        outcome = self.save(change) if step.kind is StepKind.SAVE_MAPPING else self.run(step)
-        self._record(change, outcome)
-        return outcome.ok
+        if step.kind is StepKind.SAVE_MAPPING:
+            result = self.save(change)
+        else:
+            result = self.run(step, change.username)
+        self._record(change, result)
+        return result.ok
 
-    def _record(self, change: UserChange, outcome: Outcome) -> None:
-        if not outcome.ok:
+    def _record(self, change: UserChange, result: StepResult) -> None:
+        if not result.ok:
             self.failed.add(change.sub)
             log.warning(
                 "user sync: %s failed for %s; will retry next run",
-                outcome.step.kind.value,
+                result.step.kind.value,
                 change.username,
             )
-        self.done(change, outcome)
+        self.done(change, result)
 
     def _associations(self, changes: tuple[UserChange, ...]) -> None:
         """One ``sacctmgr add user`` per account (and :data:`BATCH` logins)."""
@@ -106,6 +123,7 @@ class PlanApplier:
 
     def _batch(self, account: str, chunk: list[tuple[UserChange, Step]]) -> None:
         argv = self.slurm.add_associations([c.login for c, _ in chunk], account)
-        ran = self.run(replace(chunk[0][1], login=None, argv=argv))
+        ran = self.run(replace(chunk[0][1], login=None, argv=argv), "-")
         for change, step in chunk:
-            self._record(change, Outcome(replace(step, argv=argv), ran.ok, ran.output))
+            mine = replace(ran, step=replace(step, argv=argv), username=change.username)
+            self._record(change, mine)
