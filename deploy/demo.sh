@@ -52,13 +52,23 @@ done >"$run/ssh_known_hosts"
 
 deploy/keycloak/keycloak.sh start
 echo "== hpcgw users sync (Keycloak group /hpc-users -> Slurm account gep), on both clusters"
-.venv/bin/hpcgw users sync
 # mesocentre's accounting is its own (Slurm 24.11, its own slurmdbd): the same sync with
 # that cluster's sacctmgr/scancel (whose built-in SLURM_CONF is the mesocentre one).
 meso_bin=$(bash deploy/devcluster.sh env | sed -n 's/^export MESOCENTRE_SLURM_BIN=//p')
-HPCGW_USERSYNC__SACCTMGR=$meso_bin/sacctmgr HPCGW_USERSYNC__SCANCEL=$meso_bin/scancel \
-  HPCGW_USERSYNC__CLUSTER=mesocentre SLURM_CONF=/etc/slurm-mesocentre/slurm.conf \
+sync_both() {
   .venv/bin/hpcgw users sync
+  HPCGW_USERSYNC__SACCTMGR=$meso_bin/sacctmgr HPCGW_USERSYNC__SCANCEL=$meso_bin/scancel \
+    HPCGW_USERSYNC__CLUSTER=mesocentre SLURM_CONF=/etc/slurm-mesocentre/slurm.conf \
+    .venv/bin/hpcgw users sync
+}
+# A Keycloak reset (deploy/keycloak/keycloak.sh reset, a new realm import) re-creates
+# alice and bob as new accounts. The sync never hands a login to a new account by itself
+# (it would disable the old one's); the demo, whose old accounts are gone, relinks them
+# explicitly first -- found by a dry run.
+stale=$(.venv/bin/hpcgw users sync --dry-run 2>&1 |
+  sed -n "s/.*skipped \([^:]*\): HPC login .* already belongs to portal user .*/\1/p" | sort -u)
+for name in $stale; do .venv/bin/hpcgw users relink "$name"; done
+sync_both
 echo "== hpcgw sites check"
 .venv/bin/hpcgw sites check || echo "(a site is down: see above)"
 

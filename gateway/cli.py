@@ -287,6 +287,39 @@ def users_sync(
     raise typer.Exit(0 if report.ok else 1)
 
 
+@users_app.command("relink")
+def users_relink(
+    username: Annotated[str, typer.Argument(help="The portal username (Keycloak).")],
+    config: ConfigOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would move.")] = False,
+) -> None:
+    """Give USERNAME's HPC login, jobs and usage to its re-created Keycloak account.
+
+    For an account deleted and created again (realm re-import, IdP migration): the
+    sync never moves a login by itself. Refused while the old account still exists.
+    Exit status: 0 moved (or would move), 1 refused, 3 Keycloak unreadable.
+    """
+    from gateway.usersync.relink import RelinkError, relink
+    from gateway.usersync.source import DirectoryError, KeycloakDirectory
+
+    settings = _settings(config)
+    engine = _engine(settings)
+    try:
+        done = relink(
+            engine, KeycloakDirectory(settings.usersync.keycloak), username, dry_run=dry_run
+        )
+    except RelinkError as exc:
+        typer.echo(f"relink refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except DirectoryError as exc:
+        typer.echo(f"relink failed: {exc}", err=True)
+        raise typer.Exit(3) from None
+    finally:
+        engine.dispose()
+    for line in done.lines():
+        typer.echo(line)
+
+
 @users_app.command("list")
 def users_list(config: ConfigOpt = None) -> None:
     """Print the portal user -> HPC login mappings."""

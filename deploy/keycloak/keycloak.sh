@@ -65,7 +65,8 @@ start() {
   if up; then
     local used
     used=$(readlink "$HOME_DIR/data" 2>/dev/null || true)
-    if [ -n "$used" ] && [ "$used" != "$STATE/data" ]; then
+    # compared resolved: a worktree's var/keycloak may be a symlink to the same state
+    if [ -n "$used" ] && [ "$(realpath -m "$used")" != "$(realpath -m "$STATE/data")" ]; then
       echo "Keycloak at $URL runs with the realm state of another checkout ($used):" \
         "its secrets are not in $STATE. Stop it there first:" \
         "KC_STATE=${used%/data} $0 stop" >&2

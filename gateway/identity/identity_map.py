@@ -195,11 +195,13 @@ def _register(engine: Engine, cache: LoginCache) -> None:
         _CACHES.setdefault(engine, weakref.WeakSet()).add(cache)
 
 
-def _forget_everywhere(engine: Engine, sub: str) -> None:
+def forget_logins(engine: Engine, *subs: str) -> None:
+    """Drop the cached logins of ``subs`` in every store of ``engine`` (after a write)."""
     with _CACHES_LOCK:
         caches = list(_CACHES.get(engine, ()))
     for cache in caches:
-        cache.forget(sub)
+        for sub in subs:
+            cache.forget(sub)
 
 
 class IdentityStore:
@@ -276,7 +278,7 @@ class IdentityStore:
                 conn.execute(
                     hpc_identities.update().where(hpc_identities.c.sub == sub).values(**values)
                 )
-        _forget_everywhere(self._engine, sub)
+        forget_logins(self._engine, sub)
         record = self.get(sub)
         assert record is not None
         return record

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from gateway.identity.identity_map import PortalUser
 from gateway.settings import KeycloakAdminSettings
 
+_NO_DEFAULT = object()
+
 
 class DirectoryError(Exception):
     """The identity provider cannot be read, or a configured group does not exist."""
@@ -97,6 +99,29 @@ class KeycloakDirectory:
         except (KeycloakError, RequestException) as exc:
             raise DirectoryError(f"cannot read users from Keycloak: {exc}") from exc
         return result
+
+    def user(self, username: str) -> PortalUser | None:
+        """The account named ``username`` (exact match), or None."""
+        found = self._ask(lambda admin: admin.get_users({"username": username, "exact": True}))
+        return next((portal_user(r) for r in found if r.get("username") == username), None)
+
+    def exists(self, sub: str) -> bool:
+        """Whether the account with id ``sub`` exists."""
+        return self._ask(lambda admin: admin.get_user(sub), absent=None) is not None
+
+    def _ask(self, call: Any, absent: Any = _NO_DEFAULT) -> Any:
+        """``call(admin)``; a 404 from Keycloak gives ``absent`` when one is given."""
+        from keycloak.exceptions import KeycloakError
+        from requests.exceptions import RequestException
+
+        try:
+            return call(self._client())
+        except KeycloakError as exc:
+            if absent is not _NO_DEFAULT and getattr(exc, "response_code", None) == 404:
+                return absent
+            raise DirectoryError(f"cannot read users from Keycloak: {exc}") from exc
+        except RequestException as exc:
+            raise DirectoryError(f"cannot read users from Keycloak: {exc}") from exc
 
 
 def _subtree(admin: Any, group: Mapping[str, Any]) -> list[str]:
