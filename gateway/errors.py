@@ -18,6 +18,7 @@ ExceptionReport (WPS) -- never a stack trace::
     ├── JobFailed             500  results of a failed job (the job's own exception)
     ├── NotAcceptable         406
     ├── DuplicateProcess      409  deploy of an id that exists (Part 2)
+    ├── Conflict              409  refused by the resource's current state (relink)
     ├── PayloadTooLarge       413
     ├── UnsupportedMediaType  415
     └── ServiceUnavailable    503  the job store or site cannot be reached
@@ -131,6 +132,12 @@ class DuplicateProcess(GatewayError):
     status = 409
     type_uri = _PART2 + "duplicated-process"
     title = "Duplicated process"
+
+
+class Conflict(GatewayError):
+    status = 409
+    type_uri = _COMMON + "conflict"
+    title = "Conflict"
 
 
 class NotFound(GatewayError):

@@ -312,6 +312,23 @@ def _admin_paths() -> dict[str, Any]:
                 },
             }
         },
+        "/admin/users/{username}/relink": {
+            "post": {
+                "summary": "Give a Keycloak account created again its HPC login, jobs and usage",
+                "tags": ["admin"],
+                "operationId": "relinkUser",
+                "parameters": [
+                    _path("username", "The portal (Keycloak) username"),
+                    _query("dryRun", "Only say what would move", _FLAG),
+                ],
+                "responses": {
+                    "200": _json("What moved (or would move)", _ref("gwRelink")),
+                    "403": _ADMIN_ONLY,
+                    "409": problem("Refused: the old account still exists, or nothing to move"),
+                    "503": problem("Keycloak could not be read"),
+                },
+            }
+        },
         "/admin/users/audit": {
             "get": {
                 "summary": "Recent user-sync audit entries, newest first",
@@ -566,6 +583,15 @@ def schemas() -> dict[str, Any]:
                 "ok": {"type": "boolean"},
                 "plan": {"type": "object"},
                 "results": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+        "gwRelink": {
+            "type": "object",
+            "required": ["username", "hpc_login", "old_sub", "new_sub", "rows", "dry_run"],
+            "properties": {
+                **_strings("username", "hpc_login", "old_sub", "new_sub"),
+                "rows": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "dry_run": {"type": "boolean"},
             },
         },
         "gwUserMapping": {

@@ -4,6 +4,7 @@
 ``POST /admin/users/sync[?dryRun=true]``  run the sync (or only plan it); the report
 ``GET  /admin/users``                     portal user -> HPC login mappings
 ``GET  /admin/users/audit[?limit=N]``     recent audit entries, newest first
+``POST /admin/users/<name>/relink``       give a re-created account its login back
 =====================================  ==============================================
 
 Authentication is the app's ``before_request`` hook (these paths are not
@@ -16,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway.errors import ServiceUnavailable
+from gateway.errors import Conflict, ServiceUnavailable
 from gateway.http.security import current_principal
 from gateway.identity.auth import ROLE_ADMIN, Principal, require_role
 from gateway.identity.identity_map import IdentityStore
@@ -49,6 +50,30 @@ def run_sync() -> Response:
     except SyncError as exc:
         raise ServiceUnavailable(f"the user sync could not run: {exc}") from None
     return jsonify(report.to_dict())
+
+
+@blueprint.post("/admin/users/<username>/relink")
+def relink_user(username: str) -> Response:
+    """``hpcgw users relink`` over HTTP (see :mod:`gateway.usersync.relink`)."""
+    from gateway.usersync.relink import RelinkError, relink
+    from gateway.usersync.source import DirectoryError, KeycloakDirectory
+
+    principal, services = _admin()
+    dry_run = request.args.get("dryRun", "false").lower() in ("1", "true", "yes")
+    directory = KeycloakDirectory(services.settings.usersync.keycloak)
+    try:
+        done = relink(
+            services.engine,
+            directory,
+            username,
+            dry_run=dry_run,
+            actor=f"admin:{principal.username}",
+        )
+    except RelinkError as exc:
+        raise Conflict(f"relink refused: {exc}") from None
+    except DirectoryError as exc:
+        raise ServiceUnavailable(f"Keycloak could not be read: {exc}") from None
+    return jsonify(done.to_dict())
 
 
 @blueprint.get("/admin/users")

@@ -60,6 +60,17 @@ class Relink:
     rows: dict[str, int]
     dry_run: bool
 
+    def to_dict(self) -> dict[str, object]:
+        """The REST answer (``POST /admin/users/{username}/relink``)."""
+        return {
+            "username": self.username,
+            "hpc_login": self.hpc_login,
+            "old_sub": self.old_sub,
+            "new_sub": self.new_sub,
+            "rows": dict(self.rows),
+            "dry_run": self.dry_run,
+        }
+
     def lines(self) -> list[str]:
         verb = "would move" if self.dry_run else "moved"
         owned = ", ".join(f"{table}: {n}" for table, n in self.rows.items() if n)

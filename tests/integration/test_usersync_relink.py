@@ -128,3 +128,31 @@ def test_relink_of_an_unknown_or_unmapped_user_is_refused(gw: Gateway, keycloak:
     fresh_user(keycloak, USER, roles=("hpc-user",))
     code, out = gw.relink()
     assert code == 1 and "no HPC login is mapped" in out, out
+
+
+def test_an_admin_relinks_over_http(gw: Gateway, keycloak: Keycloak) -> None:
+    old = fresh_user(keycloak, RENAMED, roles=("hpc-user",))
+    identities = IdentityStore(gw.services.engine)
+    identities.save(old, USER, LOGIN, IdentityStatus.ACTIVE, ["gep"])
+    new = fresh_user(keycloak, USER, roles=("hpc-user",))
+    url = f"/admin/users/{USER}/relink"
+
+    def post(who: str, query: str = "") -> tuple[int, dict[str, object]]:
+        token = password_token(keycloak, who)
+        resp = gw.client.post(url + query, headers={"Authorization": f"Bearer {token}"})
+        return resp.status_code, resp.get_json()
+
+    assert post(USER)[0] == 403  # not an admin (and not provisioned)
+    code, body = post("admin")
+    assert code == 409 and "still exists in Keycloak" in str(body["detail"]), body
+    delete_users(keycloak, RENAMED)
+    code, body = post("admin", "?dryRun=true")
+    assert code == 200 and body["dry_run"] is True and body["new_sub"] == new, body
+    assert identities.get(new) is None
+    code, body = post("admin")
+    assert code == 200 and body["rows"] == {"hpc_identities": 1, "jobs": 0, **_NONE}, body
+    moved = identities.get(new)
+    assert moved is not None and moved.hpc_login == LOGIN
+
+
+_NONE = {"accounting_usage": 0, "deployed_processes": 0, "deployed_packages": 0, "triggers": 0}

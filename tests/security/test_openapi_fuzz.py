@@ -2,7 +2,7 @@
 
 The app runs in-process (WSGI) with its real job store; nothing reaches a
 cluster (no worker runs) and execution is not fuzzed (no job is created), nor
-is the admin user sync (it would call the identity provider). Each generated
+are the admin user sync and relink (they would call the identity provider). Each generated
 request -- valid and invalid ones alike -- must get an answer that is not a
 5xx and that the document describes: a documented status code and media
 type, a body valid against the documented schema.
@@ -176,6 +176,7 @@ schema = (
     schemathesis.openapi.from_wsgi("/openapi?f=json", APP)
     .exclude(path_regex=r"/execution$")
     .exclude(path="/admin/users/sync")
+    .exclude(path="/admin/users/{username}/relink")
 )
 
 
