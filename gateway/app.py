@@ -15,7 +15,6 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
-from flask import Flask
 from sqlalchemy.engine import Engine
 
 from gateway import db
@@ -49,6 +48,8 @@ from gateway.workflow.worker import Cleaner, Worker, new_worker_id
 from processes.registry import ProcessRegistry
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from gateway.web.browser import BrowserAuth
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,8 @@ def create_app(
     from gateway.wps import register_wps
 
     services = services or build_services(settings)
+    from flask import Flask  # only the HTTP processes need Flask: the worker never loads it
+
     app = Flask("gateway")
     install_body_limit(app, settings.server.max_body_bytes)
     app.extensions["hpcgw"] = services

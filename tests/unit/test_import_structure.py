@@ -150,11 +150,18 @@ def test_the_core_never_imports_a_surface() -> None:
     assert wrong == []
 
 
-def test_the_worker_side_loads_no_web_framework() -> None:
-    """A worker process imports neither Flask nor pygeoapi (about a second each start)."""
+def test_the_worker_side_loads_no_web_framework(tmp_path: Path) -> None:
+    """``hpcgw worker`` -- the CLI, the composition root, a built worker -- imports neither
+    Flask nor pygeoapi (about a second and tens of MiB each start)."""
     code = (
-        "import sys, gateway.workflow.worker, gateway.workflow.callbacks, gateway.services\n"
-        "print(sorted(m for m in ('flask', 'pygeoapi') if m in sys.modules))"
+        "import sys, gateway.cli\n"
+        "from gateway.app import build_services, build_worker\n"
+        "from gateway.settings import load_settings\n"
+        f"settings = load_settings(database={{'url': 'sqlite:///{tmp_path}/w.db'}})\n"
+        "services = build_services(settings)\n"
+        "build_worker(services)\n"
+        "services.close()\n"
+        "print(sorted(m for m in ('flask', 'pygeoapi', 'werkzeug') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
