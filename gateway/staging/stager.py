@@ -27,7 +27,7 @@ import posixpath
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -37,9 +37,10 @@ import pystac
 from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
 from gateway.staging.cache import CacheEntry, ContentCache
 from gateway.staging.http import HttpFetcher
-from gateway.staging.reference import Reference, local_path
+from gateway.staging.reference import REMOTE_SCHEMES, Reference, local_path
 from gateway.staging.s3 import S3Fetcher
 from gateway.staging.stac import describe, parse_item, select_asset
+from gateway.staging.stac_folder import plan_folder
 from gateway.workflow.errors import TransientStagingError
 from hpc_adapters.base import WorkspaceFiles
 
@@ -104,17 +105,22 @@ class Stager:
         files: WorkspaceFiles,
         workspace: str,
         heartbeat: Heartbeat | None = None,
+        folders: Collection[str] = (),
     ) -> dict[str, Any]:
-        """Return ``inputs`` with every reference replaced by its staged form."""
+        """Return ``inputs`` with every reference replaced by its staged form.
+
+        A reference of an input named in ``folders`` (a CWL ``Directory``) is
+        staged as a STAC catalog folder (:mod:`gateway.staging.stac_folder`).
+        """
         staged: dict[str, Any] = {}
         for name, value in inputs.items():
+            one = self._stage_folder if name in folders else self._stage_one
             if isinstance(value, list):
                 staged[name] = [
-                    self._stage_one(f"{name}_{i}", v, files, workspace, heartbeat)
-                    for i, v in enumerate(value)
+                    one(f"{name}_{i}", v, files, workspace, heartbeat) for i, v in enumerate(value)
                 ]
             else:
-                staged[name] = self._stage_one(name, value, files, workspace, heartbeat)
+                staged[name] = one(name, value, files, workspace, heartbeat)
         if self.cache is not None:
             self.cache.evict()
         return staged
@@ -164,13 +170,62 @@ class Stager:
         entry.update(path=rel, size=size, sha256=sha256)
         return entry
 
-    def _fetch_item(self, href: str) -> pystac.Item:
+    def _stage_folder(
+        self,
+        name: str,
+        value: Any,
+        files: WorkspaceFiles,
+        workspace: str,
+        heartbeat: Heartbeat | None,
+    ) -> Any:
+        """A STAC Item/Catalog reference -> ``inputs/<name>/`` holding a STAC catalog."""
+        if not (isinstance(value, dict) and "href" in value):
+            raise StagingError(f"input {name}: a folder input is a STAC Item or Catalog href")
+        ref = Reference.parse(value)
+        if ref.scheme not in REMOTE_SCHEMES:
+            raise StagingError(f"input {name}: a STAC href is an http(s) or s3 URL")
+        raw = self._fetch_document(ref.href)
+        plan = plan_folder(raw, ref.href, ref, self._fetch_document)
+        folder = posixpath.join(INPUTS_DIR, name)
+        for rel, data in plan.documents.items():
+            dest = posixpath.join(workspace, folder, rel)
+            files.mkdir(posixpath.dirname(dest))
+            files.write_bytes(dest, data)
+        size = 0
+        for asset in plan.assets:
+            dest = posixpath.join(workspace, folder, asset.rel)
+            with self._obtain(asset.href, heartbeat) as local:
+                if not (local.shared and files.link_file(str(local.path), dest)):
+                    files.put_file(str(local.path), dest)
+                size += local.size
+        log.info(
+            "staged input %s: STAC catalog of %d item(s), %d asset(s), %d bytes, from %s",
+            name,
+            len(plan.item_ids),
+            len(plan.assets),
+            size,
+            ref.href,
+        )
+        entry: dict[str, Any] = dict(value)
+        entry.update(
+            path=folder,
+            size=size,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            stac={"catalog": ref.href, "items": plan.item_ids},
+        )
+        return entry
+
+    def _fetch_document(self, href: str) -> bytes:
+        """A STAC document (at most ``max_item_bytes``) through the guarded fetchers."""
         buffer = io.BytesIO()
         sink = HashingSink(
             buffer, href, self.max_item_bytes, time.monotonic() + min(self.max_seconds, 300.0)
         )
         self._fetcher(href).fetch(href, sink)
-        return parse_item(buffer.getvalue(), href)
+        return buffer.getvalue()
+
+    def _fetch_item(self, href: str) -> pystac.Item:
+        return parse_item(self._fetch_document(href), href)
 
     # -- obtaining content --------------------------------------------------
 
