@@ -17,6 +17,7 @@ user or an HPC admin may replace or undeploy it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -77,15 +78,14 @@ def _ensure_role(kc: Keycloak) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def gw(
-    cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gateway]:
+@contextlib.contextmanager
+def deployer_gateway(keycloak: Keycloak, folder: Path, **overrides: object) -> Iterator[Gateway]:
+    """A gateway (with its worker) on the real Keycloak: deployers dora and erin, user bob."""
     created = _ensure_role(keycloak)
     users = {"dora": "alice", "erin": "gep_bob"}
     for name in users:
         fresh_user(keycloak, name, roles=("hpc-user", ROLE))
-    settings = make_settings(tmp_path_factory.mktemp("apppkg"), auth=auth_config(keycloak))
+    settings = make_settings(folder, auth=auth_config(keycloak), **overrides)
     services = build_services(settings)
     identities = IdentityStore(services.engine)
     for name, login in {**users, "bob": "bob"}.items():
@@ -100,6 +100,14 @@ def gw(
         delete_users(keycloak, *users)
         if created:
             keycloak.admin().delete_realm_role(ROLE)
+
+
+@pytest.fixture(scope="module")
+def gw(
+    cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    with deployer_gateway(keycloak, tmp_path_factory.mktemp("apppkg")) as gateway:
+        yield gateway
 
 
 def _wait(gw: Gateway, job_id: str) -> Any:
@@ -385,3 +393,13 @@ def test_wps_clients_execute_a_deployed_process(gw: Gateway, file_server: FileSe
         assert raw.get_data(as_text=True).split()[0] == "7"
     finally:
         assert gw.client.delete("/processes/wc-wps", headers=gw.h("dora")).status_code == 204
+
+
+def test_a_container_package_no_site_can_run_is_refused(gw: Gateway) -> None:
+    """No site of this gateway declares a container runtime: a required container is a 400."""
+    docker = "requirements:\n  DockerRequirement: {dockerPull: 'debian:stable-slim'}"
+    text = (DATA / "wordcount.cwl").read_text().replace("requirements:", docker, 1)
+    resp = gw.deploy("dora", text.replace("id: wordcount", "id: wc-docker"))
+    assert resp.status_code == 400, resp.get_json()
+    assert "no site of this gateway declares a container runtime" in resp.get_json()["detail"]
+    assert gw.client.get("/processes/wc-docker").status_code == 404
