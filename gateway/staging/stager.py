@@ -114,13 +114,14 @@ class Stager:
         """
         staged: dict[str, Any] = {}
         for name, value in inputs.items():
-            one = self._stage_folder if name in folders else self._stage_one
+            folder = name in folders
             if isinstance(value, list):
                 staged[name] = [
-                    one(f"{name}_{i}", v, files, workspace, heartbeat) for i, v in enumerate(value)
+                    self._stage_one(f"{name}_{i}", v, files, workspace, heartbeat, folder)
+                    for i, v in enumerate(value)
                 ]
             else:
-                staged[name] = one(name, value, files, workspace, heartbeat)
+                staged[name] = self._stage_one(name, value, files, workspace, heartbeat, folder)
         if self.cache is not None:
             self.cache.evict()
         return staged
@@ -134,7 +135,12 @@ class Stager:
         files: WorkspaceFiles,
         workspace: str,
         heartbeat: Heartbeat | None,
+        folder: bool = False,
     ) -> Any:
+        if folder:
+            return self._stage_folder(
+                name, value, files, posixpath.join(workspace, INPUTS_DIR), heartbeat
+            )
         if not (isinstance(value, dict) and "href" in value):
             return value
         ref = Reference.parse(value)
@@ -154,10 +160,7 @@ class Stager:
             sha256, size = _hash_file(path)
             files.put_file(str(path), dest)
         else:
-            with self._obtain(source, heartbeat) as (local, sha256, size, shared):
-                linked = shared and files.link_file(str(local), dest)
-                if not linked:
-                    files.put_file(str(local), dest)
+            sha256, size, linked = self._place(source, files, dest, heartbeat)
         log.info(
             "staged input %s: %d bytes, sha256 %s, from %s in %.1fs (%s)",
             name,
@@ -170,14 +173,19 @@ class Stager:
         entry.update(path=rel, size=size, sha256=sha256)
         return entry
 
+    def _place(
+        self, source: str, files: WorkspaceFiles, dest: str, heartbeat: Heartbeat | None
+    ) -> tuple[str, int, bool]:
+        """Fetch (or reuse from the cache) ``source`` into ``dest``: (sha256, size, linked)."""
+        with self._obtain(source, heartbeat) as (local, sha256, size, shared):
+            linked = shared and files.link_file(str(local), dest)
+            if not linked:
+                files.put_file(str(local), dest)
+        return sha256, size, linked
+
     def _stage_folder(
-        self,
-        name: str,
-        value: Any,
-        files: WorkspaceFiles,
-        workspace: str,
-        heartbeat: Heartbeat | None,
-    ) -> Any:
+        self, name: str, value: Any, files: WorkspaceFiles, inputs: str, heartbeat: Heartbeat | None
+    ) -> dict[str, Any]:
         """A STAC Item/Catalog reference -> ``inputs/<name>/`` holding a STAC catalog."""
         if not (isinstance(value, dict) and "href" in value):
             raise StagingError(f"input {name}: a folder input is a STAC Item or Catalog href")
@@ -186,18 +194,15 @@ class Stager:
             raise StagingError(f"input {name}: a STAC href is an http(s) or s3 URL")
         raw = self._fetch_document(ref.href)
         plan = plan_folder(raw, ref.href, ref, self._fetch_document)
-        folder = posixpath.join(INPUTS_DIR, name)
         for rel, data in plan.documents.items():
-            dest = posixpath.join(workspace, folder, rel)
+            dest = posixpath.join(inputs, name, rel)
             files.mkdir(posixpath.dirname(dest))
             files.write_bytes(dest, data)
         size = 0
         for asset in plan.assets:
-            dest = posixpath.join(workspace, folder, asset.rel)
-            with self._obtain(asset.href, heartbeat) as local:
-                if not (local.shared and files.link_file(str(local.path), dest)):
-                    files.put_file(str(local.path), dest)
-                size += local.size
+            size += self._place(
+                asset.href, files, posixpath.join(inputs, name, asset.rel), heartbeat
+            )[1]
         log.info(
             "staged input %s: STAC catalog of %d item(s), %d asset(s), %d bytes, from %s",
             name,
@@ -208,7 +213,7 @@ class Stager:
         )
         entry: dict[str, Any] = dict(value)
         entry.update(
-            path=folder,
+            path=posixpath.join(INPUTS_DIR, name),
             size=size,
             sha256=hashlib.sha256(raw).hexdigest(),
             stac={"catalog": ref.href, "items": plan.item_ids},
