@@ -22,7 +22,7 @@ from rasterio.transform import from_bounds
 from gateway.jobs.states import JobState
 from tests.conftest import sacct_settled
 from tests.identity_fixtures import keycloak
-from tests.integration.test_apppkg import DATA, Gateway, _execute, _wait, gw
+from tests.integration.test_apppkg import DATA, Gateway, _execute, _wait, _wps, gw
 from tests.workflow_fixtures import FileServer, file_server
 
 pytestmark = pytest.mark.slurm
@@ -103,6 +103,9 @@ def test_stac_catalog_in_and_out(gw: Gateway, file_server: FileServer) -> None:
         asset = item["assets"]["copies-scene-1-B04"]
         assert asset["href"] == copy["href"] and asset["roles"] == ["data"]
         assert item["bbox"] == pytest.approx(list(BBOX))
+        # WPS 2.0 clients get the same links (a JSON array: the output is an array of files)
+        wps = _wps(gw, "dora", f"version=2.0.0&request=GetResult&jobId={job_id}")
+        assert copy["href"] in "".join(wps.itertext())
     finally:
         assert gw.client.delete("/processes/stac-copy", headers=gw.h("dora")).status_code == 204
 
