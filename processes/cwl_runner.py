@@ -137,6 +137,8 @@ def catalog_files(name: str, value: Any, root: Path) -> list[dict[str, str]]:
             source = _inside(item_path.parent, asset.get("href"), folder, what)
             stem = _UNSAFE.sub("_", f"{name}-{item.get('id', 'item')}-{key}")[:100]
             target = root / f"{stem}{source.suffix.lower()[:9]}"
+            while target.exists():  # two keys alike once made safe: keep both
+                target = target.with_stem(f"{target.stem}_")
             source.rename(target)
             files.append(
                 {"path": f"{OUTPUTS_DIR}/{target.name}", "type": asset.get("type") or OCTET}
