@@ -99,7 +99,12 @@ def build_services(settings: Settings) -> Services:
         egress=egress,
         accounting=accounting,
         health=health,
-        deploy=DeployService(deployed, registry, settings.apppkg),
+        deploy=DeployService(
+            deployed,
+            registry,
+            settings.apppkg,
+            [name for name, site in settings.sites.items() if site.container_runtime],
+        ),
         triggers=TriggerService(TriggerStore(engine), jobs, IdentityStore(engine)),
     )
 

@@ -375,6 +375,10 @@ class SiteSettings(BaseModel):
     workspace_dir_mode: int = 0o750
     workspace_file_mode: int = 0o640
     default_partition: str | None = None
+    #: Container runtime on the compute nodes (``apptainer`` or ``singularity``), or none.
+    #: Only a site declaring one runs CWL packages that require a container
+    #: (``DockerRequirement``); cwltool runs them there with ``--singularity``.
+    container_runtime: Literal["apptainer", "singularity"] | None = None
     #: Python interpreter on the cluster that runs the process runners.
     python: str = Field(default_factory=lambda: sys.executable)
     #: Extra ``PYTHONPATH`` for runners on the cluster (the gateway's source tree).

@@ -65,6 +65,9 @@ class HpcSection(BaseModel):
     sites: list[str] = Field(default_factory=list)
     #: Set for a process that runs as a Slurm job array over tiles.
     tiling: Tiling | None = None
+    #: The process runs in a container (a CWL package requiring ``DockerRequirement``):
+    #: only sites declaring a ``container_runtime`` may run it.
+    container: bool = False
 
     @field_validator("runner")
     @classmethod
@@ -123,6 +126,10 @@ class ProcessDefinition(BaseModel):
     def workspace_files(self) -> dict[str, bytes]:
         """Files the dispatcher writes into the job workspace before submitting (name -> bytes)."""
         return {}
+
+    def folder_inputs(self) -> frozenset[str]:
+        """Inputs whose reference is staged as a STAC catalog folder (CWL ``Directory``)."""
+        return frozenset()
 
     def resources_for(self, inputs: dict[str, Any]) -> Resources:
         """Resources for one run. The default ignores inputs; subclasses or the

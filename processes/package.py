@@ -22,7 +22,9 @@ from processes.definition import ProcessDefinition
 CWL_RUNNER = "processes.cwl_runner"
 __all__ = ["CWL_RUNNER", "PACKAGE_FILE", "RUN_FILE", "CwlOutput", "CwlRun", "PackagedDefinition"]
 
-Kind = Literal["File", "value"]
+#: ``Directory``: a STAC catalog folder (staged from a STAC Item/Catalog href; as an
+#: output, published as the job's results).
+Kind = Literal["File", "Directory", "value"]
 
 
 class CwlOutput(BaseModel):
@@ -44,6 +46,8 @@ class CwlRun(BaseModel):
     entry: str = ""
     inputs: dict[str, Kind]
     outputs: dict[str, CwlOutput]
+    #: The package requires a container: run with the site's runtime (``--singularity``).
+    container: bool = False
 
 
 #: How many hex digits of the sha256 digest a job records (its ``process_version``).
@@ -66,6 +70,9 @@ class PackagedDefinition(ProcessDefinition):
     def workspace_files(self) -> dict[str, bytes]:
         plan = json.dumps(self.cwl_run.model_dump(mode="json")).encode("utf-8")
         return {PACKAGE_FILE: self.package.encode("utf-8"), RUN_FILE: plan}
+
+    def folder_inputs(self) -> frozenset[str]:
+        return frozenset(n for n, kind in self.cwl_run.inputs.items() if kind == "Directory")
 
     def ogc_description(self) -> dict[str, Any]:
         data = super().ogc_description()

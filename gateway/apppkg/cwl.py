@@ -12,9 +12,11 @@ CWL type -> OGC schema: ``string``/``int``/``long``/``float``/``double``/
 ``boolean`` -> the JSON type; an ``enum`` -> a string enum; ``File`` (and
 ``stdout``/``stderr`` outputs) -> a string with a ``contentMediaType`` (from an
 IANA ``format``, else ``application/octet-stream``), given by reference
-(``href``) or inline as text; ``T?`` -> ``minOccurs: 0``; ``T[]`` ->
-``maxOccurs: unbounded``; ``Any`` -> any value. ``Directory`` and records are
-refused for now (STAC catalog staging is not implemented).
+(``href``) or inline as text; ``Directory`` (the EO Application Package
+convention) -> a STAC Item or Catalog given by reference, staged as a STAC
+catalog folder (:mod:`gateway.staging.stac_folder`); ``T?`` -> ``minOccurs: 0``;
+``T[]`` -> ``maxOccurs: unbounded``; ``Any`` -> any value. Records and unions
+are refused.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
+from collections.abc import Sequence
 from typing import Any
 
 from gateway.apppkg.body import DeployRequest
 from gateway.apppkg.policy import check_requirements, resources
 from gateway.apppkg.validate import cwltool_validate
 from gateway.errors import BadRequest
+from gateway.publication.values import OCTET
 from gateway.settings_apppkg import AppPkgSettings
 from processes.definition import HpcSection
 from processes.package import CWL_RUNNER, CwlOutput, CwlRun, Kind, PackagedDefinition
@@ -45,6 +49,8 @@ _PRIMITIVES = {
     "Any": {},
 }
 _FILE_TYPES = ("File", "stdout", "stderr")
+#: A ``Directory`` input is given as a STAC Item (or Catalog) href.
+STAC_ITEM = "application/geo+json"
 _CLASSES = ("CommandLineTool", "Workflow", "ExpressionTool")
 
 
@@ -84,7 +90,7 @@ def _media_type(fmt: Any) -> str:
         fmt = fmt[0] if fmt else None
     if isinstance(fmt, str) and fmt.startswith(IANA):
         return fmt[len(IANA) :]
-    return "application/octet-stream"
+    return OCTET
 
 
 def _mapped(name: str, cwl_type: Any, fmt: Any) -> tuple[dict[str, Any], Kind, bool, bool]:
@@ -111,10 +117,12 @@ def _mapped(name: str, cwl_type: Any, fmt: Any) -> tuple[dict[str, Any], Kind, b
         return dict(_PRIMITIVES[cwl_type]), "value", optional, array
     if cwl_type in _FILE_TYPES:
         return {"type": "string", "contentMediaType": _media_type(fmt)}, "File", optional, array
+    if cwl_type == "Directory":  # EO Application Package: a STAC catalog folder
+        return {"type": "string", "contentMediaType": STAC_ITEM}, "Directory", optional, array
     what = cwl_type if isinstance(cwl_type, str) else type(cwl_type).__name__
     raise BadRequest(
         f"'{name}': CWL type {shortname(str(what))!r} is not supported by this gateway "
-        "(strings, numbers, booleans, enums, Files and arrays of them are)"
+        "(strings, numbers, booleans, enums, Files, Directories and arrays of them are)"
     )
 
 
@@ -143,10 +151,12 @@ def _outputs(process: Any) -> tuple[dict[str, dict[str, Any]], dict[str, CwlOutp
     for param in process.outputs:
         name = shortname(str(param.id))
         schema, kind, _optional, array = _mapped(name, param.type_, param.format)
-        if array and kind == "File":
+        if array and kind != "value":
             raise BadRequest(f"output '{name}': arrays of files are not published yet")
         if array:
             schema = {"type": "array", "items": schema}
+        if kind == "Directory":  # a STAC catalog: its assets, each a published file
+            schema = {"type": "array", "items": {"type": "string", "contentMediaType": OCTET}}
         described[name] = {
             "title": param.label or name,
             "description": param.doc if isinstance(param.doc, str) else "",
@@ -173,10 +183,14 @@ def canonical(cwl: dict[str, Any]) -> str:
 
 
 def package_definition(
-    request: DeployRequest, entry: str, caps: AppPkgSettings
+    request: DeployRequest, entry: str, caps: AppPkgSettings, container_sites: Sequence[str] = ()
 ) -> PackagedDefinition:
-    """The process a deploy request describes, or BadRequest saying what is wrong."""
-    check_requirements(request.cwl)
+    """The process a deploy request describes, or BadRequest saying what is wrong.
+
+    ``container_sites``: the sites declaring a container runtime (a package that
+    requires a container is refused when there is none).
+    """
+    container = check_requirements(request.cwl, container_sites)
     process = _load(request, entry)
     if type(process).__name__ not in _CLASSES:
         raise BadRequest("a package runs a CommandLineTool, Workflow or ExpressionTool")
@@ -202,11 +216,13 @@ def package_definition(
         "inputs": inputs,
         "outputs": outputs,
         "hpc": HpcSection(
-            resources=resources(raw, request.config, caps), runner=CWL_RUNNER
+            resources=resources(raw, request.config, caps), runner=CWL_RUNNER, container=container
         ).model_dump(),
         "package": text,
         "digest": hashlib.sha256(text.encode("utf-8")).hexdigest(),
-        "cwl_run": CwlRun(entry=graph_entry, inputs=input_kinds, outputs=output_plans),
+        "cwl_run": CwlRun(
+            entry=graph_entry, inputs=input_kinds, outputs=output_plans, container=container
+        ),
     }
     try:
         return PackagedDefinition.model_validate(data)

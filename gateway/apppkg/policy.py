@@ -7,16 +7,18 @@ Refused, with the reason, before anything is stored:
   plain characters);
 * ``InitialWorkDirRequirement``: it writes arbitrary files (by any name) into
   the run's working folder before the tool starts; refused rather than confined;
-* ``DockerRequirement`` as a *requirement*: no site of this gateway declares a
-  container runtime (apptainer/singularity) yet, so no site could run it (as a
-  *hint* it is ignored and the tool runs from the site's software);
+* ``DockerRequirement`` as a *requirement* when no site of this gateway declares a
+  container runtime (``sites.<name>.container_runtime``: apptainer/singularity), so
+  no site could run it; with one, the package is marked as needing a container and
+  routing sends it only to those sites (as a *hint* it is ignored and the tool runs
+  from the site's software);
 * resources beyond the gateway's caps (``ResourceRequirement`` coresMin,
   ramMin; ``ToolTimeLimit``; the execution unit's ``config``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from gateway.errors import BadRequest
@@ -50,19 +52,22 @@ def requirement_classes(cwl: Any, section: str) -> Iterator[str]:
             yield from requirement_classes(value, section)
 
 
-def check_requirements(cwl: dict[str, Any]) -> None:
-    """BadRequest naming the first requirement (or hint) this gateway will not run."""
+def check_requirements(cwl: dict[str, Any], container_sites: Sequence[str]) -> bool:
+    """Whether the package needs a container; BadRequest naming the first requirement
+    (or hint) this gateway will not run, or a container no site (``container_sites``:
+    those declaring a runtime) can run."""
     required = set(requirement_classes(cwl, "requirements"))
     hinted = set(requirement_classes(cwl, "hints"))
     for name, reason in REFUSED.items():
         if name in required or name in hinted:
             raise BadRequest(reason)
-    if CONTAINER in required:
+    if CONTAINER in required and not container_sites:
         raise BadRequest(
             "the package requires a container (DockerRequirement) and no site of this "
             "gateway declares a container runtime (apptainer/singularity); give it as a "
             "hint to run the tool from the site's installed software"
         )
+    return CONTAINER in required
 
 
 def _number(value: Any, what: str) -> float | None:

@@ -16,6 +16,7 @@ It never talks HTTP; it raises :mod:`gateway.errors`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from gateway.apppkg.body import DeployRequest
 from gateway.apppkg.cwl import package_definition
@@ -33,11 +34,17 @@ class DeployService:
     """OGC API - Processes Part 2 on top of the deployed-process store."""
 
     def __init__(
-        self, store: DeployedStore, registry: ProcessRegistry, settings: AppPkgSettings
+        self,
+        store: DeployedStore,
+        registry: ProcessRegistry,
+        settings: AppPkgSettings,
+        container_sites: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.registry = registry
         self.settings = settings
+        #: Sites declaring a container runtime (packages requiring a container run only there).
+        self.container_sites = tuple(container_sites)
 
     def may_deploy(self, principal: Principal) -> None:
         """Forbidden unless deploying is on and ``principal`` is a deployer (or an admin).
@@ -74,7 +81,7 @@ class DeployService:
     ) -> PackagedDefinition:
         """Store a new process from ``request``; 409 if its id exists."""
         self.may_deploy(principal)
-        definition = package_definition(request, entry, self.settings)
+        definition = package_definition(request, entry, self.settings, self.container_sites)
         duplicate = f"process '{definition.id}' exists; replace it with PUT"
         if definition.id in self.registry:  # built-in or deployed: 409 (OGC 20-044)
             raise DuplicateProcess(duplicate)
@@ -100,7 +107,7 @@ class DeployService:
             request = DeployRequest(
                 request.cwl, request.text, {**request.description, "id": process_id}, request.config
             )
-        definition = package_definition(request, entry, self.settings)
+        definition = package_definition(request, entry, self.settings, self.container_sites)
         if definition.id != process_id:
             raise BadRequest(f"the package describes process '{definition.id}', not '{process_id}'")
         try:

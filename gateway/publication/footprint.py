@@ -17,6 +17,8 @@ import rasterio
 from rasterio.errors import CRSError, RasterioError
 from rasterio.warp import transform_bounds
 
+from gateway.publication.stac_items import result_links
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
@@ -56,9 +58,7 @@ def publication_record(folder: Path, results: dict[str, Any]) -> dict[str, Any]:
     """``{"published", "files": {output: {file, type, size, sha256}}, "bbox"?}``."""
     files: dict[str, Any] = {}
     boxes: list[list[float]] = []
-    for name, value in results.items():
-        if not (isinstance(value, dict) and isinstance(value.get("href"), str)):
-            continue
+    for name, value in result_links(results):
         filename = value["href"].rsplit("/", 1)[-1]
         path = folder / filename
         if not path.is_file():

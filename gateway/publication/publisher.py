@@ -201,9 +201,18 @@ class Publisher:
             filename = f"{name}{encoded.extension}"
             _dest(folder, filename).write_bytes(encoded.data)
             return {"href": self.href(job.id, filename), "type": encoded.media_type}
-        path = entry.get("path")
+        listed = entry.get("files")
+        if isinstance(listed, list):  # several files (a CWL Directory output's STAC assets)
+            return [self._file(job, name, one, files, folder) for one in listed]
+        return self._file(job, name, entry, files, folder)
+
+    def _file(
+        self, job: Job, name: str, entry: Any, files: WorkspaceFiles, folder: Path
+    ) -> dict[str, str]:
+        """One file output: copied into ``folder``, its link."""
+        path = entry.get("path") if isinstance(entry, dict) else None
         if not isinstance(path, str):
-            raise ManifestError(f"output '{name}': needs 'value' or 'path'")
+            raise ManifestError(f"output '{name}': needs 'value', 'path' or 'files'")
         filename = _checked_output_file(name, path)
         source = posixpath.join(job.workspace or "", OUTPUTS_DIR, filename)
         if not files.is_regular_file(source):

@@ -14,7 +14,8 @@ are used, so every document validates against the core schemas offline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import posixpath
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +60,25 @@ def _roles(media_type: str | None) -> list[str]:
     if media.startswith(("application/json", "text/")):
         return ["metadata"]
     return ["data"]
+
+
+def result_links(results: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(asset key, link)`` of every published file of a job: an output's own link
+    (key: the output), or each link of an output that is a list of them -- a CWL
+    ``Directory`` output's STAC assets (key: the file name without extension)."""
+    for name, value in results.items():
+        if isinstance(value, dict) and isinstance(value.get("href"), str):
+            yield name, value
+        elif isinstance(value, list):
+            for link in value:
+                if isinstance(link, dict) and isinstance(link.get("href"), str):
+                    yield posixpath.splitext(link["href"].rsplit("/", 1)[-1])[0], link
+
+
+def _is_linked(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(_is_linked(v) for v in value)
+    return isinstance(value, dict) and isinstance(value.get("href"), str)
 
 
 def _bbox_polygon(bbox: list[float]) -> dict[str, Any]:
@@ -108,27 +128,25 @@ def job_item(
     publication: dict[str, Any] = job.extra.get("publication", {})
     files: dict[str, Any] = publication.get("files", {})
     assets: dict[str, Any] = {}
-    values: dict[str, Any] = {}
-    for name, value in (job.results or {}).items():
-        if isinstance(value, dict) and isinstance(value.get("href"), str):
-            fact = files.get(name, {})
-            direct = asset_link(job, name) if asset_link else None
-            asset: dict[str, Any] = {
-                "href": direct[0] if direct else value["href"],
-                "title": name,
-                "roles": _roles(value.get("type")),
-            }
-            if direct and direct[1] is not None:
-                asset["hpcgw:expires"] = iso(direct[1])
-            if value.get("type"):
-                asset["type"] = value["type"]
-            if fact.get("sha256"):
-                asset["hpcgw:checksum"] = f"sha256:{fact['sha256']}"
-            if isinstance(fact.get("size"), int):
-                asset["hpcgw:size"] = fact["size"]
-            assets[name] = asset
-        else:
-            values[name] = value
+    results = job.results or {}
+    values = {name: value for name, value in results.items() if not _is_linked(value)}
+    for name, value in result_links(results):
+        fact = files.get(name, {})
+        direct = asset_link(job, name) if asset_link else None
+        asset: dict[str, Any] = {
+            "href": direct[0] if direct else value["href"],
+            "title": name,
+            "roles": _roles(value.get("type")),
+        }
+        if direct and direct[1] is not None:
+            asset["hpcgw:expires"] = iso(direct[1])
+        if value.get("type"):
+            asset["type"] = value["type"]
+        if fact.get("sha256"):
+            asset["hpcgw:checksum"] = f"sha256:{fact['sha256']}"
+        if isinstance(fact.get("size"), int):
+            asset["hpcgw:size"] = fact["size"]
+        assets[name] = asset
     when: datetime = job.finished or job.updated
     properties: dict[str, Any] = {
         "title": f"{job.process_id} job {job.id}",

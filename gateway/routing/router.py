@@ -288,6 +288,13 @@ class Router:
             return SiteFacts(
                 site, Refusal.PROCESS, f"process '{process.id}' is not installed there"
             )
+        if process.hpc.container and settings.container_runtime is None:
+            return SiteFacts(
+                site,
+                Refusal.PROCESS,
+                f"process '{process.id}' runs in a container and the site declares no "
+                "container runtime",
+            )
         if settings.partitions and partition != DEFAULT_PARTITION:
             if partition not in settings.partitions:
                 return SiteFacts(

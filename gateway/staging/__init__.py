@@ -1,7 +1,8 @@
 """Input staging: references (http(s), S3, STAC Items, local roots) -> job workspace.
 
 Module map: ``reference`` (the href conventions), ``base`` (errors, hashing
-sink), ``http``, ``curl`` and ``s3`` (fetchers), ``stac`` (asset selection), ``cache``
+sink), ``http``, ``curl`` and ``s3`` (fetchers), ``stac`` (asset selection),
+``stac_folder`` (a STAC Item/Catalog as the folder of a CWL ``Directory`` input), ``cache``
 (content-addressed, LRU-bounded), ``stager`` (orchestration), ``admission``
 (the cheap checks made before a job is accepted).
 """

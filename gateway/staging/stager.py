@@ -27,7 +27,7 @@ import posixpath
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -37,9 +37,10 @@ import pystac
 from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
 from gateway.staging.cache import CacheEntry, ContentCache
 from gateway.staging.http import HttpFetcher
-from gateway.staging.reference import Reference, local_path
+from gateway.staging.reference import REMOTE_SCHEMES, Reference, local_path
 from gateway.staging.s3 import S3Fetcher
 from gateway.staging.stac import describe, parse_item, select_asset
+from gateway.staging.stac_folder import plan_folder
 from gateway.workflow.errors import TransientStagingError
 from hpc_adapters.base import WorkspaceFiles
 
@@ -104,17 +105,23 @@ class Stager:
         files: WorkspaceFiles,
         workspace: str,
         heartbeat: Heartbeat | None = None,
+        folders: Collection[str] = (),
     ) -> dict[str, Any]:
-        """Return ``inputs`` with every reference replaced by its staged form."""
+        """Return ``inputs`` with every reference replaced by its staged form.
+
+        A reference of an input named in ``folders`` (a CWL ``Directory``) is
+        staged as a STAC catalog folder (:mod:`gateway.staging.stac_folder`).
+        """
         staged: dict[str, Any] = {}
         for name, value in inputs.items():
+            folder = name in folders
             if isinstance(value, list):
                 staged[name] = [
-                    self._stage_one(f"{name}_{i}", v, files, workspace, heartbeat)
+                    self._stage_one(f"{name}_{i}", v, files, workspace, heartbeat, folder)
                     for i, v in enumerate(value)
                 ]
             else:
-                staged[name] = self._stage_one(name, value, files, workspace, heartbeat)
+                staged[name] = self._stage_one(name, value, files, workspace, heartbeat, folder)
         if self.cache is not None:
             self.cache.evict()
         return staged
@@ -128,7 +135,12 @@ class Stager:
         files: WorkspaceFiles,
         workspace: str,
         heartbeat: Heartbeat | None,
+        folder: bool = False,
     ) -> Any:
+        if folder:
+            return self._stage_folder(
+                name, value, files, posixpath.join(workspace, INPUTS_DIR), heartbeat
+            )
         if not (isinstance(value, dict) and "href" in value):
             return value
         ref = Reference.parse(value)
@@ -148,10 +160,7 @@ class Stager:
             sha256, size = _hash_file(path)
             files.put_file(str(path), dest)
         else:
-            with self._obtain(source, heartbeat) as (local, sha256, size, shared):
-                linked = shared and files.link_file(str(local), dest)
-                if not linked:
-                    files.put_file(str(local), dest)
+            sha256, size, linked = self._place(source, files, dest, heartbeat)
         log.info(
             "staged input %s: %d bytes, sha256 %s, from %s in %.1fs (%s)",
             name,
@@ -164,13 +173,64 @@ class Stager:
         entry.update(path=rel, size=size, sha256=sha256)
         return entry
 
-    def _fetch_item(self, href: str) -> pystac.Item:
+    def _place(
+        self, source: str, files: WorkspaceFiles, dest: str, heartbeat: Heartbeat | None
+    ) -> tuple[str, int, bool]:
+        """Fetch (or reuse from the cache) ``source`` into ``dest``: (sha256, size, linked)."""
+        with self._obtain(source, heartbeat) as (local, sha256, size, shared):
+            linked = shared and files.link_file(str(local), dest)
+            if not linked:
+                files.put_file(str(local), dest)
+        return sha256, size, linked
+
+    def _stage_folder(
+        self, name: str, value: Any, files: WorkspaceFiles, inputs: str, heartbeat: Heartbeat | None
+    ) -> dict[str, Any]:
+        """A STAC Item/Catalog reference -> ``inputs/<name>/`` holding a STAC catalog."""
+        if not (isinstance(value, dict) and "href" in value):
+            raise StagingError(f"input {name}: a folder input is a STAC Item or Catalog href")
+        ref = Reference.parse(value)
+        if ref.scheme not in REMOTE_SCHEMES:
+            raise StagingError(f"input {name}: a STAC href is an http(s) or s3 URL")
+        raw = self._fetch_document(ref.href)
+        plan = plan_folder(raw, ref.href, ref, self._fetch_document)
+        for rel, data in plan.documents.items():
+            dest = posixpath.join(inputs, name, rel)
+            files.mkdir(posixpath.dirname(dest))
+            files.write_bytes(dest, data)
+        size = 0
+        for asset in plan.assets:
+            size += self._place(
+                asset.href, files, posixpath.join(inputs, name, asset.rel), heartbeat
+            )[1]
+        log.info(
+            "staged input %s: STAC catalog of %d item(s), %d asset(s), %d bytes, from %s",
+            name,
+            len(plan.item_ids),
+            len(plan.assets),
+            size,
+            ref.href,
+        )
+        entry: dict[str, Any] = dict(value)
+        entry.update(
+            path=posixpath.join(INPUTS_DIR, name),
+            size=size,
+            sha256=hashlib.sha256(raw).hexdigest(),
+            stac={"catalog": ref.href, "items": plan.item_ids},
+        )
+        return entry
+
+    def _fetch_document(self, href: str) -> bytes:
+        """A STAC document (at most ``max_item_bytes``) through the guarded fetchers."""
         buffer = io.BytesIO()
         sink = HashingSink(
             buffer, href, self.max_item_bytes, time.monotonic() + min(self.max_seconds, 300.0)
         )
         self._fetcher(href).fetch(href, sink)
-        return parse_item(buffer.getvalue(), href)
+        return buffer.getvalue()
+
+    def _fetch_item(self, href: str) -> pystac.Item:
+        return parse_item(self._fetch_document(href), href)
 
     # -- obtaining content --------------------------------------------------
 

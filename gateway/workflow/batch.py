@@ -13,6 +13,7 @@ import shlex
 from gateway.jobs.records import Job
 from gateway.settings import SiteSettings
 from hpc_adapters.base import JobSpec
+from processes.cwl_runner import CONTAINER_RUNTIME_ENV
 from processes.definition import ProcessDefinition
 
 STDOUT = "slurm.out"
@@ -55,6 +56,11 @@ def render_script(
             f"cd {q(workspace)}",
             f"export PYTHONPATH={q(site.pythonpath)}",
             "export PYTHONUNBUFFERED=1",
+            *(
+                [f"export {CONTAINER_RUNTIME_ENV}={q(site.container_runtime)}"]
+                if site.container_runtime
+                else []
+            ),
             f"exec {q(site.python)} -m {q(process.hpc.runner)}{redirect}",
             "",
         ]

@@ -445,7 +445,9 @@ class Dispatcher:
         files = adapter.files(identity)
         files.mkdir(workspace)
         files.mkdir(posixpath.join(workspace, OUTPUTS_DIR))
-        inputs = self.stager.stage(job.inputs, files, workspace, self._heartbeat(job))
+        inputs = self.stager.stage(
+            job.inputs, files, workspace, self._heartbeat(job), process.folder_inputs()
+        )
         payload = json.dumps({"job_id": job.id, "inputs": inputs}, indent=1).encode()
         files.write_bytes(posixpath.join(workspace, INPUTS_FILE), payload)
         for name, data in process.workspace_files().items():  # a deployed CWL package

@@ -19,6 +19,7 @@ from gateway.identity.auth import Principal
 from gateway.jobs.execute_request import SITE_MEMBER
 from gateway.jobs.records import Job
 from gateway.jobs.states import JobState
+from gateway.publication.values import OCTET
 from gateway.wps.context import WpsContext
 from gateway.wps.datatypes import COMPLEX, is_xml_type, to_json
 from gateway.wps.describe import SITE_INPUT
@@ -47,6 +48,8 @@ def _check_format(process: ProcessDefinition, value: InputValue, req: Execute) -
     wanted = value.mime_type.split(";")[0].strip().lower()
     offered = {m.split(";")[0].strip().lower() for m in io.mime_types}
     if wanted in offered or (is_xml_type(wanted) and any(is_xml_type(m) for m in offered)):
+        return
+    if OCTET in offered and io.encoding is None:  # any bytes (a CWL File without format)
         return
     raise WpsError(
         _code(req, "InvalidParameterValue", "NoSuchFormat"),

@@ -17,6 +17,7 @@ user or an HPC admin may replace or undeploy it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ from tests.identity_fixtures import (
     password_token,
 )
 from tests.polling import eventually
+from tests.unit.wps_support import OWS2, assert_valid
 from tests.workflow_fixtures import FileServer, file_server
 
 pytestmark = pytest.mark.slurm
@@ -76,15 +78,14 @@ def _ensure_role(kc: Keycloak) -> bool:
     return True
 
 
-@pytest.fixture(scope="module")
-def gw(
-    cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gateway]:
+@contextlib.contextmanager
+def deployer_gateway(keycloak: Keycloak, folder: Path, **overrides: object) -> Iterator[Gateway]:
+    """A gateway (with its worker) on the real Keycloak: deployers dora and erin, user bob."""
     created = _ensure_role(keycloak)
     users = {"dora": "alice", "erin": "gep_bob"}
     for name in users:
         fresh_user(keycloak, name, roles=("hpc-user", ROLE))
-    settings = make_settings(tmp_path_factory.mktemp("apppkg"), auth=auth_config(keycloak))
+    settings = make_settings(folder, auth=auth_config(keycloak), **overrides)
     services = build_services(settings)
     identities = IdentityStore(services.engine)
     for name, login in {**users, "bob": "bob"}.items():
@@ -99,6 +100,14 @@ def gw(
         delete_users(keycloak, *users)
         if created:
             keycloak.admin().delete_realm_role(ROLE)
+
+
+@pytest.fixture(scope="module")
+def gw(
+    cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    with deployer_gateway(keycloak, tmp_path_factory.mktemp("apppkg")) as gateway:
+        yield gateway
 
 
 def _wait(gw: Gateway, job_id: str) -> Any:
@@ -315,3 +324,82 @@ def test_hostile_bodies_get_a_clear_4xx(
     assert resp.status_code == status, resp.get_json()
     doc = resp.get_json()
     assert doc["status"] == status and doc["detail"] and "Traceback" not in doc["detail"]
+
+
+WPS = {"wps": "http://www.opengis.net/wps/2.0", "xlink": "http://www.w3.org/1999/xlink"}
+
+
+def _wps(gw: Gateway, who: str, query: str = "", body: bytes | None = None) -> Any:
+    """One WPS request (a KVP GET, or an XML POST), its answer parsed and schema-checked."""
+    if body is None:
+        resp = gw.client.get(f"/wps?service=WPS&{query}", headers=gw.h(who))
+    else:
+        resp = gw.client.post("/wps", data=body, headers=gw.h(who, **{"Content-Type": "text/xml"}))
+    assert resp.status_code == 200, resp.data
+    return assert_valid(resp.data)
+
+
+def test_wps_clients_execute_a_deployed_process(gw: Gateway, file_server: FileServer) -> None:
+    """WPS 2.0 (async, input by reference, output by reference) and WPS 1.0 (sync, inline
+    text input, raw output) run a deployed CWL tool on the cluster as the user."""
+    text = (DATA / "wordcount.cwl").read_text().replace("id: wordcount", "id: wc-wps")
+    assert gw.deploy("dora", text).status_code == 201
+    try:
+        described = _wps(gw, "dora", "version=2.0.0&request=DescribeProcess&identifier=wc-wps")
+        names = described.xpath("//ows:Identifier/text()", namespaces={"ows": OWS2})
+        assert {"wc-wps", "text", "counts"} <= set(names)
+        (file_server.root / "poem.txt").write_text("one two three\nfour five\n")
+        execute = (
+            '<wps:Execute xmlns:wps="http://www.opengis.net/wps/2.0" '
+            'xmlns:ows="http://www.opengis.net/ows/2.0" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            'service="WPS" version="2.0.0" mode="async" response="document">'
+            "<ows:Identifier>wc-wps</ows:Identifier>"
+            f'<wps:Input id="text"><wps:Reference xlink:href="{file_server.href("poem.txt")}"/>'
+            '</wps:Input><wps:Output id="counts" transmission="reference"/></wps:Execute>'
+        )
+        accepted = _wps(gw, "dora", body=execute.encode())
+        job_id = accepted.xpath("wps:JobID/text()", namespaces=WPS)[0]
+        kvp = f"version=2.0.0&jobId={job_id}&request="
+
+        def succeeded() -> bool:
+            status = _wps(gw, "dora", kvp + "GetStatus").xpath("wps:Status/text()", namespaces=WPS)
+            assert status[0] not in ("Failed", "Dismissed"), gw.services.store.get(job_id).message
+            return status == ["Succeeded"]
+
+        eventually(succeeded, 180, "the deployed process's WPS 2.0 job to succeed", every=0.5)
+        job = gw.services.store.get(job_id)
+        assert sacct_settled(job.scheduler_job_id or "", "User", "alice") == "alice"
+        result = _wps(gw, "dora", kvp + "GetResult")
+        href = result.xpath("//wps:Output/wps:Reference/@xlink:href", namespaces=WPS)[0]
+        served = gw.client.get("/" + href.split("://", 1)[1].split("/", 1)[1], headers=gw.h("dora"))
+        assert served.status_code == 200 and served.mimetype == "text/plain"
+        assert served.get_data(as_text=True).split()[0] == "5"
+
+        # WPS 1.0: synchronous, the file given inline, the output returned raw
+        execute_1 = (
+            '<wps:Execute xmlns:wps="http://www.opengis.net/wps/1.0.0" '
+            'xmlns:ows="http://www.opengis.net/ows/1.1" service="WPS" version="1.0.0">'
+            "<ows:Identifier>wc-wps</ows:Identifier><wps:DataInputs><wps:Input>"
+            "<ows:Identifier>text</ows:Identifier><wps:Data>"
+            '<wps:ComplexData mimeType="text/plain">a b c d e f g</wps:ComplexData>'
+            "</wps:Data></wps:Input></wps:DataInputs><wps:ResponseForm><wps:RawDataOutput>"
+            "<ows:Identifier>counts</ows:Identifier></wps:RawDataOutput></wps:ResponseForm>"
+            "</wps:Execute>"
+        )
+        raw = gw.client.post(
+            "/wps", data=execute_1, headers=gw.h("bob", **{"Content-Type": "text/xml"})
+        )
+        assert raw.status_code == 200, raw.data
+        assert raw.get_data(as_text=True).split()[0] == "7"
+    finally:
+        assert gw.client.delete("/processes/wc-wps", headers=gw.h("dora")).status_code == 204
+
+
+def test_a_container_package_no_site_can_run_is_refused(gw: Gateway) -> None:
+    """No site of this gateway declares a container runtime: a required container is a 400."""
+    docker = "requirements:\n  DockerRequirement: {dockerPull: 'debian:stable-slim'}"
+    text = (DATA / "wordcount.cwl").read_text().replace("requirements:", docker, 1)
+    resp = gw.deploy("dora", text.replace("id: wordcount", "id: wc-docker"))
+    assert resp.status_code == 400, resp.get_json()
+    assert "no site of this gateway declares a container runtime" in resp.get_json()["detail"]
+    assert gw.client.get("/processes/wc-docker").status_code == 404

@@ -15,7 +15,7 @@ from gateway.apppkg.body import parse_body
 from gateway.apppkg.cwl import package_definition
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
 from gateway.settings_apppkg import AppPkgSettings
-from processes.cwl_runner import RunnerError, job_order, manifest
+from processes.cwl_runner import RunnerError, container_flag, job_order, manifest
 
 pytestmark = pytest.mark.unit
 
@@ -159,7 +159,7 @@ $graph:
         ("cwlVersion: v9.9\nclass: CommandLineTool\n", "v9.9"),
         ("just text", "mapping"),
         ("class: CommandLineTool\n", "cwlVersion"),
-        (TOOL.replace("type: File", "type: Directory"), "Directory"),
+        (TOOL.replace("type: File", "type: [File, string]"), "union types"),
     ],
 )
 def test_hostile_or_invalid_packages_are_400(text: str, needle: str) -> None:
@@ -199,3 +199,50 @@ def test_the_runner_maps_inputs_and_outputs_inside_the_workspace(tmp_path: Path)
     assert found == {"c": {"path": "outputs/c.txt", "type": "text/plain"}, "n": {"value": 2}}
     with pytest.raises(RunnerError, match="not a file under"):
         manifest({"c": {"path": "/etc/passwd"}}, {"c": {"kind": "File"}}, tmp_path)
+
+
+DOCKER = TOOL.replace("requirements:", "requirements:\n  DockerRequirement: {dockerPull: x}")
+
+
+def test_a_required_container_is_marked_and_needs_a_site_with_a_runtime() -> None:
+    request = parse_body(DOCKER.encode(), YAML, 256 * 1024)
+    d = package_definition(request, "", CAPS, ["mesocentre"])
+    assert d.hpc.container and d.cwl_run.container
+    hinted = _definition(
+        TOOL.replace("requirements:", "hints:\n  DockerRequirement: {dockerPull: x}\n#")
+    )
+    assert not hinted.hpc.container and not hinted.cwl_run.container
+    assert container_flag(True, "apptainer") == "--singularity"
+    assert container_flag(False, "apptainer") == container_flag(False, "") == "--no-container"
+    with pytest.raises(RunnerError, match="declares no runtime"):
+        container_flag(True, "")
+
+
+def test_the_runner_publishes_the_assets_of_a_directory_output(tmp_path: Path) -> None:
+    out = tmp_path / "outputs" / "out"
+    (out / "s1").mkdir(parents=True)
+    (out / "s1" / "a.tif").write_bytes(b"tif")
+    item = {"id": "s1", "assets": {"B 4": {"href": "./a.tif", "type": "image/tiff"}}}
+    (out / "s1" / "item.json").write_text(json.dumps(item))
+    catalog = {
+        "links": [
+            {"rel": "root", "href": "./catalog.json"},
+            {"rel": "item", "href": "s1/item.json"},
+        ]
+    }
+    (out / "catalog.json").write_text(json.dumps(catalog))
+    found = manifest(
+        {"d": {"class": "Directory", "path": str(out)}}, {"d": {"kind": "Directory"}}, tmp_path
+    )
+    assert found == {"d": {"files": [{"path": "outputs/d-s1-B_4.tif", "type": "image/tiff"}]}}
+    assert (tmp_path / "outputs" / "d-s1-B_4.tif").read_bytes() == b"tif"
+    # an asset outside the catalog folder, or no catalog at all: refused
+    item["assets"] = {"x": {"href": "../../../../etc/passwd"}}
+    (out / "s1" / "item.json").write_text(json.dumps(item))
+    with pytest.raises(RunnerError, match="not a file inside"):
+        manifest({"d": {"path": str(out)}}, {"d": {"kind": "Directory"}}, tmp_path)
+    (out / "catalog.json").unlink()
+    with pytest.raises(RunnerError, match=r"catalog\.json"):
+        manifest({"d": {"path": str(out)}}, {"d": {"kind": "Directory"}}, tmp_path)
+    with pytest.raises(RunnerError, match="STAC Item or Catalog href"):
+        job_order({"d": "text"}, {"d": "Directory"}, tmp_path)
