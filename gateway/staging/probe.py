@@ -34,6 +34,7 @@ import httpx
 import pystac
 
 from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost, guarded_client
+from gateway.settings_workflow import WorkflowSettings
 from gateway.staging.base import StagingError
 from gateway.staging.stac import parse_item
 
@@ -53,6 +54,16 @@ class ProbeLimits:
     budget_seconds: float = 5.0
     max_redirects: int = 5
     max_item_bytes: int = 4 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: WorkflowSettings) -> ProbeLimits:
+        egress = settings.egress
+        return cls(
+            hop_timeout_seconds=egress.probe_hop_timeout_seconds,
+            budget_seconds=egress.probe_budget_seconds,
+            max_redirects=egress.max_redirects,
+            max_item_bytes=settings.staging.max_stac_item_bytes,
+        )
 
 
 class ProbeSession:
