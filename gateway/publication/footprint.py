@@ -2,7 +2,8 @@
 
 For each published output file: its size, sha256 and media type; for raster
 outputs (GeoTIFF) also the footprint in WGS 84, so the job's STAC Item has a
-geometry and bbox. Files are read in chunks (memory stays bounded).
+geometry and bbox, and the grid and bands (:mod:`~gateway.publication.raster_facts`)
+for its projection and raster extensions. Files are read in chunks (memory stays bounded).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 import rasterio
 from rasterio.errors import CRSError, RasterioError
 from rasterio.warp import transform_bounds
+
+from gateway.publication.raster_facts import raster_facts
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ def _union(boxes: list[list[float]]) -> list[float]:
 
 
 def publication_record(folder: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """``{"published", "files": {output: {file, type, size, sha256}}, "bbox"?}``."""
+    """``{"published", "files": {output: {file, type, size, sha256, raster?}}, "bbox"?}``."""
     files: dict[str, Any] = {}
     boxes: list[list[float]] = []
     for name, value in results.items():
@@ -74,6 +77,9 @@ def publication_record(folder: Path, results: dict[str, Any]) -> dict[str, Any]:
             bbox = raster_bbox(path)
             if bbox:
                 boxes.append(bbox)
+            facts = raster_facts(path)
+            if facts:
+                files[name]["raster"] = facts
     record: dict[str, Any] = {"published": _now(), "files": files}
     if boxes:
         record["bbox"] = _union(boxes)
