@@ -64,6 +64,11 @@ def publication_record(folder: Path, results: dict[str, Any]) -> dict[str, Any]:
             continue
         filename = value["href"].rsplit("/", 1)[-1]
         path = folder / filename
+        if path.is_dir() and not path.is_symlink():  # a directory output (Zarr store)
+            inside = [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+            size = sum(p.stat().st_size for p in inside)
+            files[name] = {"file": filename, "type": value.get("type"), "size": size}
+            continue
         if not path.is_file():
             continue
         media = str(value.get("type") or "")

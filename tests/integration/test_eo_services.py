@@ -10,6 +10,7 @@ in-process, the reference as a STAC Item asset. Jobs run through the gateway
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ import pystac.validation
 import pytest
 import rasterio
 import sqlalchemy as sa
+import xarray as xr
 from rasterio.transform import Affine, from_origin
 from rio_cogeo.cogeo import cog_validate
 
@@ -303,3 +305,30 @@ def test_the_tile_count_follows_the_image_height_when_not_given(
         cog = published_cog(services, done, tmp_path, "coherence")
     with rasterio.open(cog) as ds:
         assert (ds.height, ds.width) == (2100, 16)
+
+
+def test_format_zarr_publishes_a_consolidated_store(
+    cluster: str, mirror: str, tmp_path: Path
+) -> None:
+    body = correlation_body(mirror, 2, format="zarr")
+    with site_services(tmp_path, HPCGW) as services, worker_thread(services):
+        job = services.jobs.submit(ALICE, "optical-correlation", body)
+        done = wait_final(services, job.id, timeout=600)
+        assert done.state is JobState.SUCCESSFUL, done.message
+        result = done.results["displacement"]
+        assert result["type"] == "application/vnd+zarr"
+        assert result["href"].endswith(f"/jobs/{job.id}/outputs/displacement.zarr")
+        client = create_app(services.settings, services).test_client()
+        base = services.settings.server.base_url
+        meta = client.get(result["href"].removeprefix(base) + "/.zmetadata")
+        assert meta.status_code == 200 and "east/.zarray" in json.loads(meta.data)["metadata"]
+        assert client.get(result["href"].removeprefix(base) + "/../x").status_code == 404
+        item = client.get(f"/stac/items/{job.id}.json").get_json()
+        pystac.validation.validate_dict(item)
+        asset = item["assets"]["displacement"]
+        assert asset["type"] == "application/vnd+zarr" and asset["file:size"] > 0
+        store = services.publication_root / job.id / "displacement.zarr"
+        dataset = xr.open_zarr(store, consolidated=True)
+    dx, _ = OPTICAL_SHIFT
+    assert dataset.attrs["proj:code"] == "EPSG:32631"
+    assert float(dataset["east"].median()) == pytest.approx(dx * PIXEL_M, abs=0.5)
