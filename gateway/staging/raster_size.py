@@ -26,22 +26,18 @@ one submission shares the probe's wall-clock budget.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import rasterio
 from rasterio.errors import RasterioError
 from rasterio.io import MemoryFile
 
-from gateway.egress import EgressError, EgressPolicy, UnresolvableHost, guarded_client
+from gateway.egress import EgressError, EgressPolicy
 from gateway.settings_workflow import WorkflowSettings
 from gateway.staging.base import StagingError
-from gateway.staging.probe import ProbeLimits, ProbeSession
+from gateway.staging.probe import ProbeLimits, ReferenceProbe
 from gateway.staging.reference import Reference, is_reference, local_path
 from gateway.staging.stac import find_asset
 
@@ -53,7 +49,6 @@ log = logging.getLogger(__name__)
 
 #: How much of a remote image is read for its header.
 HEADER_BYTES = 256 * 1024
-_UNKNOWN = (httpx.HTTPError, httpx.InvalidURL, UnresolvableHost, EgressError, StagingError)
 
 
 @dataclass(frozen=True)
@@ -91,17 +86,9 @@ def _proj_shape(fields: dict[str, Any]) -> RasterShape | None:
 class TileSizer:
     """Fills in a tiled process's tile count from its image's size (see the module doc)."""
 
-    def __init__(
-        self,
-        policy: EgressPolicy,
-        limits: ProbeLimits,
-        local_roots: list[str] | None = None,
-        verify: bool | str = True,
-    ) -> None:
-        self.policy = policy
-        self.limits = limits
+    def __init__(self, probe: ReferenceProbe, local_roots: list[str] | None = None) -> None:
+        self.probe = probe
         self.local_roots = list(local_roots or [])
-        self.verify = verify
 
     def __call__(self, process: ProcessDefinition, request: ExecuteRequest) -> ExecuteRequest:
         """``request`` with the tile count set, when the process sizes its tiles and the
@@ -133,7 +120,7 @@ class TileSizer:
                 return shape_of_file(str(local_path(ref.href, self.local_roots)))
             if ref.scheme not in ("http", "https"):
                 return None
-            with self._session() as session:
+            with self.probe.session() as session:
                 href = ref.href
                 if ref.is_stac:
                     item = session.stac_item(ref.href)
@@ -145,40 +132,16 @@ class TileSizer:
                     if known is not None:
                         return known
                     href = selected.href
-                return self._remote_header(session.client, href)
-        except _UNKNOWN as exc:
+                if not href.lower().startswith(("http://", "https://")):
+                    return None
+                head = session.first_bytes(href, HEADER_BYTES)
+            return shape_of_header(head) if head else None
+        except (EgressError, StagingError) as exc:
             log.info("size of %s unknown at submission: %s", ref.href, exc)
             return None
-
-    def _remote_header(self, client: httpx.Client, href: str) -> RasterShape | None:
-        if not href.lower().startswith(("http://", "https://")):
-            return None
-        headers = {"Range": f"bytes=0-{HEADER_BYTES - 1}", "Accept-Encoding": "identity"}
-        with client.stream("GET", href, headers=headers) as resp:
-            if resp.status_code not in (200, 206):
-                return None
-            data = bytearray()
-            for chunk in resp.iter_bytes():
-                data += chunk
-                if len(data) >= HEADER_BYTES:
-                    break
-        return shape_of_header(bytes(data[:HEADER_BYTES]))
-
-    @contextlib.contextmanager
-    def _session(self) -> Iterator[ProbeSession]:
-        deadline = time.monotonic() + self.limits.budget_seconds
-        with guarded_client(
-            self.policy,
-            timeout=self.limits.hop_timeout_seconds,
-            follow_redirects=True,
-            max_redirects=self.limits.max_redirects,
-            verify=self.verify,
-            deadline=deadline,
-        ) as client:
-            yield ProbeSession(client, self.limits)
 
 
 def tile_sizer(settings: WorkflowSettings, policy: EgressPolicy) -> TileSizer:
     """The sizer the workflow settings describe (the admission probe's time limits)."""
-    limits = ProbeLimits.from_settings(settings)
-    return TileSizer(policy, limits, settings.staging.local_roots)
+    probe = ReferenceProbe(policy, ProbeLimits.from_settings(settings))
+    return TileSizer(probe, settings.staging.local_roots)

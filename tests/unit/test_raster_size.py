@@ -8,7 +8,6 @@ derived tile count.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,12 @@ from gateway.app import build_services, create_app
 from gateway.egress import EgressPolicy
 from gateway.jobs.execute_request import parse_execute_request
 from gateway.settings import Settings
-from gateway.staging.probe import ProbeLimits
+from gateway.staging.probe import ProbeLimits, ReferenceProbe
 from gateway.staging.raster_size import HEADER_BYTES, TileSizer, shape_of_header
 from processes.definition import ProcessDefinition, Tiling
 from processes.registry import ProcessRegistry
 from tests.accounting_support import HeaderAuth, as_user
-from tests.workflow_fixtures import FileServer, start_file_server
+from tests.workflow_fixtures import FileServer
 
 pytestmark = pytest.mark.unit
 
@@ -56,18 +55,9 @@ def correlation() -> ProcessDefinition:
     return ProcessRegistry.builtin().get("optical-correlation")
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[FileServer]:
-    root = tmp_path / "served"
-    root.mkdir()
-    server, httpd = start_file_server(root)
-    yield server
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def sizer(roots: list[str] | None = None) -> TileSizer:
-    return TileSizer(EgressPolicy(allow_cidrs=["127.0.0.1/32"]), ProbeLimits(), roots)
+    probe = ReferenceProbe(EgressPolicy(allow_cidrs=["127.0.0.1/32"]), ProbeLimits())
+    return TileSizer(probe, roots)
 
 
 def body(href: str, **inputs: object) -> dict[str, object]:
@@ -100,32 +90,36 @@ def test_the_header_of_a_large_geotiff_is_in_its_first_bytes(tmp_path: Path) -> 
 
 
 def test_the_tile_count_comes_from_the_image_served_over_http(
-    served: FileServer, correlation: ProcessDefinition
+    file_server: FileServer, correlation: ProcessDefinition
 ) -> None:
-    write_geotiff(served.root / "scene.tif")
-    request = parse_execute_request(correlation, body(served.href("scene.tif")))
+    write_geotiff(file_server.root / "scene.tif")
+    request = parse_execute_request(correlation, body(file_server.href("scene.tif")))
     sized = sizer()(correlation, request)
     assert sized.inputs["tiles"] == 3  # 3000 rows, 1024 rows per tile
     assert "tiles" not in request.inputs  # the parsed request is not changed in place
 
 
 def test_the_clients_tile_count_overrides_the_image_size(
-    served: FileServer, correlation: ProcessDefinition
+    file_server: FileServer, correlation: ProcessDefinition
 ) -> None:
-    write_geotiff(served.root / "scene.tif")
-    request = parse_execute_request(correlation, body(served.href("scene.tif"), tiles=5))
+    write_geotiff(file_server.root / "scene.tif")
+    request = parse_execute_request(correlation, body(file_server.href("scene.tif"), tiles=5))
     assert sizer()(correlation, request).inputs["tiles"] == 5
 
 
 def test_a_local_file_is_sized_and_an_unreadable_image_keeps_the_default(
-    tmp_path: Path, served: FileServer, correlation: ProcessDefinition
+    tmp_path: Path, file_server: FileServer, correlation: ProcessDefinition
 ) -> None:
     write_geotiff(tmp_path / "scene.tif", rows=5000)
-    (served.root / "text.tif").write_text("not a raster")
+    (file_server.root / "text.tif").write_text("not a raster")
     local = sizer([str(tmp_path)])
     request = parse_execute_request(correlation, body((tmp_path / "scene.tif").as_uri()))
     assert local(correlation, request).inputs["tiles"] == 5
-    for href in (served.href("text.tif"), served.href("missing.tif"), "s3://bucket/scene.tif"):
+    for href in (
+        file_server.href("text.tif"),
+        file_server.href("missing.tif"),
+        "s3://bucket/scene.tif",
+    ):
         request = parse_execute_request(correlation, body(href))
         assert "tiles" not in local(correlation, request).inputs
         assert correlation.array_size_for(request.inputs) == 1
