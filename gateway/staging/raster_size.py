@@ -21,7 +21,8 @@ Where the size comes from:
 Anything else (``s3://``, a network error, a timeout, a file that is not a
 raster) leaves the size unknown and the tile count at the process's default;
 a bad image is then reported by the job itself, as before. Every request of
-one submission shares the probe's wall-clock budget.
+one submission (or quotation) shares the admission probe's wall-clock budget,
+and with ``workflow.egress.probe_references`` off no http(s) image is read.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def _proj_shape(fields: dict[str, Any]) -> RasterShape | None:
 class TileSizer:
     """Fills in a tiled process's tile count from its image's size (see the module doc)."""
 
-    def __init__(self, probe: ReferenceProbe, local_roots: list[str] | None = None) -> None:
+    def __init__(self, probe: ReferenceProbe | None, local_roots: list[str] | None = None) -> None:
         self.probe = probe
         self.local_roots = list(local_roots or [])
 
@@ -118,7 +119,7 @@ class TileSizer:
         try:
             if ref.scheme == "file":
                 return shape_of_file(str(local_path(ref.href, self.local_roots)))
-            if ref.scheme not in ("http", "https"):
+            if ref.scheme not in ("http", "https") or self.probe is None:
                 return None
             with self.probe.session() as session:
                 href = ref.href
@@ -142,6 +143,9 @@ class TileSizer:
 
 
 def tile_sizer(settings: WorkflowSettings, policy: EgressPolicy) -> TileSizer:
-    """The sizer the workflow settings describe (the admission probe's time limits)."""
-    probe = ReferenceProbe(policy, ProbeLimits.from_settings(settings))
+    """The sizer the workflow settings describe: the admission probe's time limits, and
+    no network read at all when ``workflow.egress.probe_references`` is off."""
+    probe = None
+    if settings.egress.probe_references:
+        probe = ReferenceProbe(policy, ProbeLimits.from_settings(settings))
     return TileSizer(probe, settings.staging.local_roots)
