@@ -96,6 +96,8 @@ def test_the_tile_count_comes_from_the_image_served_over_http(
     request = parse_execute_request(correlation, body(file_server.href("scene.tif")))
     sized = sizer()(correlation, request)
     assert sized.inputs["tiles"] == 3  # 3000 rows, 1024 rows per tile
+    ((_, headers),) = file_server.state.log  # one ranged GET, not the whole file
+    assert headers.get("Range") == f"bytes=0-{HEADER_BYTES - 1}"
     assert "tiles" not in request.inputs  # the parsed request is not changed in place
 
 
@@ -152,3 +154,12 @@ def test_the_quote_counts_the_tiles_of_the_image(tmp_path: Path) -> None:
         assert derived["max_core_hours"] == pytest.approx(3 * one["max_core_hours"], rel=1e-4)
     finally:
         services.close()
+
+
+def test_no_http_image_is_read_when_the_probe_is_off(
+    file_server: FileServer, correlation: ProcessDefinition
+) -> None:
+    write_geotiff(file_server.root / "scene.tif")
+    request = parse_execute_request(correlation, body(file_server.href("scene.tif")))
+    assert "tiles" not in TileSizer(None)(correlation, request).inputs
+    assert not file_server.state.log  # nothing was asked of the server
