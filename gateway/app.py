@@ -36,6 +36,7 @@ from gateway.settings import Settings
 from gateway.sites import Sites, build_adapter
 from gateway.staging import build_stager
 from gateway.staging.admission import reference_admission
+from gateway.staging.raster_size import tile_sizer
 from gateway.triggers.poller import FeedPoller
 from gateway.triggers.service import TriggerService
 from gateway.triggers.store import TriggerStore
@@ -87,7 +88,13 @@ def build_services(settings: Settings) -> Services:
         accounting=accounting,
     )
     jobs = JobService(
-        store, registry, sites, settings.default_site, admission=admission, router=router
+        store,
+        registry,
+        sites,
+        settings.default_site,
+        admission=admission,
+        router=router,
+        sizer=tile_sizer(settings.workflow, egress),
     )
     return Services(
         settings=settings,

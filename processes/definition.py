@@ -16,12 +16,13 @@ reach the runner only through ``inputs.json``, never through the command line.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -41,9 +42,12 @@ class Resources(BaseModel):
 class Tiling(BaseModel):
     """A tiled process: one OGC job runs as ONE Slurm job array, a task per tile.
 
-    The number of tasks is the process input named ``input`` (an integer the
-    description bounds), else ``default``; each task processes its tile and the
-    task that finishes last merges the tiles (see ``docs/eo-services.md``).
+    The number of tasks is the process input named ``input`` when the client
+    gives it (an override, bounded by ``maximum``); else, when ``size_from``
+    names an image input whose header the gateway could read at submission,
+    one tile per ``tile_rows`` rows of that image (:meth:`tiles_for_rows`);
+    else ``default``. Each task processes its tile and the task that finishes
+    last merges the tiles (see ``docs/eo-services.md``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -51,6 +55,14 @@ class Tiling(BaseModel):
     input: str = "tiles"
     default: int = Field(default=1, ge=1)
     maximum: int = Field(default=64, ge=1, le=1000)
+    #: The image input (by reference) whose size decides the tile count.
+    size_from: str | None = None
+    #: Input rows per tile: the per-process tile setting (with ``size_from``).
+    tile_rows: int = Field(default=1024, ge=1)
+
+    def tiles_for_rows(self, rows: int) -> int:
+        """Tiles for an image of ``rows`` rows: one per ``tile_rows``, within 1..``maximum``."""
+        return max(1, min(math.ceil(rows / self.tile_rows), self.maximum))
 
 
 class HpcSection(BaseModel):
@@ -103,6 +115,14 @@ class ProcessDefinition(BaseModel):
             raise ValueError(f"process id {value!r} must match {_ID_RE.pattern}")
         return value
 
+    @model_validator(mode="after")
+    def _tiling_names_inputs(self) -> ProcessDefinition:
+        tiling = self.hpc.tiling
+        if tiling is not None and tiling.size_from is not None:
+            if tiling.size_from not in self.inputs:
+                raise ValueError(f"hpc.tiling.size_from {tiling.size_from!r} is not an input")
+        return self
+
     def ogc_description(self) -> dict[str, Any]:
         """The OGC process description (summary fields plus inputs/outputs), no links."""
         data = self.model_dump(exclude={"hpc", "example"}, exclude_none=True)
@@ -140,7 +160,9 @@ class ProcessDefinition(BaseModel):
         """Tasks of the Slurm job array for one run; None for a plain (untiled) process.
 
         The tile count input is bounded by ``tiling.maximum`` whatever the
-        description says (the inputs were validated against it already)."""
+        description says (the inputs were validated against it already). The
+        gateway fills it in from the image size at submission when the client
+        did not (``gateway.staging.raster_size``), so quote and job agree."""
         tiling = self.hpc.tiling
         if tiling is None:
             return None

@@ -20,6 +20,7 @@ from rio_cogeo.profiles import cog_profiles
 
 from processes.runtime import OUTPUTS_DIR, write_outputs
 from processes.tiling import InvalidInput
+from processes.zarr_output import ZARR, cog_to_zarr, output_format
 
 GEOTIFF = "image/tiff; application=geotiff; profile=cloud-optimized"
 QUICKLOOK_FILE = "quicklook.png"
@@ -143,11 +144,21 @@ def quicklook(values: np.ndarray, destination: Path, low: float, high: float, la
     canvas.save(destination, format="PNG", optimize=True)
 
 
-def write_product(root: Path, output: str, filename: str, stats: dict[str, Any]) -> None:
-    """``outputs.json`` of an EO product: its COG ``output``, the quicklook, the statistics."""
+def write_product(
+    root: Path, output: str, filename: str, stats: dict[str, Any], inputs: dict[str, Any]
+) -> None:
+    """``outputs.json`` of an EO product: its COG ``output`` (or, with ``format: zarr``,
+    the COG rewritten as a Zarr store), the quicklook, the statistics."""
+    product = {"path": f"{OUTPUTS_DIR}/{filename}", "type": GEOTIFF}
+    if output_format(inputs) == "zarr":
+        cog = root / OUTPUTS_DIR / filename
+        store = Path(filename).with_suffix(".zarr").name
+        cog_to_zarr(cog, root / OUTPUTS_DIR / store)
+        cog.unlink()
+        product = {"path": f"{OUTPUTS_DIR}/{store}", "type": ZARR}
     write_outputs(
         {
-            output: {"path": f"{OUTPUTS_DIR}/{filename}", "type": GEOTIFF},
+            output: product,
             "quicklook": {"path": f"{OUTPUTS_DIR}/{QUICKLOOK_FILE}", "type": "image/png"},
             "statistics": {"value": stats},
         },

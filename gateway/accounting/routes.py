@@ -43,7 +43,6 @@ from gateway.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from gateway.http.responses import json_response, read_json_body
 from gateway.http.security import current_principal, request_principal
 from gateway.identity.auth import Principal
-from gateway.jobs.execute_request import parse_execute_request
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -92,7 +91,7 @@ def quotation_document(principal: Principal, process_id: str, body: Any) -> dict
     services = _services()
     accounting = _accounting()
     process = services.jobs.process(process_id)
-    execute = parse_execute_request(process, body)
+    execute = services.jobs.parse_request(process, body)
     router = services.jobs.router
     if router is None:
         quote = accounting.quote(principal, process, execute)

@@ -57,6 +57,8 @@ audit = logging.getLogger("gateway.audit")
 #: (e.g. QuotaExceeded) and may return a quote to record with the job.
 #: A check made before a job is stored; raises to refuse it, may return its quote.
 AdmissionHook = Callable[[Principal, ProcessDefinition, ExecuteRequest], Quote | None]
+#: Completes a validated request before it is quoted (the tile count from the image size).
+RequestSizer = Callable[[ProcessDefinition, ExecuteRequest], ExecuteRequest]
 
 
 _PageT = TypeVar("_PageT", JobPage, SummaryPage)
@@ -88,6 +90,7 @@ class JobService:
         default_site: str,
         admission: Sequence[AdmissionHook] = (),
         router: Router | None = None,
+        sizer: RequestSizer | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -96,6 +99,8 @@ class JobService:
         self._admission = list(admission)
         #: Chooses each job's site (None: every job goes to ``default_site``).
         self.router = router
+        #: Fills in a tiled process's tile count from its image size (None: never).
+        self.sizer = sizer
 
     # -- processes ------------------------------------------------------------
 
@@ -106,6 +111,12 @@ class JobService:
             raise NoSuchProcess(f"process '{process_id}' does not exist") from None
 
     # -- submission -----------------------------------------------------------
+
+    def parse_request(self, process: ProcessDefinition, body: Any) -> ExecuteRequest:
+        """The validated execute request, its tile count derived from the image size
+        when the process sizes its tiles and the client gave none (quote and job agree)."""
+        request = parse_execute_request(process, body)
+        return self.sizer(process, request) if self.sizer is not None else request
 
     def submit(
         self,
@@ -131,7 +142,7 @@ class JobService:
                 f"user '{principal.username}' is not provisioned on the HPC cluster; "
                 "ask the HPC centre to synchronise your account"
             )
-        request = parse_execute_request(process, body)
+        request = self.parse_request(process, body)
         quote: Quote | None = None
         for hook in self._admission:
             quote = hook(principal, process, request) or quote

@@ -37,6 +37,7 @@ from gateway.jobs.records import Job
 from gateway.ogcapi.documents import REL_RESULTS
 from gateway.ogcapi.multipart import RelatedBody
 from gateway.publication.publisher import PublicationError, Publisher
+from gateway.publication.trees import MAX_DEPTH, SAFE_PART
 from gateway.publication.values import encode_value
 
 OCTET = "application/octet-stream"
@@ -48,11 +49,16 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 def published_file(root: Path, job_id: str, name: str) -> Path | None:
     """The published file ``name`` of ``job_id`` under ``root``, or None.
 
-    Only a plain file name (no separators, no dot-dot, no leading dot) directly
-    in the job's folder is accepted, and the resolved path must stay under
-    ``root`` (a symlink planted in the store cannot lead out of it).
+    Only a plain file name (no separators, no dot-dot, no leading dot) in the
+    job's folder, or a path of such names inside a published directory (a Zarr
+    store; there a leading dot is allowed, never dot-dot), is accepted, and the
+    resolved path must stay under ``root`` (a symlink planted in the store
+    cannot lead out of it).
     """
-    if not _SAFE_NAME.match(name) or not _SAFE_NAME.match(job_id):
+    first, *inner = name.split("/")
+    if not _SAFE_NAME.match(first) or not _SAFE_NAME.match(job_id):
+        return None
+    if len(inner) > MAX_DEPTH + 1 or not all(SAFE_PART.match(part) for part in inner):
         return None
     base = root.resolve()
     path = (base / job_id / name).resolve()

@@ -2,7 +2,8 @@
 
 For each published output file: its size, sha256 and media type; for raster
 outputs (GeoTIFF) also the footprint in WGS 84, so the job's STAC Item has a
-geometry and bbox. Files are read in chunks (memory stays bounded).
+geometry and bbox, and the grid and bands (:mod:`~gateway.publication.raster_facts`)
+for its projection and raster extensions. Files are read in chunks (memory stays bounded).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import rasterio
 from rasterio.errors import CRSError, RasterioError
 from rasterio.warp import transform_bounds
 
+from gateway.publication.raster_facts import raster_facts
 from gateway.publication.stac_items import result_links
 
 log = logging.getLogger(__name__)
@@ -55,12 +57,17 @@ def _union(boxes: list[list[float]]) -> list[float]:
 
 
 def publication_record(folder: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """``{"published", "files": {output: {file, type, size, sha256}}, "bbox"?}``."""
+    """``{"published", "files": {output: {file, type, size, sha256, raster?}}, "bbox"?}``."""
     files: dict[str, Any] = {}
     boxes: list[list[float]] = []
     for name, value in result_links(results):
         filename = value["href"].rsplit("/", 1)[-1]
         path = folder / filename
+        if path.is_dir() and not path.is_symlink():  # a directory output (Zarr store)
+            inside = [p for p in path.rglob("*") if p.is_file() and not p.is_symlink()]
+            size = sum(p.stat().st_size for p in inside)
+            files[name] = {"file": filename, "type": value.get("type"), "size": size}
+            continue
         if not path.is_file():
             continue
         media = str(value.get("type") or "")
@@ -74,6 +81,9 @@ def publication_record(folder: Path, results: dict[str, Any]) -> dict[str, Any]:
             bbox = raster_bbox(path)
             if bbox:
                 boxes.append(bbox)
+            facts = raster_facts(path)
+            if facts:
+                files[name]["raster"] = facts
     record: dict[str, Any] = {"published": _now(), "files": files}
     if boxes:
         record["bbox"] = _union(boxes)

@@ -36,6 +36,7 @@ from typing import Any
 
 from gateway.jobs.records import Job
 from gateway.publication.s3 import Link, PublicationError, S3Outputs
+from gateway.publication.trees import DIRECTORY_TYPES, TreeError, copy_tree
 from gateway.publication.values import encode_value
 from gateway.settings_workflow import PublicationSettings
 from gateway.workflow.errors import TransientError
@@ -215,10 +216,21 @@ class Publisher:
             raise ManifestError(f"output '{name}': needs 'value', 'path' or 'files'")
         filename = _checked_output_file(name, path)
         source = posixpath.join(job.workspace or "", OUTPUTS_DIR, filename)
+        media_type = entry.get("type") or OCTET
+        if str(media_type).startswith(DIRECTORY_TYPES):
+            if self.upload:
+                raise PublicationError(
+                    f"output '{name}' is a directory ({media_type}): directory outputs "
+                    "are published to the local store only, not to S3"
+                )
+            try:
+                copy_tree(files, source, _dest(folder, filename), f"output '{name}'")
+            except TreeError as exc:
+                raise ManifestError(str(exc)) from None
+            return {"href": self.href(job.id, filename), "type": str(media_type)}
         if not files.is_regular_file(source):
             raise ManifestError(f"output '{name}': {path} is not a regular file")
         files.get_file(source, str(_dest(folder, filename)))
-        media_type = entry.get("type") or OCTET
         return {"href": self.href(job.id, filename), "type": str(media_type)}
 
     def _upload(

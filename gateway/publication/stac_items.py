@@ -7,8 +7,13 @@ to the object, by its public URL or a pre-signed URL made when the Item is
 asked for), provenance is the process id and
 version, the inputs (with their staged checksums and STAC sources), the
 Slurm job id, the site and -- once accounting has read it from Slurm -- the
-core-hours. Only core STAC 1.1.0 fields plus ``hpcgw:``-prefixed properties
-are used, so every document validates against the core schemas offline.
+core-hours. Besides core STAC 1.1.0 fields and ``hpcgw:``-prefixed
+properties, assets carry three extensions (declared in ``stac_extensions``
+only when used): ``file`` (``file:size``, ``file:checksum`` as a sha2-256
+multihash), and for rasters ``projection`` v2 (``proj:code`` or
+``proj:wkt2``, ``proj:shape``, ``proj:transform``) and ``raster`` v1.1
+(``raster:bands``: data type, nodata, approximate statistics), from the facts
+the publisher recorded (:mod:`gateway.publication.raster_facts`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ JSON = "application/json"
 CATALOG_ID = "hpcgw-results"
 REL_RESULTS = "http://www.opengis.net/def/rel/ogc/1.0/results"
 _PROVIDER = "OGC HPC Gateway"
+FILE_EXT = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
+PROJ_EXT = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+RASTER_EXT = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
+#: multihash prefix of a sha2-256 digest (code 0x12, length 0x20)
+_SHA256_MULTIHASH = "1220"
 
 #: The direct link of one published output of a job and when it expires (None: never),
 #: or None to keep the results href (see ``Publisher.asset_link``).
@@ -108,6 +118,31 @@ def _derived_from(job: Job) -> list[dict[str, str]]:
     return links
 
 
+def _asset_extensions(fact: dict[str, Any]) -> dict[str, Any]:
+    """The file, projection and raster extension fields of one published file."""
+    fields: dict[str, Any] = {}
+    if isinstance(fact.get("size"), int):
+        fields["file:size"] = fact["size"]
+    if fact.get("sha256"):
+        fields["file:checksum"] = _SHA256_MULTIHASH + fact["sha256"]
+    raster = fact.get("raster")
+    if isinstance(raster, dict):
+        for key in ("code", "wkt2", "shape", "transform"):
+            if key in raster:
+                fields[f"proj:{key}"] = raster[key]
+        if "code" not in raster:
+            fields["proj:code"] = None  # projection v2: a CRS without an EPSG code
+        if raster.get("bands"):
+            fields["raster:bands"] = raster["bands"]
+    return fields
+
+
+def _extensions_used(assets: dict[str, Any]) -> list[str]:
+    keys = {key.split(":", 1)[0] for asset in assets.values() for key in asset}
+    schemas = {"file": FILE_EXT, "proj": PROJ_EXT, "raster": RASTER_EXT}
+    return [uri for prefix, uri in schemas.items() if prefix in keys]
+
+
 def has_item(job: Job) -> bool:
     """True when the job has published results that have not expired."""
     publication = job.extra.get("publication")
@@ -142,10 +177,7 @@ def job_item(
             asset["hpcgw:expires"] = iso(direct[1])
         if value.get("type"):
             asset["type"] = value["type"]
-        if fact.get("sha256"):
-            asset["hpcgw:checksum"] = f"sha256:{fact['sha256']}"
-        if isinstance(fact.get("size"), int):
-            asset["hpcgw:size"] = fact["size"]
+        asset.update(_asset_extensions(fact))
         assets[name] = asset
     when: datetime = job.finished or job.updated
     properties: dict[str, Any] = {
@@ -172,6 +204,7 @@ def job_item(
     item: dict[str, Any] = {
         "type": "Feature",
         "stac_version": STAC_VERSION,
+        "stac_extensions": _extensions_used(assets),
         "id": job.id,
         "geometry": _bbox_polygon(bbox) if bbox else None,
         "properties": properties,

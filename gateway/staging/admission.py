@@ -136,13 +136,7 @@ def reference_admission(settings: WorkflowSettings, policy: EgressPolicy) -> Ref
     egress = settings.egress
     probe = None
     if egress.probe_references:
-        limits = ProbeLimits(
-            hop_timeout_seconds=egress.probe_hop_timeout_seconds,
-            budget_seconds=egress.probe_budget_seconds,
-            max_redirects=egress.max_redirects,
-            max_item_bytes=settings.staging.max_stac_item_bytes,
-        )
-        probe = ReferenceProbe(policy, limits)
+        probe = ReferenceProbe(policy, ProbeLimits.from_settings(settings))
     return ReferenceAdmission(
         policy,
         settings.staging.local_roots,

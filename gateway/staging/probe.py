@@ -34,6 +34,7 @@ import httpx
 import pystac
 
 from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost, guarded_client
+from gateway.settings_workflow import WorkflowSettings
 from gateway.staging.base import StagingError
 from gateway.staging.stac import parse_item
 
@@ -53,6 +54,16 @@ class ProbeLimits:
     budget_seconds: float = 5.0
     max_redirects: int = 5
     max_item_bytes: int = 4 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: WorkflowSettings) -> ProbeLimits:
+        egress = settings.egress
+        return cls(
+            hop_timeout_seconds=egress.probe_hop_timeout_seconds,
+            budget_seconds=egress.probe_budget_seconds,
+            max_redirects=egress.max_redirects,
+            max_item_bytes=settings.staging.max_stac_item_bytes,
+        )
 
 
 class ProbeSession:
@@ -78,12 +89,22 @@ class ProbeSession:
             log.info("admission probe of STAC Item %s inconclusive (accepted): %s", href, exc)
             return None
 
-    def _walk(self, url: str, *, body: bool) -> bytes | None:
-        """Request ``url`` and the redirects it leads to; the final body when ``body``."""
+    def first_bytes(self, url: str, count: int) -> bytes | None:
+        """At most the first ``count`` bytes of ``url`` (one ranged GET, redirects
+        checked), or None when they cannot be read now (a raster's header)."""
+        try:
+            return self._walk(url, body=True, prefix=count)
+        except _INCONCLUSIVE as exc:
+            log.info("first bytes of %s unknown: %s", url, exc)
+            return None
+
+    def _walk(self, url: str, *, body: bool, prefix: int = 0) -> bytes | None:
+        """Request ``url`` and the redirects it leads to; the final body when ``body``
+        (only its first ``prefix`` bytes, asked for with a Range, when ``prefix``)."""
         origin = url
         for hop in range(self.limits.max_redirects + 1):
             try:
-                resp = self._send(url, body)
+                resp = self._send(url, body, prefix)
             except EgressRefused as exc:
                 if hop == 0:
                     raise
@@ -93,6 +114,8 @@ class ProbeSession:
                 if resp.status_code in _REDIRECTS and location:
                     url = str(resp.url.join(location))
                     continue
+                if prefix and resp.status_code in (200, 206):
+                    return _read_prefix(resp, prefix)
                 if body and resp.status_code == 200:
                     return _read_limited(resp, self.limits.max_item_bytes)
                 log.debug("admission probe of %s: %s answered %d", origin, url, resp.status_code)
@@ -102,9 +125,11 @@ class ProbeSession:
         log.info("admission probe of %s: more than %d redirects", origin, self.limits.max_redirects)
         return None
 
-    def _send(self, url: str, body: bool) -> httpx.Response:
+    def _send(self, url: str, body: bool, prefix: int = 0) -> httpx.Response:
         """One request, its body unread: GET for a body, else HEAD (ranged GET if refused)."""
         headers = {"Accept-Encoding": "identity"}
+        if prefix:
+            return self._request("GET", url, {**headers, "Range": f"bytes=0-{prefix - 1}"})
         if body:
             return self._request("GET", url, headers)
         resp = self._request("HEAD", url, headers)
@@ -116,6 +141,16 @@ class ProbeSession:
     def _request(self, method: str, url: str, headers: dict[str, str]) -> httpx.Response:
         request = self.client.build_request(method, url, headers=headers)
         return self.client.send(request, stream=True)
+
+
+def _read_prefix(resp: httpx.Response, count: int) -> bytes:
+    """The first ``count`` bytes of the body (a server may ignore the Range)."""
+    data = bytearray()
+    for chunk in resp.iter_bytes():
+        data += chunk
+        if len(data) >= count:
+            break
+    return bytes(data[:count])
 
 
 def _read_limited(resp: httpx.Response, limit: int) -> bytes | None:

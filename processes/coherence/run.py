@@ -76,7 +76,7 @@ def merge_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
     quicklook(coherence, output_path(QUICKLOOK_FILE, root), 0.0, 1.0, "coherence")
     stats = statistics(result)
     stats["tiles"] = task.count
-    write_product(root, "coherence", RESULT_FILE, stats)
+    write_product(root, "coherence", RESULT_FILE, stats, inputs)
 
 
 def run(workspace: Path | None = None) -> int:

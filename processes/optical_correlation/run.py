@@ -199,7 +199,9 @@ def statistics(result: Path) -> dict[str, Any]:
     return stats
 
 
-def merge_outputs(workspace: Path, task: ArrayTask, pixel_size: tuple[float, float]) -> None:
+def merge_outputs(
+    workspace: Path, task: ArrayTask, pixel_size: tuple[float, float], inputs: dict[str, Any]
+) -> None:
     """Mosaic every tile into the COG, draw the quicklook, write outputs.json."""
     result = output_path(RESULT_FILE, workspace)
     mosaic_to_cog(done_tiles(workspace, task), result, BANDS)
@@ -213,7 +215,7 @@ def merge_outputs(workspace: Path, task: ArrayTask, pixel_size: tuple[float, flo
         stats["median_east_px"] = stats["median_east"] / pixel_size[0]
         stats["median_south_px"] = -stats["median_north"] / pixel_size[1]
     stats["tiles"] = task.count
-    write_product(workspace, "displacement", RESULT_FILE, stats)
+    write_product(workspace, "displacement", RESULT_FILE, stats, inputs)
 
 
 def tile_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
@@ -223,7 +225,7 @@ def tile_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
 def merge_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
     with rasterio.open(params(inputs, root).reference) as ds:
         pixel_size = (ds.res[0], ds.res[1])
-    merge_outputs(root, task, pixel_size)
+    merge_outputs(root, task, pixel_size, inputs)
 
 
 def run(workspace: Path | None = None) -> int:

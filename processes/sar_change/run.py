@@ -93,7 +93,7 @@ def merge_step(inputs: dict[str, Any], task: ArrayTask, root: Path) -> None:
     quicklook(ratio, output_path(QUICKLOOK_FILE, root), -span, span, "log-ratio (dB)")
     stats = statistics(result, threshold)
     stats["tiles"] = task.count
-    write_product(root, "change", RESULT_FILE, stats)
+    write_product(root, "change", RESULT_FILE, stats, inputs)
 
 
 def run(workspace: Path | None = None) -> int:

@@ -9,6 +9,8 @@ in-process, the reference as a STAC Item asset. Jobs run through the gateway
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import pystac.validation
 import pytest
 import rasterio
 import sqlalchemy as sa
+import xarray as xr
 from rasterio.transform import Affine, from_origin
 from rio_cogeo.cogeo import cog_validate
 
@@ -93,10 +96,18 @@ def published_cog(
     status = client.get(f"/jobs/{job.id}").get_json()
     item_link = next(link["href"] for link in status["links"] if link["rel"] == "describedby")
     item = client.get(item_link.removeprefix(base)).get_json()
-    pystac.validation.validate_dict(item)
-    href = item["assets"][output]["href"]
+    pystac.validation.validate_dict(item)  # core + file/projection/raster, offline
+    asset = item["assets"][output]
+    href = asset["href"]
     path = tmp_path / f"{job.id}.tif"
     path.write_bytes(client.get(href.removeprefix(base)).data)
+    with rasterio.open(path) as ds:
+        assert asset["proj:code"] == f"EPSG:{ds.crs.to_epsg()}"
+        assert asset["proj:shape"] == [ds.height, ds.width]
+        assert [b["data_type"] for b in asset["raster:bands"]] == list(ds.dtypes)
+        assert all(b["nodata"] == ds.nodata for b in asset["raster:bands"])
+    assert asset["file:size"] == path.stat().st_size
+    assert asset["file:checksum"] == "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
     return path
 
 
@@ -233,23 +244,28 @@ def test_sar_change_over_ssh_finds_the_known_change(
     assert stats["changed_area"] == pytest.approx(found.sum() * PIXEL_M**2)
 
 
-def test_coherence_of_identical_complex_images_is_one(
-    cluster: str, file_server: FileServer, tmp_path: Path
-) -> None:
+def write_complex_pair(root: Path, rows: int, cols: int) -> None:
+    """``s1.tif`` and ``s2.tif``: one complex image and itself phase-shifted (coherence 1)."""
     rng = np.random.default_rng(5)
-    slc = rng.normal(size=(64, 64)) + 1j * rng.normal(size=(64, 64))
+    slc = rng.normal(size=(rows, cols)) + 1j * rng.normal(size=(rows, cols))
     profile = {
         "driver": "GTiff",
-        "width": 64,
-        "height": 64,
+        "width": cols,
+        "height": rows,
         "count": 1,
         "dtype": "complex64",
         "crs": "EPSG:32631",
         "transform": from_origin(500000, 4800000, 10, 10),
     }
     for name, data in (("s1.tif", slc), ("s2.tif", slc * np.exp(0.3j))):
-        with rasterio.open(file_server.root / name, "w", **profile) as dst:
+        with rasterio.open(root / name, "w", **profile) as dst:
             dst.write(data.astype(np.complex64), 1)
+
+
+def test_coherence_of_identical_complex_images_is_one(
+    cluster: str, file_server: FileServer, tmp_path: Path
+) -> None:
+    write_complex_pair(file_server.root, 64, 64)
     body = {
         "inputs": {
             "first": {"href": file_server.href("s1.tif")},
@@ -264,3 +280,55 @@ def test_coherence_of_identical_complex_images_is_one(
     assert done.state is JobState.SUCCESSFUL, done.message
     assert done.results["statistics"]["median_coherence"] > 0.99
     assert done.results["statistics"]["tiles"] == 2
+
+
+def test_the_tile_count_follows_the_image_height_when_not_given(
+    cluster: str, file_server: FileServer, tmp_path: Path
+) -> None:
+    """coherence tiles by 2048 rows: a 2100-row pair runs as 2 array tasks, the
+    job records the count, and the published COG's STAC asset carries its grid."""
+    write_complex_pair(file_server.root, 2100, 16)
+    body = {
+        "inputs": {
+            "first": {"href": file_server.href("s1.tif")},
+            "second": {"href": file_server.href("s2.tif")},
+        },
+        "outputs": {"coherence": {"transmissionMode": "reference"}, "statistics": {}},
+    }
+    with site_services(tmp_path, HPCGW) as services, worker_thread(services):
+        job = services.jobs.submit(ALICE, "coherence", body)
+        assert job.inputs["tiles"] == 2
+        done = wait_final(services, job.id, timeout=600)
+        assert done.state is JobState.SUCCESSFUL, done.message
+        assert done.results["statistics"]["tiles"] == 2
+        assert len(sacct_tasks(HPCGW, done.scheduler_job_id or "")) == 2
+        cog = published_cog(services, done, tmp_path, "coherence")
+    with rasterio.open(cog) as ds:
+        assert (ds.height, ds.width) == (2100, 16)
+
+
+def test_format_zarr_publishes_a_consolidated_store(
+    cluster: str, mirror: str, tmp_path: Path
+) -> None:
+    body = correlation_body(mirror, 2, format="zarr")
+    with site_services(tmp_path, HPCGW) as services, worker_thread(services):
+        job = services.jobs.submit(ALICE, "optical-correlation", body)
+        done = wait_final(services, job.id, timeout=600)
+        assert done.state is JobState.SUCCESSFUL, done.message
+        result = done.results["displacement"]
+        assert result["type"] == "application/vnd+zarr"
+        assert result["href"].endswith(f"/jobs/{job.id}/outputs/displacement.zarr")
+        client = create_app(services.settings, services).test_client()
+        base = services.settings.server.base_url
+        meta = client.get(result["href"].removeprefix(base) + "/.zmetadata")
+        assert meta.status_code == 200 and "east/.zarray" in json.loads(meta.data)["metadata"]
+        assert client.get(result["href"].removeprefix(base) + "/../x").status_code == 404
+        item = client.get(f"/stac/items/{job.id}.json").get_json()
+        pystac.validation.validate_dict(item)
+        asset = item["assets"]["displacement"]
+        assert asset["type"] == "application/vnd+zarr" and asset["file:size"] > 0
+        store = services.publication_root / job.id / "displacement.zarr"
+        dataset = xr.open_zarr(store, consolidated=True)
+    dx, _ = OPTICAL_SHIFT
+    assert dataset.attrs["proj:code"] == "EPSG:32631"
+    assert float(dataset["east"].median()) == pytest.approx(dx * PIXEL_M, abs=0.5)

@@ -222,8 +222,8 @@ def test_outputs_are_published_to_s3_and_reachable_through_every_link(
     asset = item["assets"]["ndvi"]
     assert asset["href"].startswith(f"{s3_endpoint.url}/{bucket}/{key}?")
     assert "X-Amz-Signature=" in asset["href"] and asset["hpcgw:expires"].endswith("Z")
-    assert asset["hpcgw:checksum"] == f"sha256:{sha256(original)}"
-    assert asset["hpcgw:size"] == len(original)
+    assert asset["file:checksum"] == f"1220{sha256(original)}"
+    assert asset["file:size"] == len(original)
     assert httpx.get(asset["href"], timeout=30).content == original
     assert item["bbox"][0] == pytest.approx(3.0, abs=0.1)  # footprint read before upload
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import xarray as xr
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 from scipy.ndimage import fourier_shift, gaussian_filter
@@ -21,6 +22,7 @@ from scipy.ndimage import fourier_shift, gaussian_filter
 from processes.optical_correlation import run as oc
 from processes.registry import ProcessRegistry
 from processes.tiling import ArrayTask, claim_merge, mark_done, strip_rows
+from processes.zarr_output import ZARR
 
 pytestmark = pytest.mark.unit
 
@@ -142,3 +144,44 @@ def test_the_process_is_tiled_by_its_tiles_input() -> None:
     assert process.array_size_for({"tiles": 8}) == 8
     assert process.array_size_for({"tiles": 5000}) == 64  # bounded by hpc.tiling.maximum
     assert ProcessRegistry.builtin().get("ndvi").array_size_for({"tiles": 8}) is None
+
+
+def test_format_zarr_writes_a_consolidated_store_equal_to_the_cog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stores = {}
+    for fmt in ("cog", "zarr"):
+        root = tmp_path / fmt
+        write_pair(root)
+        write_inputs(root, format=fmt)
+        assert run_array(root, 2, monkeypatch) == [0, 0]
+        stores[fmt] = (
+            root
+            / json.loads((root / "outputs.json").read_text())["outputs"]["displacement"]["path"]
+        )
+    manifest = json.loads((tmp_path / "zarr" / "outputs.json").read_text())["outputs"]
+    assert manifest["displacement"] == {"path": "outputs/displacement.zarr", "type": ZARR}
+    assert not (tmp_path / "zarr" / "outputs" / "displacement.tif").exists()
+    assert (stores["zarr"] / ".zmetadata").is_file()  # consolidated
+    with rasterio.open(stores["cog"]) as ds:
+        cog, transform = ds.read(masked=True), ds.transform
+    dataset = xr.open_zarr(stores["zarr"], consolidated=True)
+    assert sorted(dataset.data_vars) == sorted(oc.BANDS)
+    assert dataset["east"].dims == ("y", "x")
+    assert float(dataset.x[0]) == transform.c + transform.a / 2  # pixel centres
+    assert float(dataset.y[0]) == transform.f + transform.e / 2
+    assert "UTM zone 31N" in dataset["spatial_ref"].attrs["crs_wkt"]
+    assert dataset.attrs["proj:code"] == "EPSG:32631"
+    for index, name in enumerate(oc.BANDS):
+        values = dataset[name].values  # nodata decoded as NaN
+        np.testing.assert_array_equal(np.isnan(values), cog[index].mask)
+        np.testing.assert_array_equal(values[~np.isnan(values)], cog[index].compressed())
+
+
+def test_an_unknown_format_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_pair(tmp_path)
+    write_inputs(tmp_path, format="netcdf")
+    assert run_array(tmp_path, 1, monkeypatch) == [2]
+    assert "format must be one of cog, zarr" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import pystac
 import pystac.validation
 import pytest
 import rasterio
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterExtension
 from rasterio.transform import from_origin
 
 from gateway.app import create_app
@@ -18,7 +21,7 @@ from gateway.jobs.records import Job, JobUpdate, NewJob, Owner
 from gateway.jobs.states import JobState
 from gateway.publication.footprint import publication_record
 from gateway.publication.retention import apply_retention
-from gateway.publication.stac_items import catalog, job_item
+from gateway.publication.stac_items import FILE_EXT, PROJ_EXT, RASTER_EXT, catalog, job_item
 from gateway.services import Services
 
 pytestmark = pytest.mark.unit
@@ -30,8 +33,7 @@ ITEM_INPUT = {"href": "https://data.example.org/S2/item.json", "asset": "image"}
 
 
 def validate_offline(doc: dict[str, Any]) -> None:
-    """pystac validation with its bundled core schemas (no network)."""
-    assert not doc.get("stac_extensions"), "extensions would need schemas from the network"
+    """pystac validation with the core and extension schemas it bundles (no network)."""
     pystac.validation.validate_dict(doc)
 
 
@@ -118,7 +120,19 @@ def test_item_has_assets_provenance_footprint_and_validates(services: Services) 
     assert set(item["assets"]) == {"ndvi", "quicklook"}
     ndvi = item["assets"]["ndvi"]
     assert ndvi["type"] == "image/tiff; application=geotiff" and ndvi["roles"] == ["data"]
-    assert ndvi["hpcgw:checksum"].startswith("sha256:") and ndvi["hpcgw:size"] > 0
+    tif = services.publication_root / job.id / "ndvi.tif"
+    assert ndvi["file:checksum"] == "1220" + sha256(tif.read_bytes()).hexdigest()
+    assert ndvi["file:size"] > 0
+    assert ndvi["proj:code"] == "EPSG:32631" and ndvi["proj:shape"] == [10, 20]
+    assert len(ndvi["proj:transform"]) == 6
+    (band,) = ndvi["raster:bands"]
+    assert band["data_type"] == "float32" and band["statistics"]["mean"] == pytest.approx(0.5)
+    assert set(item["stac_extensions"]) == {FILE_EXT, PROJ_EXT, RASTER_EXT}
+    parsed = pystac.Item.from_dict(item)
+    proj = ProjectionExtension.ext(parsed.assets["ndvi"])
+    assert proj.code == "EPSG:32631" and proj.shape == [10, 20]
+    bands = RasterExtension.ext(parsed.assets["ndvi"]).bands or []
+    assert [b.data_type for b in bands] == [DataType.FLOAT32]
     assert item["assets"]["quicklook"]["roles"] == ["overview"]
     props = item["properties"]
     assert props["hpcgw:process_id"] == "ndvi" and props["hpcgw:process_version"] == "1.0.0"
