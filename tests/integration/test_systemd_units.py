@@ -48,9 +48,10 @@ def _copy(tmp_path: Path) -> Path:
     return copy
 
 
-def _verify(copy: Path, *units: str) -> subprocess.CompletedProcess[str]:
+def _analyze(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze ARGS`` on the unit copy in ``copy`` (units named relative to it)."""
     return subprocess.run(
-        [_systemd_analyze(), "verify", *units],
+        [_systemd_analyze(), *args],
         cwd=copy,
         capture_output=True,
         text=True,
@@ -87,15 +88,13 @@ def test_the_chown_drop_in_verifies_and_keeps_only_three_capabilities(tmp_path: 
 EXPOSURE_LIMIT = 40
 
 
+def _verify(copy: Path, *units: str) -> subprocess.CompletedProcess[str]:
+    return _analyze(copy, "verify", *units)
+
+
 def _exposure(copy: Path, unit: str, limit: int) -> subprocess.CompletedProcess[str]:
     """``systemd-analyze security --offline``: exit status 1 above ``limit``."""
-    return subprocess.run(
-        [_systemd_analyze(), "security", "--offline=true", f"--threshold={limit}", unit],
-        cwd=copy,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return _analyze(copy, "security", "--offline=true", f"--threshold={limit}", unit)
 
 
 def test_every_unit_is_sandboxed_as_systemd_scores_it(tmp_path: Path) -> None:
