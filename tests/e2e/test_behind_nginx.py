@@ -25,7 +25,13 @@ import pytest
 from owslib.wps import ASYNC, WebProcessingService
 
 from tests.conftest import REPO
-from tests.e2e.conftest import free_port, running_gateway, wait_final, write_config
+from tests.e2e.conftest import (
+    GatewayDirs,
+    free_port,
+    running_gateway,
+    wait_final,
+    write_config,
+)
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -94,8 +100,8 @@ def _main_config(tmp: Path, site: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def proxied(cluster: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
-    tmp = tmp_path_factory.mktemp("nginx")
+def proxied(cluster: str, gateway_dirs: GatewayDirs) -> Iterator[Proxied]:
+    tmp = gateway_dirs.mktemp("nginx")
     cert, key = _certificate(tmp)
     port, tls_port = free_port(), free_port()
     public = f"https://127.0.0.1:{tls_port}{PREFIX}"

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from gateway.db import make_engine
 from tests.accounting_support import chromium_problem, headless_chromium
 from tests.conftest import REPO
-from tests.e2e.conftest import free_port, running_gateway, write_config
+from tests.e2e.conftest import GatewayDirs, free_port, running_gateway, write_config
 from tests.e2e.test_ogcapi_e2e import _write_scene
 from tests.e2e.test_readme_examples import provision
 from tests.identity_fixtures import GATEWAY_CLIENT, Keycloak, auth_config, keycloak
@@ -69,14 +69,14 @@ def portal(
     keycloak: Keycloak,
     pkce_required: None,
     file_server: tuple[str, Path],
-    tmp_path_factory: pytest.TempPathFactory,
+    gateway_dirs: GatewayDirs,
 ) -> Iterator[Portal]:
     problem = chromium_problem()
     if problem:
         pytest.fail(problem)  # make test installs Chromium: never skipped silently
     base, root = file_server
     _write_scene(root / "scene.tif")
-    tmp = tmp_path_factory.mktemp("browser-gateway")
+    tmp = gateway_dirs.mktemp("browser-gateway")
     port = free_port()
     config = write_config(tmp, port, auth=auth_config(keycloak))
     database = f"sqlite:///{tmp}/hpcgw.db"

@@ -29,10 +29,10 @@ def _lines(log: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return parsed, other
 
 
-def test_a_jobs_lines_are_json_with_its_id_and_user(cluster: str, tmp_path: Path) -> None:
+def test_a_jobs_lines_are_json_with_its_id_and_user(cluster: str, gateway_tmp: Path) -> None:
     port = free_port()
-    config = write_config(tmp_path, port, logging={"format": "json"})
-    with running_gateway(tmp_path, config, port) as url, httpx.Client(base_url=url) as client:
+    config = write_config(gateway_tmp, port, logging={"format": "json"})
+    with running_gateway(gateway_tmp, config, port) as url, httpx.Client(base_url=url) as client:
         created = client.post(
             "/processes/echo/execution",
             json={"inputs": {"string_input": "logged"}},
@@ -47,7 +47,7 @@ def test_a_jobs_lines_are_json_with_its_id_and_user(cluster: str, tmp_path: Path
         eventually(final, 120, "the echo job to finish")
         assert client.get(f"/jobs/{job_id}").json()["status"] == "successful"
         time.sleep(1.0)  # the worker's last lines of the job
-    lines, other = _lines(tmp_path / "gateway.log")
+    lines, other = _lines(gateway_tmp / "gateway.log")
     assert not other, f"lines that are not JSON: {other[:5]}"
     mine = [line for line in lines if line.get("job_id") == job_id]
     said = " | ".join(line["message"] for line in mine)

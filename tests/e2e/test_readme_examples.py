@@ -30,7 +30,7 @@ from deploy.eo_mirror.server import MirrorServer
 from gateway.db import make_engine
 from gateway.identity.identity_map import IdentityStatus, IdentityStore
 from tests.conftest import REPO
-from tests.e2e.conftest import free_port, running_gateway, write_config
+from tests.e2e.conftest import GatewayDirs, free_port, running_gateway, write_config
 from tests.identity_fixtures import Keycloak, auth_config, keycloak, password_token
 
 __all__ = ["keycloak"]
@@ -89,11 +89,14 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo(
-    cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
+    cluster: str,
+    keycloak: Keycloak,
+    tmp_path_factory: pytest.TempPathFactory,
+    gateway_dirs: GatewayDirs,
 ) -> Iterator[Demo]:
     """Keycloak, and an EO mirror and a gateway each on a free port (demo-like settings)."""
     mirror = MirrorServer(ensure_mirror(tmp_path_factory.mktemp("mirror") / "v")).start()
-    tmp = tmp_path_factory.mktemp("readme-gateway")
+    tmp = gateway_dirs.mktemp("readme-gateway")
     port = free_port()
     config = write_config(
         tmp,

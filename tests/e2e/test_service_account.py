@@ -1,24 +1,21 @@
 """The gateway run as its service account ``hpcgw``, not root -- as a centre installs it.
 
-``hpcgw serve --with-worker`` is started as ``hpcgw`` (its uid, its groups) with
-what docs/installing.md tells an operator to give it: a state folder of its
-own (database, publication, cache), a copy of the cluster's slurmrestd JWT key
-readable by it alone, and a workspace root that is a setgid folder of a group
-it shares with the users (``hpcgw-work``, made by ``deploy/devcluster.sh``)
-with group-writable workspace modes. A job with an input by reference is then
-staged, run on the real cluster as ``alice``, published and dismissed, and
-nothing of it needed root.
+Every e2e gateway runs so when the tests run as root (``tests/e2e/conftest.py``):
+a state folder of its own (config, database, publication, cache), a copy of the
+cluster's slurmrestd JWT key readable by it alone, and a workspace root that is
+a setgid folder of a group it shares with the users (``hpcgw-work``, made by
+``deploy/devcluster.sh``) with group-writable workspace modes, as
+docs/installing.md tells an operator. This test checks that it really is so:
+no process of the gateway is root, and a job with an input by reference is
+staged, run on the real cluster as ``alice``, published and dismissed without it.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,38 +23,20 @@ import pytest
 
 from tests.clusters import HPCGW
 from tests.conftest import REPO, require_root
-from tests.e2e.conftest import free_port, running_gateway, wait_final, write_config
+from tests.e2e.conftest import (
+    SERVICE_ACCOUNT,
+    SHARED_WORK,
+    free_port,
+    running_gateway,
+    wait_final,
+    write_config,
+)
 from tests.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
-ACCOUNT = "hpcgw"
-SHARED_WORK = Path("/var/lib/hpcgw-work")
+ACCOUNT = SERVICE_ACCOUNT
 XML = "<scene>as the service account</scene>"
-
-
-@pytest.fixture
-def state(cluster: str) -> Iterator[Path]:
-    """The service account's own folder for this run (under its home), removed after."""
-    require_root("the test starts the gateway as another account")
-    entry = pwd.getpwnam(ACCOUNT)
-    if not SHARED_WORK.is_dir() or SHARED_WORK.stat().st_mode & 0o2070 != 0o2070:
-        pytest.fail(f"{SHARED_WORK} must be a setgid, group-writable folder (make cluster)")
-    folder = Path(entry.pw_dir) / f"e2e-{uuid.uuid4().hex[:8]}"
-    folder.mkdir(mode=0o700)
-    os.chown(folder, entry.pw_uid, entry.pw_gid)
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _key_copy(state: Path) -> Path:
-    """The slurmrestd JWT key as an operator hands it over: a copy only the account reads."""
-    entry = pwd.getpwnam(ACCOUNT)
-    key = state / "slurm-jwt.key"
-    shutil.copyfile(HPCGW.jwt_key, key)
-    os.chown(key, entry.pw_uid, entry.pw_gid)
-    key.chmod(0o400)
-    return key
 
 
 def _uids_of(config: Path) -> set[int]:
@@ -87,21 +66,15 @@ def _accounted(name: str) -> list[str]:
 
 
 def test_a_job_runs_end_to_end_with_the_gateway_as_its_service_account(
-    state: Path, file_server: tuple[str, Path]
+    cluster: str, gateway_tmp: Path, file_server: tuple[str, Path]
 ) -> None:
+    require_root("the test starts the gateway as another account")
     base, served = file_server
     (served / "scene.xml").write_text(XML)
     port = free_port()
-    site = {
-        "slurmrest": {"url": HPCGW.rest_url, "jwt_key_file": str(_key_copy(state))},
-        "workspace_root": str(SHARED_WORK),
-        "workspace_dir_mode": "2770",
-        "workspace_file_mode": "660",
-        "pythonpath": str(Path(__file__).resolve().parents[2]),
-    }
-    config = write_config(state, port, sites={"dev": site})
+    config = write_config(gateway_tmp, port)
     body = {"inputs": {"string_input": "svc", "xml_input": {"href": f"{base}/scene.xml"}}}
-    with running_gateway(state, config, port, user=ACCOUNT) as url, httpx.Client() as client:
+    with running_gateway(gateway_tmp, config, port) as url, httpx.Client() as client:
         assert _uids_of(config) == {pwd.getpwnam(ACCOUNT).pw_uid}  # no process is root
         created = client.post(
             f"{url}/processes/echo/execution", json=body, headers={"Prefer": "respond-async"}
@@ -120,7 +93,7 @@ def test_a_job_runs_end_to_end_with_the_gateway_as_its_service_account(
         assert _accounted(f"hpcgw-{job_id}") == ["alice|COMPLETED"]  # as the user, not hpcgw
         assert client.delete(job_url).status_code == 200
         eventually(lambda: not workspaces[0].exists(), 60, "the workspace to be removed")
-    log = (state / "gateway.log").read_text()
+    log = (gateway_tmp / "gateway.log").read_text()
     assert "Traceback" not in log, log[-3000:]
     _doctor_knows_who_can_use_the_workspaces(config)
 

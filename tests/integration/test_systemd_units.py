@@ -3,7 +3,10 @@
 The units name ``/opt/hpcgw/venv/bin/hpcgw``, which ``verify`` requires to be
 executable: a temporary copy points them at this venv's ``hpcgw`` instead.
 ``verify`` only warns (exit 0) about an unknown or unparsable directive, so any
-line it prints about our units fails the test.
+line it prints about our units fails the test. ``systemd-analyze security
+--offline`` scores the sandbox of each unit as systemd would apply it (drop-ins
+included). Neither needs systemd running as PID 1; *starting* the units does,
+which this container (and the CI's) cannot: that part is not tested here.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ def _copy(tmp_path: Path) -> Path:
     return copy
 
 
-def _verify(copy: Path, *units: str) -> subprocess.CompletedProcess[str]:
+def _analyze(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze ARGS`` on the unit copy in ``copy`` (units named relative to it)."""
     return subprocess.run(
-        [_systemd_analyze(), "verify", *units],
+        [_systemd_analyze(), *args],
         cwd=copy,
         capture_output=True,
         text=True,
@@ -79,6 +83,41 @@ def test_the_chown_drop_in_verifies_and_keeps_only_three_capabilities(tmp_path: 
     ]
 
 
+#: The highest ``systemd-analyze security`` exposure (0-100, printed divided by 10)
+#: a shipped unit may reach: below 40 is "OK". They score 35 (systemd 252).
+EXPOSURE_LIMIT = 40
+
+
+def _verify(copy: Path, *units: str) -> subprocess.CompletedProcess[str]:
+    return _analyze(copy, "verify", *units)
+
+
+def _exposure(copy: Path, unit: str, limit: int) -> subprocess.CompletedProcess[str]:
+    """``systemd-analyze security --offline``: exit status 1 above ``limit``."""
+    return _analyze(copy, "security", "--offline=true", f"--threshold={limit}", unit)
+
+
+def test_every_unit_is_sandboxed_as_systemd_scores_it(tmp_path: Path) -> None:
+    copy = _copy(tmp_path)
+    for unit in ("hpcgw-api.service", "hpcgw-worker@2.service", "hpcgw-cleanup.service"):
+        scored = _exposure(copy, unit, EXPOSURE_LIMIT)
+        assert scored.returncode == 0, f"{unit}: {scored.stdout[-600:]}{scored.stderr}"
+    # the score means something: the API unit without the hardening drop-in is unsafe
+    shutil.rmtree(copy / "hpcgw-.service.d")
+    bare = _exposure(copy, "hpcgw-api.service", 90)
+    assert bare.returncode != 0 and "UNSAFE" in bare.stdout, bare.stdout[-300:]
+
+
+def test_the_chown_worker_keeps_a_sandbox(tmp_path: Path) -> None:
+    """Root with three capabilities still scores below "MEDIUM" (50; it scores 42)."""
+    copy = _copy(tmp_path)
+    dropins = copy / "hpcgw-worker@.service.d"
+    dropins.mkdir()
+    shutil.copy(UNITS / "chown-workspaces.conf", dropins)
+    scored = _exposure(copy, "hpcgw-worker@2.service", 50)
+    assert scored.returncode == 0, scored.stdout[-600:]
+
+
 def test_verify_catches_a_broken_directive(tmp_path: Path) -> None:
     """The check above can fail: a bad value in the shared hardening drop-in is reported."""
     copy = _copy(tmp_path)
@@ -103,7 +142,8 @@ def test_every_service_runs_unprivileged_with_the_hardening() -> None:
     assert hardening["AmbientCapabilities"] == ""
     # writable: the state directory and the workspaces, nothing else
     assert hardening["StateDirectory"] == "hpcgw"
-    assert hardening["ReadWritePaths"].split() == ["/srv/hpcgw/work"]
+    # ("-": a host without local workspaces, only SSH sites, has no such folder)
+    assert hardening["ReadWritePaths"].split() == ["-/srv/hpcgw/work"]
     services = sorted(UNITS.glob("hpcgw-*.service"))
     assert [p.name for p in services] == [
         "hpcgw-api.service",
