@@ -32,17 +32,19 @@ import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.jobs.records import Job
-from gateway.publication.s3 import Link, PublicationError, S3Outputs
 from gateway.publication.trees import DIRECTORY_TYPES, TreeError, copy_tree
 from gateway.publication.values import encode_value
 from gateway.settings_workflow import PublicationSettings
-from gateway.workflow.errors import TransientError
+from gateway.workflow.errors import PublicationError, TransientError
 from hpc_adapters.base import WorkspaceFiles
 from processes.definition import ProcessDefinition
 from processes.runtime import OUTPUTS_DIR
+
+if TYPE_CHECKING:  # boto3 is loaded only where S3 publication is configured
+    from gateway.publication.s3 import Link, S3Outputs
 
 log = logging.getLogger(__name__)
 
@@ -352,7 +354,11 @@ def _checked_output_file(name: str, path: str) -> str:
 
 def s3_outputs(settings: PublicationSettings) -> S3Outputs | None:
     """The S3 bucket of published outputs, when one is configured."""
-    return S3Outputs(settings.s3) if settings.s3.bucket else None
+    if not settings.s3.bucket:
+        return None
+    from gateway.publication.s3 import S3Outputs
+
+    return S3Outputs(settings.s3)
 
 
 def build_publisher(settings: PublicationSettings, base_url: str) -> Publisher:

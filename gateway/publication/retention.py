@@ -19,12 +19,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gateway.jobs.records import Job, JobUpdate
 from gateway.jobs.store import JobNotFound, JobStore
-from gateway.publication.s3 import PublicationError, S3Outputs
 from gateway.staging.cache import ContentCache
+from gateway.workflow.errors import PublicationError
+
+if TYPE_CHECKING:  # boto3 is loaded only where S3 publication is configured
+    from gateway.publication.s3 import S3Outputs
 
 log = logging.getLogger(__name__)
 

@@ -31,10 +31,6 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import rasterio
-from rasterio.errors import RasterioError
-from rasterio.io import MemoryFile
-
 from gateway.egress import EgressError, EgressPolicy
 from gateway.settings_workflow import WorkflowSettings
 from gateway.staging.base import StagingError
@@ -62,6 +58,11 @@ class RasterShape:
 
 def shape_of_header(data: bytes) -> RasterShape | None:
     """The size of the raster whose first bytes are ``data``; None if GDAL cannot tell."""
+    # rasterio (GDAL, and boto3 through it: tens of MiB) is loaded by the first tiled
+    # request, not by every API process at start
+    from rasterio.errors import RasterioError
+    from rasterio.io import MemoryFile
+
     try:
         with MemoryFile(data) as memfile, memfile.open() as dataset:
             return RasterShape(dataset.height, dataset.width)
@@ -70,6 +71,10 @@ def shape_of_header(data: bytes) -> RasterShape | None:
 
 
 def shape_of_file(path: str) -> RasterShape | None:
+    """The size of the raster file at ``path``; None if GDAL cannot read it."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
     try:
         with rasterio.open(path) as dataset:
             return RasterShape(dataset.height, dataset.width)

@@ -12,18 +12,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import boto3
-from botocore import UNSIGNED
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import TYPE_CHECKING, Any
 
 from gateway.egress import EgressPolicy, EgressRefused, UnresolvableHost
 from gateway.settings_workflow import S3Settings
 from gateway.staging.base import CHUNK, FetchResult, HashingSink, StagingError, Validators
 from gateway.staging.reference import parse_s3
 from gateway.workflow.errors import TransientStagingError, staging_error
+
+if TYPE_CHECKING:
+    from botocore.exceptions import ClientError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +39,11 @@ def s3_client_factory(
     """A factory of boto3 S3 clients for ``settings`` (credentials read from files)."""
 
     def factory() -> Any:
+        # boto3 (~10 MiB, and more per client) is loaded by the first s3:// input only
+        import boto3
+        from botocore import UNSIGNED
+        from botocore.config import Config
+
         config = Config(
             s3={"addressing_style": "path"},
             connect_timeout=connect_timeout,
@@ -89,6 +92,8 @@ class S3Fetcher:
         params: dict[str, Any] = {"Bucket": bucket, "Key": key}
         if known is not None and known.etag:
             params["IfNoneMatch"] = known.etag
+        from botocore.exceptions import BotoCoreError, ClientError
+
         client = self.client_factory()
         try:
             try:

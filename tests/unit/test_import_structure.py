@@ -172,3 +172,28 @@ def test_the_worker_side_loads_no_web_framework(tmp_path: Path) -> None:
         env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_an_api_process_loads_no_s3_or_gdal_library_until_asked(tmp_path: Path) -> None:
+    """boto3 and rasterio (GDAL) are tens of MiB per process: an API process built and
+    answering job lists loads them only for an S3 publication or a tiled request."""
+    code = (
+        "import sys\n"
+        "from gateway.app import build_services, create_app\n"
+        "from gateway.settings import load_settings\n"
+        f"settings = load_settings(database={{'url': 'sqlite:///{tmp_path}/a.db'}})\n"
+        "services = build_services(settings)\n"
+        "client = create_app(settings, services).test_client()\n"
+        "assert client.get('/jobs').status_code in (200, 401)\n"
+        "services.close()\n"
+        "print(sorted(m for m in ('boto3', 'botocore', 'rasterio') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
