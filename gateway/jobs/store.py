@@ -35,6 +35,7 @@ from gateway.jobs.records import (
     NewJob,
     Owner,
     Quote,
+    ScheduledRef,
     SummaryPage,
     Unset,
     publication_live,
@@ -488,6 +489,18 @@ class JobStore:
         )
         with self.engine.connect() as conn:
             return [_row_to_job(r) for r in conn.execute(query).mappings().all()]
+
+    def scheduled_refs(self, site: str) -> list[ScheduledRef]:
+        """Workspaces of the jobs :meth:`scheduled` returns (three columns: cheap enough
+        for every fast worker cycle)."""
+        query = sa.select(_t.c.id, _t.c.workspace, _t.c.hpc_login).where(
+            _t.c.site == site,
+            _t.c.state.in_([s.value for s in SCHEDULED_STATES]),
+            _t.c.scheduler_job_id.is_not(None),
+            _t.c.workspace.is_not(None),
+        )
+        with self._reading() as conn:
+            return [ScheduledRef(r.id, r.workspace, r.hpc_login) for r in conn.execute(query)]
 
     def pending_cancels(self, limit: int = 100) -> list[Job]:
         """Dismissed jobs whose scheduler cancel or workspace clean-up is still owed."""

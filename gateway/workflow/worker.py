@@ -108,9 +108,12 @@ class Worker:
         return work
 
     def run_fast(self) -> int:
-        """Database-only stages: claim new jobs and finalise ended ones without waiting
-        for the next scheduler poll (keeps the gateway's added latency small)."""
-        return self.dispatcher.run_once(wait=False) + self.finaliser.run_once()
+        """Between scheduler polls: claim new jobs, poll a site at once where a job wrote
+        its end record, finalise ended jobs (keeps the gateway's added latency small;
+        no scheduler call unless an end record is there)."""
+        work = self.dispatcher.run_once(wait=False)
+        work += self.monitor.run_ended()
+        return work + self.finaliser.run_once()
 
     def next_poll_delay(self) -> float:
         """Seconds from the start of a full cycle to the next: ``interval``, or twice the
