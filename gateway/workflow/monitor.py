@@ -104,19 +104,28 @@ class Monitor:
         """Between polls: poll at once each site (whose lease this worker holds) where
         a scheduled job has written its end record; returns how many jobs were looked at.
 
-        No write and no scheduler call unless a record is there; the lease taken by
-        the last :meth:`run_once` is used while it has at least half its time left.
+        No write and no scheduler call unless a record is there; the site's lease,
+        once taken, is used while it has at least half its time left.
         """
         if not self.end_records:
             return 0
         seen = 0
         now = time.monotonic()
-        for site, taken in list(self._held.items()):
-            if now - taken > self.lease_seconds / 2 or not self._watchable(site):
-                continue
-            if self._ended(site, now):
+        for site in self.store.sites_with_scheduled_jobs():
+            if self._watchable(site) and self._ended(site, now) and self._holds(site, now):
                 seen += self._check(site)
         return seen
+
+    def _holds(self, site: str, now: float) -> bool:
+        """This worker monitors ``site``: its lease, taken within half a lease, or now."""
+        taken = self._held.get(site)
+        if taken is not None and now - taken < self.lease_seconds / 2:
+            return True
+        if self.store.acquire_lease(f"monitor:{site}", self.worker_id, self.lease_seconds):
+            self._held[site] = now
+            return True
+        self._held.pop(site, None)
+        return False
 
     def _watchable(self, site: str) -> bool:
         """End records are looked for where workspaces are on a mounted filesystem (a
@@ -157,14 +166,15 @@ class Monitor:
         statuses = adapter.statuses([j.scheduler_job_id for j in jobs if j.scheduler_job_id])
         running: list[Job] = []
         active: list[Job] = []
-        for job in jobs:
-            status = statuses.get(job.scheduler_job_id or "")
-            with job_context(job.id, job.owner.username):
-                target = self._missing(job) if status is None else self._advance(job, status)
-            if target is JobState.RUNNING:
-                running.append(job)
-            if not target.final and target is not JobState.PUBLISHING:
-                active.append(job)
+        with self.store.batched():  # one commit for the whole cycle's moves
+            for job in jobs:
+                status = statuses.get(job.scheduler_job_id or "")
+                with job_context(job.id, job.owner.username):
+                    target = self._missing(job) if status is None else self._advance(job, status)
+                if target is JobState.RUNNING:
+                    running.append(job)
+                if not target.final and target is not JobState.PUBLISHING:
+                    active.append(job)
         if self.end_records and self._watchable(site):
             self._note_unconfirmed(active)
         changed = self._read_progress(site, running)
