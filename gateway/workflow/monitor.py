@@ -79,6 +79,10 @@ class Monitor:
         self.last_cycle_seconds = 0.0
         #: Site -> when this worker last took its monitor lease (monotonic).
         self._held: dict[str, float] = {}
+        #: Site -> earliest next poll prompted by an end record (monotonic): after
+        #: a poll, at least as long as it took (the monitor keeps under half the
+        #: worker's time when a burst of jobs ends), and at least ``hint_delay``.
+        self._quiet_until: dict[str, float] = {}
         #: Job id -> (next look, delay): jobs whose end record the scheduler did not
         #: confirm yet (racing the end, or not a genuine end).
         self._hints: dict[str, tuple[float, float]] = {}
@@ -112,7 +116,9 @@ class Monitor:
         seen = 0
         now = time.monotonic()
         for site in self.store.sites_with_scheduled_jobs():
-            if self._watchable(site) and self._ended(site, now) and self._holds(site, now):
+            if now < self._quiet_until.get(site, 0.0) or not self._watchable(site):
+                continue
+            if self._ended(site, now) and self._holds(site, now):
                 seen += self._check(site)
         return seen
 
@@ -152,11 +158,15 @@ class Monitor:
         return due
 
     def _check(self, site: str) -> int:
+        started = time.monotonic()
         try:
             return self.check_site(site)
         except TransientHpcError as exc:
             log.warning("monitor: site %s unreachable, will retry: %s", site, exc.detail)
             return 0
+        finally:
+            ended = time.monotonic()
+            self._quiet_until[site] = ended + max(self.hint_delay, ended - started)
 
     def check_site(self, site: str) -> int:
         jobs = [j for j in self.store.scheduled(site) if j.scheduler_job_id]
