@@ -12,9 +12,9 @@ scheduled job, on sites whose workspaces the gateway mounts) and, when it finds
 one, polls that site at once -- the same single scheduler call as a regular
 cycle. The record is a hint, never evidence: only the scheduler's answer moves
 a job, so a record written early, by the job's own code or anybody else,
-changes no state; it costs a few extra polls, spaced out exponentially (from
-``hint_delay`` up to the regular interval) while the scheduler still calls the
-job active. A job that never writes one (killed, timed out, an array) is
+changes no state; it costs a few extra polls (three ``hint_delay`` apart, then
+spaced out exponentially up to the regular interval) while the scheduler
+still calls the job active. A job that never writes one (killed, timed out, an array) is
 finished by the regular polls, which remain the safety net.
 """
 
@@ -83,9 +83,9 @@ class Monitor:
         #: a poll, at least as long as it took (the monitor keeps under half the
         #: worker's time when a burst of jobs ends), and at least ``hint_delay``.
         self._quiet_until: dict[str, float] = {}
-        #: Job id -> (next look, delay): jobs whose end record the scheduler did not
-        #: confirm yet (racing the end, or not a genuine end).
-        self._hints: dict[str, tuple[float, float]] = {}
+        #: Job id -> (next look, looks so far): jobs with an end record the scheduler
+        #: has not confirmed yet (racing the end, or not a genuine end).
+        self._hints: dict[str, tuple[float, int]] = {}
 
     def run_once(self) -> int:
         """Check every site with scheduled jobs; returns how many jobs were looked at."""
@@ -151,8 +151,9 @@ class Monitor:
             hint = self._hints.get(ref.id)
             if hint is not None:
                 due = due or now >= hint[0]
-            elif not due and os.path.lexists(posixpath.join(ref.workspace, END_RECORD)):
-                due = True
+            elif os.path.lexists(posixpath.join(ref.workspace, END_RECORD)):
+                # Slurm ends the job ~0.1 s after its script wrote the record: first look then
+                self._hints[ref.id] = (now + self.hint_delay, 0)
         for job_id in [j for j in self._hints if j not in live]:
             del self._hints[job_id]
         return due
@@ -195,18 +196,19 @@ class Monitor:
         return len(jobs)
 
     def _note_unconfirmed(self, jobs: list[Job]) -> None:
-        """Jobs still active by the scheduler that have an end record: look again later,
-        each time twice as late (a record racing the end is confirmed at the next look;
-        one that is not an end costs a few polls, then one per regular interval)."""
+        """Jobs still active by the scheduler that have an end record: look again, three
+        times ``hint_delay`` later (a record racing the end is confirmed by then), then
+        twice as late each time up to the regular interval (a record that is not an end
+        costs a few polls, then nothing more than polling)."""
         now = time.monotonic()
         for job in jobs:
             if not job.workspace:
                 continue
             if not os.path.lexists(posixpath.join(job.workspace, END_RECORD)):
                 continue
-            _, delay = self._hints.get(job.id, (0.0, self.hint_delay / 2))
-            delay = min(2 * delay, self.max_hint_delay)
-            self._hints[job.id] = (now + delay, delay)
+            looks = self._hints.get(job.id, (0.0, 0))[1] + 1
+            delay = min(self.hint_delay * 2 ** max(0, looks - 3), self.max_hint_delay)
+            self._hints[job.id] = (now + delay, looks)
 
     def _advance(self, job: Job, status: JobStatus) -> JobState:
         target = state_for_scheduler(status.state)

@@ -8,6 +8,7 @@ by its end record -- and whatever a record alone cannot do, it does not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,13 +47,19 @@ def _submitted(services: Services, worker: Worker, inputs: dict[str, object]) ->
     return current
 
 
-def _fast_until_final(services: Services, worker: Worker, job_id: str) -> Job:
+def _until_final(services: Services, job_id: str, cycle: Callable[[], object], what: str) -> Job:
+    """Run ``cycle`` until the job is final; the final job."""
+
     def final() -> Job | None:
-        worker.run_fast()
+        cycle()
         current = services.store.get(job_id)
         return current if current.final else None
 
-    return eventually(final, 90, f"job {job_id} to end through its end record", every=0.1)
+    return eventually(final, 90, f"job {job_id} to end {what}", every=0.1)
+
+
+def _fast_until_final(services: Services, worker: Worker, job_id: str) -> Job:
+    return _until_final(services, job_id, worker.run_fast, "through its end record")
 
 
 def _slurm_ended(scheduler_id: str) -> None:
@@ -115,11 +122,6 @@ def test_without_a_record_the_poll_still_ends_the_job(services: Services, worker
         worker.run_fast()
     assert not services.store.get(job.id).final
 
-    def polled() -> Job | None:
-        worker.run_once()
-        current = services.store.get(job.id)
-        return current if current.final else None
-
-    done = eventually(polled, 60, "the poll to end the job", every=0.2)
+    done = _until_final(services, job.id, worker.run_once, "through the scheduler poll")
     assert done.state is JobState.SUCCESSFUL, done.message
     assert done.results == {"string_output": "polled"}
