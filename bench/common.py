@@ -36,7 +36,7 @@ class Context:
     user: str
     identity: Identity
     #: The gateway's worker cycle (also the raw clients' poll interval is separate).
-    poll_interval: float = 0.1
+    poll_interval: float = 1.0
     #: Slurm identity of every status query (gateway monitor and raw clients alike). A
     #: read-only system account nobody else uses on the shared dev cluster, so sdiag's
     #: per-user counters isolate the benchmark's own monitoring RPCs.

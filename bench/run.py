@@ -82,8 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--poll-interval",
         type=float,
-        default=0.1,
-        help="gateway worker cycle in seconds (worker.poll_interval_seconds)",
+        default=1.0,
+        help="gateway scheduler poll in seconds (worker.poll_interval_seconds; job ends are"
+        " seen from their end records between polls)",
     )
     p.add_argument(
         "--client-poll",

@@ -164,6 +164,9 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
             worker_id=wid,
             lease_seconds=max(5.0, 5 * w.poll_interval_seconds),
             hooks=[notifier.progress_changed],
+            end_records=w.end_records,
+            hint_delay=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
+            max_hint_delay=w.poll_interval_seconds,
         ),
         finaliser=Finaliser(
             store=services.store,

@@ -404,6 +404,10 @@ class WorkerSettings(BaseModel):
     #: Between polls, how often new jobs are claimed and ended ones finalised (DB only).
     dispatch_poll_seconds: float = 0.05
     dispatch_batch: int = 20
+    #: Between polls, look for the end records jobs write (``stat`` of one file per
+    #: running job on sites whose workspaces are mounted) and poll a site at once
+    #: when one appears; polls remain the safety net (docs/workflow.md, Job end).
+    end_records: bool = True
     #: Submissions (staging, slurmrestd/SSH) run in this many threads at most.
     submit_threads: int = Field(default=4, ge=1, le=32)
     #: CPU priority of the worker's threads (Linux nice, 0-19), e.g. 10 on a host

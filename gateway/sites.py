@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -115,6 +116,8 @@ class Sites:
         self._settings = dict(settings)
         self._builder = builder
         self._adapters: dict[str, SchedulerAdapter] = {}
+        #: Adapters are built on first use, possibly by several worker threads at once.
+        self._building = threading.Lock()
 
     def settings(self, name: str) -> SiteSettings:
         try:
@@ -123,9 +126,13 @@ class Sites:
             raise UnknownSite(name) from None
 
     def adapter(self, name: str) -> SchedulerAdapter:
-        if name not in self._adapters:
-            self._adapters[name] = self._builder(name, self.settings(name))
-        return self._adapters[name]
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            with self._building:
+                if name not in self._adapters:
+                    self._adapters[name] = self._builder(name, self.settings(name))
+                adapter = self._adapters[name]
+        return adapter
 
     def names(self) -> Iterator[str]:
         return iter(self._settings)

@@ -191,6 +191,16 @@ class JobSummary:
         return self.state.final
 
 
+@dataclass(frozen=True, slots=True)
+class ScheduledRef:
+    """What the worker needs to look for a scheduled job's end record: its workspace,
+    read as its HPC login (a projection: read every fast cycle)."""
+
+    id: str
+    workspace: str
+    hpc_login: str
+
+
 @dataclass(frozen=True)
 class JobPage:
     """One page of a job listing; ``next_cursor`` is None on the last page."""

@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +37,7 @@ from gateway.jobs.records import (
     NewJob,
     Owner,
     Quote,
+    ScheduledRef,
     SummaryPage,
     Unset,
     publication_live,
@@ -226,6 +229,8 @@ class JobStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._autocommit_reads = engine.dialect.name == "postgresql"
+        #: The open transaction of :meth:`batched`, per thread.
+        self._batch = threading.local()
 
     def _reading(self) -> Connection:
         """A connection for one SELECT; on PostgreSQL in autocommit mode.
@@ -238,6 +243,36 @@ class JobStore:
         if self._autocommit_reads:
             conn.execution_options(isolation_level="AUTOCOMMIT")
         return conn
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """The calling thread's :meth:`transition` and :meth:`update` calls in the block
+        share one transaction, committed when it ends (all or nothing).
+
+        For a worker stage that moves many jobs at once (the monitor after a
+        poll): one commit instead of one per job. Each write still reports at
+        once whether it applied. Reads in the block do not see its writes yet
+        (other connections), and other threads' writes keep their own.
+        """
+        if getattr(self._batch, "conn", None) is not None:
+            yield
+            return
+        with self.engine.begin() as conn:
+            self._batch.conn = conn
+            try:
+                yield
+            finally:
+                self._batch.conn = None
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """The thread's :meth:`batched` transaction, or a transaction of its own."""
+        conn = getattr(self._batch, "conn", None)
+        if conn is not None:
+            yield conn
+            return
+        with self.engine.begin() as conn:
+            yield conn
 
     # -- creation and reads -------------------------------------------------
 
@@ -374,7 +409,7 @@ class JobStore:
             values.setdefault("started", now)
         sources = [s.value for s in target.sources()]
         stmt = _t.update().where(_t.c.id == job_id, _t.c.state.in_(sources)).values(**values)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(stmt).rowcount == 1
 
     def update(
@@ -386,7 +421,7 @@ class JobStore:
         )
         if only_if_state is not None:
             stmt = stmt.where(_t.c.state == only_if_state.value)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             return conn.execute(stmt).rowcount == 1
 
     def _columns(self, update: JobUpdate | None) -> dict[str, Any]:
@@ -450,7 +485,16 @@ class JobStore:
                 )
                 if conn.execute(stmt).rowcount == 1:
                     claimed.append(row.id)
-        return [self.get(job_id) for job_id in claimed]
+        return self._many(claimed)
+
+    def _many(self, ids: list[str]) -> list[Job]:
+        """The jobs ``ids``, in that order, in one SELECT (absent ones left out)."""
+        if not ids:
+            return []
+        with self._reading() as conn:
+            rows = conn.execute(sa.select(_t).where(_t.c.id.in_(ids))).mappings().all()
+        found = {row["id"]: _row_to_job(row) for row in rows}
+        return [found[i] for i in ids if i in found]
 
     def renew_leases(self, owner: str, ids: Sequence[str], lease_seconds: float) -> set[str]:
         """Extend ``owner``'s unexpired leases on ``ids``; the ids it still holds.
@@ -488,6 +532,18 @@ class JobStore:
         )
         with self.engine.connect() as conn:
             return [_row_to_job(r) for r in conn.execute(query).mappings().all()]
+
+    def scheduled_refs(self, site: str) -> list[ScheduledRef]:
+        """Workspaces of the jobs :meth:`scheduled` returns (three columns: cheap enough
+        for every fast worker cycle)."""
+        query = sa.select(_t.c.id, _t.c.workspace, _t.c.hpc_login).where(
+            _t.c.site == site,
+            _t.c.state.in_([s.value for s in SCHEDULED_STATES]),
+            _t.c.scheduler_job_id.is_not(None),
+            _t.c.workspace.is_not(None),
+        )
+        with self._reading() as conn:
+            return [ScheduledRef(r.id, r.workspace, r.hpc_login) for r in conn.execute(query)]
 
     def pending_cancels(self, limit: int = 100) -> list[Job]:
         """Dismissed jobs whose scheduler cancel or workspace clean-up is still owed."""

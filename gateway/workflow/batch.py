@@ -22,6 +22,11 @@ STDERR = "slurm.err"
 #: runners append their stderr to STDERR, which the finaliser reads as usual.
 ARRAY_STDOUT = "slurm-%a.out"
 ARRAY_STDERR = "slurm-%a.err"
+#: Written by the batch script (not the runner) once the runner has exited: the
+#: runner's exit status. Only a hint that the job is ending -- the worker then asks
+#: the scheduler at once instead of waiting for its next poll (see
+#: :meth:`gateway.workflow.monitor.Monitor.run_ended`); its content is never trusted.
+END_RECORD = "job-end"
 
 
 def job_name(job_id: str) -> str:
@@ -45,26 +50,37 @@ def render_script(
     process: ProcessDefinition, site: SiteSettings, workspace: str, array: bool = False
 ) -> str:
     """The batch script; an array task appends its runner's stderr to STDERR
-    (one file for the whole job, written with O_APPEND by every task)."""
+    (one file for the whole job, written with O_APPEND by every task).
+
+    A single job's script ends by writing END_RECORD (the runner's exit status)
+    and exiting with that status, so the worker notices the end without waiting
+    for a scheduler poll. An array's tasks each end on their own, so an array
+    writes none (``exec``, as before): its end is seen by polling.
+    """
     q = shlex.quote
-    redirect = f" 2>>{STDERR}" if array else ""
-    return "\n".join(
-        [
-            "#!/bin/bash",
-            "set -euo pipefail",
-            f"umask {job_umask(site):03o}",
-            f"cd {q(workspace)}",
-            f"export PYTHONPATH={q(site.pythonpath)}",
-            "export PYTHONUNBUFFERED=1",
-            *(
-                [f"export {CONTAINER_RUNTIME_ENV}={q(site.container_runtime)}"]
-                if site.container_runtime
-                else []
-            ),
-            f"exec {q(site.python)} -m {q(process.hpc.runner)}{redirect}",
-            "",
-        ]
-    )
+    runner = f"{q(site.python)} -m {q(process.hpc.runner)}"
+    head = [
+        "#!/bin/bash",
+        "set -euo pipefail",
+        f"umask {job_umask(site):03o}",
+        f"cd {q(workspace)}",
+        f"export PYTHONPATH={q(site.pythonpath)}",
+        "export PYTHONUNBUFFERED=1",
+    ]
+    if site.container_runtime:
+        head.append(f"export {CONTAINER_RUNTIME_ENV}={q(site.container_runtime)}")
+    if array:
+        return "\n".join([*head, f"exec {runner} 2>>{STDERR}", ""])
+    tail = [
+        "rc=0",
+        f"{runner} || rc=$?",
+        f'{{ echo "$rc" >{END_RECORD}; }} 2>/dev/null || true',
+        # a runner killed by a signal: end the same way, so Slurm records the signal
+        'if [ "$rc" -gt 128 ]; then kill -s "$((rc - 128))" $$ || true; fi',
+        'exit "$rc"',
+        "",
+    ]
+    return "\n".join([*head, *tail])
 
 
 def job_spec(job: Job, process: ProcessDefinition, site: SiteSettings, workspace: str) -> JobSpec:

@@ -1,7 +1,12 @@
 """The worker loop: dispatch, monitor, finalise and clean up, one short cycle at a time.
 
-A single thread runs every stage in turn (no thread per job); submissions go
-to the dispatcher's small fixed thread pool. State lives in the database only,
+One thread runs the job stages in turn (no thread per job): dispatch,
+monitor, finalise, clean up; submissions go to the dispatcher's small fixed
+thread pool. The stages that do not move jobs through their states (usage
+reads from Slurm accounting, subscriber callbacks, site probes, trigger
+feeds) run in a second thread in :meth:`Worker.run_forever`: a slurmdb query
+of ~0.4 s no longer holds up the fast cycle that dispatches new jobs and
+notices ended ones. State lives in the database only,
 so any number of workers -- threads, processes or hosts -- can run side by
 side, and a restarted worker carries on where it stopped. The stages are put
 together by the composition root, :func:`gateway.app.build_worker`.
@@ -88,7 +93,8 @@ class Worker:
     interval: float
     #: Between full cycles, new and ended jobs are picked up this often (database only).
     fast_interval: float = 0.05
-    #: Further stages run after the others each cycle (e.g. accounting usage reads).
+    #: Further stages: after the others in :meth:`run_once`; in their own thread, once
+    #: per ``interval``, in :meth:`run_forever` (e.g. accounting usage reads).
     extra_stages: list[Callable[[], int]] = field(default_factory=list)
     #: Nice value :meth:`run_forever` runs at (0: unchanged); see :func:`lower_priority`.
     nice: int = 0
@@ -99,18 +105,24 @@ class Worker:
         With ``wait`` the jobs claimed this cycle are submitted when it returns;
         without, their submissions may still be under way in the dispatcher's pool.
         """
-        work = self.dispatcher.run_once(wait=wait)
-        work += self.monitor.run_once()
-        work += self.finaliser.run_once()
-        work += self.cleaner.run_once()
+        work = self._run_job_stages(wait)
         for stage in self.extra_stages:
             work += stage()
         return work
 
+    def _run_job_stages(self, wait: bool) -> int:
+        work = self.dispatcher.run_once(wait=wait)
+        work += self.monitor.run_once()
+        work += self.finaliser.run_once()
+        return work + self.cleaner.run_once()
+
     def run_fast(self) -> int:
-        """Database-only stages: claim new jobs and finalise ended ones without waiting
-        for the next scheduler poll (keeps the gateway's added latency small)."""
-        return self.dispatcher.run_once(wait=False) + self.finaliser.run_once()
+        """Between scheduler polls: claim new jobs, poll a site at once where a job wrote
+        its end record, finalise ended jobs (keeps the gateway's added latency small;
+        no scheduler call unless an end record is there)."""
+        work = self.dispatcher.run_once(wait=False)
+        work += self.monitor.run_ended()
+        return work + self.finaliser.run_once()
 
     def next_poll_delay(self) -> float:
         """Seconds from the start of a full cycle to the next: ``interval``, or twice the
@@ -123,13 +135,17 @@ class Worker:
         between; submissions run in the dispatcher's pool meanwhile."""
         lower_priority(self.nice)
         log.info("worker started (cycle %.2fs, fast %.2fs)", self.interval, self.fast_interval)
+        side = threading.Thread(
+            target=self._run_side_stages, args=(stop,), name="hpcgw-worker-side", daemon=True
+        )
+        side.start()
         next_full = 0.0
         try:
             while not stop.is_set():
                 now = time.monotonic()
                 try:
                     if now >= next_full:
-                        self.run_once(wait=False)
+                        self._run_job_stages(wait=False)
                         next_full = now + self.next_poll_delay()
                     else:
                         self.run_fast()
@@ -138,7 +154,18 @@ class Worker:
                 stop.wait(max(0.0, min(self.fast_interval, next_full - time.monotonic())))
         finally:
             self.dispatcher.close()
+            side.join(timeout=30)
         log.info("worker stopped")
+
+    def _run_side_stages(self, stop: threading.Event) -> None:
+        """``extra_stages`` once per ``interval`` until ``stop``, each failure logged."""
+        while not stop.is_set():
+            for stage in self.extra_stages:
+                try:
+                    stage()
+                except Exception as exc:  # the loop must outlive any one bad cycle
+                    log.exception("worker stage failed (%s); continuing", type(exc).__name__)
+            stop.wait(self.interval)
 
 
 def lower_priority(nice: int) -> None:
