@@ -185,10 +185,10 @@ def build_worker(services: Services, *, worker_id: str | None = None) -> Worker:
         interval=w.poll_interval_seconds,
         fast_interval=min(w.dispatch_poll_seconds, w.poll_interval_seconds),
         nice=w.nice,
+        starters=[prober.run_once],
         extra_stages=[
             *([usage.run_once] if usage else []),
             notifier.run_once,
-            prober.run_once,
             *([build_trigger_poller(services, wid).run_once] if services.triggers else []),
         ],
     )

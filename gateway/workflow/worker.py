@@ -96,6 +96,11 @@ class Worker:
     #: Further stages: after the others in :meth:`run_once`; in their own thread, once
     #: per ``interval``, in :meth:`run_forever` (e.g. accounting usage reads).
     extra_stages: list[Callable[[], int]] = field(default_factory=list)
+    #: Stages that never block -- they only start background work on their own schedule
+    #: (the health prober's rounds): run on every turn of the loop, fast or full, so
+    #: neither a slow scheduler poll (a site that is down answers late, and full cycles
+    #: then space out) nor a slow extra stage delays them.
+    starters: list[Callable[[], int]] = field(default_factory=list)
     #: Nice value :meth:`run_forever` runs at (0: unchanged); see :func:`lower_priority`.
     nice: int = 0
 
@@ -105,10 +110,13 @@ class Worker:
         With ``wait`` the jobs claimed this cycle are submitted when it returns;
         without, their submissions may still be under way in the dispatcher's pool.
         """
-        work = self._run_job_stages(wait)
+        work = self._run_job_stages(wait) + self._run_starters()
         for stage in self.extra_stages:
             work += stage()
         return work
+
+    def _run_starters(self) -> int:
+        return sum(start() for start in self.starters)
 
     def _run_job_stages(self, wait: bool) -> int:
         work = self.dispatcher.run_once(wait=wait)
@@ -149,6 +157,7 @@ class Worker:
                         next_full = now + self.next_poll_delay()
                     else:
                         self.run_fast()
+                    self._run_starters()
                 except Exception as exc:  # the loop must outlive any one bad cycle
                     log.exception("worker cycle failed (%s); continuing", type(exc).__name__)
                 stop.wait(max(0.0, min(self.fast_interval, next_full - time.monotonic())))
