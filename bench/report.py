@@ -271,7 +271,7 @@ def _eo_tiles_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str
             "1 task, POST→successful",
             f"{many['wall_seconds']:.1f} s",
             f"{one['wall_seconds']:.1f} s",
-            f"{r['speedup_wall']:.2f}x faster ({r['real_cores']} real cores: ideal "
+            f"speed-up x{r['speedup_wall']:.2f} ({r['real_cores']} real cores: ideal "
             f"{r['ideal_wall_seconds']:.1f} s)",
             "report",
             "n/a",

@@ -52,7 +52,7 @@ SIZES: dict[str, Size] = {
         tinydb_budget_seconds=180,
         staging_bytes=1 << 30,
         eo_pixels=2048,
-        eo_step=16,
+        eo_step=8,
         eo_tiles=16,
     ),
     "smoke": Size(
