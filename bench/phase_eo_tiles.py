@@ -110,8 +110,14 @@ def sacct_tasks(slurm_id: str, tasks: int, timeout: float = 120) -> list[dict[st
             "max_rss_mib": _mib(batch[task_id][4]) if task_id in batch else None,
             "req_mem_mib": _mib(alloc[5]),
         }
-        for task_id, alloc in sorted(allocations.items())
+        for task_id, alloc in sorted(allocations.items(), key=lambda kv: _task_index(kv[0]))
     ]
+
+
+def _task_index(job_id: str) -> int:
+    """``7459_12`` -> 12 (a plain job id -> 0), so tasks are listed in array order."""
+    _, sep, tail = job_id.rpartition("_")
+    return int(tail) if sep and tail.isdigit() else 0
 
 
 def _job_row(db_url: str, job_id: str) -> tuple[str, dict[str, Any]]:
