@@ -34,10 +34,14 @@ FINAL = ("successful", "failed", "dismissed")
 
 
 def submit_gateway(
-    client: httpx.Client, ctx: Context, url: str, body: dict[str, Any] = ECHO_BODY
+    client: httpx.Client,
+    ctx: Context,
+    url: str,
+    body: dict[str, Any] = ECHO_BODY,
+    process: str = "echo",
 ) -> str:
     resp = client.post(
-        f"{url}/processes/echo/execution",
+        f"{url}/processes/{process}/execution",
         json=body,
         headers={"Prefer": "respond-async", **ctx.identity.headers()},
     )

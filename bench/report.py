@@ -254,7 +254,46 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
                 _ok(ro["ratio_median"] <= TARGETS["routing"]),
             )
         )
+    # 8. optical correlation as 1 task vs a job array
+    eo = p.get("eo_tiles", {})
+    if not failed("eo_tiles", "8. optical correlation, tiles"):
+        rows += _eo_tiles_rows(eo)
     return rows
+
+
+def _eo_tiles_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    one, many = r["one_task"], r["array"]
+    n, declared = many["tiles"], r["declared_memory_mib"]
+    peak = max(one["max_rss_mib"] or 0, many["max_rss_mib"] or 0)
+    return [
+        (
+            f"8. optical correlation {r['pixels']}² (step {r['step']}): {n}-tile array vs "
+            "1 task, POST→successful",
+            f"{many['wall_seconds']:.1f} s",
+            f"{one['wall_seconds']:.1f} s",
+            f"speed-up x{r['speedup_wall']:.2f} ({r['real_cores']} real cores: ideal "
+            f"{r['ideal_wall_seconds']:.1f} s)",
+            "report",
+            "n/a",
+        ),
+        (
+            "8. overhead per tile: CPU (sacct TotalCPU, all tasks) / wall beyond ideal",
+            f"{many['cpu_seconds_total']:.1f} s CPU; {r['per_tile_overhead_cpu_s']:+.2f} s "
+            f"CPU/tile; {r['per_tile_overhead_wall_s']:+.2f} s wall/tile",
+            f"{one['cpu_seconds_total']:.1f} s CPU",
+            "",
+            "report",
+            "n/a",
+        ),
+        (
+            f"8. peak memory per task (sacct MaxRSS) vs declared {declared} MiB",
+            f"{many['max_rss_mib']} MiB (max of {n} tasks)",
+            f"{one['max_rss_mib']} MiB (1 task)",
+            f"{peak / declared:.0%} of declared",
+            f"≤ {declared} MiB",
+            _ok(peak <= declared if peak else None),
+        ),
+    ]
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -30,7 +30,16 @@ from bench.sizes import SIZES, Size
 
 log = logging.getLogger("bench")
 
-PHASES = ("overhead", "throughput", "acceptance_api", "monitor", "joblist", "staging", "routing")
+PHASES = (
+    "overhead",
+    "throughput",
+    "acceptance_api",
+    "monitor",
+    "joblist",
+    "staging",
+    "routing",
+    "eo_tiles",
+)
 
 
 def _phase(name: str) -> Callable[[Context], dict[str, Any]]:
@@ -62,6 +71,10 @@ def _phase(name: str) -> Callable[[Context], dict[str, Any]]:
         from bench.phase_routing import routing_overhead
 
         return routing_overhead
+    if name == "eo_tiles":
+        from bench.phase_eo_tiles import eo_tiles
+
+        return eo_tiles
     raise ValueError(name)
 
 

@@ -27,6 +27,10 @@ class Size:
     tinydb_budget_seconds: float
     #: Phase 5: size of the staged input.
     staging_bytes: int
+    #: Phase 8 (eo_tiles): side of the synthetic optical pair, correlation step, array tiles.
+    eo_pixels: int = 256
+    eo_step: int = 8
+    eo_tiles: int = 2
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -47,6 +51,9 @@ SIZES: dict[str, Size] = {
         joblist_backends=("sqlite", "postgresql"),
         tinydb_budget_seconds=180,
         staging_bytes=1 << 30,
+        eo_pixels=2048,
+        eo_step=8,
+        eo_tiles=16,
     ),
     "smoke": Size(
         name="smoke",
@@ -61,5 +68,8 @@ SIZES: dict[str, Size] = {
         joblist_backends=("sqlite", "postgresql"),
         tinydb_budget_seconds=20,
         staging_bytes=16 << 20,
+        eo_pixels=256,
+        eo_step=8,
+        eo_tiles=2,
     ),
 }
