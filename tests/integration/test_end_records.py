@@ -8,6 +8,7 @@ by its end record -- and whatever a record alone cannot do, it does not.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,9 +101,16 @@ def test_a_forged_record_changes_nothing(services: Services, worker: Worker) -> 
             "the paused job to run",
             every=0.3,
         )
+
+        def gateway_sees_it_running() -> bool:
+            worker.run_once()
+            return services.store.get(job.id).state is JobState.RUNNING
+
+        eventually(gateway_sees_it_running, 60, "the gateway to see the job running")
         (Path(job.workspace or "") / END_RECORD).write_text("0\n")
-        for _ in range(15):
+        for _ in range(15):  # spaced, so the polls the record prompts really happen
             worker.run_fast()
+            time.sleep(0.1)
         current = services.store.get(job.id)
         assert current.state is JobState.RUNNING, current.message
         assert current.scheduler_state == "RUNNING"
