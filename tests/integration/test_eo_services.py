@@ -87,6 +87,17 @@ def sacct_tasks(dev: DevCluster, slurm_id: str) -> dict[str, tuple[str, int]]:
     return {r[0]: (r[1], int(r[2] or 0)) for r in rows}
 
 
+def listed_tasks(dev: DevCluster, slurm_id: str, count: int) -> dict[str, tuple[str, int]]:
+    """:func:`sacct_tasks` once slurmdbd lists all ``count`` tasks (the gateway may see the
+    array end, through slurmrestd, before its accounting records are all written)."""
+
+    def listed() -> dict[str, tuple[str, int]] | None:
+        tasks = sacct_tasks(dev, slurm_id)
+        return tasks if len(tasks) == count else None
+
+    return eventually(listed, 60, lambda: f"sacct to list {count} tasks of {slurm_id}")
+
+
 def published_cog(
     services: Services, job: Job, tmp_path: Path, output: str = "displacement"
 ) -> Path:
@@ -139,12 +150,7 @@ def test_optical_correlation_as_a_job_array_recovers_the_known_shift(
         assert stats["mean_score"] > 0.8 and stats["tiles"] == 4
 
         slurm_id = done.scheduler_job_id or ""
-
-        def listed() -> dict[str, tuple[str, int]] | None:
-            tasks = sacct_tasks(dev, slurm_id)
-            return tasks if len(tasks) == 4 else None
-
-        tasks = eventually(listed, 30, "sacct to list the 4 array tasks")
+        tasks = listed_tasks(dev, slurm_id, 4)
         assert set(tasks) == {f"{slurm_id}_{i}" for i in range(4)}
         assert dev.sacct_field(f"{slurm_id}_0", "JobName") == f"hpcgw-{job.id}"
         # the usage record sums every task's core time
@@ -230,7 +236,7 @@ def test_sar_change_over_ssh_finds_the_known_change(
         job = services.jobs.submit(ALICE, "sar-change", body)
         done = wait_final(services, job.id, timeout=600)
         assert done.state is JobState.SUCCESSFUL, done.message
-        assert len(sacct_tasks(MESOCENTRE, done.scheduler_job_id or "")) == 4
+        listed_tasks(MESOCENTRE, done.scheduler_job_id or "", 4)
         cog = published_cog(services, done, tmp_path, "change")
     r0, c0, h, w = SAR_CHANGE_WINDOW
     with rasterio.open(cog) as ds:
@@ -301,7 +307,8 @@ def test_the_tile_count_follows_the_image_height_when_not_given(
         done = wait_final(services, job.id, timeout=600)
         assert done.state is JobState.SUCCESSFUL, done.message
         assert done.results["statistics"]["tiles"] == 2
-        assert len(sacct_tasks(HPCGW, done.scheduler_job_id or "")) == 2
+        tasks = listed_tasks(HPCGW, done.scheduler_job_id or "", 2)
+        assert set(tasks) == {f"{done.scheduler_job_id}_{i}" for i in range(2)}
         cog = published_cog(services, done, tmp_path, "coherence")
     with rasterio.open(cog) as ds:
         assert (ds.height, ds.width) == (2100, 16)
