@@ -151,7 +151,7 @@ class Monitor:
             hint = self._hints.get(ref.id)
             if hint is not None:
                 due = due or now >= hint[0]
-            elif os.path.lexists(posixpath.join(ref.workspace, END_RECORD)):
+            elif _has_end_record(ref.workspace):
                 # Slurm ends the job ~0.1 s after its script wrote the record: first look then
                 self._hints[ref.id] = (now + self.hint_delay, 0)
         for job_id in [j for j in self._hints if j not in live]:
@@ -202,9 +202,7 @@ class Monitor:
         costs a few polls, then nothing more than polling)."""
         now = time.monotonic()
         for job in jobs:
-            if not job.workspace:
-                continue
-            if not os.path.lexists(posixpath.join(job.workspace, END_RECORD)):
+            if not job.workspace or not _has_end_record(job.workspace):
                 continue
             looks = self._hints.get(job.id, (0.0, 0))[1] + 1
             delay = min(self.hint_delay * 2 ** max(0, looks - 3), self.max_hint_delay)
@@ -277,3 +275,8 @@ def parse_progress(raw: bytes) -> tuple[int | None, str | None] | None:
     pct = max(0, min(100, int(percent))) if isinstance(percent, int | float) else None
     msg = message[:500] if isinstance(message, str) and message else None
     return pct, msg
+
+
+def _has_end_record(workspace: str) -> bool:
+    """Whether the job's batch script wrote its end record (one ``lstat``)."""
+    return os.path.lexists(posixpath.join(workspace, END_RECORD))

@@ -3,8 +3,9 @@
 One thread runs the job stages in turn (no thread per job): dispatch,
 monitor, finalise, clean up; submissions go to the dispatcher's small fixed
 thread pool. The stages that do not move jobs through their states (usage
-reads from Slurm accounting, subscriber callbacks, site probes, trigger
-feeds) run in a second thread in :meth:`Worker.run_forever`: a slurmdb query
+reads from Slurm accounting, subscriber callbacks, trigger feeds) run in a
+second thread in :meth:`Worker.run_forever`; the health prober, which only
+starts its own probe thread, is started from every turn of the loop. A slurmdb query
 of ~0.4 s no longer holds up the fast cycle that dispatches new jobs and
 notices ended ones. State lives in the database only,
 so any number of workers -- threads, processes or hosts -- can run side by
