@@ -32,13 +32,18 @@ def _admin() -> tuple[Principal, Any]:
     return principal, current_app.extensions["hpcgw"]
 
 
+def _flag(name: str) -> bool:
+    """A yes/no query parameter (``1``, ``true``, ``yes``; absent: no)."""
+    return request.args.get(name, "false").lower() in ("1", "true", "yes")
+
+
 @blueprint.post("/admin/users/sync")
 def run_sync() -> Response:
     from gateway.usersync import SyncError, sync_users
 
     principal, services = _admin()
-    dry_run = request.args.get("dryRun", "false").lower() in ("1", "true", "yes")
-    force = request.args.get("force", "false").lower() in ("1", "true", "yes")
+    dry_run = _flag("dryRun")
+    force = _flag("force")
     try:
         report = sync_users(
             services.settings,
@@ -59,7 +64,7 @@ def relink_user(username: str) -> Response:
     from gateway.usersync.source import DirectoryError, KeycloakDirectory
 
     principal, services = _admin()
-    dry_run = request.args.get("dryRun", "false").lower() in ("1", "true", "yes")
+    dry_run = _flag("dryRun")
     directory = KeycloakDirectory(services.settings.usersync.keycloak)
     try:
         done = relink(
