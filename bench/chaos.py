@@ -23,7 +23,6 @@ Writes ``bench/results/chaos-<size>.json`` and ``.md``; exits 1 when a check fai
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import logging
@@ -43,9 +42,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from bench.common import create_pg_database, drop_pg_database
+from bench.common import scratch_postgres
 from bench.fleet import Fleet, Member, single_instance, two_by_two
-from bench.gatewayproc import PG_ADMIN_URL
 from bench.ledger import Submission, settle, unfinished, wait_usage
 from gateway.jobs.tables import jobs as jobs_table
 
@@ -222,17 +220,6 @@ class LeaseHolderKill:
 # -- one deployment -----------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def scratch_postgres(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
-    """A fresh PostgreSQL database for one run, dropped afterwards."""
-    name = f"hpcgw_chaos_{uuid.uuid4().hex[:10]}"
-    url = create_pg_database(admin_url, name)
-    try:
-        yield url
-    finally:
-        drop_pg_database(admin_url, name)
-
-
 def run_fleet(
     fleet: Fleet,
     size: ChaosSize,
@@ -298,7 +285,7 @@ def run_deployment(
     if kind == "sqlite":
         fleet = single_instance(folder, work_root, user, "hpcgw", size.lease_seconds)
         return run_fleet(fleet, size, seed, run_id)
-    with scratch_postgres() as db_url:
+    with scratch_postgres("hpcgw_chaos") as db_url:
         fleet = two_by_two(folder, work_root, user, db_url, size.lease_seconds)
         return run_fleet(fleet, size, seed, run_id)
 

@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from bench import slurm
-from bench.gatewayproc import JWT_KEY, SLURMRESTD, Identity
+from bench.gatewayproc import JWT_KEY, PG_ADMIN_URL, SLURMRESTD, Identity
 from bench.sizes import Size
 
 log = logging.getLogger("bench")
@@ -200,6 +200,17 @@ def drop_pg_database(admin_url: str, name: str) -> None:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         engine.dispose()
+
+
+@contextmanager
+def scratch_postgres(prefix: str, admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    """A fresh PostgreSQL database ``<prefix>_<random>`` for one run, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    url = create_pg_database(admin_url, name)
+    try:
+        yield url
+    finally:
+        drop_pg_database(admin_url, name)
 
 
 # -- clean-up -------------------------------------------------------------------------

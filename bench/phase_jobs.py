@@ -132,11 +132,13 @@ def start_bench_gateway(
     *,
     with_worker: bool = True,
     adjust: Callable[[dict[str, Any]], None] | None = None,
+    db_url: str = "",
     **kw: Any,
 ) -> GatewayProcess:
-    """The phase's gateway; ``adjust`` may change its configuration before it starts."""
+    """The phase's gateway (on ``db_url``, else a SQLite file of its own); ``adjust`` may
+    change its configuration before it starts."""
     tmp = ctx.phase_dir(name)
-    db_url = f"sqlite:///{tmp}/hpcgw.db"
+    db_url = db_url or f"sqlite:///{tmp}/hpcgw.db"
     ctx.gateway_db_urls.append(db_url)
     ctx.identity.provision(db_url, ctx.user)
     config = gateway_config(

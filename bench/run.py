@@ -33,6 +33,7 @@ log = logging.getLogger("bench")
 PHASES = (
     "overhead",
     "throughput",
+    "throughput_pg",
     "acceptance_api",
     "monitor",
     "joblist",
@@ -51,6 +52,10 @@ def _phase(name: str) -> Callable[[Context], dict[str, Any]]:
         from bench.phase_throughput import throughput
 
         return throughput
+    if name == "throughput_pg":
+        from bench.phase_throughput import throughput_postgresql
+
+        return throughput_postgresql
     if name == "acceptance_api":
         from bench.phase_throughput import acceptance_api_only
 
