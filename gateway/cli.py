@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -76,6 +77,9 @@ def worker(
     settings = _settings(config)
     _logging(settings)
     _metrics_dir(settings, clean=False)
+    if settings.database.auto_upgrade:
+        _migrate_in_child(config)
+        settings.database.auto_upgrade = False
     services = build_services(settings)
     log_sites(services.sites)
     w = build_worker(services)
@@ -99,20 +103,19 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the HTTP API with gunicorn (production WSGI server)."""
-    from gateway import db
     from gateway.wsgi import GatewayServer
 
     settings = _settings(config)
     _logging(settings)
     _metrics_dir(settings, clean=True)
     if settings.database.auto_upgrade:
-        db.upgrade(settings.database.url)
+        _migrate_in_child(config)
     supervisor = None
     if settings.server.embedded_worker if with_worker is None else with_worker:
         args = [sys.executable, "-m", "gateway.cli", "worker"]
         if config is not None:
             args += ["--config", str(config)]
-        supervisor = _WorkerSupervisor(args)
+        supervisor = _WorkerSupervisor(args, {"HPCGW_DATABASE__AUTO_UPGRADE": "false"})
         supervisor.start()
     try:
         GatewayServer(settings, config).run()
@@ -121,19 +124,33 @@ def serve(
             supervisor.stop()
 
 
+def _migrate_in_child(config: Path | None) -> None:
+    """``hpcgw db upgrade`` in a child process: a long-running server or worker then never
+    loads Alembic (with Mako and Pygments, ~11 MiB that every gunicorn worker forked from
+    the server would carry). Exits with the child's status if the migration fails."""
+    args = [sys.executable, "-m", "gateway.cli", "db", "upgrade"]
+    if config is not None:
+        args += ["--config", str(config)]
+    done = subprocess.run(args, stdout=subprocess.DEVNULL, check=False)
+    if done.returncode != 0:
+        typer.echo("the job store's migration failed (see above); not starting", err=True)
+        raise typer.Exit(done.returncode)
+
+
 class _WorkerSupervisor(threading.Thread):
     """Keeps one ``hpcgw worker`` child alive next to the server, restarting it with backoff."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
         super().__init__(name="hpcgw-worker-supervisor", daemon=True)
         self.args = args
+        self.env = {**os.environ, **env}
         self._halt = threading.Event()
         self._child: subprocess.Popen[bytes] | None = None
 
     def run(self) -> None:
         restarts = 0
         while not self._halt.is_set():
-            self._child = subprocess.Popen(self.args)
+            self._child = subprocess.Popen(self.args, env=self.env)
             code = self._child.wait()
             if self._halt.is_set() or code in (0, -signal.SIGTERM, -signal.SIGINT):
                 return  # stopped on purpose (e.g. the whole process group got SIGTERM)

@@ -8,12 +8,13 @@ connection so several threads and processes can share it; other backends
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:  # Alembic (with Mako and Pygments) is ~11 MiB: loaded only to migrate
+    from alembic.config import Config
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -51,6 +52,8 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -59,6 +62,8 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the Alembic migrations up to ``revision``."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 

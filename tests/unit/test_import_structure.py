@@ -150,14 +150,25 @@ def test_the_core_never_imports_a_surface() -> None:
     assert wrong == []
 
 
-def _loaded_by(tmp_path: Path, body: str, watched: tuple[str, ...]) -> list[str]:
+def _loaded_by(
+    tmp_path: Path, body: str, watched: tuple[str, ...], *, as_served: bool = False
+) -> list[str]:
     """Which of ``watched`` a fresh interpreter has loaded after running ``body`` (with
-    ``settings`` and ``services`` built on a scratch SQLite file)."""
+    ``settings`` and ``services`` built on a scratch SQLite file). ``as_served``: the
+    schema migrated as ``hpcgw serve`` / ``hpcgw worker`` do it, in a child process."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    migrate = (
+        f"import os; os.environ['HPCGW_DATABASE__URL'] = {url!r}\n"
+        "gateway.cli._migrate_in_child(None)\n"
+        if as_served
+        else ""
+    )
     code = (
         "import sys, gateway.cli\n"
         "from gateway.app import build_services, build_worker, create_app\n"
         "from gateway.settings import load_settings\n"
-        f"settings = load_settings(database={{'url': 'sqlite:///{tmp_path}/s.db'}})\n"
+        f"{migrate}"
+        f"settings = load_settings(database={{'url': {url!r}, 'auto_upgrade': {not as_served}}})\n"
         "services = build_services(settings)\n"
         f"{body}\n"
         "services.close()\n"
@@ -188,3 +199,18 @@ def test_an_api_process_loads_no_s3_or_gdal_library_until_asked(tmp_path: Path) 
         "assert client.get('/jobs').status_code in (200, 401)"
     )
     assert _loaded_by(tmp_path, body, ("boto3", "botocore", "rasterio")) == []
+
+
+def test_served_processes_migrate_in_a_child_and_never_load_alembic(tmp_path: Path) -> None:
+    """Alembic with Mako (and the Pygments plugin it loads) is ~11 MiB that every gunicorn worker would inherit
+    from the server process: ``hpcgw serve`` and ``hpcgw worker`` migrate the job store
+    in a child, and then answer (the tables exist) without ever loading them."""
+    body = (
+        "client = create_app(settings, services).test_client()\n"
+        "assert client.get('/jobs').status_code in (200, 401)\n"
+        "build_worker(services).run_once()"
+    )
+    watched = ("alembic", "mako")
+    assert _loaded_by(tmp_path, body, watched, as_served=True) == []
+    (tmp_path / "direct").mkdir()
+    assert "alembic" in _loaded_by(tmp_path / "direct", "", watched)  # the test can fail
