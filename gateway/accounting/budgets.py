@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from gateway import db
 from gateway.accounting import tables
 from gateway.accounting.periods import Period, Window, window
 from gateway.accounting.quotes import quoted_core_hours
@@ -247,7 +248,7 @@ class BudgetStore:
         )
         if site is not None:
             query = query.where(b.c.site.in_([site, ALL_SITES]))
-        with self.engine.connect() as conn:
+        with db.single_statement(self.engine) as conn:
             found = [_budget(r) for r in conn.execute(query).all()]
         out: dict[tuple[Scope, str], list[Budget]] = {}
         for scope, name in wanted:

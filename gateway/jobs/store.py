@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gateway import db
 from gateway.jobs import tables
 from gateway.jobs.extra_sql import patched_extra
 from gateway.jobs.records import (
@@ -305,7 +306,7 @@ class JobStore:
             "subscriber": new.subscriber,
             "extra": _new_extra(new),
         }
-        with self.engine.begin() as conn:
+        with db.single_statement(self.engine) as conn:
             conn.execute(_t.insert().values(**values))
         return _row_to_job({**dict.fromkeys(_t.columns.keys()), **values})
 
