@@ -83,6 +83,8 @@ def worker(
     services = build_services(settings)
     log_sites(services.sites)
     w = build_worker(services)
+    # rasterio (GDAL) for publication records: loaded now, not on the first job's end
+    import gateway.publication.footprint  # noqa: F401
     if once:
         w.run_once()
         return

@@ -61,8 +61,9 @@ class Finaliser:
         self.lease_seconds = lease_seconds
         self.hooks = hooks or []
 
-    def run_once(self) -> int:
-        jobs = self.store.claim(self.worker_id, [JobState.PUBLISHING], 20, self.lease_seconds)
+    def run_once(self, limit: int = 20) -> int:
+        """Finalise up to ``limit`` ended jobs; returns how many were claimed."""
+        jobs = self.store.claim(self.worker_id, [JobState.PUBLISHING], limit, self.lease_seconds)
         for job in jobs:
             with job_context(job.id, job.owner.username):
                 self.finalise(job)

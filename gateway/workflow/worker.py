@@ -104,6 +104,10 @@ class Worker:
     starters: list[Callable[[], int]] = field(default_factory=list)
     #: Nice value :meth:`run_forever` runs at (0: unchanged); see :func:`lower_priority`.
     nice: int = 0
+    #: Ended jobs finalised per fast turn. Each takes tens of milliseconds (outputs read
+    #: and published, usage queued); the dispatcher refills its submission pool only
+    #: between turns, so a long run of finalisations would hold up new submissions.
+    finalise_per_turn: int = 4
 
     def run_once(self, wait: bool = True) -> int:
         """One cycle of every stage; returns the amount of work seen.
@@ -131,7 +135,7 @@ class Worker:
         no scheduler call unless an end record is there)."""
         work = self.dispatcher.run_once(wait=False)
         work += self.monitor.run_ended()
-        return work + self.finaliser.run_once()
+        return work + self.finaliser.run_once(self.finalise_per_turn)
 
     def next_poll_delay(self) -> float:
         """Seconds from the start of a full cycle to the next: ``interval``, or twice the
@@ -141,7 +145,9 @@ class Worker:
 
     def run_forever(self, stop: threading.Event) -> None:
         """Full cycles every ``next_poll_delay()`` (one scheduler call per site), fast ones
-        between; submissions run in the dispatcher's pool meanwhile."""
+        between; submissions run in the dispatcher's pool meanwhile. A turn that found
+        work is followed by the next at once (a burst drains at the pace the database
+        and the scheduler allow); an idle one waits ``fast_interval``."""
         lower_priority(self.nice)
         log.info("worker started (cycle %.2fs, fast %.2fs)", self.interval, self.fast_interval)
         side = threading.Thread(
@@ -152,16 +158,18 @@ class Worker:
         try:
             while not stop.is_set():
                 now = time.monotonic()
+                work = 0
                 try:
                     if now >= next_full:
-                        self._run_job_stages(wait=False)
+                        work = self._run_job_stages(wait=False)
                         next_full = now + self.next_poll_delay()
                     else:
-                        self.run_fast()
+                        work = self.run_fast()
                     self._run_starters()
                 except Exception as exc:  # the loop must outlive any one bad cycle
                     log.exception("worker cycle failed (%s); continuing", type(exc).__name__)
-                stop.wait(max(0.0, min(self.fast_interval, next_full - time.monotonic())))
+                pause = 0.0 if work else min(self.fast_interval, next_full - time.monotonic())
+                stop.wait(max(0.0, pause))
         finally:
             self.dispatcher.close()
             side.join(timeout=30)
