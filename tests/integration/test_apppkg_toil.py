@@ -1,0 +1,155 @@
+"""Deployed CWL Workflows whose steps run as Slurm jobs of their own (toil), on the real clusters.
+
+``mesocentre`` (Slurm 24.11, its own prefix and ``SLURM_CONF``) declares toil,
+``hpcgw`` (22.05) does not. A two-step Workflow deployed with
+``"runner": "toil"`` is routed to ``mesocentre`` only; its batch job is toil's
+leader, which submits each step with *mesocentre's* ``sbatch`` as the same
+user: sacct shows the steps as separate jobs of alice named after the OGC job,
+and the job's usage record is the leader's CPU time plus theirs. Dismissing
+the job while a step runs cancels that step job too.
+
+Slurm jobs: the workflow run is one leader and two steps; the cancellation one
+leader and one step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from gateway.jobs.states import JobState
+from processes.cwl_runner import step_job_name
+from tests.clusters import MESOCENTRE
+from tests.conftest import require_cluster, require_root
+from tests.identity_fixtures import Keycloak, keycloak
+from tests.integration.test_apppkg import (
+    DATA,
+    Gateway,
+    _execute,
+    _output_text,
+    _wait,
+    deployer_gateway,
+)
+from tests.integration.test_eo_services import FAST_USAGE, usage_cpu_seconds
+from tests.integration.test_two_sites import _sites
+from tests.polling import eventually
+
+pytestmark = pytest.mark.slurm
+
+__all__ = ["keycloak"]
+
+OGCAPPPKG = "application/ogcapppkg+json"
+#: A one-step Workflow whose step sleeps (long enough to be cancelled while it runs).
+SLEEPER = """
+cwlVersion: v1.2
+class: Workflow
+id: sleeper
+inputs:
+  seconds: {type: int, default: 300}
+outputs:
+  out: {type: File, outputSource: nap/out}
+steps:
+  nap:
+    run:
+      class: CommandLineTool
+      baseCommand: sleep
+      inputs:
+        seconds: {type: int, inputBinding: {position: 1}}
+      outputs:
+        out: stdout
+    in: {seconds: seconds}
+    out: [out]
+"""
+
+
+@pytest.fixture(scope="module")
+def two(
+    cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    require_root("jobs run as alice in root-made workspaces")
+    require_cluster(MESOCENTRE)
+    sites = _sites("slurmrest")
+    toil = {"slurm_bin": MESOCENTRE.bin_dir, "slurm_conf": MESOCENTRE.slurm_conf}
+    sites["mesocentre"] = {**sites["mesocentre"], "toil": toil}  # type: ignore[dict-item]
+    folder = tmp_path_factory.mktemp("toil")
+    with deployer_gateway(
+        keycloak, folder, sites=sites, default_site="hpcgw", accounting=FAST_USAGE
+    ) as gateway:
+        yield gateway
+
+
+def _deploy_with_toil(gw: Gateway, process_id: str, cwl: str) -> None:
+    body = {
+        "processDescription": {"id": process_id},
+        "executionUnit": {"unit": cwl, "config": {"runner": "toil"}},
+    }
+    resp = gw.deploy("dora", json.dumps(body), OGCAPPPKG)
+    assert resp.status_code == 201, resp.get_json()
+
+
+def _steps(job_id: str) -> list[list[str]]:
+    """sacct's JobID|User|CPUTimeRAW|State of the step jobs of ``job_id``."""
+    out = MESOCENTRE.run(
+        "sacct", "-X", "-n", "-P", "-S", "now-1hours", "--name", step_job_name(f"hpcgw-{job_id}"),
+        "-o", "JobID,User,CPUTimeRAW,State",
+    )  # fmt: skip
+    return [line.split("|") for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_each_step_is_a_slurm_job_of_the_user_accounted_under_the_ogc_job(two: Gateway) -> None:
+    _deploy_with_toil(two, "wordreport-toil", (DATA / "wordreport.cwl").read_text())
+    try:
+        inputs = {"text": "the quick brown fox jumps", "title": "fox"}
+        pinned = two.client.post(
+            "/processes/wordreport-toil/execution",
+            json={"inputs": inputs, "hpcSite": "hpcgw"},
+            headers=two.h("dora", Prefer="respond-async"),
+        )
+        assert pinned.status_code == 400, pinned.get_json()
+        assert "declares no toil" in pinned.get_json()["detail"]
+
+        job_id = _execute(two, "dora", "wordreport-toil", inputs)
+        job = _wait(two, job_id)
+        assert job.site == "mesocentre", job.routing_reason
+        assert job.state is JobState.SUCCESSFUL, job.message
+        assert json.loads(_output_text(two, "dora", job_id, "report")) == {
+            "title": "fox",
+            "words": 5,
+        }
+        steps = eventually(
+            lambda: (s := _steps(job_id)) if len(s) == 2 and all(r[3] == "COMPLETED" for r in s) else None,
+            60,
+            "two COMPLETED step jobs in sacct",
+        )
+        leader = job.scheduler_job_id or ""
+        assert leader not in {r[0] for r in steps}
+        assert {r[1] for r in steps} == {"alice"}
+        assert MESOCENTRE.sacct_settled(leader, "User", "alice") == "alice"
+        leader_cpu = int(MESOCENTRE.sacct_settled(leader, "State", "COMPLETED") and
+                         MESOCENTRE.sacct_field(leader, "CPUTimeRAW"))  # fmt: skip
+        assert usage_cpu_seconds(two.services, job_id) == leader_cpu + sum(int(r[2]) for r in steps)
+    finally:
+        assert two.client.delete("/processes/wordreport-toil", headers=two.h("dora")).status_code == 204
+
+
+def test_dismissing_the_job_cancels_its_running_step_job(two: Gateway) -> None:
+    _deploy_with_toil(two, "sleeper-toil", SLEEPER)
+    try:
+        job_id = _execute(two, "dora", "sleeper-toil", {})
+        name = step_job_name(f"hpcgw-{job_id}")
+
+        def step_running() -> str | None:
+            out = MESOCENTRE.run("squeue", "-h", "-n", name, "-o", "%i %T").stdout.split()
+            return out[0] if out[1:2] == ["RUNNING"] else None
+
+        step = eventually(step_running, 120, "the sleeping step job to run", every=0.5)
+        resp = two.client.delete(f"/jobs/{job_id}", headers=two.h("dora"))
+        assert resp.status_code == 200, resp.get_json()
+        eventually(lambda: step not in MESOCENTRE.squeue_ids(), 60, "the step job to be gone")
+        state = MESOCENTRE.sacct_settled(step, "State", "CANCELLED")
+        assert state.startswith("CANCELLED"), state
+        assert _wait(two, job_id).state is JobState.DISMISSED
+    finally:
+        assert two.client.delete("/processes/sleeper-toil", headers=two.h("dora")).status_code == 204
