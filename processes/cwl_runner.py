@@ -259,6 +259,8 @@ def toil_command(workspace: Path, entry: str, container: str = "--no-container")
         f"file:{folder / 'jobstore'}",
         "--workDir",
         str(folder),
+        "--batchLogsDir",
+        str(folder),
         "--retryCount",
         "0",
         "--logLevel",
@@ -281,7 +283,10 @@ def toil_environment(env: Mapping[str, str]) -> dict[str, str]:
     if env.get(TOIL_SLURM_CONF_ENV):
         result["SLURM_CONF"] = env[TOIL_SLURM_CONF_ENV]
     args = [f"--job-name={step_job_name(env.get('SLURM_JOB_NAME', 'hpcgw'))}"]
-    for option, variable in (("account", "SLURM_JOB_ACCOUNT"), ("partition", "SLURM_JOB_PARTITION")):
+    for option, variable in (
+        ("account", "SLURM_JOB_ACCOUNT"),
+        ("partition", "SLURM_JOB_PARTITION"),
+    ):
         if env.get(variable):
             args.append(f"--{option}={env[variable]}")
     result["TOIL_SLURM_ARGS"] = " ".join(shlex.quote(a) for a in args)
@@ -305,7 +310,9 @@ def cancel_steps(env: Mapping[str, str]) -> None:
     )
 
 
-def run_package(command: list[str], workspace: Path, env: dict[str, str] | None) -> tuple[int, bytes]:
+def run_package(
+    command: list[str], workspace: Path, env: dict[str, str] | None
+) -> tuple[int, bytes]:
     """Run cwltool (``env`` None) or toil's leader; on SIGTERM cancel toil's step jobs
     (before and after the leader stops, so a step submitted meanwhile goes too)."""
     if env is None:
@@ -344,7 +351,9 @@ def main() -> int:
     (workspace / JOB_ORDER_FILE).write_text(json.dumps(order), encoding="utf-8")
     toil = os.environ.get(RUNNER_ENV) == TOIL
     program = "toil-cwl-runner" if toil else "cwltool"
-    command = (toil_command if toil else cwltool_command)(workspace, run.get("entry", ""), container)
+    command = (toil_command if toil else cwltool_command)(
+        workspace, run.get("entry", ""), container
+    )
     report_progress(10, f"{program} is running the application package", workspace)
     code, stdout = run_package(command, workspace, toil_environment(os.environ) if toil else None)
     if code != 0:

@@ -89,6 +89,10 @@ def _deploy_with_toil(gw: Gateway, process_id: str, cwl: str) -> None:
     assert resp.status_code == 201, resp.get_json()
 
 
+def _undeploy(gw: Gateway, process_id: str) -> None:
+    assert gw.client.delete(f"/processes/{process_id}", headers=gw.h("dora")).status_code == 204
+
+
 def _steps(job_id: str) -> list[list[str]]:
     """sacct's JobID|User|CPUTimeRAW|State of the step jobs of ``job_id``."""
     out = MESOCENTRE.run(
@@ -96,6 +100,11 @@ def _steps(job_id: str) -> list[list[str]]:
         "-o", "JobID,User,CPUTimeRAW,State",
     )  # fmt: skip
     return [line.split("|") for line in out.stdout.splitlines() if line.strip()]
+
+
+def _completed_steps(job_id: str, count: int) -> list[list[str]] | None:
+    steps = _steps(job_id)
+    return steps if len(steps) == count and all(r[3] == "COMPLETED" for r in steps) else None
 
 
 def test_each_step_is_a_slurm_job_of_the_user_accounted_under_the_ogc_job(two: Gateway) -> None:
@@ -118,20 +127,16 @@ def test_each_step_is_a_slurm_job_of_the_user_accounted_under_the_ogc_job(two: G
             "title": "fox",
             "words": 5,
         }
-        steps = eventually(
-            lambda: (s := _steps(job_id)) if len(s) == 2 and all(r[3] == "COMPLETED" for r in s) else None,
-            60,
-            "two COMPLETED step jobs in sacct",
-        )
+        steps = eventually(lambda: _completed_steps(job_id, 2), 60, "2 step jobs in sacct")
         leader = job.scheduler_job_id or ""
         assert leader not in {r[0] for r in steps}
         assert {r[1] for r in steps} == {"alice"}
         assert MESOCENTRE.sacct_settled(leader, "User", "alice") == "alice"
-        leader_cpu = int(MESOCENTRE.sacct_settled(leader, "State", "COMPLETED") and
-                         MESOCENTRE.sacct_field(leader, "CPUTimeRAW"))  # fmt: skip
+        assert MESOCENTRE.sacct_settled(leader, "State", "COMPLETED") == "COMPLETED"
+        leader_cpu = int(MESOCENTRE.sacct_field(leader, "CPUTimeRAW"))
         assert usage_cpu_seconds(two.services, job_id) == leader_cpu + sum(int(r[2]) for r in steps)
     finally:
-        assert two.client.delete("/processes/wordreport-toil", headers=two.h("dora")).status_code == 204
+        _undeploy(two, "wordreport-toil")
 
 
 def test_dismissing_the_job_cancels_its_running_step_job(two: Gateway) -> None:
@@ -152,4 +157,4 @@ def test_dismissing_the_job_cancels_its_running_step_job(two: Gateway) -> None:
         assert state.startswith("CANCELLED"), state
         assert _wait(two, job_id).state is JobState.DISMISSED
     finally:
-        assert two.client.delete("/processes/sleeper-toil", headers=two.h("dora")).status_code == 204
+        _undeploy(two, "sleeper-toil")

@@ -34,7 +34,9 @@ TOIL_SITES = SiteAbilities(toil=("mesocentre",))
 def _package(name: str, config: dict[str, object], sites: SiteAbilities = TOIL_SITES):
     unit = (DATA / name).read_text()
     body = json.dumps({"processDescription": {}, "executionUnit": {"unit": unit, "config": config}})
-    return package_definition(parse_body(body.encode(), OGCAPPPKG, 256 * 1024), "", AppPkgSettings(), sites)
+    return package_definition(
+        parse_body(body.encode(), OGCAPPPKG, 256 * 1024), "", AppPkgSettings(), sites
+    )
 
 
 TOIL = SiteSettings(toil=ToilSettings(slurm_bin="/opt/slurm x/bin", slurm_conf="/etc/s.conf"))
@@ -63,7 +65,7 @@ def test_without_an_ask_a_workflow_follows_the_site_and_a_tool_never_uses_toil()
 def test_toil_no_site_has_or_an_unknown_runner_is_refused_at_deploy() -> None:
     with pytest.raises(BadRequest, match="no site of this gateway declares toil"):
         _package("wordreport.cwl", {"runner": "toil"}, SiteAbilities())
-    with pytest.raises(BadRequest, match="config.runner must be one of cwltool, toil"):
+    with pytest.raises(BadRequest, match=r"config\.runner must be one of cwltool, toil"):
         _package("wordreport.cwl", {"runner": "nextflow"})
     with pytest.raises(ValidationError, match="needs the site's toil section"):
         SiteSettings(cwl_runner="toil")
