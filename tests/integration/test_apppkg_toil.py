@@ -8,13 +8,24 @@ user: sacct shows the steps as separate jobs of alice named after the OGC job,
 and the job's usage record is the leader's CPU time plus theirs. Dismissing
 the job while a step runs cancels that step job too.
 
+The runner's own safety net -- on SIGTERM it cancels every job of the step
+name, for a leader that could not cancel its steps itself -- is tested with a
+stand-in leader that submits a step and ignores SIGTERM (real Toil cancels its
+steps on request, so it never shows that case).
+
 Slurm jobs: the workflow run is one leader and two steps; the cancellation one
-leader and one step.
+leader and one step; the safety net one step.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -22,7 +33,7 @@ import pytest
 from gateway.jobs.states import JobState
 from processes.cwl_runner import step_job_name
 from tests.clusters import MESOCENTRE
-from tests.conftest import require_cluster, require_root
+from tests.conftest import REPO, require_cluster, require_root
 from tests.identity_fixtures import Keycloak, keycloak
 from tests.integration.test_apppkg import (
     DATA,
@@ -158,3 +169,65 @@ def test_dismissing_the_job_cancels_its_running_step_job(two: Gateway) -> None:
         assert _wait(two, job_id).state is JobState.DISMISSED
     finally:
         _undeploy(two, "sleeper-toil")
+
+
+#: A leader that submits one step job (as toil would: its name and options from
+#: TOIL_SLURM_ARGS) and then ignores SIGTERM, so only the runner can cancel the step.
+STUBBORN_LEADER = (
+    "sbatch $TOIL_SLURM_ARGS --parsable --wrap 'sleep 300' && trap '' TERM && sleep 300"
+)
+RUN_LEADER = """
+import os, sys
+from pathlib import Path
+from processes.cwl_runner import run_package, toil_environment
+code, _ = run_package(["bash", "-c", sys.argv[1]], Path.cwd(), toil_environment(os.environ))
+sys.exit(code)
+"""
+
+
+def test_the_runner_cancels_the_step_jobs_a_terminated_leader_left(cluster: str) -> None:
+    require_root("the runner runs as alice")
+    require_cluster(MESOCENTRE)
+    leader_name = f"hpcgw-{uuid.uuid4()}"
+    workspace = tempfile.mkdtemp(prefix="toil-cancel-")
+    shutil.chown(workspace, "alice")
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": "/home/alice",
+        "PYTHONPATH": str(REPO),
+        "SLURM_JOB_NAME": leader_name,
+        "SLURM_JOB_PARTITION": MESOCENTRE.partition,
+        "HPCGW_TOIL_SLURM_BIN": MESOCENTRE.bin_dir,
+        "HPCGW_TOIL_SLURM_CONF": MESOCENTRE.slurm_conf,
+    }
+    runner = subprocess.Popen(
+        [sys.executable, "-c", RUN_LEADER, STUBBORN_LEADER],
+        cwd=workspace,
+        env=env,
+        user="alice",
+        group="alice",
+        extra_groups=[],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    name = step_job_name(leader_name)
+    try:
+
+        def submitted() -> str | None:
+            out = MESOCENTRE.run("squeue", "-h", "-n", name, "-o", "%i").stdout.split()
+            return out[0] if out else None
+
+        step = eventually(submitted, 60, "the stand-in leader's step job", every=0.5)
+        runner.send_signal(signal.SIGTERM)
+        _, err = runner.communicate(timeout=60)
+        assert runner.returncode == 128 + signal.SIGTERM, err
+        assert b"cancelling the workflow's step jobs" in err
+        state = MESOCENTRE.sacct_settled(step, "State", "CANCELLED")
+        assert state.startswith("CANCELLED"), state
+        assert step not in MESOCENTRE.squeue_ids()
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+        ids = MESOCENTRE.run("squeue", "-h", "-n", name, "-o", "%i").stdout.split()
+        MESOCENTRE.scancel(*ids)
+        shutil.rmtree(workspace, ignore_errors=True)
