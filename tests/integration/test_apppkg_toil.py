@@ -40,11 +40,11 @@ from tests.integration.test_apppkg import (
     Gateway,
     _execute,
     _output_text,
+    _pinned_refusal,
     _wait,
-    deployer_gateway,
 )
+from tests.integration.test_apppkg_containers import two_site_gateway
 from tests.integration.test_eo_services import FAST_USAGE, usage_cpu_seconds
-from tests.integration.test_two_sites import _sites
 from tests.polling import eventually
 
 pytestmark = pytest.mark.slurm
@@ -79,15 +79,9 @@ steps:
 def two(
     cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    require_root("jobs run as alice in root-made workspaces")
-    require_cluster(MESOCENTRE)
-    sites = _sites("slurmrest")
     toil = {"slurm_bin": MESOCENTRE.bin_dir, "slurm_conf": MESOCENTRE.slurm_conf}
-    sites["mesocentre"] = {**sites["mesocentre"], "toil": toil}  # type: ignore[dict-item]
     folder = tmp_path_factory.mktemp("toil")
-    with deployer_gateway(
-        keycloak, folder, sites=sites, default_site="hpcgw", accounting=FAST_USAGE
-    ) as gateway:
+    with two_site_gateway(keycloak, folder, {"toil": toil}, accounting=FAST_USAGE) as gateway:
         yield gateway
 
 
@@ -122,13 +116,7 @@ def test_each_step_is_a_slurm_job_of_the_user_accounted_under_the_ogc_job(two: G
     _deploy_with_toil(two, "wordreport-toil", (DATA / "wordreport.cwl").read_text())
     try:
         inputs = {"text": "the quick brown fox jumps", "title": "fox"}
-        pinned = two.client.post(
-            "/processes/wordreport-toil/execution",
-            json={"inputs": inputs, "hpcSite": "hpcgw"},
-            headers=two.h("dora", Prefer="respond-async"),
-        )
-        assert pinned.status_code == 400, pinned.get_json()
-        assert "declares no toil" in pinned.get_json()["detail"]
+        assert "declares no toil" in _pinned_refusal(two, "wordreport-toil", inputs, "hpcgw")
 
         job_id = _execute(two, "dora", "wordreport-toil", inputs)
         job = _wait(two, job_id)
