@@ -21,6 +21,7 @@ from gateway import db
 from gateway.accounting.instrument import instrument_builder
 from gateway.accounting.quotes import Pricing
 from gateway.accounting.service import Accounting
+from gateway.apppkg.policy import SiteAbilities
 from gateway.apppkg.service import DeployService
 from gateway.apppkg.store import DeployedStore
 from gateway.egress import EgressPolicy
@@ -40,6 +41,7 @@ from gateway.staging.raster_size import tile_sizer
 from gateway.triggers.poller import FeedPoller
 from gateway.triggers.service import TriggerService
 from gateway.triggers.store import TriggerStore
+from gateway.workflow.batch import toil_step_namer
 from gateway.workflow.callbacks import Notifier
 from gateway.workflow.dispatcher import Dispatcher
 from gateway.workflow.finaliser import Finaliser
@@ -75,7 +77,13 @@ def build_services(settings: Settings) -> Services:
     accounting = None
     if settings.accounting.enabled:
         accounting = Accounting(
-            settings.accounting, engine, store, sites, settings.sites, settings.default_site
+            settings.accounting,
+            engine,
+            store,
+            sites,
+            settings.sites,
+            settings.default_site,
+            step_name=toil_step_namer(registry, settings.sites),
         )
     health = HealthView(HealthStore(engine), settings.routing.probe_seconds)
     router = Router(
@@ -110,7 +118,7 @@ def build_services(settings: Settings) -> Services:
             deployed,
             registry,
             settings.apppkg,
-            [name for name, site in settings.sites.items() if site.container_runtime],
+            SiteAbilities.of(settings.sites),
         ),
         triggers=TriggerService(TriggerStore(engine), jobs, IdentityStore(engine)),
     )

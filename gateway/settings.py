@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -25,7 +32,7 @@ from pydantic_settings import (
 from gateway.accounting.config import AccountingSettings
 from gateway.logs import LogSettings
 from gateway.routing.config import RoutingSettings
-from gateway.settings_apppkg import AppPkgSettings
+from gateway.settings_apppkg import AppPkgSettings, CwlRunner, ToilSettings
 from gateway.settings_workflow import PublicationSettings, WorkflowSettings
 from gateway.triggers.config import TriggerSettings
 
@@ -379,10 +386,22 @@ class SiteSettings(BaseModel):
     #: Only a site declaring one runs CWL packages that require a container
     #: (``DockerRequirement``); cwltool runs them there with ``--singularity``.
     container_runtime: Literal["apptainer", "singularity"] | None = None
+    #: Toil on this site (``toil-cwl-runner`` next to ``python``), or none. Only a site
+    #: with it runs CWL packages asking for ``"runner": "toil"`` (each step its own job).
+    toil: ToilSettings | None = None
+    #: How deployed multi-step Workflows run here when their package does not say:
+    #: ``cwltool`` in the job's allocation, or ``toil`` (needs ``toil``).
+    cwl_runner: CwlRunner = "cwltool"
     #: Python interpreter on the cluster that runs the process runners.
     python: str = Field(default_factory=lambda: sys.executable)
     #: Extra ``PYTHONPATH`` for runners on the cluster (the gateway's source tree).
     pythonpath: str = Field(default_factory=lambda: str(Path(__file__).resolve().parent.parent))
+
+    @model_validator(mode="after")
+    def _toil_declared(self) -> SiteSettings:
+        if self.cwl_runner == "toil" and self.toil is None:
+            raise ValueError("cwl_runner: toil needs the site's toil section (toil: {})")
+        return self
 
     @field_validator("workspace_dir_mode", "workspace_file_mode", mode="before")
     @classmethod

@@ -20,18 +20,35 @@ turns cwltool's output object into the gateway's manifest ``outputs.json`` (a
 asset files are published as ``files``). cwltool's own messages go to the
 job's stderr, so a failed run shows the CWL error in the job's status.
 
+**Toil.** When the batch script exports ``HPCGW_CWL_RUNNER=toil`` (the package
+or the site asked for it, see :meth:`processes.package.PackagedDefinition.runs_with_toil`),
+the package runs with ``toil-cwl-runner --batchSystem slurm`` instead (the one
+next to this Python, with the same cwltool): the runner is Toil's leader, and
+every CommandLineTool step is its own Slurm job, submitted by the leader as
+the same user, to the leader's cluster (``HPCGW_TOIL_SLURM_BIN`` first on the
+PATH, ``HPCGW_TOIL_SLURM_CONF`` as ``SLURM_CONF``), account and partition,
+named ``<leader job name>-step`` -- the tie the gateway's accounting follows to
+sum the steps' core-hours under the OGC job. Toil's job store and work folder
+are inside the workspace. A SIGTERM (the OGC job cancelled, or its walltime
+reached) cancels the step jobs of that name before the runner exits.
+
 Exit codes: 0 success, 2 unusable inputs or an output outside the workspace,
-otherwise cwltool's. Runs on the cluster: standard library only (cwltool is
-started as a separate program from the same Python).
+143 cancelled, otherwise cwltool's (toil's). Runs on the cluster: standard
+library only (cwltool and toil are started as separate programs next to the
+same Python).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
+import shlex
+import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +65,16 @@ OCTET = "application/octet-stream"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 #: Set by the batch script on a site declaring a container runtime (apptainer/singularity).
 CONTAINER_RUNTIME_ENV = "HPCGW_CONTAINER_RUNTIME"
+#: Set to ``toil`` by the batch script when the package runs with toil-cwl-runner.
+RUNNER_ENV = "HPCGW_CWL_RUNNER"
+TOIL = "toil"
+#: The site's Slurm commands folder and configuration, for toil's step jobs.
+TOIL_SLURM_BIN_ENV = "HPCGW_TOIL_SLURM_BIN"
+TOIL_SLURM_CONF_ENV = "HPCGW_TOIL_SLURM_CONF"
+#: Step jobs are named after the leader's Slurm job plus this (the accounting tie).
+STEP_SUFFIX = "-step"
+TOIL_FOLDER = "toil"
+CANCELLED = 128 + signal.SIGTERM
 
 
 class RunnerError(Exception):
@@ -184,17 +211,13 @@ def container_flag(container: bool, runtime: str) -> str:
     return "--singularity" if container else "--no-container"
 
 
-def cwltool_command(workspace: Path, entry: str, container: str = "--no-container") -> list[str]:
-    """cwltool's argv (no shell): outputs, temporary files and cache inside the workspace."""
+def run_arguments(workspace: Path, entry: str, container: str) -> list[str]:
+    """The argv tail cwltool and toil-cwl-runner share: container flag, outputs and
+    temporary files inside the workspace, the package and its job order."""
     tmp = workspace / "cwltmp"
     tmp.mkdir(exist_ok=True)
     return [
-        sys.executable,
-        "-m",
-        "cwltool",
         container,
-        "--skip-schemas",
-        "--disable-color",
         "--outdir",
         str(workspace / OUTPUTS_DIR),
         "--tmpdir-prefix",
@@ -204,6 +227,114 @@ def cwltool_command(workspace: Path, entry: str, container: str = "--no-containe
         f"{workspace / PACKAGE_FILE}{entry}",
         str(workspace / JOB_ORDER_FILE),
     ]
+
+
+def cwltool_command(workspace: Path, entry: str, container: str = "--no-container") -> list[str]:
+    """cwltool's argv (no shell): outputs, temporary files and cache inside the workspace."""
+    return [
+        sys.executable,
+        "-m",
+        "cwltool",
+        "--skip-schemas",
+        "--disable-color",
+        *run_arguments(workspace, entry, container),
+    ]
+
+
+def step_job_name(leader_name: str) -> str:
+    """The Slurm job name of every step of the leader job named ``leader_name``."""
+    return f"{leader_name}{STEP_SUFFIX}"
+
+
+def toil_command(workspace: Path, entry: str, container: str = "--no-container") -> list[str]:
+    """toil-cwl-runner's argv (no shell): job store, work folder, outputs and temporary
+    files inside the workspace; a failed step is not retried (one Slurm job per step)."""
+    folder = workspace / TOIL_FOLDER
+    folder.mkdir(exist_ok=True)
+    return [
+        str(Path(sys.executable).parent / "toil-cwl-runner"),
+        "--batchSystem",
+        "slurm",
+        "--jobStore",
+        f"file:{folder / 'jobstore'}",
+        "--workDir",
+        str(folder),
+        "--batchLogsDir",
+        str(folder),
+        "--retryCount",
+        "0",
+        "--logLevel",
+        "WARNING",
+        "--disableProgress",
+        *run_arguments(workspace, entry, container),
+    ]
+
+
+def toil_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """The leader's environment for toil: its workers (``_toil_worker``, next to this
+    Python) and the site's Slurm commands on the PATH, the site's ``SLURM_CONF``, and
+    ``TOIL_SLURM_ARGS`` sending every step to the leader's account and partition under
+    the step name (values quoted: toil splits them with shlex)."""
+    result = dict(env)
+    path = [str(Path(sys.executable).parent)]
+    if env.get(TOIL_SLURM_BIN_ENV):
+        path.append(env[TOIL_SLURM_BIN_ENV])
+    result["PATH"] = os.pathsep.join([*path, env.get("PATH", "/usr/bin:/bin")])
+    if env.get(TOIL_SLURM_CONF_ENV):
+        result["SLURM_CONF"] = env[TOIL_SLURM_CONF_ENV]
+    args = [f"--job-name={step_job_name(env.get('SLURM_JOB_NAME', 'hpcgw'))}"]
+    for option, variable in (
+        ("account", "SLURM_JOB_ACCOUNT"),
+        ("partition", "SLURM_JOB_PARTITION"),
+    ):
+        if env.get(variable):
+            args.append(f"--{option}={env[variable]}")
+    result["TOIL_SLURM_ARGS"] = " ".join(shlex.quote(a) for a in args)
+    return result
+
+
+class Terminated(Exception):
+    """SIGTERM reached the runner (the job was cancelled or hit its walltime)."""
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def cancel_steps(env: Mapping[str, str]) -> None:
+    """``scancel`` every step job of this leader (by name, this user's only)."""
+    name = step_job_name(env.get("SLURM_JOB_NAME", "hpcgw"))
+    user = pwd.getpwuid(os.getuid()).pw_name
+    subprocess.run(
+        ["scancel", f"--name={name}", f"--user={user}"], env=dict(env), check=False, timeout=20
+    )
+
+
+def run_package(
+    command: list[str], workspace: Path, env: dict[str, str] | None
+) -> tuple[int, bytes]:
+    """Run cwltool (``env`` None) or toil's leader; on SIGTERM cancel toil's step jobs
+    (before and after the leader stops, so a step submitted meanwhile goes too)."""
+    if env is None:
+        done = subprocess.run(command, stdout=subprocess.PIPE, check=False, cwd=workspace)
+        return done.returncode, done.stdout
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    leader = subprocess.Popen(command, stdout=subprocess.PIPE, cwd=workspace, env=env)
+    try:
+        out, _ = leader.communicate()
+        return leader.returncode, out
+    except Terminated:
+        print("cancelled: cancelling the workflow's step jobs", file=sys.stderr)
+        cancel_steps(env)
+        leader.terminate()
+        try:
+            leader.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            leader.kill()
+        cancel_steps(env)
+        return CANCELLED, b""
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main() -> int:
@@ -218,20 +349,20 @@ def main() -> int:
         print(f"invalid inputs: {exc}", file=sys.stderr)
         return 2
     (workspace / JOB_ORDER_FILE).write_text(json.dumps(order), encoding="utf-8")
-    report_progress(10, "cwltool is running the application package", workspace)
-    done = subprocess.run(
-        cwltool_command(workspace, run.get("entry", ""), container),
-        stdout=subprocess.PIPE,
-        check=False,
-        cwd=workspace,
+    toil = os.environ.get(RUNNER_ENV) == TOIL
+    program = "toil-cwl-runner" if toil else "cwltool"
+    command = (toil_command if toil else cwltool_command)(
+        workspace, run.get("entry", ""), container
     )
-    if done.returncode != 0:
-        print(f"cwltool failed with exit code {done.returncode}", file=sys.stderr)
-        return done.returncode
+    report_progress(10, f"{program} is running the application package", workspace)
+    code, stdout = run_package(command, workspace, toil_environment(os.environ) if toil else None)
+    if code != 0:
+        print(f"{program} failed with exit code {code}", file=sys.stderr)
+        return code
     try:
-        outputs = manifest(json.loads(done.stdout), run["outputs"], workspace)
+        outputs = manifest(json.loads(stdout), run["outputs"], workspace)
     except (RunnerError, ValueError) as exc:
-        print(f"unusable cwltool output: {exc}", file=sys.stderr)
+        print(f"unusable {program} output: {exc}", file=sys.stderr)
         return 2
     write_outputs(outputs, workspace)
     return 0

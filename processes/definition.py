@@ -80,6 +80,9 @@ class HpcSection(BaseModel):
     #: The process runs in a container (a CWL package requiring ``DockerRequirement``):
     #: only sites declaring a ``container_runtime`` may run it.
     container: bool = False
+    #: The process runs with toil (a CWL package asking for ``"runner": "toil"``):
+    #: only sites declaring ``toil`` may run it.
+    toil: bool = False
 
     @field_validator("runner")
     @classmethod

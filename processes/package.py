@@ -2,7 +2,8 @@
 
 :class:`PackagedDefinition` is a :class:`~processes.definition.ProcessDefinition`
 whose runner is :mod:`processes.cwl_runner` and which carries the CWL document
-it was derived from. The dispatcher writes that document into the job workspace
+it was derived from (:meth:`runs_with_toil`: whether its steps run as Slurm
+jobs of their own). The dispatcher writes that document into the job workspace
 as ``package.cwl`` (:meth:`workspace_files`), where the runner hands it to
 ``cwltool``. A job records the package's digest (:attr:`run_version`), so a job
 accepted before a replace runs the package it was accepted with.
@@ -48,6 +49,11 @@ class CwlRun(BaseModel):
     outputs: dict[str, CwlOutput]
     #: The package requires a container: run with the site's runtime (``--singularity``).
     container: bool = False
+    #: The runner the package asks for (its execution unit's ``config.runner``);
+    #: None: the site's ``cwl_runner`` for a Workflow, cwltool for anything else.
+    runner: Literal["cwltool", "toil"] | None = None
+    #: The process that runs is a ``Workflow`` (steps a site may run with toil).
+    workflow: bool = False
 
 
 #: How many hex digits of the sha256 digest a job records (its ``process_version``).
@@ -66,6 +72,14 @@ class PackagedDefinition(ProcessDefinition):
     @property
     def run_version(self) -> str:
         return self.digest[:RUN_VERSION_DIGITS]
+
+    def runs_with_toil(self, site_runner: str) -> bool:
+        """Whether a run on a site whose ``cwl_runner`` is ``site_runner`` uses
+        ``toil-cwl-runner --batchSystem slurm``: the package's own ask wins, else a
+        Workflow follows the site (a single tool always runs in the allocation)."""
+        if self.cwl_run.runner is not None:
+            return self.cwl_run.runner == "toil"
+        return self.cwl_run.workflow and site_runner == "toil"
 
     def workspace_files(self) -> dict[str, bytes]:
         plan = json.dumps(self.cwl_run.model_dump(mode="json")).encode("utf-8")

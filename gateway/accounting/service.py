@@ -25,6 +25,7 @@ from gateway.accounting.cache import TtlCache
 from gateway.accounting.config import AccountingSettings
 from gateway.accounting.metrics import QUOTES, REFUSALS, DatabaseCollector
 from gateway.accounting.quotes import Estimator, Pricing, Quote
+from gateway.accounting.steps import StepNamer
 from gateway.accounting.usage import UsageRecorder
 from gateway.errors import Forbidden, QuotaExceeded
 from gateway.identity.auth import Principal
@@ -51,8 +52,11 @@ class Accounting:
         sites: Sites,
         site_settings: Mapping[str, SiteSettings],
         default_site: str,
+        step_name: StepNamer | None = None,
     ) -> None:
         self.settings = settings
+        #: Names a job's step jobs (toil) so that their usage is the job's too.
+        self.step_name = step_name
         self.engine = engine
         self.store = store
         self.sites = sites
@@ -195,4 +199,5 @@ class Accounting:
             self.settings,
             worker_id,
             on_recorded=lambda job: self.estimator.forget_history(job.process_id),
+            step_name=self.step_name,
         )

@@ -17,7 +17,10 @@ How a job gets its record, surviving restarts at every step:
    wrong numbers.
 
 ``cpu_seconds`` is Slurm's ``CPUTimeRAW`` (allocated CPUs x elapsed);
-``core_hours = cpu_seconds / 3600``.
+``core_hours = cpu_seconds / 3600``. A job whose steps ran as Slurm jobs of
+their own (a CWL Workflow run with toil) adds theirs (:mod:`gateway.accounting.steps`):
+the record is written once every step is final too, and its cost is the sum of
+each job's.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.accounting import tables
 from gateway.accounting.config import AccountingSettings
 from gateway.accounting.quotes import Pricing
+from gateway.accounting.steps import StepNamer, StepsNotFinal, combined, step_usages
 from gateway.backoff import backoff_delay
 from gateway.jobs.records import Job
 from gateway.jobs.states import FINAL_STATES
@@ -80,6 +84,7 @@ class UsageRecorder:
         worker_id: str,
         clock: Callable[[], datetime] = utcnow,
         on_recorded: Callable[[Job], None] | None = None,
+        step_name: StepNamer | None = None,
     ) -> None:
         self.engine = engine
         self.store = store
@@ -90,6 +95,8 @@ class UsageRecorder:
         self.clock = clock
         #: Called after a usage row of ``job`` was written (e.g. to refresh cached quotes).
         self.on_recorded = on_recorded
+        #: The Slurm job name of a job's step jobs (toil), or None: it has none.
+        self.step_name = step_name
         self._next_sweep = 0.0
 
     # -- queueing -------------------------------------------------------------
@@ -239,8 +246,14 @@ class UsageRecorder:
             except JobNotFound:
                 self._drop(row["job_id"])
                 continue
+            name = self.step_name(job) if self.step_name is not None else None
+            try:
+                steps = step_usages(self.sites.adapter(site), job, name, usage) if name else []
+            except (HpcError, StepsNotFinal) as exc:
+                self._retry(row, exc.detail if isinstance(exc, HpcError) else str(exc))
+                continue
             with job_context(job.id, job.owner.username):
-                self.record(job, usage)
+                self.record(job, usage, steps)
 
     def _retry(self, row: dict[str, Any], reason: str) -> None:
         waited = self.clock() - row["first_seen"]
@@ -283,8 +296,11 @@ class UsageRecorder:
         quoted = job.quote.project if job.quote is not None else None
         return usage.account or job.project or quoted or self.settings.default_project
 
-    def record(self, job: Job, usage: Usage) -> bool:
-        """Write the usage row and drop the pending read, in one transaction."""
+    def record(self, job: Job, usage: Usage, steps: Sequence[Usage] = ()) -> bool:
+        """Write the usage row (the job's own plus its ``steps``) and drop the pending
+        read, in one transaction."""
+        cost = sum(self.pricing.actual_cost(u, job.site) for u in (usage, *steps))
+        usage = combined(usage, steps)
         quote = job.quote
         queue_wait = None
         if usage.start_time is not None and usage.submit_time is not None:
@@ -315,7 +331,7 @@ class UsageRecorder:
             "end_time": end,
             "quoted_core_hours": float(quote.core_hours) if quote is not None else None,
             "quoted_cost": float(quote.cost) if quote is not None else None,
-            "cost": self.pricing.actual_cost(usage, job.site),
+            "cost": round(cost, 6),
             "currency": (quote.currency if quote is not None else "") or self.settings.currency,
             "recorded_at": self.clock(),
         }
@@ -328,9 +344,10 @@ class UsageRecorder:
             self._drop(job.id)  # recorded already (another worker): nothing to add
             return False
         log.info(
-            "usage of job %s (Slurm %s): %d cpu-seconds = %.4f core-hours",
+            "usage of job %s (Slurm %s%s): %d cpu-seconds = %.4f core-hours",
             job.id,
             usage.job_id,
+            "".join(f" + {u.job_id}" for u in steps),
             usage.cpu_seconds,
             usage.cpu_seconds / 3600.0,
         )

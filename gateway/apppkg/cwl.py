@@ -24,11 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import urllib.parse
-from collections.abc import Sequence
 from typing import Any
 
 from gateway.apppkg.body import DeployRequest
-from gateway.apppkg.policy import check_requirements, resources
+from gateway.apppkg.policy import SiteAbilities, check_requirements, requested_runner, resources
 from gateway.apppkg.validate import cwltool_validate
 from gateway.errors import BadRequest
 from gateway.publication.values import OCTET
@@ -183,14 +182,18 @@ def canonical(cwl: dict[str, Any]) -> str:
 
 
 def package_definition(
-    request: DeployRequest, entry: str, caps: AppPkgSettings, container_sites: Sequence[str] = ()
+    request: DeployRequest,
+    entry: str,
+    caps: AppPkgSettings,
+    sites: SiteAbilities = SiteAbilities(),  # noqa: B008 - frozen, never mutated
 ) -> PackagedDefinition:
     """The process a deploy request describes, or BadRequest saying what is wrong.
 
-    ``container_sites``: the sites declaring a container runtime (a package that
-    requires a container is refused when there is none).
+    ``sites``: which sites declare a container runtime and toil (a package that
+    requires either is refused when no site has it).
     """
-    container = check_requirements(request.cwl, container_sites)
+    container = check_requirements(request.cwl, sites.container)
+    runner = requested_runner(request.config, sites.toil)
     process = _load(request, entry)
     if type(process).__name__ not in _CLASSES:
         raise BadRequest("a package runs a CommandLineTool, Workflow or ExpressionTool")
@@ -216,12 +219,20 @@ def package_definition(
         "inputs": inputs,
         "outputs": outputs,
         "hpc": HpcSection(
-            resources=resources(raw, request.config, caps), runner=CWL_RUNNER, container=container
+            resources=resources(raw, request.config, caps),
+            runner=CWL_RUNNER,
+            container=container,
+            toil=runner == "toil",
         ).model_dump(),
         "package": text,
         "digest": hashlib.sha256(text.encode("utf-8")).hexdigest(),
         "cwl_run": CwlRun(
-            entry=graph_entry, inputs=input_kinds, outputs=output_plans, container=container
+            entry=graph_entry,
+            inputs=input_kinds,
+            outputs=output_plans,
+            container=container,
+            runner=runner,
+            workflow=type(process).__name__ == "Workflow",
         ),
     }
     try:

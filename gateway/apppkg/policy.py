@@ -12,17 +12,24 @@ Refused, with the reason, before anything is stored:
   no site could run it; with one, the package is marked as needing a container and
   routing sends it only to those sites (as a *hint* it is ignored and the tool runs
   from the site's software);
+* ``"runner": "toil"`` in the execution unit's ``config`` when no site declares
+  toil (``sites.<name>.toil``); with one, routing sends the package only to those
+  sites, where its steps run as Slurm jobs of their own
+  (``toil-cwl-runner --batchSystem slurm``); ``"runner": "cwltool"`` keeps a
+  Workflow in its one allocation even on a site whose ``cwl_runner`` is toil;
 * resources beyond the gateway's caps (``ResourceRequirement`` coresMin,
   ramMin; ``ToolTimeLimit``; the execution unit's ``config``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 from gateway.errors import BadRequest
-from gateway.settings_apppkg import AppPkgSettings
+from gateway.settings import SiteSettings
+from gateway.settings_apppkg import AppPkgSettings, CwlRunner
 from processes.definition import Resources
 
 REFUSED = {
@@ -35,6 +42,40 @@ REFUSED = {
     ),
 }
 CONTAINER = "DockerRequirement"
+RUNNERS = ("cwltool", "toil")
+
+
+@dataclass(frozen=True)
+class SiteAbilities:
+    """Which sites can run what a package may require (deploy refuses what none can)."""
+
+    #: Sites declaring a container runtime.
+    container: tuple[str, ...] = ()
+    #: Sites declaring toil.
+    toil: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, sites: Mapping[str, SiteSettings]) -> SiteAbilities:
+        return cls(
+            container=tuple(n for n, s in sites.items() if s.container_runtime),
+            toil=tuple(n for n, s in sites.items() if s.toil is not None),
+        )
+
+
+def requested_runner(config: dict[str, Any], toil_sites: Sequence[str]) -> CwlRunner | None:
+    """The runner the execution unit's ``config.runner`` asks for (None: not said);
+    BadRequest for an unknown one, or toil when no site (``toil_sites``) has it."""
+    runner = config.get("runner")
+    if runner is None:
+        return None
+    if runner not in RUNNERS:
+        raise BadRequest(f"config.runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
+    if runner == "toil" and not toil_sites:
+        raise BadRequest(
+            "the package asks for the toil runner (config.runner) and no site of this "
+            "gateway declares toil; leave it out to run the workflow inside one Slurm job"
+        )
+    return cast(CwlRunner, runner)
 
 
 def requirement_classes(cwl: Any, section: str) -> Iterator[str]:

@@ -16,10 +16,10 @@ It never talks HTTP; it raises :mod:`gateway.errors`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from gateway.apppkg.body import DeployRequest
 from gateway.apppkg.cwl import package_definition
+from gateway.apppkg.policy import SiteAbilities
 from gateway.apppkg.store import AlreadyDeployed, DeployedStore, Deployment, NotDeployed
 from gateway.errors import BadRequest, DuplicateProcess, Forbidden, ImmutableProcess, NoSuchProcess
 from gateway.identity.auth import ROLE_DEPLOYER, Principal
@@ -38,13 +38,13 @@ class DeployService:
         store: DeployedStore,
         registry: ProcessRegistry,
         settings: AppPkgSettings,
-        container_sites: Sequence[str] = (),
+        sites: SiteAbilities = SiteAbilities(),  # noqa: B008 - frozen, never mutated
     ) -> None:
         self.store = store
         self.registry = registry
         self.settings = settings
-        #: Sites declaring a container runtime (packages requiring a container run only there).
-        self.container_sites = tuple(container_sites)
+        #: Sites declaring a container runtime / toil (packages requiring one run only there).
+        self.sites = sites
 
     def may_deploy(self, principal: Principal) -> None:
         """Forbidden unless deploying is on and ``principal`` is a deployer (or an admin).
@@ -81,7 +81,7 @@ class DeployService:
     ) -> PackagedDefinition:
         """Store a new process from ``request``; 409 if its id exists."""
         self.may_deploy(principal)
-        definition = package_definition(request, entry, self.settings, self.container_sites)
+        definition = package_definition(request, entry, self.settings, self.sites)
         duplicate = f"process '{definition.id}' exists; replace it with PUT"
         if definition.id in self.registry:  # built-in or deployed: 409 (OGC 20-044)
             raise DuplicateProcess(duplicate)
@@ -107,7 +107,7 @@ class DeployService:
             request = DeployRequest(
                 request.cwl, request.text, {**request.description, "id": process_id}, request.config
             )
-        definition = package_definition(request, entry, self.settings, self.container_sites)
+        definition = package_definition(request, entry, self.settings, self.sites)
         if definition.id != process_id:
             raise BadRequest(f"the package describes process '{definition.id}', not '{process_id}'")
         try:

@@ -295,6 +295,12 @@ class Router:
                 f"process '{process.id}' runs in a container and the site declares no "
                 "container runtime",
             )
+        if process.hpc.toil and settings.toil is None:
+            return SiteFacts(
+                site,
+                Refusal.PROCESS,
+                f"process '{process.id}' runs its steps with toil and the site declares no toil",
+            )
         if settings.partitions and partition != DEFAULT_PARTITION:
             if partition not in settings.partitions:
                 return SiteFacts(

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from collections.abc import Callable, Mapping
 
 from gateway.jobs.records import Job
 from gateway.settings import SiteSettings
 from hpc_adapters.base import JobSpec
-from processes.cwl_runner import CONTAINER_RUNTIME_ENV
+from processes.cwl_runner import (
+    CONTAINER_RUNTIME_ENV,
+    RUNNER_ENV,
+    TOIL,
+    TOIL_SLURM_BIN_ENV,
+    TOIL_SLURM_CONF_ENV,
+    step_job_name,
+)
 from processes.definition import ProcessDefinition
+from processes.package import PackagedDefinition
+from processes.registry import ProcessRegistry
 
 STDOUT = "slurm.out"
 STDERR = "slurm.err"
@@ -46,6 +56,49 @@ def job_umask(site: SiteSettings) -> int:
     return 0o077 & ~(site.workspace_dir_mode & 0o077)
 
 
+def runs_with_toil(process: ProcessDefinition, site: SiteSettings) -> bool:
+    """Whether ``process`` runs at ``site`` as a toil leader whose steps are Slurm jobs."""
+    return (
+        isinstance(process, PackagedDefinition)
+        and site.toil is not None
+        and process.runs_with_toil(site.cwl_runner)
+    )
+
+
+def toil_exports(process: ProcessDefinition, site: SiteSettings) -> list[str]:
+    """The batch script lines that make :mod:`processes.cwl_runner` run toil (none else)."""
+    if not runs_with_toil(process, site) or site.toil is None:
+        return []
+    q = shlex.quote
+    lines = [f"export {RUNNER_ENV}={TOIL}"]
+    for variable, value in (
+        (TOIL_SLURM_BIN_ENV, site.toil.slurm_bin),
+        (TOIL_SLURM_CONF_ENV, site.toil.slurm_conf),
+    ):
+        if value:
+            lines.append(f"export {variable}={q(value)}")
+    return lines
+
+
+def toil_step_namer(
+    registry: ProcessRegistry, sites: Mapping[str, SiteSettings]
+) -> Callable[[Job], str | None]:
+    """For the usage recorder: the Slurm job name of a job's toil step jobs (the
+    process it ran, at its site's settings, runs with toil), else None."""
+
+    def step_name(job: Job) -> str | None:
+        site = sites.get(job.site)
+        try:
+            process = registry.for_job(job.process_id, job.process_version)
+        except LookupError:
+            return None
+        if site is None or not runs_with_toil(process, site):
+            return None
+        return step_job_name(job_name(job.id))
+
+    return step_name
+
+
 def render_script(
     process: ProcessDefinition, site: SiteSettings, workspace: str, array: bool = False
 ) -> str:
@@ -69,6 +122,7 @@ def render_script(
     ]
     if site.container_runtime:
         head.append(f"export {CONTAINER_RUNTIME_ENV}={q(site.container_runtime)}")
+    head.extend(toil_exports(process, site))
     if array:
         return "\n".join([*head, f"exec {runner} 2>>{STDERR}", ""])
     tail = [

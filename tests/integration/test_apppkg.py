@@ -130,6 +130,17 @@ def _execute(gw: Gateway, who: str, process_id: str, inputs: dict[str, Any]) -> 
     return str(resp.headers["Location"]).rstrip("/").rsplit("/", 1)[-1]
 
 
+def _pinned_refusal(gw: Gateway, process_id: str, inputs: dict[str, Any], site: str) -> str:
+    """The 400's detail for an execution pinned (``hpcSite``) to a site that cannot run it."""
+    resp = gw.client.post(
+        f"/processes/{process_id}/execution",
+        json={"inputs": inputs, "hpcSite": site},
+        headers=gw.h("dora", Prefer="respond-async"),
+    )
+    assert resp.status_code == 400, resp.get_json()
+    return str(resp.get_json()["detail"])
+
+
 def _output_text(gw: Gateway, who: str, job_id: str, name: str) -> str:
     results = gw.client.get(f"/jobs/{job_id}/results", headers=gw.h(who)).get_json()
     href = results[name]["href"]

@@ -16,7 +16,9 @@ a deploy no site can run is in ``test_apppkg.py`` (single site, no runtime).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +26,14 @@ from gateway.jobs.states import JobState
 from tests.clusters import MESOCENTRE
 from tests.conftest import require_cluster, require_root
 from tests.identity_fixtures import Keycloak, keycloak
-from tests.integration.test_apppkg import DATA, Gateway, _execute, _wait, deployer_gateway
+from tests.integration.test_apppkg import (
+    DATA,
+    Gateway,
+    _execute,
+    _pinned_refusal,
+    _wait,
+    deployer_gateway,
+)
 from tests.integration.test_two_sites import _sites
 
 pytestmark = pytest.mark.slurm
@@ -34,16 +43,28 @@ __all__ = ["keycloak"]
 DOCKER = "requirements:\n  DockerRequirement: {dockerPull: 'debian:stable-slim'}"
 
 
+@contextlib.contextmanager
+def two_site_gateway(
+    keycloak: Keycloak, folder: Path, mesocentre: dict[str, object], **overrides: object
+) -> Iterator[Gateway]:
+    """A deployer gateway on both dev clusters (``hpcgw`` the default site), with
+    ``mesocentre``'s site settings extended by ``mesocentre``."""
+    require_root("jobs run as alice in root-made workspaces")
+    require_cluster(MESOCENTRE)
+    sites = _sites("slurmrest")
+    sites["mesocentre"] = {**sites["mesocentre"], **mesocentre}  # type: ignore[dict-item]
+    with deployer_gateway(
+        keycloak, folder, sites=sites, default_site="hpcgw", **overrides
+    ) as gateway:
+        yield gateway
+
+
 @pytest.fixture(scope="module")
 def two(
     cluster: str, keycloak: Keycloak, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    require_root("jobs run as alice in root-made workspaces")
-    require_cluster(MESOCENTRE)
-    sites = _sites("slurmrest")
-    sites["mesocentre"] = {**sites["mesocentre"], "container_runtime": "apptainer"}  # type: ignore[dict-item]
     folder = tmp_path_factory.mktemp("containers")
-    with deployer_gateway(keycloak, folder, sites=sites, default_site="hpcgw") as gateway:
+    with two_site_gateway(keycloak, folder, {"container_runtime": "apptainer"}) as gateway:
         yield gateway
 
 
@@ -54,13 +75,7 @@ def test_a_container_package_runs_only_on_a_site_with_a_runtime(two: Gateway) ->
     try:
         assert two.services.registry.get("wc-docker").hpc.container
         inputs = {"text": "one two three"}
-        pinned = two.client.post(
-            "/processes/wc-docker/execution",
-            json={"inputs": inputs, "hpcSite": "hpcgw"},
-            headers=two.h("dora", Prefer="respond-async"),
-        )
-        assert pinned.status_code == 400, pinned.get_json()
-        assert "declares no container runtime" in pinned.get_json()["detail"]
+        assert "declares no container runtime" in _pinned_refusal(two, "wc-docker", inputs, "hpcgw")
 
         job_id = _execute(two, "dora", "wc-docker", inputs)
         job = _wait(two, job_id)

@@ -13,6 +13,7 @@ import pytest
 
 from gateway.apppkg.body import parse_body
 from gateway.apppkg.cwl import package_definition
+from gateway.apppkg.policy import SiteAbilities
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, UnsupportedMediaType
 from gateway.settings_apppkg import AppPkgSettings
 from processes.cwl_runner import RunnerError, container_flag, job_order, manifest
@@ -206,7 +207,7 @@ DOCKER = TOOL.replace("requirements:", "requirements:\n  DockerRequirement: {doc
 
 def test_a_required_container_is_marked_and_needs_a_site_with_a_runtime() -> None:
     request = parse_body(DOCKER.encode(), YAML, 256 * 1024)
-    d = package_definition(request, "", CAPS, ["mesocentre"])
+    d = package_definition(request, "", CAPS, SiteAbilities(container=("mesocentre",)))
     assert d.hpc.container and d.cwl_run.container
     hinted = _definition(
         TOOL.replace("requirements:", "hints:\n  DockerRequirement: {dockerPull: x}\n#")
