@@ -85,6 +85,7 @@ def worker(
     w = build_worker(services)
     # rasterio (GDAL) for publication records: loaded now, not on the first job's end
     import gateway.publication.footprint  # noqa: F401
+
     if once:
         w.run_once()
         return

@@ -101,14 +101,16 @@ class UsageRecorder:
 
     # -- queueing -------------------------------------------------------------
 
-    def on_final(self, job: Job) -> None:
-        """Finaliser hook: queue the job's usage read (idempotent)."""
-        if not (job.final and job.scheduler_job_id):
+    def on_final(self, jobs: list[Job]) -> None:
+        """Finaliser hook: queue the usage reads of jobs that ended (idempotent; one
+        transaction for a finaliser run's jobs)."""
+        ended = [job for job in jobs if job.final and job.scheduler_job_id]
+        if not ended:
             return
         try:
-            self.enqueue([job])
-        except SQLAlchemyError as exc:  # the periodic sweep queues it later
-            log.warning("job %s: usage read not queued yet: %s", job.id, exc)
+            self.enqueue(ended)
+        except SQLAlchemyError as exc:  # the periodic sweep queues them later
+            log.warning("usage reads of %d jobs not queued yet: %s", len(ended), exc)
 
     def enqueue(self, jobs: list[Job]) -> int:
         """Queue usage reads for jobs that have neither a record nor a queued read.

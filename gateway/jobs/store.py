@@ -486,9 +486,9 @@ class JobStore:
                 )
                 if conn.execute(stmt).rowcount == 1:
                     claimed.append(row.id)
-        return self._many(claimed)
+        return self.many(claimed)
 
-    def _many(self, ids: list[str]) -> list[Job]:
+    def many(self, ids: list[str]) -> list[Job]:
         """The jobs ``ids``, in that order, in one SELECT (absent ones left out)."""
         if not ids:
             return []

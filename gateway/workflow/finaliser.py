@@ -33,8 +33,9 @@ log = logging.getLogger(__name__)
 
 _STDERR_TAIL = 2000
 
-#: Called once a job reached its final state (usage records, metrics, callbacks).
-FinalHook = Callable[[Job], None]
+#: Called with the jobs a finaliser run brought to their final state (usage records):
+#: once per run, so a hook can write for all of them in one transaction.
+FinalHook = Callable[[list[Job]], None]
 
 
 class Finaliser:
@@ -66,10 +67,25 @@ class Finaliser:
         jobs = self.store.claim(self.worker_id, [JobState.PUBLISHING], limit, self.lease_seconds)
         for job in jobs:
             with job_context(job.id, job.owner.username):
-                self.finalise(job)
+                self._finalise(job)
+        self._after([job.id for job in jobs])
         return len(jobs)
 
     def finalise(self, job: Job) -> None:
+        """Finalise one ended job, hooks included (tools and tests; runs use run_once)."""
+        self._finalise(job)
+        self._after([job.id])
+
+    def _after(self, ids: list[str]) -> None:
+        """The hooks, with those of ``ids`` now final (re-read: one SELECT for all)."""
+        if not self.hooks or not ids:
+            return
+        finals = [job for job in self.store.many(ids) if job.final]
+        if finals:
+            for hook in self.hooks:
+                hook(finals)
+
+    def _finalise(self, job: Job) -> None:
         files = self.sites.adapter(job.site).files(HpcIdentity(job.owner.hpc_login))
         try:
             if job.scheduler_state == "COMPLETED" and (job.exit_code or 0) == 0:
@@ -81,10 +97,6 @@ class Finaliser:
             return
         except PermanentHpcError as exc:
             fail_job(self.store, job, f"Collecting outputs failed: {exc.detail}")
-        if self.hooks:
-            final = self.store.get(job.id)
-            for hook in self.hooks:
-                hook(final)
 
     def _succeed(self, job: Job, files: WorkspaceFiles) -> None:
         raw = files.read_bytes(

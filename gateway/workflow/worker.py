@@ -104,9 +104,9 @@ class Worker:
     starters: list[Callable[[], int]] = field(default_factory=list)
     #: Nice value :meth:`run_forever` runs at (0: unchanged); see :func:`lower_priority`.
     nice: int = 0
-    #: Ended jobs finalised per fast turn. Each takes tens of milliseconds (outputs read
-    #: and published, usage queued); the dispatcher refills its submission pool only
-    #: between turns, so a long run of finalisations would hold up new submissions.
+    #: Ended jobs finalised per turn of :meth:`run_forever`. Each takes tens of
+    #: milliseconds (outputs read and published); the dispatcher refills its submission
+    #: pool only between turns, so a long run of finalisations would hold up submissions.
     finalise_per_turn: int = 4
 
     def run_once(self, wait: bool = True) -> int:
@@ -123,10 +123,10 @@ class Worker:
     def _run_starters(self) -> int:
         return sum(start() for start in self.starters)
 
-    def _run_job_stages(self, wait: bool) -> int:
+    def _run_job_stages(self, wait: bool, finalise_limit: int = 20) -> int:
         work = self.dispatcher.run_once(wait=wait)
         work += self.monitor.run_once()
-        work += self.finaliser.run_once()
+        work += self.finaliser.run_once(finalise_limit)
         return work + self.cleaner.run_once()
 
     def run_fast(self) -> int:
@@ -161,7 +161,7 @@ class Worker:
                 work = 0
                 try:
                     if now >= next_full:
-                        work = self._run_job_stages(wait=False)
+                        work = self._run_job_stages(False, self.finalise_per_turn)
                         next_full = now + self.next_poll_delay()
                     else:
                         work = self.run_fast()

@@ -77,8 +77,8 @@ def test_usage_waits_for_final_accounting_then_records_exact_seconds(parts) -> N
     store, adapter, clock = parts
     job = make_job(store, quote={"core_hours": 0.1, "cost": 0.05, "currency": "EUR"})
     recorder = _recorder(store, adapter, clock)
-    recorder.on_final(job)
-    recorder.on_final(job)  # idempotent
+    recorder.on_final([job])
+    recorder.on_final([job])  # idempotent
     assert len(_rows(store, tables.usage_pending)) == 1
     assert recorder.run_once() == 0  # not due before usage_delay_seconds
     clock.advance(1)
@@ -101,7 +101,7 @@ def test_usage_waits_for_final_accounting_then_records_exact_seconds(parts) -> N
     assert row["queue_wait_seconds"] == 4
     assert _rows(store, tables.usage_pending) == []
     assert adapter.calls == [["100"], ["100"]]  # one call per cycle
-    recorder.on_final(job)  # already recorded: nothing queued again
+    recorder.on_final([job])  # already recorded: nothing queued again
     assert _rows(store, tables.usage_pending) == []
 
 
