@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from bench import slurm
 from bench.common import Context, scratch_postgres, summary
 from bench.fleet import Member
-from bench.gatewayproc import GatewayProcess, RssSampler
+from bench.gatewayproc import GatewayProcess, RssSampler, gateway_config
 from bench.phase_jobs import ECHO_BODY, start_bench_gateway
 
 log = logging.getLogger("bench")
@@ -35,18 +35,23 @@ def _spread(total: int, workers: int) -> list[int]:
     return [total // workers + (1 if i < total % workers else 0) for i in range(workers)]
 
 
-def raw_submissions(ctx: Context) -> dict[str, Any]:
+def raw_submissions(ctx: Context, bodies: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The burst straight to slurmrestd: ``bodies`` (one per job), else the same trivial
+    ``echo`` script ``throughput_jobs`` times; submissions/s and the makespan."""
     n, c = ctx.size.throughput_jobs, ctx.size.throughput_clients
-    ws = str(ctx.workspace_dir("raw-throughput"))
-    body = ctx.raw.submit_body(
-        f"{ctx.job_prefix}-tput", "#!/bin/bash\necho hello\n", ws, memory_mb=100
-    )
+    if bodies is None:
+        ws = str(ctx.workspace_dir("raw-throughput"))
+        echo = ctx.raw.submit_body(
+            f"{ctx.job_prefix}-tput", "#!/bin/bash\necho hello\n", ws, memory_mb=100
+        )
+        bodies = [echo] * (n + 1)
+    warm, bodies = bodies[0], bodies[1:]
     ids: list[str] = []
     latencies: list[float] = []
     errors: list[str] = []
 
-    def client(count: int) -> None:
-        for _ in range(count):
+    def client(chunk: list[dict[str, Any]]) -> None:
+        for body in chunk:
             t = time.perf_counter()
             try:
                 ids.append(ctx.raw.submit(ctx.user, body))
@@ -54,10 +59,14 @@ def raw_submissions(ctx: Context) -> dict[str, Any]:
                 errors.append(str(exc)[:200])
             latencies.append(time.perf_counter() - t)
 
-    ctx.raw.submit(ctx.user, body)  # warm-up (not counted)
+    chunks, at = [], 0
+    for k in _spread(len(bodies), c):
+        chunks.append(bodies[at : at + k])
+        at += k
+    ctx.raw.submit(ctx.user, warm)  # warm-up (not counted)
     start = time.perf_counter()
     with ThreadPoolExecutor(c) as pool:
-        list(pool.map(client, _spread(n, c)))
+        list(pool.map(client, chunks))
     elapsed = time.perf_counter() - start
     drained = slurm.wait_gone(set(ids), timeout=ctx.size.throughput_drain_seconds)
     drain = time.perf_counter() - start
@@ -231,15 +240,43 @@ def _wait_all_final(db_url: str, timeout: float) -> tuple[dict[str, int], bool]:
         engine.dispose()
 
 
+def runner_bodies(ctx: Context) -> list[dict[str, Any]]:
+    """Submit bodies of the echo process's own batch script (the gateway's runner, as
+    phase 1's raw side runs it), each with a prepared workspace (not timed)."""
+    from bench.phase_jobs import RawEcho
+
+    tmp = ctx.phase_dir("raw-runner")
+    config = gateway_config(
+        tmp,
+        0,
+        db_url=f"sqlite:///{tmp}/unused.db",
+        work_root=ctx.work_root,
+        user=ctx.user,
+        poll_interval=ctx.poll_interval,
+    )
+    raw = RawEcho(ctx, config)
+    return [raw.prepare()[1] for _ in range(ctx.size.throughput_jobs + 1)]
+
+
 def throughput(ctx: Context, backend: str = "sqlite") -> dict[str, Any]:
     """The burst raw, then through the gateway on ``backend``: acceptance rate and
-    makespan (until every job is final) side by side."""
+    makespan (until every job is final) side by side. A diagnostic second raw burst
+    runs the gateway's own echo runner script: how much of the gap is the runner."""
     raw = raw_submissions(ctx)
     log.info("raw: %s submissions/s", raw["per_second"])
+    raw_runner = raw_submissions(ctx, runner_bodies(ctx))
+    log.info(
+        "raw runner script: all left the queue in %s s", raw_runner["seconds_until_all_left_queue"]
+    )
     gw = gateway_acceptance(ctx, backend=backend)
     log.info("gateway: %s accepted/s; final states %s", gw["per_second"], gw["final_states"])
     raw_makespan = raw["seconds_until_all_left_queue"]
+    runner_makespan = raw_runner["seconds_until_all_left_queue"]
     return {
+        "raw_runner": raw_runner,
+        "makespan_ratio_vs_runner": (
+            round(gw["seconds_until_all_final"] / runner_makespan, 3) if runner_makespan else None
+        ),
         "jobs": ctx.size.throughput_jobs,
         "clients": ctx.size.throughput_clients,
         "auth": ctx.identity.mode,

@@ -63,6 +63,19 @@ def _throughput_rows(t: dict[str, Any], api_only: Any) -> list[Row]:
             ),
         )
     )
+    runner = t.get("raw_runner")
+    if isinstance(runner, dict):
+        vs = t.get("makespan_ratio_vs_runner")
+        rows.append(
+            (
+                f"2. (diagnostic) makespan against the echo runner's own script raw ({backend})",
+                f"{g['seconds_until_all_final']:.0f} s",
+                f"raw runner script left queue in {runner['seconds_until_all_left_queue']:.0f} s",
+                f"x{vs:.2f}" if vs else "",
+                "report",
+                "n/a",
+            )
+        )
     if backend == "sqlite" and isinstance(api_only, dict) and "per_second" in api_only:
         rows.append(
             (
