@@ -1,13 +1,14 @@
 """The worker loop: dispatch, monitor, finalise and clean up, one short cycle at a time.
 
-One thread runs the job stages in turn (no thread per job): dispatch,
-monitor, finalise, clean up; submissions go to the dispatcher's small fixed
-thread pool. The stages that do not move jobs through their states (usage
-reads from Slurm accounting, subscriber callbacks, trigger feeds) run in a
-second thread in :meth:`Worker.run_forever`; the health prober, which only
-starts its own probe thread, is started from every turn of the loop. A slurmdb query
-of ~0.4 s no longer holds up the fast cycle that dispatches new jobs and
-notices ended ones. State lives in the database only,
+:meth:`Worker.run_once` runs the job stages in turn (tests, one-shot runs):
+dispatch, monitor, finalise, clean up. :meth:`Worker.run_forever` runs them in
+three threads, none per job: the job loop (claims, whose submissions go to the
+dispatcher's small fixed thread pool, finalisation and clean-up), the monitor
+(scheduler polls), and the stages that do not move jobs through their states
+(usage reads from Slurm accounting, subscriber callbacks, trigger feeds); the
+health prober, which only starts its own probe thread, is started from every
+turn of the job loop. Neither a slurmdb query of ~0.4 s nor a scheduler poll
+holds up the turns that submit new jobs. State lives in the database only,
 so any number of workers -- threads, processes or hosts -- can run side by
 side, and a restarted worker carries on where it stopped. The stages are put
 together by the composition root, :func:`gateway.app.build_worker`.
@@ -123,10 +124,10 @@ class Worker:
     def _run_starters(self) -> int:
         return sum(start() for start in self.starters)
 
-    def _run_job_stages(self, wait: bool, finalise_limit: int = 20) -> int:
+    def _run_job_stages(self, wait: bool) -> int:
         work = self.dispatcher.run_once(wait=wait)
         work += self.monitor.run_once()
-        work += self.finaliser.run_once(finalise_limit)
+        work += self.finaliser.run_once()
         return work + self.cleaner.run_once()
 
     def run_fast(self) -> int:
@@ -144,36 +145,62 @@ class Worker:
         return max(self.interval, 2 * self.monitor.last_cycle_seconds)
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Full cycles every ``next_poll_delay()`` (one scheduler call per site), fast ones
-        between; submissions run in the dispatcher's pool meanwhile. A turn that found
-        work is followed by the next at once (a burst drains at the pace the database
-        and the scheduler allow); an idle one waits ``fast_interval``."""
+        """Three threads, none per job, until ``stop``: the job loop (claims and
+        submissions, finalisation, clean-up), the monitor (:meth:`_run_monitor`) and the
+        side stages (:meth:`_run_side_stages`).
+
+        A scheduler poll takes hundreds of milliseconds with hundreds of jobs in
+        slurmctld's list; in its own thread it no longer holds up the refills of the
+        submission pool. A turn of the job loop that found work is followed by the next
+        at once (a burst drains at the pace the database and the scheduler allow); an
+        idle one waits ``fast_interval``.
+        """
         lower_priority(self.nice)
         log.info("worker started (cycle %.2fs, fast %.2fs)", self.interval, self.fast_interval)
-        side = threading.Thread(
-            target=self._run_side_stages, args=(stop,), name="hpcgw-worker-side", daemon=True
-        )
-        side.start()
-        next_full = 0.0
+        threads = [
+            threading.Thread(target=run, args=(stop,), name=name, daemon=True)
+            for run, name in (
+                (self._run_monitor, "hpcgw-worker-monitor"),
+                (self._run_side_stages, "hpcgw-worker-side"),
+            )
+        ]
+        for thread in threads:
+            thread.start()
+        next_clean = 0.0
         try:
             while not stop.is_set():
-                now = time.monotonic()
                 work = 0
                 try:
-                    if now >= next_full:
-                        work = self._run_job_stages(False, self.finalise_per_turn)
-                        next_full = now + self.next_poll_delay()
-                    else:
-                        work = self.run_fast()
+                    work = self.dispatcher.run_once(wait=False)
+                    work += self.finaliser.run_once(self.finalise_per_turn)
+                    if time.monotonic() >= next_clean:
+                        work += self.cleaner.run_once()
+                        next_clean = time.monotonic() + self.interval
                     self._run_starters()
                 except Exception as exc:  # the loop must outlive any one bad cycle
                     log.exception("worker cycle failed (%s); continuing", type(exc).__name__)
-                pause = 0.0 if work else min(self.fast_interval, next_full - time.monotonic())
-                stop.wait(max(0.0, pause))
+                stop.wait(0.0 if work else self.fast_interval)
         finally:
             self.dispatcher.close()
-            side.join(timeout=30)
+            for thread in threads:
+                thread.join(timeout=30)
         log.info("worker stopped")
+
+    def _run_monitor(self, stop: threading.Event) -> None:
+        """Scheduler polls until ``stop``: a full one every :meth:`next_poll_delay`, and
+        between them one at once for a site where a job wrote its end record."""
+        next_full = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            try:
+                if now >= next_full:
+                    self.monitor.run_once()
+                    next_full = now + self.next_poll_delay()
+                else:
+                    self.monitor.run_ended()
+            except Exception as exc:  # the loop must outlive any one bad cycle
+                log.exception("monitor cycle failed (%s); continuing", type(exc).__name__)
+            stop.wait(max(0.0, min(self.fast_interval, next_full - time.monotonic())))
 
     def _run_side_stages(self, stop: threading.Event) -> None:
         """``extra_stages`` once per ``interval`` until ``stop``, each failure logged."""
