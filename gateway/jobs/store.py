@@ -90,7 +90,7 @@ def _row_to_job(row: Mapping[Any, Any]) -> Job:
 
 
 #: What a status document needs (see :class:`JobSummary`); no inputs, results, quote...
-#: Each column is labelled with the JobSummary field it fills (read by name).
+#: In the order of JobSummary's fields (read by position: :func:`_row_to_summary`).
 _SUMMARY_COLUMNS = (
     _t.c.id,
     _t.c.process_id,
@@ -122,23 +122,45 @@ _STATES = {s.value: s for s in JobState}
 
 
 def _row_to_summary(row: sa.Row[Any]) -> JobSummary:
-    """A :data:`_SUMMARY_COLUMNS` row as a JobSummary, each field read by its label."""
+    """A :data:`_SUMMARY_COLUMNS` row as a JobSummary.
+
+    Unpacked by position and built positionally: ~1 µs a row, where reading
+    16 columns by label and keyword arguments took ~13 µs (x100 per page).
+    """
+    (
+        id_,
+        process_id,
+        state,
+        response,
+        created,
+        created_text,
+        updated_text,
+        started_text,
+        finished_text,
+        progress,
+        message,
+        scheduler_job_id,
+        publication,
+        site,
+        routing_reason,
+    ) = row
+    published = publication is not None and publication_live(json.loads(publication))
     return JobSummary(
-        id=row.id,
-        process_id=row.process_id,
-        state=_STATES[row.state],
-        response=row.response,
-        created=row.created,
-        created_text=row.created_text,
-        updated_text=row.updated_text,
-        started_text=row.started_text,
-        finished_text=row.finished_text,
-        progress=row.progress,
-        message=row.message,
-        scheduler_job_id=row.scheduler_job_id,
-        published=row.publication is not None and publication_live(json.loads(row.publication)),
-        site=row.site,
-        routing_reason=row.routing_reason,
+        id_,
+        process_id,
+        _STATES[state],
+        response,
+        created,
+        created_text,
+        updated_text,
+        started_text,
+        finished_text,
+        progress,
+        message,
+        scheduler_job_id,
+        published,
+        site,
+        routing_reason,
     )
 
 
@@ -232,17 +254,29 @@ class JobStore:
         #: The open transaction of :meth:`batched`, per thread.
         self._batch = threading.local()
 
-    def _reading(self) -> Connection:
-        """A connection for one SELECT; on PostgreSQL in autocommit mode.
+    def _read(
+        self, statement: sa.Executable, params: dict[str, Any] | None = None
+    ) -> Sequence[sa.Row[Any]]:
+        """The rows of one SELECT; on PostgreSQL in autocommit mode, read again once
+        if the connection turned out dead.
 
         One statement needs no transaction: on PostgreSQL this saves the BEGIN
         and ROLLBACK round trips around it (~0.8 ms per job-list request). On
         SQLite both are local and switching the mode costs more than it saves.
+        A pooled connection the server dropped without a word (see
+        :func:`gateway.db.make_engine`) fails on use; SQLAlchemy then discards
+        the pool's connections, and a read is safe to repeat on a new one.
         """
-        conn = self.engine.connect()
-        if self._autocommit_reads:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-        return conn
+        for attempt in (1, 2):
+            try:
+                with self.engine.connect() as conn:
+                    if self._autocommit_reads:
+                        conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return conn.execute(statement, params).all()
+            except sa.exc.DBAPIError as exc:
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     @contextmanager
     def batched(self) -> Iterator[None]:
@@ -314,11 +348,10 @@ class JobStore:
         query = sa.select(_t).where(_t.c.id == job_id)
         if owner_sub is not None:
             query = query.where(_t.c.owner_sub == owner_sub)
-        with self._reading() as conn:
-            row = conn.execute(query).mappings().first()
-        if row is None:
+        rows = self._read(query)
+        if not rows:
             raise JobNotFound(job_id)
-        return _row_to_job(row)
+        return _row_to_job(rows[0]._mapping)
 
     def page(self, query: JobQuery) -> JobPage:
         """Full jobs, newest first, keyset-paginated on (created, id).
@@ -327,9 +360,8 @@ class JobStore:
         for listings, this where the whole job (inputs, results...) is needed.
         """
         statement, params = self._listing(False, query)
-        with self._reading() as conn:
-            rows = conn.execute(statement, params).mappings().all()
-        jobs = [_row_to_job(r) for r in rows[: query.limit]]
+        rows = self._read(statement, params)
+        jobs = [_row_to_job(r._mapping) for r in rows[: query.limit]]
         next_cursor = None
         if len(rows) > query.limit and jobs:
             next_cursor = _encode_cursor(jobs[-1].created, jobs[-1].id)
@@ -344,8 +376,7 @@ class JobStore:
         all applied in the database, so a page is short only when it is the last.
         """
         statement, params = self._listing(True, query)
-        with self._reading() as conn:
-            rows = conn.execute(statement, params).all()
+        rows = self._read(statement, params)
         jobs = [_row_to_summary(r) for r in rows[: query.limit]]
         next_cursor = None
         if len(rows) > query.limit and jobs:
@@ -491,9 +522,8 @@ class JobStore:
         """The jobs ``ids``, in that order, in one SELECT (absent ones left out)."""
         if not ids:
             return []
-        with self._reading() as conn:
-            rows = conn.execute(sa.select(_t).where(_t.c.id.in_(ids))).mappings().all()
-        found = {row["id"]: _row_to_job(row) for row in rows}
+        rows = self._read(sa.select(_t).where(_t.c.id.in_(ids)))
+        found = {row.id: _row_to_job(row._mapping) for row in rows}
         return [found[i] for i in ids if i in found]
 
     def renew_leases(self, owner: str, ids: Sequence[str], lease_seconds: float) -> set[str]:
@@ -542,8 +572,7 @@ class JobStore:
             _t.c.scheduler_job_id.is_not(None),
             _t.c.workspace.is_not(None),
         )
-        with self._reading() as conn:
-            return [ScheduledRef(r.id, r.workspace, r.hpc_login) for r in conn.execute(query)]
+        return [ScheduledRef(r.id, r.workspace, r.hpc_login) for r in self._read(query)]
 
     def pending_cancels(self, limit: int = 100) -> list[Job]:
         """Dismissed jobs whose scheduler cancel or workspace clean-up is still owed."""
