@@ -188,8 +188,9 @@ def _listing_query(summary: bool, dialect: str, shape: frozenset[str]) -> sa.Sel
 
     Parameters: ``limit`` (page size + 1: the has-more probe) and those in
     ``shape``; ``visible`` in it (no parameter) stands for the states every list
-    shows by default, as a fixed clause rather than an IN list expanded per call. The owner's list walks ``ix_jobs_owner_created`` and the
-    admin's ``ix_jobs_created``; a ``created`` range narrows that walk. A
+    shows by default, as a fixed clause rather than an IN list expanded per call.
+    The owner's list walks ``ix_jobs_owner_created`` and the admin's
+    ``ix_jobs_created``; a ``created`` range narrows that walk. A
     duration filter cannot use an index (it depends on the clock for running
     jobs): it is checked on the rows the walk visits.
     """
