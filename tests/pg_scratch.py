@@ -18,10 +18,10 @@ PG_URL = os.environ.get(
 
 
 @contextmanager
-def scratch_schema_url(base_url: str = PG_URL) -> Iterator[str]:
-    """The URL of a fresh, migrated schema (through ``search_path``) on ``base_url``'s
-    database, so runs never collide; skips (or fails, with HPCGW_REQUIRE_CLUSTER=1)
-    when the server does not answer."""
+def scratch_schema_url(base_url: str = PG_URL, *, migrate: bool = True) -> Iterator[str]:
+    """The URL of a fresh schema (through ``search_path``) on ``base_url``'s database,
+    migrated unless ``migrate`` is False, so runs never collide; skips (or fails, with
+    HPCGW_REQUIRE_CLUSTER=1) when the server does not answer."""
     admin = sa.create_engine(PG_URL)
     schema = f"t_{uuid.uuid4().hex[:12]}"
     try:
@@ -34,7 +34,8 @@ def scratch_schema_url(base_url: str = PG_URL) -> Iterator[str]:
         pytest.skip(f"PostgreSQL unavailable: {exc}")
     url = f"{base_url}?options=-csearch_path%3D{schema}"
     try:
-        db.upgrade(url)
+        if migrate:
+            db.upgrade(url)
         yield url
     finally:
         with admin.begin() as conn:

@@ -119,49 +119,22 @@ _SUMMARY_SELECT = sa.select(*_SUMMARY_COLUMNS)
 _FULL_SELECT = sa.select(_t)
 _NEWEST_FIRST = (_t.c.created.desc(), _t.c.id.desc())
 _STATES = {s.value: s for s in JobState}
+_STATE_AT = [c.name for c in _SUMMARY_COLUMNS].index("state")
+_PUBLICATION_AT = [c.name for c in _SUMMARY_COLUMNS].index("publication")
 
 
 def _row_to_summary(row: Sequence[Any]) -> JobSummary:
-    """A :data:`_SUMMARY_COLUMNS` row as a JobSummary.
+    """A :data:`_SUMMARY_COLUMNS` row as a JobSummary, built by position.
 
-    Unpacked by position and built positionally: ~1 µs a row, where reading
-    16 columns by label and keyword arguments took ~13 µs (x100 per page).
+    ~1 µs a row, where reading 16 columns by label into keyword arguments took
+    ~13 µs (x100 per page). Only two columns change on the way: the state
+    becomes a JobState, the ``publication`` text the ``published`` flag.
     """
-    (
-        id_,
-        process_id,
-        state,
-        response,
-        created,
-        created_text,
-        updated_text,
-        started_text,
-        finished_text,
-        progress,
-        message,
-        scheduler_job_id,
-        publication,
-        site,
-        routing_reason,
-    ) = row
-    published = publication is not None and publication_live(json.loads(publication))
-    return JobSummary(
-        id_,
-        process_id,
-        _STATES[state],
-        response,
-        created,
-        created_text,
-        updated_text,
-        started_text,
-        finished_text,
-        progress,
-        message,
-        scheduler_job_id,
-        published,
-        site,
-        routing_reason,
-    )
+    fields = list(row)
+    fields[_STATE_AT] = _STATES[fields[_STATE_AT]]
+    publication = fields[_PUBLICATION_AT]
+    fields[_PUBLICATION_AT] = publication is not None and publication_live(json.loads(publication))
+    return JobSummary(*fields)
 
 
 def _encode_cursor(created: datetime, job_id: str) -> str:
