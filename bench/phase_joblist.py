@@ -3,15 +3,19 @@
 Gateway: a fresh store per backend (SQLite file; a scratch PostgreSQL database
 created and dropped here), rows bulk-inserted with SQLAlchemy Core, a real
 ``hpcgw serve`` (no worker) answering ``GET /jobs?limit=100`` as the owner of
-90 % of the rows. TinyDB: pygeoapi's own ``TinyDBManager`` on a TinyDB file
-holding the same number of job documents, timing pygeoapi's own ``/jobs``
-route (``pygeoapi.flask_app`` with ``manager: TinyDB``, through Flask's test
-client: no socket, which favours pygeoapi) and, separately, the storage call
+90 % of the rows; and the same request to the same application in this
+process through Flask's test client (the gateway's app built from the same
+configuration): the transport pygeoapi is timed through, so one ratio
+compares like with like and the HTTP one shows what a client sees.
+TinyDB: pygeoapi's own ``TinyDBManager`` on a TinyDB file holding the same
+number of job documents, timing pygeoapi's own ``/jobs`` route
+(``pygeoapi.flask_app`` with ``manager: TinyDB``, through Flask's test
+client: no socket) and, separately, the storage call
 ``TinyDBManager.get_jobs(limit=100)``. TinyDB runs in a child process per
 backend and size, bounded by ``tinydb_budget_seconds`` (beyond it: "timed
-out"); its requests are *interleaved* with the gateway's (one gateway request,
-one TinyDB request, ...), so both sides see the same load on a shared machine
-and their ratio stays fair when the machine is busy.
+out"); its requests are *interleaved* with the gateway's (one gateway request
+over HTTP, one in process, one TinyDB request, ...), so both sides see the
+same load on a shared machine and their ratio stays fair when it is busy.
 """
 
 from __future__ import annotations
@@ -42,22 +46,57 @@ def _time_requests(
     n: int,
     expect: int | None = 100,
     peer: _TinyDbPeer | None = None,
-) -> list[float]:
-    """``n`` timed GETs of ``url``; with ``peer``, each one followed by one TinyDB request."""
+    local: _InProcessGateway | None = None,
+) -> tuple[list[float], list[float]]:
+    """``n`` timed GETs of ``url``; with ``local``, each one followed by the same request
+    in process, and with ``peer`` by one TinyDB request. The HTTP and in-process times."""
     for _ in range(3):  # warm-up: both API processes, caches
         client.get(url, headers=headers).raise_for_status()
-    times = []
+        if local is not None:
+            local.time_one(url, headers, expect)
+    times, local_times = [], []
     for _ in range(n):
         t = time.perf_counter()
         resp = client.get(url, headers=headers)
         times.append(time.perf_counter() - t)
         resp.raise_for_status()
+        if local is not None:
+            local_times.append(local.time_one(url, headers, expect))
         if peer is not None:
             peer.time_one()
     body = resp.json()
     if expect is not None and len(body.get("jobs", [])) != expect:
         raise RuntimeError(f"GET /jobs returned {len(body.get('jobs', []))} jobs, not 100")
-    return times
+    return times, local_times
+
+
+class _InProcessGateway:
+    """The gateway's application built in this process from ``config`` (what ``hpcgw
+    serve`` runs), called through Flask's test client: no socket, like pygeoapi here."""
+
+    def __init__(self, config: Path) -> None:
+        from gateway.app import create_app
+        from gateway.settings import load_settings
+
+        settings = load_settings(config)
+        settings.database.auto_upgrade = False  # the serving gateway migrated already
+        self.app = create_app(settings)
+        self.client = self.app.test_client()
+
+    def time_one(self, url: str, headers: dict[str, str], expect: int | None) -> float:
+        """One request for the path and query of ``url``; its time in seconds."""
+        path = url.split("/", 3)[3]
+        t = time.perf_counter()
+        resp = self.client.get(f"/{path}", headers=headers)
+        took = time.perf_counter() - t
+        if resp.status_code != 200:
+            raise RuntimeError(f"in-process GET /{path} answered {resp.status_code}")
+        if expect is not None and len(resp.get_json()["jobs"]) != expect:
+            raise RuntimeError(f"in-process GET /{path} did not return {expect} jobs")
+        return took
+
+    def close(self) -> None:
+        self.app.extensions["hpcgw"].engine.dispose()
 
 
 def _gateway_backend(ctx: Context, backend: str) -> dict[str, Any]:
@@ -87,10 +126,12 @@ def _gateway_backend(ctx: Context, backend: str) -> dict[str, Any]:
         owner = ctx.identity.sub or cfg["auth"]["default_user"]["sub"]
         base = datetime.now(UTC) - timedelta(days=400)
         with running_gateway(tmp, cfg, with_worker=False) as gw, httpx.Client(timeout=60) as c:
-            floor = _time_requests(
-                c, f"{gw.url}/conformance", {}, ctx.size.joblist_requests, expect=None
+            local = _InProcessGateway(gw.config_path)
+            floor, local_floor = _time_requests(
+                c, f"{gw.url}/conformance", {}, ctx.size.joblist_requests, None, local=local
             )
             out["http_floor_p50_ms"] = round(statistics.median(floor) * 1000, 2)
+            out["inprocess_floor_p50_ms"] = round(statistics.median(local_floor) * 1000, 2)
             have = 0
             for size in ctx.size.joblist_sizes:
                 t = time.perf_counter()
@@ -107,36 +148,41 @@ def _gateway_backend(ctx: Context, backend: str) -> dict[str, Any]:
                     conn.execute(sa.text("ANALYZE"))
                 fill = time.perf_counter() - t
                 with _TinyDbPeer(ctx, size, f"{backend}-{size}") as peer:
-                    times = _time_requests(
+                    times, local_times = _time_requests(
                         c,
                         f"{gw.url}/jobs?limit=100",
                         ctx.identity.headers(),
                         ctx.size.joblist_requests,
                         peer=peer,
+                        local=local,
                     )
                 out["sizes"][str(size)] = {
                     "p50_ms": round(statistics.median(times) * 1000, 2),
                     "p95_ms": round(sorted(times)[int(0.95 * (len(times) - 1))] * 1000, 2),
+                    "inprocess_p50_ms": round(statistics.median(local_times) * 1000, 2),
                     "fill_seconds": round(fill, 1),
                     "tinydb_interleaved": peer.result(),
-                    # each TinyDB request over the gateway request just before it
-                    "tinydb_ratio_paired_median": (
-                        round(statistics.median(peer.paired_ratios(times)), 1)
-                        if peer.route
-                        else None
-                    ),
+                    # each TinyDB request over the gateway request (HTTP / in process) before it
+                    "tinydb_ratio_paired_median": _paired_median(peer, times),
+                    "tinydb_ratio_inprocess_paired_median": _paired_median(peer, local_times),
                 }
                 log.info(
-                    "GET /jobs %s @%d: p50 %.1f ms",
+                    "GET /jobs %s @%d: p50 %.1f ms (in process %.1f ms)",
                     backend,
                     size,
                     out["sizes"][str(size)]["p50_ms"],
+                    out["sizes"][str(size)]["inprocess_p50_ms"],
                 )
+            local.close()
         engine.dispose()
     finally:
         if pg_name:
             drop_pg_database(PG_ADMIN_URL, pg_name)
     return out
+
+
+def _paired_median(peer: _TinyDbPeer, gateway_times: list[float]) -> float | None:
+    return round(statistics.median(peer.paired_ratios(gateway_times)), 1) if peer.route else None
 
 
 # -- TinyDB -------------------------------------------------------------------------------

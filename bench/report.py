@@ -201,7 +201,9 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             rows.append(
                 (
                     f"4. GET /jobs?limit=100 p50, {backend}, @ " + " / ".join(keys) + " jobs",
-                    " / ".join(f"{sizes[k]['p50_ms']:.1f}" for k in keys) + " ms",
+                    " / ".join(f"{sizes[k]['p50_ms']:.1f}" for k in keys)
+                    + " ms"
+                    + _in_process_note(sizes, keys),
                     f"HTTP floor (GET /conformance) {floor:.1f} ms",
                     f"x{growth:.2f} ({keys[-1]} vs {keys[0]})",
                     f"≤ x{TARGETS['joblist_growth']}",
@@ -212,19 +214,7 @@ def _rows(report: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
             # TinyDB timed interleaved with this backend's requests (same machine load)
             tref = sizes[ref].get("tinydb_interleaved") or tiny.get(ref, {})
             if "p50_ms" in tref:
-                speed = tref["p50_ms"] / sizes[ref]["p50_ms"]
-                paired = sizes[ref].get("tinydb_ratio_paired_median")
-                paired_note = f" (median of paired requests x{paired:.1f})" if paired else ""
-                rows.append(
-                    (
-                        f"4. vs pygeoapi /jobs?limit=100 on its TinyDB manager @ {ref}, {backend}",
-                        f"{sizes[ref]['p50_ms']:.1f} ms",
-                        f"{tref['p50_ms']:.1f} ms",
-                        f"{speed:.1f}x faster{paired_note}",
-                        f"≥ {TARGETS['joblist_vs_tinydb']:.0f}x faster",
-                        _ok(speed >= TARGETS["joblist_vs_tinydb"]),
-                    )
-                )
+                rows += _vs_tinydb_rows(backend, ref, sizes[ref], tref["p50_ms"])
         if tiny:
             cells = []
             for k, v in tiny.items():
@@ -344,3 +334,37 @@ def markdown(report: dict[str, Any]) -> str:
     if cleanup:
         lines += ["", f"Clean-up: {cleanup}"]
     return "\n".join(lines) + "\n"
+
+
+def _vs_tinydb_rows(
+    backend: str, ref: str, size: dict[str, Any], tinydb_ms: float
+) -> list[tuple[str, str, str, str, str, str]]:
+    """The gateway at ``ref`` jobs vs pygeoapi's TinyDB timed interleaved with it: both
+    in process (the same transport: the ratio the target is read on), and over HTTP
+    for the gateway (what a client sees; pygeoapi's side has no socket there)."""
+    rows = []
+    sides = [("inprocess_p50_ms", "tinydb_ratio_inprocess_paired_median", "both in process")]
+    sides.append(("p50_ms", "tinydb_ratio_paired_median", "gateway over HTTP"))
+    for key, paired_key, how in sides:
+        if key not in size:
+            continue
+        speed = tinydb_ms / size[key]
+        paired = size.get(paired_key)
+        paired_note = f" (median of paired requests x{paired:.1f})" if paired else ""
+        rows.append(
+            (
+                f"4. vs pygeoapi /jobs?limit=100 on its TinyDB manager @ {ref}, {backend}, {how}",
+                f"{size[key]:.1f} ms",
+                f"{tinydb_ms:.1f} ms (in process)",
+                f"{speed:.1f}x faster{paired_note}",
+                f"≥ {TARGETS['joblist_vs_tinydb']:.0f}x faster",
+                _ok(speed >= TARGETS["joblist_vs_tinydb"]),
+            )
+        )
+    return rows
+
+
+def _in_process_note(sizes: dict[str, Any], keys: list[str]) -> str:
+    if not all("inprocess_p50_ms" in sizes[k] for k in keys):
+        return ""
+    return " (in process " + " / ".join(f"{sizes[k]['inprocess_p50_ms']:.1f}" for k in keys) + ")"

@@ -158,13 +158,15 @@ def publication_live(publication: Any) -> bool:
     return isinstance(publication, dict) and not publication.get("expired")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JobSummary:
     """What a job list shows of a job (its status info), read without the heavy columns.
 
     The job list reads 100 of these per request: no inputs, results, quote or
     other JSON columns, and its times come formatted by the database as the
     text status documents show: RFC 3339, UTC, to the millisecond (``...Z``).
+    Not frozen: a frozen dataclass sets each field through ``object.__setattr__``,
+    ~10x the cost of building one (bench/README.md, job list); treat it as read-only.
     """
 
     id: str

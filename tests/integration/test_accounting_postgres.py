@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -20,7 +18,7 @@ from gateway.accounting.usage import UsageRecorder
 from gateway.jobs.store import JobStore
 from gateway.settings import SiteSettings
 from gateway.sites import Sites
-from tests.integration.test_store_postgres import PG_URL
+from tests.pg_scratch import scratch_schema_url
 from tests.unit.accounting_fixtures import make_job
 
 pytestmark = pytest.mark.postgres
@@ -28,23 +26,10 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def store() -> Iterator[JobStore]:
-    admin = sa.create_engine(PG_URL)
-    try:
-        with admin.begin() as conn:
-            schema = f"t_{uuid.uuid4().hex[:12]}"
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("HPCGW_REQUIRE_CLUSTER") == "1":
-            pytest.fail(f"PostgreSQL required but unavailable: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    db.upgrade(url)
-    engine = db.make_engine(url, pool_size=2)
-    yield JobStore(engine)
-    engine.dispose()
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with scratch_schema_url() as url:
+        engine = db.make_engine(url, pool_size=2)
+        yield JobStore(engine)
+        engine.dispose()
 
 
 def test_usage_reads_are_queued_once(store: JobStore) -> None:

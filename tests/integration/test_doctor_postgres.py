@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,30 +9,16 @@ import sqlalchemy as sa
 
 from gateway import db
 from gateway.doctor import check_database
+from tests.pg_scratch import PG_URL, scratch_schema_url
 
 pytestmark = pytest.mark.postgres
-
-PG_URL = os.environ.get(
-    "HPCGW_TEST_DATABASE_URL", "postgresql+psycopg://hpcgw:hpcgw@127.0.0.1:5432/hpcgw_test"
-)
 
 
 @pytest.fixture
 def schema_url() -> Iterator[str]:
     """A URL whose ``search_path`` is a fresh, empty schema (dropped afterwards)."""
-    admin = sa.create_engine(PG_URL)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError as exc:
-        if os.environ.get("HPCGW_REQUIRE_CLUSTER") == "1":
-            pytest.fail(f"PostgreSQL required but unavailable: {exc}")
-        pytest.skip(f"PostgreSQL unavailable: {exc}")
-    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-    admin.dispose()
+    with scratch_schema_url(migrate=False) as url:
+        yield url
 
 
 def test_empty_then_migrated_schema(schema_url: str) -> None:

@@ -202,9 +202,9 @@ def test_an_api_process_loads_no_s3_or_gdal_library_until_asked(tmp_path: Path) 
 
 
 def test_served_processes_migrate_in_a_child_and_never_load_alembic(tmp_path: Path) -> None:
-    """Alembic with Mako (and the Pygments plugin it loads) is ~11 MiB that every gunicorn worker would inherit
-    from the server process: ``hpcgw serve`` and ``hpcgw worker`` migrate the job store
-    in a child, and then answer (the tables exist) without ever loading them."""
+    """Alembic with Mako (and the Pygments plugin it loads) is ~11 MiB that every gunicorn
+    worker would inherit from the server process: ``hpcgw serve`` and ``hpcgw worker``
+    migrate the job store in a child, then answer (the tables exist) without loading it."""
     body = (
         "client = create_app(settings, services).test_client()\n"
         "assert client.get('/jobs').status_code in (200, 401)\n"
