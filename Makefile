@@ -66,7 +66,7 @@ keycloak-stop:
 
 # Apptainer (non-setuid) built from its Go module source into ~/.cache/hpcgw/apptainer-<version>,
 # once; the container-run test uses it and is skipped without it. Not part of `make test`:
-# a cold build takes about 10 minutes on 2 cores (deploy/apptainer.sh).
+# a cold build takes 10 to 15 minutes on 2 cores (deploy/apptainer.sh).
 apptainer:
 	bash deploy/apptainer.sh install
 

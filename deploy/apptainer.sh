@@ -10,7 +10,7 @@
 # The source comes as a Go module (the Go toolchain's module download), is built
 # without setuid (unprivileged user namespaces, `./mconfig --without-suid`) and is
 # installed under a version-keyed cache folder, so a second run reuses it. A cold
-# build takes about 10 minutes on 2 cores. No FUSE helper (squashfuse) is installed:
+# build takes 10 to 15 minutes on 2 shared cores. No FUSE helper (squashfuse) is installed:
 # without it Apptainer unpacks a SIF image into a temporary sandbox for each run,
 # which works where /dev/fuse is not usable by the users (as in the dev containers).
 set -euo pipefail
