@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench chaos stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop dist web-assets
+.PHONY: demo test cluster cluster-stop venv lint typecheck unit bench chaos stop-demo clean test-tools pyslurm fuzz keycloak keycloak-stop dist web-assets apptainer
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import ensurepip, venv' 2>/dev/null || { $(SUDO) apt-get update -qq && \
@@ -63,6 +63,12 @@ keycloak:
 
 keycloak-stop:
 	bash deploy/keycloak/keycloak.sh stop
+
+# Apptainer (non-setuid) built from its Go module source into ~/.cache/hpcgw/apptainer-<version>,
+# once; the container-run test uses it and is skipped without it. Not part of `make test`:
+# a cold build takes 10 to 15 minutes on 2 cores (deploy/apptainer.sh).
+apptainer:
+	bash deploy/apptainer.sh install
 
 # pyslurm for this host's Slurm, from a cached wheel (first build: minutes of CPU;
 # cache ~/.cache/hpcgw-wheels in CI). Needs libslurm-dev and the pyslurm source:

@@ -386,6 +386,15 @@ class SiteSettings(BaseModel):
     #: Only a site declaring one runs CWL packages that require a container
     #: (``DockerRequirement``); cwltool runs them there with ``--singularity``.
     container_runtime: Literal["apptainer", "singularity"] | None = None
+    #: Folder of the runtime's commands on the compute nodes, put first on the job's
+    #: PATH (cwltool calls ``singularity``, which Apptainer installs); none: the nodes'
+    #: own PATH. Used only with ``container_runtime``.
+    container_bin: str | None = None
+    #: Folder of ready SIF images, readable by the users (cwltool's
+    #: ``CWL_SINGULARITY_CACHE``): a ``dockerPull: name:tag`` runs
+    #: ``<folder>/name:tag.sif`` (``/`` in the name written ``_s_``) without pulling,
+    #: for nodes without registry access. Used only with ``container_runtime``.
+    container_images: str | None = None
     #: Toil on this site (``toil-cwl-runner`` next to ``python``), or none. Only a site
     #: with it runs CWL packages asking for ``"runner": "toil"`` (each step its own job).
     toil: ToilSettings | None = None

@@ -37,6 +37,8 @@ ARRAY_STDERR = "slurm-%a.err"
 #: the scheduler at once instead of waiting for its next poll (see
 #: :meth:`gateway.workflow.monitor.Monitor.run_ended`); its content is never trusted.
 END_RECORD = "job-end"
+#: cwltool's folder of ready (pulled or provided) SIF images.
+SINGULARITY_CACHE_ENV = "CWL_SINGULARITY_CACHE"
 
 
 def job_name(job_id: str) -> str:
@@ -63,6 +65,21 @@ def runs_with_toil(process: ProcessDefinition, site: SiteSettings) -> bool:
         and site.toil is not None
         and process.runs_with_toil(site.cwl_runner)
     )
+
+
+def container_exports(site: SiteSettings) -> list[str]:
+    """The batch script lines for a site declaring a container runtime: its name (for
+    :mod:`processes.cwl_runner`), its commands first on the PATH and its image folder
+    as cwltool's ``CWL_SINGULARITY_CACHE`` when the site gives them (none else)."""
+    if not site.container_runtime:
+        return []
+    q = shlex.quote
+    lines = [f"export {CONTAINER_RUNTIME_ENV}={q(site.container_runtime)}"]
+    if site.container_bin:
+        lines.append(f'export PATH={q(site.container_bin)}:"${{PATH:-/usr/bin:/bin}}"')
+    if site.container_images:
+        lines.append(f"export {SINGULARITY_CACHE_ENV}={q(site.container_images)}")
+    return lines
 
 
 def toil_exports(process: ProcessDefinition, site: SiteSettings) -> list[str]:
@@ -120,8 +137,7 @@ def render_script(
         f"export PYTHONPATH={q(site.pythonpath)}",
         "export PYTHONUNBUFFERED=1",
     ]
-    if site.container_runtime:
-        head.append(f"export {CONTAINER_RUNTIME_ENV}={q(site.container_runtime)}")
+    head.extend(container_exports(site))
     head.extend(toil_exports(process, site))
     if array:
         return "\n".join([*head, f"exec {runner} 2>>{STDERR}", ""])
