@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bench.chaos import ChaosSize, LeaseHolderKill, run_fleet, scratch_postgres
+from bench.chaos import ChaosSize, LeaseHolderKill, run_fleet
+from bench.common import scratch_postgres
 from bench.fleet import Fleet, single_instance, two_by_two
 from tests.clusters import CLUSTERS
 from tests.conftest import WORK_ROOT, require_cluster, require_root
@@ -81,7 +82,7 @@ def test_repeated_sigkills_of_the_whole_gateway_lose_nothing_and_run_nothing_twi
 @pytest.fixture
 def postgres_fleet(clusters: None, tmp_path: Path) -> Iterator[Fleet]:
     try:
-        with scratch_postgres(PG_URL) as db_url:
+        with scratch_postgres("hpcgw_kills", PG_URL) as db_url:
             yield two_by_two(tmp_path, WORK_ROOT, "alice", db_url, LEASE)
     except sa.exc.OperationalError as exc:
         pytest.fail(f"PostgreSQL required but unavailable: {exc}")
