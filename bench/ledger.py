@@ -210,6 +210,26 @@ def by_id(cluster: str, job_ids: list[str]) -> dict[str, tuple[SlurmJob, str, st
     return found
 
 
+#: The name slurmdbd gives a job whose record it created from a step or an end before
+#: the job's own start record arrived (slurmctld's accounting queue behind, under
+#: load); the real name replaces it moments later.
+PLACEHOLDER_NAME = "allocation"
+
+
+def _settled_by_id(
+    cluster: str, job_ids: list[str], timeout: float = 120.0
+) -> dict[str, tuple[SlurmJob, str, str]]:
+    """:func:`by_id`, asked again while a record still has slurmdbd's placeholder name."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = by_id(cluster, job_ids)
+        if time.monotonic() >= deadline or all(
+            name != PLACEHOLDER_NAME for _, name, _ in found.values()
+        ):
+            return found
+        time.sleep(2.0)
+
+
 def _look_up_missing(
     rows: dict[str, Any], in_slurm: dict[str, list[SlurmJob]], ledger: Ledger
 ) -> None:
@@ -223,7 +243,7 @@ def _look_up_missing(
         if row.scheduler_job_id and f"hpcgw-{job_id}" not in in_slurm and row.site in CLUSTERS:
             missing[row.site][row.scheduler_job_id] = job_id
     for site, ids in missing.items():
-        for slurm_id, (job, name, eligible) in by_id(site, sorted(ids)).items():
+        for slurm_id, (job, name, eligible) in _settled_by_id(site, sorted(ids)).items():
             owner = ids.get(slurm_id)
             if owner is not None and name == f"hpcgw-{owner}":
                 in_slurm[name] = [job]
